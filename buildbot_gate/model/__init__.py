@@ -1,0 +1,46 @@
+"""The pure gate model: queues, items, events and the decisions taken on them.
+
+No Twisted, no IO, no Buildbot imports, so every ordering rule is checked by fast unit tests.
+"""
+
+from buildbot_gate.model.gate import GateState
+from buildbot_gate.model.gate import Policy
+from buildbot_gate.model.gate import decide
+from buildbot_gate.model.gate import tick
+from buildbot_gate.model.items import Approved
+from buildbot_gate.model.items import BuildsetFinished
+from buildbot_gate.model.items import CancelBuildset
+from buildbot_gate.model.items import Decision
+from buildbot_gate.model.items import Item
+from buildbot_gate.model.items import ItemState
+from buildbot_gate.model.items import LandStarted
+from buildbot_gate.model.items import Notify
+from buildbot_gate.model.items import Outcome
+from buildbot_gate.model.items import Resume
+from buildbot_gate.model.items import StartFailed
+from buildbot_gate.model.items import StartLand
+from buildbot_gate.model.items import StartTest
+from buildbot_gate.model.items import TestStarted
+from buildbot_gate.model.items import Withdrawn
+
+__all__ = [
+    "Approved",
+    "BuildsetFinished",
+    "CancelBuildset",
+    "Decision",
+    "GateState",
+    "Item",
+    "ItemState",
+    "LandStarted",
+    "Notify",
+    "Outcome",
+    "Policy",
+    "Resume",
+    "StartFailed",
+    "StartLand",
+    "StartTest",
+    "TestStarted",
+    "Withdrawn",
+    "decide",
+    "tick",
+]

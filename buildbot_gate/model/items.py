@@ -1,0 +1,193 @@
+"""Records of the pure gate model: queue items, the events it reacts to, the actions it asks for.
+
+No Twisted, no IO, no Buildbot: everything here is frozen data that round-trips through JSON.
+"""
+
+from __future__ import annotations
+
+import enum
+from typing import Any
+
+import attrs
+
+
+class ItemState(enum.StrEnum):
+    """Where an item is on its way through a branch queue."""
+
+    QUEUED = "queued"  # approved, waiting for its turn
+    TESTING = "testing"  # a test buildset runs (or is being created) for it
+    LANDING = "landing"  # tests passed; a land buildset pushes the tested changeset
+    LANDED = "landed"  # pushed upstream
+    EJECTED = "ejected"  # refused: tests failed, conflict, or the gate gave up
+    WITHDRAWN = "withdrawn"  # the approval went away (new patchset, not lgtm, closed)
+
+
+ACTIVE_STATES = frozenset({ItemState.QUEUED, ItemState.TESTING, ItemState.LANDING})
+
+
+class Outcome(enum.StrEnum):
+    """What a finished buildset means for the item it ran for."""
+
+    PASSED = "passed"  # every gating build green
+    TEST_FAILED = "test_failed"  # the test suite failed (or timed out)
+    CONFLICT = "conflict"  # the patch does not apply to the branch tip
+    LANDED = "landed"  # the land build pushed the tested changeset
+    PUSH_RACE = "push_race"  # the branch moved between test and push
+    INFRA = "infra"  # cancelled, worker lost, exception, push failed: not the patch's fault
+
+
+@attrs.frozen
+class Item:
+    """One approved patchset queued for one target branch."""
+
+    issue: int
+    patchset: int
+    branch: str
+    approver: str
+    owner: str
+    subject: str
+    seq: int
+    changeid: int | None = None
+    state: ItemState = ItemState.QUEUED
+    base: str | None = None
+    tested_node: str | None = None
+    landed_node: str | None = None
+    buildset: int | None = None
+    attempts: int = 0
+    reason: str = ""
+
+    @property
+    def key(self) -> tuple[int, str]:
+        return (self.issue, self.branch)
+
+    @property
+    def active(self) -> bool:
+        return self.state in ACTIVE_STATES
+
+    def describe(self) -> str:
+        return f"issue {self.issue} ps {self.patchset} on {self.branch}"
+
+    def to_json(self) -> dict[str, Any]:
+        data = attrs.asdict(self)
+        data["state"] = self.state.value
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Item:
+        fields = {f.name for f in attrs.fields(cls)}
+        kwargs = {k: v for k, v in data.items() if k in fields}
+        kwargs["state"] = ItemState(kwargs.get("state", "queued"))
+        return cls(**kwargs)
+
+
+# --- events: what happened -------------------------------------------------------------------
+
+
+@attrs.frozen
+class Approved:
+    """A committer's approval of the latest patchset, for one target branch."""
+
+    issue: int
+    patchset: int
+    branch: str
+    approver: str
+    owner: str
+    subject: str
+    changeid: int | None = None
+
+
+@attrs.frozen
+class Withdrawn:
+    """The approval of an issue no longer holds (for every branch it was queued on)."""
+
+    issue: int
+    reason: str
+
+
+@attrs.frozen
+class TestStarted:
+    __test__ = False  # not a pytest test class
+
+    issue: int
+    branch: str
+    base: str
+    buildset: int
+
+
+@attrs.frozen
+class LandStarted:
+    issue: int
+    branch: str
+    buildset: int
+
+
+@attrs.frozen
+class StartFailed:
+    """The adapter could not start a buildset (e.g. the hg server did not answer)."""
+
+    issue: int
+    branch: str
+    reason: str
+
+
+@attrs.frozen
+class BuildsetFinished:
+    """A test or land buildset of an item completed; ``outcome`` is its meaning for the item."""
+
+    buildset: int
+    outcome: Outcome
+    node: str | None = None
+    detail: str = ""
+
+
+@attrs.frozen
+class Resume:
+    """The gate (re)started: reconsider items whose buildset was never created."""
+
+
+Event = Approved | Withdrawn | TestStarted | LandStarted | StartFailed | BuildsetFinished | Resume
+
+
+# --- actions: what the adapters must do -------------------------------------------------------
+
+
+@attrs.frozen
+class StartTest:
+    """Create the test buildset for ``item`` on the current branch tip."""
+
+    item: Item
+
+
+@attrs.frozen
+class StartLand:
+    """Create the land buildset: same base, same patch, push ``item.tested_node``."""
+
+    item: Item
+
+
+@attrs.frozen
+class CancelBuildset:
+    buildset: int
+    reason: str
+
+
+class Decision(enum.StrEnum):
+    """Decisions worth telling people about, in the master log and on the review."""
+
+    QUEUED = "queued"
+    REQUEUED = "requeued"
+    LANDED = "landed"
+    EJECTED = "ejected"
+    WITHDRAWN = "withdrawn"
+
+
+@attrs.frozen
+class Notify:
+    """Tell the world (log, review comment) what the gate decided about ``item`` and why."""
+
+    item: Item
+    decision: Decision
+    detail: str = ""
+
+
+Action = StartTest | StartLand | CancelBuildset | Notify

@@ -1,0 +1,215 @@
+"""Hypothesis properties of the gate model, against a simulated hg repository and build farm.
+
+The simulation plays the adapters: it creates buildsets, lets branches move under the gate's
+feet, and pushes only when the landing base is still the tip (as `hg push` without -f does).
+"""
+
+from __future__ import annotations
+
+import attrs
+from hypothesis import given
+from hypothesis import settings
+from hypothesis import strategies as st
+
+from buildbot_gate.model import Approved
+from buildbot_gate.model import BuildsetFinished
+from buildbot_gate.model import CancelBuildset
+from buildbot_gate.model import Decision
+from buildbot_gate.model import GateState
+from buildbot_gate.model import ItemState
+from buildbot_gate.model import LandStarted
+from buildbot_gate.model import Notify
+from buildbot_gate.model import Outcome
+from buildbot_gate.model import Resume
+from buildbot_gate.model import StartFailed
+from buildbot_gate.model import StartLand
+from buildbot_gate.model import StartTest
+from buildbot_gate.model import TestStarted
+from buildbot_gate.model import Withdrawn
+from buildbot_gate.model import decide
+from buildbot_gate.model import tick
+
+BRANCHES = ("default", "3.4")
+
+
+@attrs.define
+class Buildset:
+    kind: str  # "test" or "land"
+    issue: int
+    patchset: int
+    branch: str
+    seq: int
+    base: str
+    node: str | None = None
+
+
+@attrs.define
+class World:
+    """A fake hg server plus build farm, and a record of everything the gate did."""
+
+    state: GateState = attrs.Factory(GateState)
+    tips: dict[str, str] = attrs.Factory(lambda: {b: f"{b}-root" for b in BRANCHES})
+    pushed: dict[str, list[tuple[int, str]]] = attrs.Factory(lambda: {b: [] for b in BRANCHES})
+    running: dict[int, Buildset] = attrs.Factory(dict)
+    next_bsid: int = 500
+    passed_tests: set[tuple[int, str, str]] = attrs.Factory(set)  # (seq, base, node)
+    failed_seqs: set[int] = attrs.Factory(set)
+    queued_seqs: set[int] = attrs.Factory(set)
+    direct_pushes: int = 0
+
+    def apply(self, event) -> None:
+        self.state, actions = decide(self.state, event)
+        self.act(actions)
+
+    def act(self, actions) -> None:
+        for action in actions:
+            self.check_serial()
+            if isinstance(action, StartTest):
+                item = action.item
+                bs = Buildset(
+                    "test", item.issue, item.patchset, item.branch, item.seq, self.tips[item.branch]
+                )
+                self.apply(TestStarted(item.issue, item.branch, bs.base, self.new_buildset(bs)))
+            elif isinstance(action, StartLand):
+                item = action.item
+                # The adapter lands exactly what the model says was tested, on the same base.
+                assert (item.seq, item.base, item.tested_node) in self.passed_tests
+                bs = Buildset(
+                    "land",
+                    item.issue,
+                    item.patchset,
+                    item.branch,
+                    item.seq,
+                    item.base,
+                    item.tested_node,
+                )
+                self.apply(LandStarted(item.issue, item.branch, self.new_buildset(bs)))
+            elif isinstance(action, CancelBuildset):
+                self.running.pop(action.buildset, None)
+            elif isinstance(action, Notify) and action.decision == Decision.QUEUED:
+                self.queued_seqs.add(action.item.seq)
+
+    def new_buildset(self, bs: Buildset) -> int:
+        bsid = self.next_bsid
+        self.next_bsid += 1
+        self.running[bsid] = bs
+        return bsid
+
+    def check_serial(self) -> None:
+        for branch in BRANCHES:
+            assert sum(1 for b in self.running.values() if b.branch == branch) <= 1
+
+    def finish(self, bsid: int, choice: str) -> None:
+        bs = self.running.pop(bsid)
+        if bs.kind == "test":
+            outcome = {
+                "pass": Outcome.PASSED,
+                "fail": Outcome.TEST_FAILED,
+                "conflict": Outcome.CONFLICT,
+                "infra": Outcome.INFRA,
+            }[choice]
+            node = None
+            if outcome == Outcome.PASSED:
+                node = f"{bs.base}+{bs.issue}.{bs.patchset}"
+                self.passed_tests.add((bs.seq, bs.base, node))
+            elif outcome != Outcome.INFRA:
+                self.failed_seqs.add(bs.seq)
+            self.apply(BuildsetFinished(bsid, outcome, node=node))
+        elif choice == "infra":
+            self.apply(BuildsetFinished(bsid, Outcome.INFRA))
+        elif self.tips[bs.branch] == bs.base:  # hg push without -f: only onto the tested base
+            assert bs.seq not in self.failed_seqs, "a failed item is being pushed"
+            self.tips[bs.branch] = bs.node
+            self.pushed[bs.branch].append((bs.seq, bs.node))
+            self.apply(BuildsetFinished(bsid, Outcome.LANDED, node=bs.node))
+        else:
+            self.apply(BuildsetFinished(bsid, Outcome.PUSH_RACE))
+
+    def direct_push(self, branch: str) -> None:
+        self.direct_pushes += 1
+        self.tips[branch] = f"{self.tips[branch]}+direct{self.direct_pushes}"
+
+    def restart(self) -> None:
+        # The master dies: state survives through JSON; running buildsets survive in the DB.
+        self.state = GateState.from_json(self.state.to_json())
+        self.apply(Resume())
+
+    def drain(self) -> None:
+        for _ in range(1000):
+            if not self.running:
+                self.state, actions = tick(self.state)
+                self.act(actions)
+                if not self.running:
+                    return
+            bsid = min(self.running)
+            self.finish(bsid, "pass")
+        raise AssertionError("the queue did not drain")
+
+
+ops = st.one_of(
+    st.tuples(st.just("approve"), st.integers(1, 6), st.sampled_from(BRANCHES), st.integers(1, 3)),
+    st.tuples(
+        st.just("finish"),
+        st.integers(0, 5),
+        st.sampled_from(["pass", "pass", "fail", "conflict", "infra"]),
+    ),
+    st.tuples(st.just("push"), st.sampled_from(BRANCHES)),
+    st.tuples(st.just("withdraw"), st.integers(1, 6)),
+    st.tuples(st.just("startfail"), st.integers(1, 6), st.sampled_from(BRANCHES)),
+    st.tuples(st.just("restart")),
+)
+
+
+def run(world: World, program) -> None:
+    for op in program:
+        kind = op[0]
+        if kind == "approve":
+            _, issue, branch, ps = op
+            world.apply(Approved(issue, ps, branch, "core@x", "Ann <ann@x>", f"issue {issue}"))
+        elif kind == "finish" and world.running:
+            bsids = sorted(world.running)
+            world.finish(bsids[op[1] % len(bsids)], op[2])
+        elif kind == "push":
+            world.direct_push(op[1])
+        elif kind == "withdraw":
+            world.apply(Withdrawn(op[1], "new patchset"))
+        elif kind == "startfail":
+            item = world.state.find(op[1], op[2])
+            if item is not None and item.buildset is not None:
+                continue
+            world.apply(StartFailed(op[1], op[2], "hg unreachable"))
+        elif kind == "restart":
+            world.restart()
+        world.check_serial()
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(ops, max_size=40))
+def test_only_tested_trees_land_in_queue_order_and_nothing_is_forgotten(program):
+    world = World()
+    run(world, program)
+    world.drain()
+
+    for branch, pushes in world.pushed.items():
+        seqs = [seq for seq, _ in pushes]
+        # Items of one branch land in queue (approval) order.
+        assert seqs == sorted(seqs), f"{branch} landed out of order: {seqs}"
+        # An item lands only after a green run of exactly (its base + its patch).
+        for seq, node in pushes:
+            assert any(t[0] == seq and t[2] == node for t in world.passed_tests)
+        # Nothing lands twice.
+        assert len(set(seqs)) == len(seqs)
+
+    finished = {i.seq: i for i in world.state.done}
+    active = {i.seq for i in world.state.items}
+    for seq in world.queued_seqs:
+        # No approved item is forgotten: it is still queued or has a recorded end.
+        assert seq in active or seq in finished
+    # After draining, nothing is left waiting.
+    assert world.state.items == ()
+    for item in finished.values():
+        if item.state == ItemState.LANDED:
+            assert item.seq not in world.failed_seqs
+            assert (item.seq, item.landed_node) in {
+                (s, n) for pushes in world.pushed.values() for s, n in pushes
+            }
