@@ -1,0 +1,141 @@
+"""Turn a completed gate buildset into what it means for its item (passed, failed, landed...).
+
+Reads builds, their properties and steps through Buildbot's data API; the model decides the rest.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import attrs
+from buildbot.data import resultspec
+from buildbot.process.results import CANCELLED
+from buildbot.process.results import EXCEPTION
+from buildbot.process.results import FAILURE
+from buildbot.process.results import RETRY
+from buildbot.process.results import SKIPPED
+from buildbot.process.results import SUCCESS
+from buildbot.process.results import WARNINGS
+from buildbot.process.results import Results
+from buildbot.reporters.utils import getURLForBuild
+
+from buildbot_gate.model import BuildsetFinished
+from buildbot_gate.model import Outcome
+
+_INFRA_RESULTS = {EXCEPTION, RETRY, CANCELLED, SKIPPED}
+_TEST_FAILURES = {"test_failed": "tests failed", "test_timeout": "tests timed out"}
+
+
+@attrs.frozen
+class BuildReport:
+    """One build of a gate buildset, as the reporter and the logs describe it."""
+
+    builder: str
+    number: int | None
+    url: str | None
+    results: int | None
+    outcome: str | None  # the gate_outcome property set by the steps
+    node: str | None
+    failed_step: str | None
+
+    def describe(self) -> str:
+        where = f"{self.builder} (build {self.number})" if self.number is not None else self.builder
+        result = Results[self.results] if self.results is not None else "not run"
+        step = f", step '{self.failed_step}'" if self.failed_step else ""
+        return f"{where}: {result}{step}"
+
+    def to_json(self) -> dict[str, Any]:
+        return attrs.asdict(self)
+
+
+async def read_builds(master: Any, bsid: int) -> list[BuildReport]:
+    """The latest build of every build request of buildset ``bsid``."""
+    reports = []
+    requests = await master.data.get(
+        ("buildrequests",), filters=[resultspec.Filter("buildsetid", "eq", [bsid])]
+    )
+    for br in requests:
+        builder = await master.data.get(("builders", br["builderid"]))
+        builder_name = builder["name"] if builder else str(br["builderid"])
+        builds = await master.data.get(("buildrequests", br["buildrequestid"], "builds"))
+        if not builds:
+            reports.append(BuildReport(builder_name, None, None, br["results"], None, None, None))
+            continue
+        build = max(builds, key=lambda b: b["buildid"])
+        props = await master.data.get(("builds", build["buildid"], "properties")) or {}
+        steps = await master.data.get(("builds", build["buildid"], "steps")) or []
+        failed = [
+            s["name"] for s in steps if s["results"] not in (None, SUCCESS, WARNINGS, SKIPPED)
+        ]
+        reports.append(
+            BuildReport(
+                builder=builder_name,
+                number=build["number"],
+                url=getURLForBuild(master, build["builderid"], build["number"]),
+                results=build["results"],
+                outcome=_prop(props, "gate_outcome"),
+                node=_prop(props, "gate_node"),
+                failed_step=failed[0] if failed else None,
+            )
+        )
+    return reports
+
+
+def _prop(props: dict[str, Any], name: str) -> Any:
+    value = props.get(name)
+    return value[0] if isinstance(value, list | tuple) else value
+
+
+def _first(reports: list[BuildReport], outcomes: set[str]) -> BuildReport | None:
+    for r in reports:
+        if r.results == FAILURE and r.outcome in outcomes:
+            return r
+    return None
+
+
+def tested(bsid: int, reports: list[BuildReport]) -> BuildsetFinished:
+    """What a completed test buildset means: passed only if every gating build is green."""
+    if not reports:
+        return BuildsetFinished(bsid, Outcome.INFRA, detail="the buildset had no builds")
+    conflict = _first(reports, {"conflict"})
+    if conflict:
+        return BuildsetFinished(
+            bsid, Outcome.CONFLICT, detail=f"patch does not apply ({_on(conflict)})"
+        )
+    failed = _first(reports, set(_TEST_FAILURES))
+    if failed:
+        what = _TEST_FAILURES[failed.outcome or "test_failed"]
+        return BuildsetFinished(bsid, Outcome.TEST_FAILED, detail=f"{what} on {_on(failed)}")
+    # A failure in a step the admin added (no gate_outcome) is the patch's failure too.
+    other = [r for r in reports if r.results == FAILURE and r.outcome != "checkout_failed"]
+    if other:
+        r = other[0]
+        return BuildsetFinished(bsid, Outcome.TEST_FAILED, detail=f"build failed on {_on(r)}")
+    infra = [r for r in reports if r.results not in (SUCCESS, WARNINGS)]
+    if infra:
+        return BuildsetFinished(bsid, Outcome.INFRA, detail=f"not completed on {_on(infra[0])}")
+    nodes = {r.node for r in reports}
+    if len(nodes) != 1 or None in nodes:
+        return BuildsetFinished(
+            bsid,
+            Outcome.INFRA,
+            detail=f"builders tested different trees: {sorted(map(str, nodes))}",
+        )
+    where = ", ".join(r.builder for r in reports)
+    return BuildsetFinished(bsid, Outcome.PASSED, node=nodes.pop(), detail=f"passed on {where}")
+
+
+def landed(bsid: int, reports: list[BuildReport]) -> BuildsetFinished:
+    """What a completed land buildset means: landed, the branch moved, or try again."""
+    r = reports[0] if reports else None
+    if r is None:
+        return BuildsetFinished(bsid, Outcome.INFRA, detail="land build never ran")
+    if r.outcome == "landed" and r.results in (SUCCESS, WARNINGS):
+        return BuildsetFinished(bsid, Outcome.LANDED, node=r.node, detail=_on(r))
+    if r.outcome == "push_race":
+        return BuildsetFinished(bsid, Outcome.PUSH_RACE, detail=f"branch moved ({_on(r)})")
+    return BuildsetFinished(bsid, Outcome.INFRA, detail=f"landing failed on {_on(r)}")
+
+
+def _on(r: BuildReport) -> str:
+    return r.describe() + (f" {r.url}" if r.url else "")

@@ -1,0 +1,397 @@
+"""GateScheduler: keeps each branch's gate queue in the Buildbot database and acts on its decisions.
+
+Approvals arrive as changes from RietveldPoller; the pure model decides; this service creates and
+cancels buildsets, reads their results back, and announces every decision on the message queue.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from collections.abc import Sequence
+from typing import Any
+from typing import ClassVar
+
+from buildbot import config
+from buildbot.data import resultspec
+from buildbot.process.properties import Properties
+from buildbot.schedulers.base import ReconfigurableBaseScheduler
+from twisted.internet import defer
+from twisted.internet import task
+from twisted.logger import Logger
+
+from buildbot_gate import outcomes
+from buildbot_gate.diffs import DiffError
+from buildbot_gate.diffs import summarize
+from buildbot_gate.hgremote import TipError
+from buildbot_gate.hgremote import branch_tip
+from buildbot_gate.model import Approved
+from buildbot_gate.model import CancelBuildset
+from buildbot_gate.model import GateState
+from buildbot_gate.model import Item
+from buildbot_gate.model import ItemState
+from buildbot_gate.model import LandStarted
+from buildbot_gate.model import Notify
+from buildbot_gate.model import Policy
+from buildbot_gate.model import Resume
+from buildbot_gate.model import StartFailed
+from buildbot_gate.model import StartLand
+from buildbot_gate.model import StartTest
+from buildbot_gate.model import TestStarted
+from buildbot_gate.model import Withdrawn
+from buildbot_gate.model import decide
+from buildbot_gate.model import tick
+
+log = Logger()
+
+STATE_KEY = "gate"
+APPROVED = "gate:approved"
+WITHDRAWN = "gate:withdrawn"
+
+
+def decision_key(decision: str) -> tuple[str, str, str]:
+    """The message-queue routing key on which decisions are announced (RietveldReporter listens)."""
+    return ("gate", "decisions", decision)
+
+
+def _default_hg() -> str:
+    beside = os.path.join(os.path.dirname(sys.executable), "hg")
+    return shutil.which("hg") or beside
+
+
+class GateScheduler(ReconfigurableBaseScheduler):
+    """A serial gate queue per target branch: tests on ``testBuilders``, push on ``landBuilder``."""
+
+    compare_attrs: ClassVar[Sequence[str]] = (
+        *ReconfigurableBaseScheduler.compare_attrs,
+        "repourl",
+        "branches",
+        "testBuilders",
+        "landBuilder",
+        "maxAttempts",
+        "retryInterval",
+        "hgbin",
+    )
+
+    def __init__(self, name: str, **kwargs: Any) -> None:
+        kwargs.setdefault(
+            "builderNames", [*kwargs.get("testBuilders", []), kwargs.get("landBuilder")]
+        )
+        super().__init__(name=name, **kwargs)
+        self._lock = defer.DeferredLock()
+        self._state = GateState()
+        self._bs_consumer: Any = None
+        self._ticker: task.LoopingCall | None = None
+
+    def checkConfig(  # type: ignore[override]
+        self,
+        builderNames: list[str],
+        repourl: str | None = None,
+        branches: Sequence[str] = ("default",),
+        testBuilders: Sequence[str] = (),
+        landBuilder: str | None = None,
+        maxAttempts: int = 3,
+        retryInterval: float = 30,
+        hgbin: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().checkConfig(builderNames=builderNames, **kwargs)
+        if not repourl:
+            config.error(
+                "GateScheduler: repourl (the hg repository to test and push to) is required"
+            )
+        if isinstance(branches, str) or not branches:
+            config.error("GateScheduler: branches must be a non-empty list of branch names")
+        if not testBuilders:
+            config.error("GateScheduler: testBuilders must name at least one stable builder")
+        if not landBuilder:
+            config.error("GateScheduler: landBuilder (the builder that pushes) is required")
+        if not isinstance(maxAttempts, int) or maxAttempts < 1:
+            config.error("GateScheduler: maxAttempts must be a positive integer")
+
+    @defer.inlineCallbacks
+    def reconfigService(  # type: ignore[override]
+        self,
+        builderNames: list[str],
+        repourl: str | None = None,
+        branches: Sequence[str] = ("default",),
+        testBuilders: Sequence[str] = (),
+        landBuilder: str | None = None,
+        maxAttempts: int = 3,
+        retryInterval: float = 30,
+        hgbin: str | None = None,
+        **kwargs: Any,
+    ) -> Any:
+        yield super().reconfigService(builderNames=builderNames, **kwargs)
+        self.repourl = repourl
+        self.branches = list(branches)
+        self.testBuilders = list(testBuilders)
+        self.landBuilder = landBuilder
+        self.maxAttempts = maxAttempts
+        self.retryInterval = retryInterval
+        self.hgbin = hgbin or _default_hg()
+        self.policy = Policy(max_attempts=maxAttempts)
+
+    # --- lifecycle --------------------------------------------------------------------------
+
+    @defer.inlineCallbacks
+    def activate(self) -> Any:
+        yield super().activate()
+        if not self.enabled:
+            return
+        self._state = GateState.from_json((yield self.getState(STATE_KEY, None)))
+        self._bs_consumer = yield self.master.mq.startConsuming(
+            self._buildset_complete, ("buildsets", None, "complete")
+        )
+        yield self.startConsumingChanges()
+        yield defer.ensureDeferred(self._recover())
+        self._ticker = task.LoopingCall(self._tick)
+        self._ticker.clock = self.master.reactor
+        self._ticker.start(self.retryInterval, now=False)
+
+    @defer.inlineCallbacks
+    def deactivate(self) -> Any:
+        if self._ticker is not None and self._ticker.running:
+            self._ticker.stop()
+        self._ticker = None
+        if self._bs_consumer is not None:
+            yield self._bs_consumer.stopConsuming()
+            self._bs_consumer = None
+        # Let a transition in progress finish writing its state before we let go.
+        yield self._lock.acquire()
+        self._lock.release()
+        yield super().deactivate()
+
+    async def _recover(self) -> None:
+        """After a (re)start: read the results of buildsets that completed while we were away."""
+        async with _locked(self._lock):
+            for item in list(self._state.items):
+                if item.buildset is None:
+                    continue
+                bs = await self.master.data.get(("buildsets", item.buildset))
+                if bs is None or bs["complete"]:
+                    await self._conclude(item.buildset)
+            await self._apply(Resume())
+
+    # --- inputs -----------------------------------------------------------------------------
+
+    def gotChange(self, change: Any, important: bool) -> Any:
+        return defer.ensureDeferred(self._got_change(change))
+
+    async def _got_change(self, change: Any) -> None:
+        props = change.properties
+        if change.category not in (APPROVED, WITHDRAWN):
+            return
+        issue = int(props.getProperty("gate_issue"))
+        async with _locked(self._lock):
+            if change.category == WITHDRAWN:
+                reason = props.getProperty("gate_reason") or "approval withdrawn"
+                await self._apply(Withdrawn(issue, reason))
+                return
+            if change.branch not in self.branches:
+                log.info(
+                    "issue {issue} not queued: branch {branch!r} is not gated by {name}",
+                    issue=issue,
+                    branch=change.branch,
+                    name=self.name,
+                )
+                self._announce("refused", _refusal(issue, props, change.branch, self.branches))
+                return
+            event = Approved(
+                issue=issue,
+                patchset=int(props.getProperty("gate_patchset")),
+                branch=change.branch,
+                approver=str(props.getProperty("gate_approver")),
+                owner=str(change.who),
+                subject=str(props.getProperty("gate_subject") or change.comments),
+                changeid=change.number,
+            )
+            await self._apply(event)
+
+    def _buildset_complete(self, key: Any, msg: dict[str, Any]) -> Any:
+        # Every completion is looked at under the lock: the buildset may belong to an item whose
+        # start is being recorded right now.
+        return defer.ensureDeferred(self._locked_conclude(msg["bsid"]))
+
+    async def _locked_conclude(self, bsid: int) -> None:
+        async with _locked(self._lock):
+            await self._conclude(bsid)
+
+    def _tick(self) -> Any:
+        return defer.ensureDeferred(self._locked_tick())
+
+    async def _locked_tick(self) -> None:
+        async with _locked(self._lock):
+            state, actions = tick(self._state)
+            await self._commit(state, actions)
+
+    # --- decisions and actions --------------------------------------------------------------
+
+    async def _conclude(self, bsid: int) -> None:
+        item = self._state.by_buildset(bsid)
+        if item is None:
+            return
+        reports = await outcomes.read_builds(self.master, bsid)
+        if item.state == ItemState.LANDING:
+            event = outcomes.landed(bsid, reports)
+        else:
+            event = outcomes.tested(bsid, reports)
+        await self._apply(event, reports)
+
+    async def _apply(self, event: Any, reports: Sequence[outcomes.BuildReport] = ()) -> None:
+        state, actions = decide(self._state, event, self.policy)
+        await self._commit(state, actions, reports)
+
+    async def _commit(
+        self, state: GateState, actions: list[Any], reports: Sequence[outcomes.BuildReport] = ()
+    ) -> None:
+        """Persist the new state first, then act: a crash after this loses no decision."""
+        self._state = state
+        await self.setState(STATE_KEY, state.to_json())
+        for action in actions:
+            if isinstance(action, StartTest):
+                await self._start(action.item, land=False)
+            elif isinstance(action, StartLand):
+                await self._start(action.item, land=True)
+            elif isinstance(action, CancelBuildset):
+                await self._cancel(action)
+            elif isinstance(action, Notify):
+                self._notify(action, reports)
+
+    async def _start(self, item: Item, *, land: bool) -> None:
+        try:
+            change = await self.master.data.get(("changes", item.changeid))
+            if change is None:
+                raise StartError(f"change {item.changeid} holding the patch is gone")
+            diff = _change_prop(change, "gate_diff")
+            summary = summarize(diff)
+            base = item.base if land else await branch_tip(self.hgbin, self.repourl, item.branch)
+        except (StartError, TipError, DiffError) as e:
+            log.warn("{item}: could not start: {e}", item=item.describe(), e=e)
+            await self._apply(StartFailed(item.issue, item.branch, str(e)))
+            return
+        review_url = _change_prop(change, "gate_review_url") or ""
+        sourcestamp = {
+            "codebase": "",
+            "repository": self.repourl,
+            "branch": item.branch,
+            "revision": base,
+            "project": "",
+            "patch_body": diff,
+            "patch_level": summary.strip,
+            "patch_author": item.owner,
+            "patch_comment": _commit_message(item, review_url),
+        }
+        props = Properties()
+        props.setProperty("gate_issue", item.issue, "Gate")
+        props.setProperty("gate_patchset", item.patchset, "Gate")
+        props.setProperty("gate_branch", item.branch, "Gate")
+        props.setProperty("gate_subject", item.subject, "Gate")
+        props.setProperty("gate_review_url", review_url, "Gate")
+        props.setProperty("gate_commit_date", f"{int(change['when_timestamp'])} 0", "Gate")
+        if land:
+            props.setProperty("gate_expected_node", item.tested_node, "Gate")
+        kind = "land" if land else "test"
+        bsid, _ = await self.addBuildsetForSourceStamps(
+            sourcestamps=[sourcestamp],
+            reason=f"{'land' if land else 'gate'} issue {item.issue} ps {item.patchset}: "
+            f"{item.subject}",
+            external_idstring=f"gate-{kind}-{item.issue}-{item.patchset}-{item.branch}",
+            properties=props,
+            builderNames=[self.landBuilder] if land else self.testBuilders,
+        )
+        log.info(
+            "{item}: {kind} buildset {bsid} on base {base}",
+            item=item.describe(),
+            kind=kind,
+            bsid=bsid,
+            base=(base or "")[:12],
+        )
+        if land:
+            await self._apply(LandStarted(item.issue, item.branch, bsid))
+        else:
+            await self._apply(TestStarted(item.issue, item.branch, base, bsid))
+
+    async def _cancel(self, action: CancelBuildset) -> None:
+        requests = await self.master.data.get(
+            ("buildrequests",), filters=[resultspec.Filter("buildsetid", "eq", [action.buildset])]
+        )
+        for br in requests:
+            if not br["complete"]:
+                await self.master.data.control(
+                    "cancel", {"reason": action.reason}, ("buildrequests", br["buildrequestid"])
+                )
+
+    def _notify(self, action: Notify, reports: Sequence[outcomes.BuildReport]) -> None:
+        item = action.item
+        log.info(
+            "{item} {decision}: {detail}",
+            item=item.describe(),
+            decision=action.decision.value,
+            detail=action.detail,
+        )
+        self._announce(
+            action.decision.value,
+            {
+                "issue": item.issue,
+                "patchset": item.patchset,
+                "branch": item.branch,
+                "subject": item.subject,
+                "owner": item.owner,
+                "approver": item.approver,
+                "detail": action.detail,
+                "node": item.landed_node,
+                "builds": [r.to_json() for r in reports],
+                "repourl": self.repourl,
+            },
+        )
+
+    def _announce(self, decision: str, msg: dict[str, Any]) -> None:
+        self.master.mq.produce(decision_key(decision), {"decision": decision, **msg})
+
+    # --- read access for the queue page and tests -------------------------------------------
+
+    @property
+    def state(self) -> GateState:
+        return self._state
+
+
+class StartError(Exception):
+    pass
+
+
+class _locked:
+    """``async with`` for a Twisted DeferredLock."""
+
+    def __init__(self, lock: defer.DeferredLock) -> None:
+        self.lock = lock
+
+    async def __aenter__(self) -> None:
+        await self.lock.acquire()
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.lock.release()
+
+
+def _change_prop(change: dict[str, Any], name: str) -> Any:
+    value = (change.get("properties") or {}).get(name)
+    return value[0] if isinstance(value, list | tuple) else value
+
+
+def _commit_message(item: Item, review_url: str) -> str:
+    lines = [item.subject.strip() or f"Issue {item.issue}", ""]
+    if review_url:
+        lines.append(f"Reviewed-on: {review_url}")
+    lines.append(f"Approved-by: {item.approver}")
+    return "\n".join(lines)
+
+
+def _refusal(issue: int, props: Any, branch: str, gated: Sequence[str]) -> dict[str, Any]:
+    return {
+        "issue": issue,
+        "patchset": props.getProperty("gate_patchset"),
+        "branch": branch,
+        "subject": props.getProperty("gate_subject"),
+        "detail": f"branch {branch!r} is not gated here (gated: {', '.join(gated)})",
+    }

@@ -1,0 +1,262 @@
+"""GateScheduler on a fake master: approvals become pinned buildsets, results move the queue."""
+
+from __future__ import annotations
+
+import datetime
+import warnings
+
+from buildbot.process.results import FAILURE
+from buildbot.process.results import SUCCESS
+from buildbot.test import fakedb
+from buildbot.test.reactor import TestReactorMixin
+from buildbot.test.util.scheduler import SchedulerMixin
+from twisted.internet import defer
+from twisted.trial import unittest
+
+from buildbot_gate import scheduler as scheduler_module
+from buildbot_gate.hgremote import TipError
+from buildbot_gate.scheduler import GateScheduler
+
+warnings.filterwarnings("ignore", category=DeprecationWarning)
+
+DIFF = "diff --git a/calc.py b/calc.py\n--- a/calc.py\n+++ b/calc.py\n@@ -1 +1 @@\n-a\n+b\n"
+TIP = "a" * 40
+TESTED = "b" * 40
+
+
+class GateSchedulerTest(SchedulerMixin, TestReactorMixin, unittest.TestCase):
+    OBJECTID = 19
+    SCHEDULERID = 9
+
+    @defer.inlineCallbacks
+    def setUp(self):
+        self.setup_test_reactor()
+        yield self.setUpScheduler()
+        self.tips = [TIP]
+        self.patch(scheduler_module, "branch_tip", self.fake_tip)
+        yield self.master.db.insert_test_data([fakedb.Worker(id=13, name="w1")])
+        self.next_buildid = 1000
+
+    async def fake_tip(self, hgbin, repourl, branch):
+        tip = self.tips.pop(0) if len(self.tips) > 1 else self.tips[0]
+        if isinstance(tip, Exception):
+            raise tip
+        return tip
+
+    @defer.inlineCallbacks
+    def make_scheduler(self):
+        sched = GateScheduler(
+            name="gate",
+            repourl="http://hg.example.org/cpython",
+            branches=["default", "3.4"],
+            testBuilders=["gate-test"],
+            landBuilder="gate-land",
+        )
+        self.sched = yield self.attachScheduler(
+            sched,
+            self.OBJECTID,
+            self.SCHEDULERID,
+            overrideBuildsetMethods=True,
+            createBuilderDB=True,
+        )
+        yield self.sched.configureService()
+        yield self.sched.activate()
+        return self.sched
+
+    @defer.inlineCallbacks
+    def approve(self, issue=1234, patchset=3, branch="default", number=None):
+        change = self.makeFakeChange(
+            number=number,
+            who="Ann <ann@example.org>",
+            branch=branch,
+            category="gate:approved",
+            comments="Fix the frobnicator",
+            when=datetime.datetime.fromtimestamp(1700000000, datetime.UTC),
+            properties={
+                "gate_issue": issue,
+                "gate_patchset": patchset,
+                "gate_approver": "core@example.org",
+                "gate_subject": "Fix the frobnicator",
+                "gate_review_url": f"http://review.example.org/{issue}/",
+                "gate_diff": DIFF,
+            },
+        )
+        change = yield self.addFakeChange(change)
+        yield self.sched.gotChange(change, True)
+        return change
+
+    @defer.inlineCallbacks
+    def finish(self, bsid, builder_id, results, props):
+        """Record a finished build for buildset ``bsid`` and deliver the completion message."""
+        buildid = self.next_buildid
+        self.next_buildid += 1
+        rows = [
+            fakedb.SourceStamp(id=bsid),
+            fakedb.Buildset(id=bsid, complete=1, results=results),
+            fakedb.BuildsetSourceStamp(buildsetid=bsid, sourcestampid=bsid),
+            fakedb.BuildRequest(
+                id=buildid, buildsetid=bsid, builderid=builder_id, complete=1, results=results
+            ),
+            fakedb.Build(
+                id=buildid,
+                number=7,
+                buildrequestid=buildid,
+                builderid=builder_id,
+                workerid=13,
+                masterid=fakedb.FakeDBConnector.MASTER_ID,
+                results=results,
+            ),
+            fakedb.Step(
+                id=buildid,
+                number=2,
+                name="test",
+                buildid=buildid,
+                results=FAILURE if results == FAILURE else SUCCESS,
+            ),
+        ]
+        rows += [
+            fakedb.BuildProperty(buildid=buildid, name=k, value=v, source="test")
+            for k, v in props.items()
+        ]
+        yield self.master.db.insert_test_data(rows)
+        yield self.master.mq.callConsumer(
+            ("buildsets", str(bsid), "complete"),
+            {
+                "bsid": bsid,
+                "external_idstring": None,
+                "reason": "",
+                "submitted_at": 1,
+                "complete": True,
+                "complete_at": 2,
+                "results": results,
+                "sourcestamps": [],
+                "parent_buildid": None,
+                "parent_relationship": None,
+            },
+        )
+
+    def decisions(self, decision):
+        return [m for k, m in self.master.mq.productions if k == ("gate", "decisions", decision)]
+
+    @defer.inlineCallbacks
+    def test_approval_starts_a_test_buildset_pinned_to_the_branch_tip(self):
+        yield self.make_scheduler()
+        yield self.approve()
+        self.assertEqual(len(self.addBuildsetCalls), 1)
+        _, kw = self.addBuildsetCalls[0]
+        self.assertEqual(kw["builderNames"], ["gate-test"])
+        (ss,) = kw["sourcestamps"]
+        self.assertEqual(ss["revision"], TIP)
+        self.assertEqual(ss["branch"], "default")
+        self.assertEqual(ss["patch_body"], DIFF)
+        self.assertEqual(ss["patch_level"], 1)
+        self.assertEqual(ss["patch_author"], "Ann <ann@example.org>")
+        self.assertIn("Reviewed-on: http://review.example.org/1234/", ss["patch_comment"])
+        self.assertEqual(kw["properties"]["gate_issue"], (1234, "Gate"))
+        self.assertEqual(kw["properties"]["gate_commit_date"], ("1700000000 0", "Gate"))
+        state = yield self.sched.getState("gate")
+        self.assertEqual(state["items"][0]["state"], "testing")
+        self.assertEqual(state["items"][0]["buildset"], 500)
+
+    @defer.inlineCallbacks
+    def test_green_tests_land_exactly_the_tested_node_then_announce_it(self):
+        yield self.make_scheduler()
+        yield self.approve()
+        yield self.finish(500, 300, SUCCESS, {"gate_node": TESTED, "gate_outcome": "tested"})
+        _, kw = self.addBuildsetCalls[1]
+        self.assertEqual(kw["builderNames"], ["gate-land"])
+        self.assertEqual(kw["sourcestamps"][0]["revision"], TIP)
+        self.assertEqual(kw["properties"]["gate_expected_node"], (TESTED, "Gate"))
+        yield self.finish(501, 301, SUCCESS, {"gate_node": TESTED, "gate_outcome": "landed"})
+        (landed,) = self.decisions("landed")
+        self.assertEqual(landed["issue"], 1234)
+        self.assertEqual(landed["node"], TESTED)
+        self.assertEqual(landed["builds"][0]["builder"], "gate-land")
+
+    @defer.inlineCallbacks
+    def test_failed_tests_eject_with_the_failing_step_and_never_land(self):
+        yield self.make_scheduler()
+        yield self.approve()
+        yield self.finish(500, 300, FAILURE, {"gate_outcome": "test_failed"})
+        self.assertEqual(len(self.addBuildsetCalls), 1)
+        (ejected,) = self.decisions("ejected")
+        self.assertIn("tests failed on gate-test (build 7)", ejected["detail"])
+        self.assertEqual(ejected["builds"][0]["failed_step"], "test")
+
+    @defer.inlineCallbacks
+    def test_second_approval_waits_until_the_first_is_decided(self):
+        yield self.make_scheduler()
+        yield self.approve(issue=1)
+        yield self.approve(issue=2)
+        self.assertEqual(len(self.addBuildsetCalls), 1)
+        yield self.finish(500, 300, FAILURE, {"gate_outcome": "conflict"})
+        self.assertEqual(len(self.addBuildsetCalls), 2)
+        self.assertEqual(self.addBuildsetCalls[1][1]["properties"]["gate_issue"], (2, "Gate"))
+        self.assertIn("patch does not apply", self.decisions("ejected")[0]["detail"])
+
+    @defer.inlineCallbacks
+    def test_push_race_retests_on_the_new_tip(self):
+        self.tips = [TIP, "c" * 40]
+        yield self.make_scheduler()
+        yield self.approve()
+        yield self.finish(500, 300, SUCCESS, {"gate_node": TESTED})
+        yield self.finish(501, 301, FAILURE, {"gate_node": TESTED, "gate_outcome": "push_race"})
+        _, kw = self.addBuildsetCalls[2]
+        self.assertEqual(kw["builderNames"], ["gate-test"])
+        self.assertEqual(kw["sourcestamps"][0]["revision"], "c" * 40)
+        self.assertEqual(self.decisions("landed"), [])
+
+    @defer.inlineCallbacks
+    def test_unreachable_repository_holds_the_item_instead_of_dropping_it(self):
+        self.tips = [TipError("connection refused"), TIP]
+        yield self.make_scheduler()
+        yield self.approve()
+        self.assertEqual(self.addBuildsetCalls, [])
+        state = yield self.sched.getState("gate")
+        self.assertEqual(state["items"][0]["state"], "queued")
+        self.reactor.advance(31)  # the retry tick
+        self.assertEqual(len(self.addBuildsetCalls), 1)
+
+    @defer.inlineCallbacks
+    def test_approval_for_an_ungated_branch_is_refused(self):
+        yield self.make_scheduler()
+        yield self.approve(branch="2.6")
+        self.assertEqual(self.addBuildsetCalls, [])
+        (refused,) = self.decisions("refused")
+        self.assertIn("'2.6' is not gated", refused["detail"])
+
+    @defer.inlineCallbacks
+    def test_a_restarted_scheduler_reads_results_that_arrived_while_it_was_down(self):
+        yield self.make_scheduler()
+        yield self.approve()
+        yield self.sched.deactivate()
+        # The test build finished while no scheduler listened.
+        yield self.master.db.insert_test_data(
+            [
+                fakedb.SourceStamp(id=500),
+                fakedb.Buildset(id=500, complete=1, results=SUCCESS),
+                fakedb.BuildsetSourceStamp(buildsetid=500, sourcestampid=500),
+                fakedb.BuildRequest(id=900, buildsetid=500, builderid=300, complete=1, results=0),
+                fakedb.Build(
+                    id=900,
+                    number=1,
+                    buildrequestid=900,
+                    builderid=300,
+                    workerid=13,
+                    masterid=fakedb.FakeDBConnector.MASTER_ID,
+                    results=SUCCESS,
+                ),
+                fakedb.BuildProperty(buildid=900, name="gate_node", value=TESTED),
+            ]
+        )
+        yield self.sched.activate()
+        _, kw = self.addBuildsetCalls[-1]
+        self.assertEqual(kw["builderNames"], ["gate-land"])
+        self.assertEqual(kw["properties"]["gate_expected_node"], (TESTED, "Gate"))
+
+    def test_config_without_stable_builders_is_an_admin_error(self):
+        from buildbot import config
+
+        with self.assertRaises(config.ConfigErrors) as cm:
+            GateScheduler(name="gate", repourl="http://hg", testBuilders=[], landBuilder="l")
+        self.assertIn("testBuilders must name at least one stable builder", str(cm.exception))
