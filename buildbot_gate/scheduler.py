@@ -266,7 +266,9 @@ class GateScheduler(ReconfigurableBaseScheduler):
                 raise StartError(f"change {item.changeid} holding the patch is gone")
             diff = _change_prop(change, "gate_diff")
             summary = summarize(diff)
-            base = item.base if land else await branch_tip(self.hgbin, self.repourl, item.branch)
+            base = (
+                item.base if land else await branch_tip(self.hgbin, str(self.repourl), item.branch)
+            )
         except (StartError, TipError, DiffError) as e:
             log.warn("{item}: could not start: {e}", item=item.describe(), e=e)
             await self._apply(StartFailed(item.issue, item.branch, str(e)))
@@ -311,7 +313,7 @@ class GateScheduler(ReconfigurableBaseScheduler):
         if land:
             await self._apply(LandStarted(item.issue, item.branch, bsid))
         else:
-            await self._apply(TestStarted(item.issue, item.branch, base, bsid))
+            await self._apply(TestStarted(item.issue, item.branch, str(base), bsid))
 
     async def _cancel(self, action: CancelBuildset) -> None:
         requests = await self.master.data.get(

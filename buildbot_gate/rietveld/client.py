@@ -1,0 +1,231 @@
+"""An asynchronous client for Rietveld's JSON API (see docs: rietveld-api.md in the README).
+
+HTTP goes through treq on the reactor, so the master never blocks on the review server. Every
+failure is a RietveldError subclass whose message is fit for the master log; credentials given in
+``headers`` never appear in messages or in ``repr()``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import urlsplit
+
+import treq
+from twisted.internet import defer
+from twisted.internet import error as net_error
+from twisted.web import client as web_client
+
+from buildbot_gate.rietveld.records import Issue
+from buildbot_gate.rietveld.records import MalformedResponse
+from buildbot_gate.rietveld.records import Patchset
+from buildbot_gate.rietveld.records import RietveldError
+from buildbot_gate.rietveld.records import parse_issue
+from buildbot_gate.rietveld.records import parse_patchset
+from buildbot_gate.rietveld.records import parse_search
+
+__all__ = [
+    "Forbidden",
+    "MalformedResponse",
+    "NotAuthenticated",
+    "NotFound",
+    "RietveldClient",
+    "RietveldError",
+    "ServerError",
+    "Unreachable",
+]
+
+
+class NotFound(RietveldError):
+    """404: no such issue or patchset."""
+
+
+class Forbidden(RietveldError):
+    """403: the issue exists but this account may not see or change it."""
+
+
+class NotAuthenticated(RietveldError):
+    """401, or a redirect to a login page: the gate's credential is missing or expired."""
+
+
+class ServerError(RietveldError):
+    """5xx, or any other status the API does not document."""
+
+
+class Unreachable(RietveldError):
+    """No answer at all: refused, reset, timed out, DNS."""
+
+
+_NETWORK_ERRORS = (
+    net_error.ConnectError,
+    net_error.DNSLookupError,
+    net_error.ConnectionLost,
+    net_error.ConnectionDone,
+    net_error.TimeoutError,
+    defer.CancelledError,
+    web_client.ResponseNeverReceived,
+    web_client.ResponseFailed,
+)
+
+# Search pages we ask for; Rietveld allows up to 1000.
+PAGE_SIZE = 100
+
+
+class RietveldClient:
+    def __init__(
+        self,
+        base_url: str,
+        headers: Mapping[str, str] | None = None,
+        timeout: float = 30.0,
+        http: Any = None,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self._headers = {k: v for k, v in (headers or {}).items() if v is not None}
+        self.timeout = timeout
+        if http is None:
+            from twisted.internet import reactor
+            from twisted.web.client import Agent
+            from twisted.web.client import HTTPConnectionPool
+
+            self._pool: Any = HTTPConnectionPool(reactor, persistent=True)
+            self._pool.maxPersistentPerHost = 4
+            agent: Any = Agent(reactor, pool=self._pool)
+            http = treq.client.HTTPClient(agent)
+        else:
+            self._pool = None
+        self._http = http
+        self.requests = 0  # how many HTTP requests this client made (benchmarks read it)
+
+    async def close(self) -> None:
+        """Drop kept-alive connections (on reconfig and shutdown)."""
+        if self._pool is not None:
+            await self._pool.closeCachedConnections()
+
+    def __repr__(self) -> str:
+        return f"RietveldClient({self.base_url!r})"
+
+    # --- reading -----------------------------------------------------------------------------
+
+    async def get_issue(self, issue: int, messages: bool = True) -> Issue:
+        params = {"messages": "true"} if messages else {}
+        return parse_issue(await self._json(f"/api/{int(issue)}", params))
+
+    async def get_patchset(self, issue: int, patchset: int) -> Patchset:
+        return parse_patchset(await self._json(f"/api/{int(issue)}/{int(patchset)}"))
+
+    async def get_diff(self, issue: int, patchset: int) -> bytes:
+        """The patchset's whole unified diff, exactly as uploaded."""
+        _, body = await self._request("GET", f"/download/issue{int(issue)}_{int(patchset)}.diff")
+        return body
+
+    async def search(
+        self,
+        modified_after: str | None = None,
+        closed: bool | None = None,
+        order: str = "modified",
+        limit: int = PAGE_SIZE,
+        **extra: str,
+    ) -> list[Issue]:
+        """All issues matching, following the cursor over as many pages as there are."""
+        params: dict[str, str] = {"format": "json", "order": order, "limit": str(limit), **extra}
+        if modified_after is not None:
+            params["modified_after"] = modified_after
+        if closed is not None:
+            params["closed"] = "2" if closed else "3"  # Django NullBoolean: 2 true, 3 false
+        issues: list[Issue] = []
+        cursor = ""
+        while True:
+            if cursor:
+                params["cursor"] = cursor
+            page = parse_search(await self._json("/search", params))
+            issues.extend(page.results)
+            if len(page.results) < limit or not page.cursor or page.cursor == cursor:
+                return issues
+            cursor = page.cursor
+
+    # --- writing ------------------------------------------------------------------------------
+
+    async def xsrf_token(self) -> str:
+        _, body = await self._request(
+            "GET", "/xsrf_token", headers={"X-Requesting-XSRF-Token": "1"}
+        )
+        token = body.decode("utf-8", "replace").strip()
+        if not token or "\n" in token or "<" in token:
+            raise MalformedResponse("xsrf_token: the answer is not a token")
+        return token
+
+    async def publish(self, issue: int, message: str, send_mail: bool = True) -> None:
+        """Post ``message`` as a comment on ``issue`` (no inline drafts)."""
+        current = await self.get_issue(issue, messages=False)
+        token = await self.xsrf_token()
+        form = {
+            "xsrf_token": token,
+            "message": message,
+            "message_only": "1",
+            "send_mail": "1" if send_mail else "0",
+            "subject": current.subject,
+            "reviewers": ", ".join(current.reviewers),
+            "cc": ", ".join(current.cc),
+            "no_redirect": "1",
+        }
+        await self._request("POST", f"/{int(issue)}/publish", data=form)
+
+    # --- plumbing -----------------------------------------------------------------------------
+
+    async def _json(self, path: str, params: Mapping[str, str] | None = None) -> Any:
+        _, body = await self._request("GET", path, params=params)
+        try:
+            return json.loads(body.decode("utf-8"))
+        except (UnicodeDecodeError, ValueError) as e:
+            raise MalformedResponse(f"GET {path}: the answer is not JSON ({e})") from e
+
+    async def _request(
+        self,
+        method: str,
+        path: str,
+        params: Mapping[str, str] | None = None,
+        data: Mapping[str, str] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> tuple[int, bytes]:
+        url = self.base_url + path
+        what = f"{method} {path}"
+        all_headers = {**self._headers, **(headers or {})}
+        self.requests += 1
+        try:
+            response = await self._http.request(
+                method,
+                url,
+                params=dict(params or {}),
+                data=dict(data) if data is not None else None,
+                headers={k: [v] for k, v in all_headers.items()},
+                allow_redirects=False,
+                timeout=self.timeout,
+            )
+            body = await treq.content(response)
+        except _NETWORK_ERRORS as e:
+            raise Unreachable(f"{what}: {self.base_url} did not answer ({_why(e)})") from None
+        code = response.code
+        if 200 <= code < 300:
+            return code, body
+        if code in (301, 302, 303, 307, 308):
+            location = response.headers.getRawHeaders(b"location", [b""])[0].decode("latin-1")
+            where = urlsplit(location).path or location
+            raise NotAuthenticated(f"{what}: redirected to {where!r} (not logged in?)")
+        if code == 401:
+            raise NotAuthenticated(f"{what}: 401, the gate's credential was refused")
+        if code == 403:
+            raise Forbidden(f"{what}: 403 forbidden ({_snippet(body)})")
+        if code == 404:
+            raise NotFound(f"{what}: 404 not found")
+        raise ServerError(f"{what}: HTTP {code} ({_snippet(body)})")
+
+
+def _why(e: BaseException) -> str:
+    text = str(e) or type(e).__name__
+    return text.splitlines()[0][:200]
+
+
+def _snippet(body: bytes) -> str:
+    text = " ".join(body.decode("utf-8", "replace").split())
+    return text[:160] or "empty body"

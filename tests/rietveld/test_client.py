@@ -1,0 +1,208 @@
+"""RietveldClient against the stand-in over real HTTP on 127.0.0.1."""
+
+from __future__ import annotations
+
+import datetime
+import socket
+
+from twisted.internet import defer
+from twisted.internet import reactor
+from twisted.trial import unittest
+from twisted.web.server import Site
+
+from buildbot_gate.rietveld import client as rc
+from buildbot_gate.testing.rietveld_standin import StandinApp
+from buildbot_gate.testing.rietveld_standin import Store
+
+DIFF = (
+    "diff --git a/calc.py b/calc.py\n--- a/calc.py\n+++ b/calc.py\n"
+    "@@ -1,2 +1,2 @@\n-def add(a, b): return a - b\n+def add(a, b): return a + b\n x = 1\n"
+    "diff --git a/Doc/new.txt b/Doc/new.txt\nnew file mode 100644\n--- /dev/null\n"
+    "+++ b/Doc/new.txt\n@@ -0,0 +1 @@\n+hello\n"
+)
+
+
+class ClientAgainstStandin(unittest.TestCase):
+    flavor = "upstream"
+
+    def setUp(self):
+        self.store = Store(flavor=self.flavor)
+        self.store.add_account("gate@example.org", "s3cret-token")
+        self.port = reactor.listenTCP(
+            0, Site(StandinApp(self.store).resource()), interface="127.0.0.1"
+        )
+        self.addCleanup(self.port.stopListening)
+        self.url = f"http://127.0.0.1:{self.port.getHost().port}"
+        self.client = self.make_client(headers={"Authorization": "Bearer s3cret-token"})
+        self.anonymous = self.make_client()
+
+    def make_client(self, url=None, **kw):
+        client = rc.RietveldClient(url or self.url, **kw)
+        self.addCleanup(lambda: defer.ensureDeferred(client.close()))
+        return client
+
+    def make_issue(self, **kw):
+        kw.setdefault("description", "Fixes add.\nBranch: 3.4, default")
+        return self.store.create_issue(
+            "ann@example.org", "Fix add", DIFF, reviewers=["core@example.org"], **kw
+        )
+
+    @defer.inlineCallbacks
+    def test_issue_with_messages_in_date_order_and_computed_approval(self):
+        n = self.make_issue()
+        self.store.lgtm(n, "core@example.org", "> lgtm?\nLooks good. LGTM")
+        self.store.post_message(n, "ann@example.org", "lgtm from myself")
+        # An earlier-dated message stored last: the client must sort by date.
+        self.store.post_message(n, "bob@example.org", "first", date=datetime.datetime(2000, 1, 1))
+        issue = yield defer.ensureDeferred(self.client.get_issue(n))
+        self.assertEqual(issue.subject, "Fix add")
+        self.assertEqual(issue.owner, "ann")
+        self.assertEqual(issue.reviewers, ("core@example.org",))
+        self.assertEqual(
+            [m.sender for m in issue.messages],
+            ["bob@example.org", "core@example.org", "ann@example.org"],
+        )
+        self.assertEqual([m.approval for m in issue.messages], [False, True, False])
+        self.assertEqual(issue.latest_patchset, issue.patchsets[-1])
+
+    @defer.inlineCallbacks
+    def test_quoted_lgtm_is_not_an_approval_and_not_lgtm_is_a_disapproval(self):
+        n = self.make_issue()
+        self.store.post_message(n, "core@example.org", "> LGTM\nI disagree with the above.")
+        self.store.post_message(n, "core@example.org", "not LGTM: breaks 2.7")
+        issue = yield defer.ensureDeferred(self.client.get_issue(n))
+        self.assertEqual(
+            [(m.approval, m.disapproval) for m in issue.messages], [(False, False), (True, True)]
+        )
+
+    @defer.inlineCallbacks
+    def test_patchset_files_and_raw_diff(self):
+        n = self.make_issue()
+        ps = self.store.issues[n].patchsets[0].id
+        patchset = yield defer.ensureDeferred(self.client.get_patchset(n, ps))
+        self.assertEqual(sorted(patchset.files), ["Doc/new.txt", "calc.py"])
+        self.assertEqual(patchset.files["Doc/new.txt"].status, "A")
+        self.assertEqual(patchset.files["calc.py"].num_added, 1)
+        self.assertEqual(patchset.files["calc.py"].num_removed, 1)
+        raw = yield defer.ensureDeferred(self.client.get_diff(n, ps))
+        self.assertEqual(raw.decode(), DIFF)
+
+    @defer.inlineCallbacks
+    def test_unknown_issue_is_not_found(self):
+        with self.assertRaises(rc.NotFound):
+            yield defer.ensureDeferred(self.client.get_issue(424242))
+
+    @defer.inlineCallbacks
+    def test_private_issue_is_forbidden_to_strangers(self):
+        n = self.make_issue(private=True)
+        with self.assertRaises(rc.Forbidden):
+            yield defer.ensureDeferred(self.anonymous.get_issue(n))
+
+    @defer.inlineCallbacks
+    def test_server_error_and_malformed_json_are_clear_errors(self):
+        n = self.make_issue()
+        self.store.fail(f"/api/{n}", status=500)
+        with self.assertRaises(rc.ServerError) as cm:
+            yield defer.ensureDeferred(self.client.get_issue(n))
+        self.assertIn("HTTP 500", str(cm.exception))
+        self.store.fail(f"/api/{n}", status=200, body="{broken")
+        with self.assertRaises(rc.MalformedResponse):
+            yield defer.ensureDeferred(self.client.get_issue(n))
+        self.store.fail(f"/api/{n}", status=200, body='{"issue": "12", "owner_email": "x"}')
+        with self.assertRaises(rc.MalformedResponse) as cm:
+            yield defer.ensureDeferred(self.client.get_issue(n))
+        self.assertIn("'issue'", str(cm.exception))
+        # The fault is used up: the next read works.
+        issue = yield defer.ensureDeferred(self.client.get_issue(n))
+        self.assertEqual(issue.issue, n)
+
+    @defer.inlineCallbacks
+    def test_dead_server_is_unreachable(self):
+        with socket.socket() as s:  # a port nobody listens on
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        dead = self.make_client(f"http://127.0.0.1:{port}", timeout=5)
+        with self.assertRaises(rc.Unreachable) as cm:
+            yield defer.ensureDeferred(dead.get_issue(1))
+        self.assertIn("did not answer", str(cm.exception))
+
+    @defer.inlineCallbacks
+    def test_search_pages_with_the_cursor_and_filters_by_modification(self):
+        numbers = [self.make_issue() for _ in range(7)]
+        closed = self.make_issue()
+        self.store.close(closed)
+        issues = yield defer.ensureDeferred(self.client.search(closed=False, limit=3))
+        self.assertEqual(sorted(i.issue for i in issues), numbers)
+        self.assertEqual(len([r for r in self.store.requests if r.startswith("GET /search")]), 3)
+        # modified_after is inclusive and second-grained.
+        mark = str(self.store.issues[numbers[-1]].modified)[:19]
+        later = yield defer.ensureDeferred(self.client.search(modified_after=mark, closed=False))
+        self.assertIn(numbers[-1], [i.issue for i in later])
+        self.assertTrue(all(i.modified_raw[:19] >= mark for i in later))
+
+    @defer.inlineCallbacks
+    def test_publish_uses_the_xsrf_token_and_the_account(self):
+        n = self.make_issue()
+        yield defer.ensureDeferred(self.client.publish(n, "Landed as abc123"))
+        messages = self.store.messages(n)
+        self.assertEqual(
+            [(m.sender, m.text) for m in messages], [("gate@example.org", "Landed as abc123")]
+        )
+        self.assertIn("GET /xsrf_token", self.store.requests)
+
+    @defer.inlineCallbacks
+    def test_publish_without_login_is_not_authenticated_and_leaks_no_credential(self):
+        n = self.make_issue()
+        with self.assertRaises(rc.NotAuthenticated):
+            yield defer.ensureDeferred(self.anonymous.publish(n, "hello"))
+        wrong = self.make_client(headers={"Authorization": "Bearer wrong-token-xyz"})
+        with self.assertRaises(rc.NotAuthenticated) as cm:
+            yield defer.ensureDeferred(wrong.publish(n, "hello"))
+        self.assertNotIn("wrong-token-xyz", str(cm.exception))
+        self.assertNotIn("s3cret", repr(self.client))
+        self.assertEqual(self.store.messages(n), [])
+
+
+class ClientAgainstChromiumStandin(ClientAgainstStandin):
+    flavor = "chromium"
+
+    @defer.inlineCallbacks
+    def test_chromium_fields_are_read(self):
+        n = self.make_issue()
+        self.store.lgtm(n, "core@example.org")
+        issue = yield defer.ensureDeferred(self.client.get_issue(n))
+        self.assertEqual(issue.commit, False)
+        self.assertEqual(issue.messages[0].patchset, issue.latest_patchset)
+
+
+class StandinRefusals(unittest.TestCase):
+    """The XSRF dance as the real server plays it, checked with raw requests."""
+
+    def setUp(self):
+        self.store = Store()
+        self.store.add_account("gate@example.org", "tok")
+        self.port = reactor.listenTCP(
+            0, Site(StandinApp(self.store).resource()), interface="127.0.0.1"
+        )
+        self.addCleanup(self.port.stopListening)
+        self.url = f"http://127.0.0.1:{self.port.getHost().port}"
+
+    @defer.inlineCallbacks
+    def test_xsrf_needs_the_header_and_publish_needs_the_token(self):
+        import treq
+        from twisted.web.client import Agent
+        from twisted.web.client import HTTPConnectionPool
+
+        pool = HTTPConnectionPool(reactor, persistent=False)
+        treq = treq.client.HTTPClient(Agent(reactor, pool=pool))
+        auth = {"Authorization": ["Bearer tok"]}
+        r = yield treq.get(self.url + "/xsrf_token", headers=auth)
+        self.assertEqual(r.code, 400)
+        yield r.content()
+        n = self.store.create_issue("ann@example.org", "x", DIFF)
+        r = yield treq.post(
+            f"{self.url}/{n}/publish", data={"message": "hi", "xsrf_token": "bogus"}, headers=auth
+        )
+        self.assertEqual(r.code, 403)
+        yield r.content()
+        self.assertEqual(self.store.messages(n), [])
