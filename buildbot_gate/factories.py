@@ -1,0 +1,55 @@
+"""Build factories for the gate's two builders, for use in master.cfg.
+
+``util.GateFactories.test(...)`` and ``util.GateFactories.land(...)`` (entry point
+``buildbot.util``), or import the functions from this module.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from collections.abc import Sequence
+
+from buildbot.process.factory import BuildFactory
+
+from buildbot_gate.steps import ApplyPatch
+from buildbot_gate.steps import GateCheckout
+from buildbot_gate.steps import Land
+from buildbot_gate.steps import RunTests
+
+
+def gate_test_factory(
+    repourl: str,
+    test_command: str | Sequence[str],
+    test_timeout: int = 3600,
+    env: Mapping[str, str] | None = None,
+    hgbin: str = "hg",
+) -> BuildFactory:
+    """Check out the pinned base, apply and commit the patch, run ``test_command``."""
+    f = BuildFactory()
+    f.addStep(GateCheckout(repourl=repourl, hgbin=hgbin))
+    f.addStep(ApplyPatch(hgbin=hgbin))
+    f.addStep(
+        RunTests(
+            command=test_command,
+            maxTime=test_timeout,
+            timeout=test_timeout,
+            env=dict(env or {}),
+        )
+    )
+    return f
+
+
+def gate_land_factory(repourl: str, hgbin: str = "hg") -> BuildFactory:
+    """Rebuild the tested changeset and push exactly it."""
+    f = BuildFactory()
+    f.addStep(GateCheckout(repourl=repourl, hgbin=hgbin))
+    f.addStep(ApplyPatch(hgbin=hgbin))
+    f.addStep(Land(repourl=repourl, hgbin=hgbin))
+    return f
+
+
+class GateFactories:
+    """Namespace exported to ``buildbot.plugins.util``."""
+
+    test = staticmethod(gate_test_factory)
+    land = staticmethod(gate_land_factory)

@@ -1,0 +1,276 @@
+"""The gate's build steps: check out the pinned base, apply the patch, test, land.
+
+Every step runs its commands on the worker and records what it found in build properties the
+scheduler reads back (``gate_outcome``, ``gate_node``...). A step that fails halts the build, so
+nothing after a red step runs, and the landing step pushes only the node the tests passed on,
+never with ``--force``.
+
+Properties written:
+  gate_base      the base revision checked out (GateCheckout)
+  gate_node      the changeset made from base + patch (ApplyPatch); identical on every builder,
+                 because author, date, message and parent are fixed by the scheduler
+  gate_manifest  that changeset's manifest hash: the identity of the tested tree
+  gate_outcome   why the build ended: checkout_failed, conflict, test_failed, test_timeout,
+                 tested, tree_mismatch, push_race, push_failed, landed
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from buildbot import config
+from buildbot.process import buildstep
+from buildbot.process import remotecommand
+from buildbot.process.results import FAILURE
+from buildbot.process.results import SUCCESS
+from buildbot.util import bytes2unicode
+
+OUTCOME = "gate_outcome"
+
+# A clean, predictable hg on the worker: no user config, no localisation, UTF-8 metadata.
+HG_ENV = {"HGPLAIN": "1", "HGRCPATH": "", "HGENCODING": "utf-8"}
+
+_NODE = re.compile(r"^[0-9a-f]{40}$")
+
+
+class _Failed(Exception):
+    """Stop the step: ``outcome`` goes into gate_outcome, ``summary`` into the step's text."""
+
+    def __init__(self, outcome: str, summary: str) -> None:
+        super().__init__(summary)
+        self.outcome = outcome
+        self.summary = summary
+
+
+class HgStep(buildstep.CommandMixin, buildstep.BuildStep):
+    """Shared plumbing: run hg commands in the workdir into one ``stdio`` log."""
+
+    renderables = ("repourl",)
+    haltOnFailure = True
+    flunkOnFailure = True
+
+    def __init__(
+        self,
+        repourl: str | None = None,
+        hgbin: str = "hg",
+        env: Mapping[str, str] | None = None,
+        timeout: int = 1200,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.repourl = repourl
+        self.hgbin = hgbin
+        self.env = {**HG_ENV, **(env or {})}
+        self.timeout = timeout
+
+    async def hg(
+        self,
+        *args: str,
+        collect: bool = False,
+        stdin: str | None = None,
+        ok: tuple[int, ...] = (0,),
+    ) -> remotecommand.RemoteShellCommand:
+        cmd = remotecommand.RemoteShellCommand(
+            self.workdir,
+            [self.hgbin, *args],
+            env=self.env,
+            logEnviron=False,
+            timeout=self.timeout,
+            collectStdout=collect,
+            collectStderr=collect,
+            initialStdin=stdin,
+            decodeRC={rc: SUCCESS for rc in ok},
+        )
+        cmd.useLog(self.stdio_log, False)
+        await self.runCommand(cmd)
+        return cmd
+
+    def run(self) -> Any:
+        from twisted.internet import defer
+
+        return defer.ensureDeferred(self._run())
+
+    async def _run(self) -> int:
+        self.stdio_log = await self.addLog("stdio")
+        try:
+            await self.act()
+        except _Failed as e:
+            self.setProperty(OUTCOME, e.outcome, self.name)
+            self.descriptionDone = [e.summary]
+            await self.stdio_log.addHeader(f"\ngate: {e.summary}\n")
+            return FAILURE
+        return SUCCESS
+
+    async def act(self) -> None:
+        raise NotImplementedError
+
+    def sourcestamp(self) -> Any:
+        return self.build.getSourceStamp("")
+
+
+class GateCheckout(HgStep):
+    """A clean working copy at exactly the base revision the scheduler pinned.
+
+    Reuses the worker's clone (pulling only what is missing), throws away local drafts left by
+    earlier runs, and removes every untracked and ignored file.
+    """
+
+    name = "checkout"
+    description = ["checking out"]
+    descriptionDone = ["checked out"]
+
+    def __init__(self, repourl: str, **kwargs: Any) -> None:
+        if not repourl:
+            config.error("GateCheckout: repourl is required")
+        super().__init__(repourl=repourl, **kwargs)
+
+    async def act(self) -> None:
+        ss = self.sourcestamp()
+        base = ss.revision if ss else None
+        if not base or not _NODE.match(base):
+            raise _Failed("checkout_failed", f"no base revision pinned (got {base!r})")
+        fail = "checkout_failed"
+        exists = await self.pathExists(self.build.path_module.join(self.workdir, ".hg"))
+        if not exists:
+            if (await self.hg("init", ".")).didFail():
+                raise _Failed(fail, "hg init failed")
+        if (await self.hg("pull", "--rev", base, str(self.repourl))).didFail():
+            raise _Failed(fail, f"could not pull {base[:12]}")
+        drafts = await self.hg(
+            "log", "--rev", "not public()", "--template", "{node}\n", collect=True
+        )
+        if drafts.didFail():
+            raise _Failed(fail, "hg log failed")
+        if drafts.stdout.strip():
+            # Local commits from earlier runs (a push that was refused): never build on them.
+            strip = await self.hg(
+                "--config", "extensions.strip=", "strip", "--no-backup", "--rev", "not public()"
+            )
+            if strip.didFail():
+                raise _Failed(fail, "could not strip local drafts")
+        if (await self.hg("update", "--clean", "--rev", base)).didFail():
+            raise _Failed(fail, f"could not update to {base[:12]}")
+        purge = await self.hg("--config", "extensions.purge=", "purge", "--all")
+        if purge.didFail():
+            raise _Failed(fail, "could not purge the working copy")
+        self.setProperty("gate_base", base, self.name)
+        self.descriptionDone = [f"base {base[:12]}"]
+
+
+class ApplyPatch(HgStep):
+    """Apply the approved diff to the checkout and commit it as the patch's owner.
+
+    The author, date and message come from the scheduler, so every builder (and the landing
+    build) produces the same changeset id: that id is what was tested and what is pushed.
+    A diff that does not apply is outcome ``conflict``, not an exception.
+    """
+
+    name = "apply_patch"
+    description = ["applying patch"]
+    descriptionDone = ["patch applied"]
+
+    async def act(self) -> None:
+        ss = self.sourcestamp()
+        if not ss or not ss.patch:
+            raise _Failed("conflict", "the build carries no patch")
+        level, body = ss.patch[0], ss.patch[1]
+        author, comment = ss.patch_info or (None, None)
+        try:
+            text = body.decode("utf-8") if isinstance(body, bytes) else str(body)
+        except UnicodeDecodeError:
+            raise _Failed("conflict", "the patch is not UTF-8 text") from None
+        date = self.getProperty("gate_commit_date")
+        if not author or not comment or not date:
+            raise _Failed("conflict", "the build lacks the commit author, message or date")
+        await self.addCompleteLog("patch", text)
+        imported = await self.hg("import", "--no-commit", "-p", str(int(level)), "-", stdin=text)
+        if imported.didFail():
+            raise _Failed("conflict", "patch does not apply")
+        commit = await self.hg(
+            "commit", "--user", str(author), "--date", str(date), "--message", str(comment)
+        )
+        if commit.didFail():
+            raise _Failed("conflict", "patch changes nothing, or could not be committed")
+        ident = await self.hg(
+            "log", "--debug", "--rev", ".", "--template", "{node} {manifest}\n", collect=True
+        )
+        node, _, manifest = bytes2unicode(ident.stdout).strip().partition(" ")
+        if ident.didFail() or not _NODE.match(node):
+            raise _Failed("conflict", "could not read the committed changeset")
+        self.setProperty("gate_node", node, self.name)
+        self.setProperty("gate_manifest", manifest.rpartition(":")[2], self.name)
+        self.descriptionDone = [f"committed {node[:12]}"]
+
+
+class RunTests(buildstep.ShellMixin, buildstep.BuildStep):
+    """The project's test suite, in the patched checkout, stopped after ``maxTime`` seconds."""
+
+    name = "test"
+    description = ["testing"]
+    descriptionDone = ["tests passed"]
+    haltOnFailure = True
+    flunkOnFailure = True
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("logEnviron", False)
+        kwargs = self.setupShellMixin(kwargs)
+        super().__init__(**kwargs)
+
+    def run(self) -> Any:
+        from twisted.internet import defer
+
+        return defer.ensureDeferred(self._run())
+
+    async def _run(self) -> int:
+        cmd = await self.makeRemoteShellCommand()
+        await self.runCommand(cmd)
+        if not cmd.didFail():
+            self.setProperty(OUTCOME, "tested", self.name)
+            return SUCCESS
+        if cmd.remote_failure_reason in ("timeout", "timeout_without_output"):
+            self.setProperty(OUTCOME, "test_timeout", self.name)
+            self.descriptionDone = ["tests timed out"]
+        else:
+            self.setProperty(OUTCOME, "test_failed", self.name)
+            self.descriptionDone = [f"tests failed (exit {cmd.rc})"]
+        return FAILURE
+
+
+class Land(HgStep):
+    """Push the tested changeset, and nothing else, to the repository; never with --force.
+
+    Refuses to push when the changeset rebuilt here differs from the one the tests passed on.
+    A push refused because the branch moved (a new remote head) is outcome ``push_race``: the
+    scheduler then retests the patch on the new tip.
+    """
+
+    name = "land"
+    description = ["landing"]
+    descriptionDone = ["landed"]
+
+    def __init__(self, repourl: str, **kwargs: Any) -> None:
+        if not repourl:
+            config.error("Land: repourl is required")
+        super().__init__(repourl=repourl, **kwargs)
+
+    async def act(self) -> None:
+        node = self.getProperty("gate_node")
+        expected = self.getProperty("gate_expected_node")
+        if not expected or node != expected:
+            raise _Failed(
+                "tree_mismatch",
+                f"rebuilt {str(node)[:12]} but the tests passed on {str(expected)[:12]}: "
+                "not pushed",
+            )
+        push = await self.hg("push", "--rev", node, str(self.repourl), collect=True, ok=(0, 1))
+        said = bytes2unicode(push.stdout) + bytes2unicode(push.stderr)
+        if push.rc == 0 or (push.rc == 1 and "no changes found" in said):
+            self.setProperty(OUTCOME, "landed", self.name)
+            self.descriptionDone = [f"pushed {node[:12]}"]
+            return
+        if "new remote head" in said:
+            raise _Failed("push_race", "the branch moved since the test run; push refused")
+        last = [line for line in said.splitlines() if line.strip()]
+        raise _Failed("push_failed", f"push failed: {last[-1] if last else f'exit {push.rc}'}")

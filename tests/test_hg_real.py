@@ -1,0 +1,83 @@
+"""The hg behaviour the steps rely on, checked against the real hg the workers run.
+
+The steps send these exact commands; if a Mercurial upgrade changed their output or exit codes,
+these tests (not a production push) would be the first to notice.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from buildbot_gate.steps import HG_ENV
+from buildbot_gate.testing.processes import child_env
+from buildbot_gate.testing.processes import tool
+
+DIFF = (
+    "diff --git a/calc.py b/calc.py\n--- a/calc.py\n+++ b/calc.py\n"
+    "@@ -1,1 +1,2 @@\n ONE = 1\n+TWO = 2\n"
+)
+COMMIT = ["--user", "Ann <ann@example.org>", "--date", "1700000000 0", "--message", "Add TWO"]
+
+
+def hg(cwd: Path, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [tool("hg"), *args],
+        cwd=cwd,
+        env=child_env(HG_ENV),
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+@pytest.fixture
+def upstream(tmp_path: Path) -> Path:
+    repo = tmp_path / "upstream"
+    repo.mkdir()
+    hg(repo, "init", ".")
+    (repo / "calc.py").write_text("ONE = 1\n")
+    hg(repo, "commit", "-A", "-u", "Admin <a@example.org>", "-d", "1600000000 0", "-m", "init")
+    return repo
+
+
+def apply_as_the_step_does(upstream: Path, work: Path) -> str:
+    work.mkdir()
+    hg(work, "init", ".")
+    assert hg(work, "pull", "--rev", "tip", str(upstream)).returncode == 0
+    assert hg(work, "update", "--clean", "--rev", "tip").returncode == 0
+    assert hg(work, "import", "--no-commit", "-p", "1", "-", stdin=DIFF).returncode == 0
+    assert hg(work, "commit", *COMMIT).returncode == 0
+    out = hg(work, "log", "--debug", "--rev", ".", "--template", "{node} {manifest}\n")
+    return out.stdout.split()[0]
+
+
+def test_same_base_and_patch_give_the_same_node_on_every_worker(upstream: Path, tmp_path: Path):
+    # The land build pushes only if it rebuilt the node the test builds passed on.
+    first = apply_as_the_step_does(upstream, tmp_path / "w1")
+    second = apply_as_the_step_does(upstream, tmp_path / "w2")
+    assert first == second
+    assert len(first) == 40
+
+
+def test_push_after_the_branch_moved_is_refused_with_the_new_head_message(
+    upstream: Path, tmp_path: Path
+):
+    node = apply_as_the_step_does(upstream, tmp_path / "w1")
+    (upstream / "direct.py").write_text("D = 1\n")
+    hg(upstream, "commit", "-A", "-u", "Direct <d@example.org>", "-m", "direct push")
+    push = hg(tmp_path / "w1", "push", "--rev", node, str(upstream))
+    assert push.returncode not in (0, 1)
+    assert "new remote head" in push.stdout + push.stderr  # what Land reads as a push race
+    assert node not in hg(upstream, "log", "--template", "{node}\n").stdout
+
+
+def test_pushing_a_node_already_upstream_says_no_changes_found(upstream: Path, tmp_path: Path):
+    node = apply_as_the_step_does(upstream, tmp_path / "w1")
+    assert hg(tmp_path / "w1", "push", "--rev", node, str(upstream)).returncode == 0
+    again = hg(tmp_path / "w1", "push", "--rev", node, str(upstream))
+    assert again.returncode == 1
+    assert "no changes found" in again.stdout + again.stderr

@@ -1,0 +1,197 @@
+"""The gate's build steps against Buildbot's fake worker: the hg commands they send and what they
+conclude from the answers (the outcome property the scheduler reads back)."""
+
+from __future__ import annotations
+
+from unittest import mock
+
+from buildbot.process.results import FAILURE
+from buildbot.process.results import SUCCESS
+from buildbot.test.reactor import TestReactorMixin
+from buildbot.test.steps import ExpectShell
+from buildbot.test.steps import ExpectStat
+from buildbot.test.steps import TestBuildStepMixin
+from twisted.trial import unittest
+
+from buildbot_gate.steps import HG_ENV
+from buildbot_gate.steps import ApplyPatch
+from buildbot_gate.steps import GateCheckout
+from buildbot_gate.steps import Land
+from buildbot_gate.steps import RunTests
+
+URL = "http://hg.example.org/cpython"
+BASE = "a" * 40
+NODE = "b" * 40
+MANIFEST = "c" * 40
+DIFF = "diff --git a/x.py b/x.py\n--- a/x.py\n+++ b/x.py\n@@ -1 +1 @@\n-a\n+b\n"
+AUTHOR = "Ann <ann@example.org>"
+MESSAGE = "Fix it\n\nReviewed-on: http://review.example.org/1/"
+
+
+def hg(*args, **kw):
+    """The command a step sends for ``hg <args>`` in the build directory."""
+    return ExpectShell(workdir="wkdir", command=["hg", *args], env=HG_ENV, log_environ=False, **kw)
+
+
+class StepCase(TestReactorMixin, TestBuildStepMixin, unittest.TestCase):
+    def setUp(self):
+        self.setup_test_reactor()
+        return self.setup_test_build_step()
+
+    def source(self, revision=BASE, patch=(1, DIFF), info=(AUTHOR, MESSAGE)):
+        self.build.sources[""] = mock.Mock(revision=revision, patch=patch, patch_info=info)
+
+
+class GateCheckoutTest(StepCase):
+    def test_fresh_worker_clones_exactly_the_pinned_base_and_purges(self):
+        self.setup_step(GateCheckout(repourl=URL))
+        self.source()
+        self.expect_commands(
+            ExpectStat(file="wkdir/.hg", log_environ=False).exit(1),
+            hg("init", ".").exit(0),
+            hg("pull", "--rev", BASE, URL).exit(0),
+            hg("log", "--rev", "not public()", "--template", "{node}\n").stdout("").exit(0),
+            hg("update", "--clean", "--rev", BASE).exit(0),
+            hg("--config", "extensions.purge=", "purge", "--all").exit(0),
+        )
+        self.expect_outcome(result=SUCCESS, state_string=f"base {BASE[:12]}")
+        self.expect_property("gate_base", BASE)
+        return self.run_step()
+
+    def test_local_commits_left_by_an_earlier_run_are_stripped_before_building(self):
+        self.setup_step(GateCheckout(repourl=URL))
+        self.source()
+        self.expect_commands(
+            ExpectStat(file="wkdir/.hg", log_environ=False).exit(0),
+            hg("pull", "--rev", BASE, URL).exit(0),
+            hg("log", "--rev", "not public()", "--template", "{node}\n").stdout(NODE).exit(0),
+            hg(
+                "--config", "extensions.strip=", "strip", "--no-backup", "--rev", "not public()"
+            ).exit(0),
+            hg("update", "--clean", "--rev", BASE).exit(0),
+            hg("--config", "extensions.purge=", "purge", "--all").exit(0),
+        )
+        self.expect_outcome(result=SUCCESS)
+        return self.run_step()
+
+    def test_unreachable_repository_is_a_checkout_failure_not_an_exception(self):
+        self.setup_step(GateCheckout(repourl=URL))
+        self.source()
+        self.expect_commands(
+            ExpectStat(file="wkdir/.hg", log_environ=False).exit(0),
+            hg("pull", "--rev", BASE, URL).exit(255),
+        )
+        self.expect_outcome(result=FAILURE, state_string=f"could not pull {BASE[:12]} (failure)")
+        self.expect_property("gate_outcome", "checkout_failed")
+        return self.run_step()
+
+    def test_build_without_a_pinned_base_runs_nothing(self):
+        self.setup_step(GateCheckout(repourl=URL))
+        self.source(revision=None)
+        self.expect_outcome(result=FAILURE)
+        self.expect_property("gate_outcome", "checkout_failed")
+        return self.run_step()
+
+
+class ApplyPatchTest(StepCase):
+    def setup_apply(self):
+        self.setup_step(ApplyPatch())
+        self.source()
+        self.build.setProperty("gate_commit_date", "1700000000 0", "Gate")
+
+    def test_patch_is_committed_as_its_owner_and_the_node_recorded(self):
+        self.setup_apply()
+        self.expect_commands(
+            hg("import", "--no-commit", "-p", "1", "-", initial_stdin=DIFF).exit(0),
+            hg("commit", "--user", AUTHOR, "--date", "1700000000 0", "--message", MESSAGE).exit(0),
+            hg("log", "--debug", "--rev", ".", "--template", "{node} {manifest}\n")
+            .stdout(f"{NODE} 3:{MANIFEST}\n")
+            .exit(0),
+        )
+        self.expect_outcome(result=SUCCESS, state_string=f"committed {NODE[:12]}")
+        self.expect_property("gate_node", NODE)
+        self.expect_property("gate_manifest", MANIFEST)
+        return self.run_step()
+
+    def test_patch_that_does_not_apply_is_a_conflict(self):
+        self.setup_apply()
+        self.expect_commands(
+            hg("import", "--no-commit", "-p", "1", "-", initial_stdin=DIFF).exit(1),
+        )
+        self.expect_outcome(result=FAILURE, state_string="patch does not apply (failure)")
+        self.expect_property("gate_outcome", "conflict")
+        return self.run_step()
+
+
+class RunTestsTest(StepCase):
+    def test_failing_suite_is_test_failed(self):
+        self.setup_step(RunTests(command=["python", "run_tests.py"]))
+        self.expect_commands(
+            ExpectShell(
+                workdir="wkdir", command=["python", "run_tests.py"], log_environ=False
+            ).exit(1)
+        )
+        self.expect_outcome(result=FAILURE, state_string="tests failed (exit 1) (failure)")
+        self.expect_property("gate_outcome", "test_failed")
+        return self.run_step()
+
+    def test_passing_suite_is_tested(self):
+        self.setup_step(RunTests(command=["python", "run_tests.py"]))
+        self.expect_commands(
+            ExpectShell(
+                workdir="wkdir", command=["python", "run_tests.py"], log_environ=False
+            ).exit(0)
+        )
+        self.expect_outcome(result=SUCCESS)
+        self.expect_property("gate_outcome", "tested")
+        return self.run_step()
+
+
+class LandTest(StepCase):
+    def setup_land(self, node=NODE, expected=NODE):
+        self.setup_step(Land(repourl=URL))
+        self.build.setProperty("gate_node", node, "apply_patch")
+        self.build.setProperty("gate_expected_node", expected, "Gate")
+
+    def test_pushes_exactly_the_tested_node_without_force(self):
+        self.setup_land()
+        self.expect_commands(hg("push", "--rev", NODE, URL).exit(0))
+        self.expect_outcome(result=SUCCESS, state_string=f"pushed {NODE[:12]}")
+        self.expect_property("gate_outcome", "landed")
+        return self.run_step()
+
+    def test_a_rebuilt_node_that_differs_from_the_tested_one_is_never_pushed(self):
+        self.setup_land(node="d" * 40)
+        self.expect_outcome(result=FAILURE)
+        self.expect_property("gate_outcome", "tree_mismatch")
+        return self.run_step()
+
+    def test_branch_moved_is_a_push_race(self):
+        self.setup_land()
+        self.expect_commands(
+            hg("push", "--rev", NODE, URL)
+            .stderr("abort: push creates new remote head 1234abcd!\n")
+            .exit(255)
+        )
+        self.expect_outcome(result=FAILURE)
+        self.expect_property("gate_outcome", "push_race")
+        return self.run_step()
+
+    def test_already_pushed_node_counts_as_landed(self):
+        # A land build repeated after a master crash finds its changeset already upstream.
+        self.setup_land()
+        self.expect_commands(hg("push", "--rev", NODE, URL).stdout("no changes found\n").exit(1))
+        self.expect_outcome(result=SUCCESS)
+        self.expect_property("gate_outcome", "landed")
+        return self.run_step()
+
+    def test_refused_push_is_push_failed(self):
+        self.setup_land()
+        self.expect_commands(
+            hg("push", "--rev", NODE, URL).stderr("abort: HTTP Error 403: Forbidden\n").exit(255)
+        )
+        self.expect_outcome(
+            result=FAILURE, state_string=("push failed: abort: HTTP Error 403: Forbidden (failure)")
+        )
+        self.expect_property("gate_outcome", "push_failed")
+        return self.run_step()
