@@ -37,8 +37,11 @@ async def branch_tip(
         raise TipError(f"hg identify of {branch!r} timed out after {timeout}s") from e
     except OSError as e:
         raise TipError(f"could not run {hgbin}: {e}") from e
-    text = out.decode("utf-8", "replace").strip()
-    if code != 0 or not _NODE.match(text):
+    # --debug also makes hg narrate its protocol on stdout: the node is the line that is one.
+    lines = out.decode("utf-8", "replace").split()
+    nodes = [line for line in lines if _NODE.match(line)]
+    text = nodes[-1] if nodes else " ".join(lines[-1:])
+    if code != 0 or not nodes:
         why = err.decode("utf-8", "replace").strip().splitlines()
         raise TipError(
             f"hg identify of branch {branch!r} failed (exit {code}): {why[-1] if why else text}"

@@ -37,11 +37,12 @@ def comment_text(msg: Mapping[str, Any]) -> str | None:
         repourl = (msg.get("repourl") or "").rstrip("/")
         where = f"{repourl}/rev/{node[:12]}" if repourl.startswith("http") else node
         lines = [f"Landed patchset {ps} on {branch} as {node[:12]}: {where}"]
-        lines += _build_lines(msg, "Tested")
+        lines += _build_lines(msg.get("tested") or [], "Tested on")
+        lines += _build_lines(msg.get("builds") or [], "Pushed by")
         return "\n".join(lines)
     if decision == "ejected":
         lines = [f"Not landed: patchset {ps} was ejected from the {branch} queue: {detail}"]
-        lines += _build_lines(msg, "Builds")
+        lines += _build_lines(msg.get("builds") or [], "Builds")
         lines.append("Upload a fixed patchset and ask a committer to approve it again.")
         return "\n".join(lines)
     if decision == "refused":
@@ -53,8 +54,7 @@ def comment_text(msg: Mapping[str, Any]) -> str | None:
     return None
 
 
-def _build_lines(msg: Mapping[str, Any], title: str) -> list[str]:
-    builds: Sequence[Mapping[str, Any]] = msg.get("builds") or []
+def _build_lines(builds: Sequence[Mapping[str, Any]], title: str) -> list[str]:
     lines = []
     for b in builds:
         name = f"{b.get('builder')} build {b.get('number')}"

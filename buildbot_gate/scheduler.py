@@ -14,6 +14,7 @@ from typing import Any
 from typing import ClassVar
 
 from buildbot import config
+from buildbot.changes.changes import Change
 from buildbot.data import resultspec
 from buildbot.process.properties import Properties
 from buildbot.schedulers.base import ReconfigurableBaseScheduler
@@ -28,6 +29,7 @@ from buildbot_gate.hgremote import TipError
 from buildbot_gate.hgremote import branch_tip
 from buildbot_gate.model import Approved
 from buildbot_gate.model import CancelBuildset
+from buildbot_gate.model import Decision
 from buildbot_gate.model import GateState
 from buildbot_gate.model import Item
 from buildbot_gate.model import ItemState
@@ -46,6 +48,9 @@ from buildbot_gate.model import tick
 log = Logger()
 
 STATE_KEY = "gate"
+# The number of the last change the gate has acted on: changes after it are replayed at start,
+# so an approval recorded just before the master died is not lost.
+CHANGES_KEY = "gate_last_change"
 APPROVED = "gate:approved"
 WITHDRAWN = "gate:withdrawn"
 
@@ -83,6 +88,7 @@ class GateScheduler(ReconfigurableBaseScheduler):
         self._state = GateState()
         self._bs_consumer: Any = None
         self._ticker: task.LoopingCall | None = None
+        self._last_change = 0
 
     def checkConfig(  # type: ignore[override]
         self,
@@ -144,8 +150,11 @@ class GateScheduler(ReconfigurableBaseScheduler):
         self._bs_consumer = yield self.master.mq.startConsuming(
             self._buildset_complete, ("buildsets", None, "complete")
         )
+        self._last_change = yield self.getState(CHANGES_KEY, 0)
         yield self.startConsumingChanges()
+        # First settle what was in flight, then act on approvals that arrived while we were away.
         yield defer.ensureDeferred(self._recover())
+        yield defer.ensureDeferred(self._catch_up())
         self._ticker = task.LoopingCall(self._tick)
         self._ticker.clock = self.master.reactor
         self._ticker.start(self.retryInterval, now=False)
@@ -179,35 +188,53 @@ class GateScheduler(ReconfigurableBaseScheduler):
     def gotChange(self, change: Any, important: bool) -> Any:
         return defer.ensureDeferred(self._got_change(change))
 
+    async def _catch_up(self) -> None:
+        """Act on changes recorded while no master was running this scheduler."""
+        latest = await self.master.db.changes.getLatestChangeid()
+        for number in range((self._last_change or 0) + 1, (latest or 0) + 1):
+            chdict = await self.master.db.changes.getChange(number)
+            if chdict is None:
+                continue
+            change = await Change.fromChdict(self.master, chdict)
+            await self._got_change(change)
+
     async def _got_change(self, change: Any) -> None:
+        async with _locked(self._lock):
+            if change.number is not None and change.number <= self._last_change:
+                return  # already acted on (replayed at start, then delivered again)
+            await self._act_on_change(change)
+            if change.number is not None:
+                self._last_change = change.number
+                await self.setState(CHANGES_KEY, change.number)
+
+    async def _act_on_change(self, change: Any) -> None:
         props = change.properties
         if change.category not in (APPROVED, WITHDRAWN):
             return
         issue = int(props.getProperty("gate_issue"))
-        async with _locked(self._lock):
-            if change.category == WITHDRAWN:
-                reason = props.getProperty("gate_reason") or "approval withdrawn"
-                await self._apply(Withdrawn(issue, reason))
-                return
-            if change.branch not in self.branches:
-                log.info(
-                    "issue {issue} not queued: branch {branch!r} is not gated by {name}",
-                    issue=issue,
-                    branch=change.branch,
-                    name=self.name,
-                )
-                self._announce("refused", _refusal(issue, props, change.branch, self.branches))
-                return
-            event = Approved(
+        if change.category == WITHDRAWN:
+            reason = props.getProperty("gate_reason") or "approval withdrawn"
+            await self._apply(Withdrawn(issue, reason))
+            return
+        if change.branch not in self.branches:
+            log.info(
+                "issue {issue} not queued: branch {branch!r} is not gated by {name}",
                 issue=issue,
-                patchset=int(props.getProperty("gate_patchset")),
                 branch=change.branch,
-                approver=str(props.getProperty("gate_approver")),
-                owner=str(change.who),
-                subject=str(props.getProperty("gate_subject") or change.comments),
-                changeid=change.number,
+                name=self.name,
             )
-            await self._apply(event)
+            self._announce("refused", _refusal(issue, props, change.branch, self.branches))
+            return
+        event = Approved(
+            issue=issue,
+            patchset=int(props.getProperty("gate_patchset")),
+            branch=change.branch,
+            approver=str(props.getProperty("gate_approver")),
+            owner=str(change.who),
+            subject=str(props.getProperty("gate_subject") or change.comments),
+            changeid=change.number,
+        )
+        await self._apply(event)
 
     def _buildset_complete(self, key: Any, msg: dict[str, Any]) -> Any:
         # Every completion is looked at under the lock: the buildset may belong to an item whose
@@ -257,7 +284,7 @@ class GateScheduler(ReconfigurableBaseScheduler):
             elif isinstance(action, CancelBuildset):
                 await self._cancel(action)
             elif isinstance(action, Notify):
-                self._notify(action, reports)
+                await self._notify(action, reports)
 
     async def _start(self, item: Item, *, land: bool) -> None:
         try:
@@ -325,8 +352,12 @@ class GateScheduler(ReconfigurableBaseScheduler):
                     "cancel", {"reason": action.reason}, ("buildrequests", br["buildrequestid"])
                 )
 
-    def _notify(self, action: Notify, reports: Sequence[outcomes.BuildReport]) -> None:
+    async def _notify(self, action: Notify, reports: Sequence[outcomes.BuildReport]) -> None:
         item = action.item
+        tested: Sequence[outcomes.BuildReport] = ()
+        if action.decision == Decision.LANDED and item.tested_buildset is not None:
+            # The landing report names the green builds the pushed changeset passed on.
+            tested = await outcomes.read_builds(self.master, item.tested_buildset)
         log.info(
             "{item} {decision}: {detail}",
             item=item.describe(),
@@ -345,6 +376,7 @@ class GateScheduler(ReconfigurableBaseScheduler):
                 "detail": action.detail,
                 "node": item.landed_node,
                 "builds": [r.to_json() for r in reports],
+                "tested": [r.to_json() for r in tested],
                 "repourl": self.repourl,
             },
         )

@@ -172,6 +172,8 @@ class GateSchedulerTest(SchedulerMixin, TestReactorMixin, unittest.TestCase):
         self.assertEqual(landed["issue"], 1234)
         self.assertEqual(landed["node"], TESTED)
         self.assertEqual(landed["builds"][0]["builder"], "gate-land")
+        # The landing report also names the green test builds the pushed node passed on.
+        self.assertEqual([b["builder"] for b in landed["tested"]], ["gate-test"])
 
     @defer.inlineCallbacks
     def test_failed_tests_eject_with_the_failing_step_and_never_land(self):
@@ -253,6 +255,40 @@ class GateSchedulerTest(SchedulerMixin, TestReactorMixin, unittest.TestCase):
         _, kw = self.addBuildsetCalls[-1]
         self.assertEqual(kw["builderNames"], ["gate-land"])
         self.assertEqual(kw["properties"]["gate_expected_node"], (TESTED, "Gate"))
+
+    @defer.inlineCallbacks
+    def test_approval_recorded_while_no_scheduler_ran_is_acted_on_at_start(self):
+        # The poller stored the change, then the master died before the scheduler saw it.
+        change = self.makeFakeChange(
+            who="Ann <ann@example.org>",
+            branch="default",
+            category="gate:approved",
+            comments="Fix the frobnicator",
+            when=datetime.datetime.fromtimestamp(1700000000, datetime.UTC),
+            properties={
+                "gate_issue": 77,
+                "gate_patchset": 1,
+                "gate_approver": "core@example.org",
+                "gate_subject": "Fix the frobnicator",
+                "gate_diff": DIFF,
+            },
+        )
+        yield self.addFakeChange(change)
+        yield self.make_scheduler()
+        self.assertEqual(len(self.addBuildsetCalls), 1)
+        self.assertEqual(self.addBuildsetCalls[0][1]["properties"]["gate_issue"], (77, "Gate"))
+
+    @defer.inlineCallbacks
+    def test_restart_does_not_act_twice_on_an_approval(self):
+        yield self.make_scheduler()
+        yield self.approve()
+        # The test buildset is still running (the fake master does not store it itself).
+        yield self.master.db.insert_test_data([fakedb.Buildset(id=500, complete=0)])
+        yield self.sched.deactivate()
+        yield self.sched.activate()
+        self.assertEqual(len(self.addBuildsetCalls), 1)
+        state = yield self.sched.getState("gate")
+        self.assertEqual(len(state["items"]), 1)
 
     def test_config_without_stable_builders_is_an_admin_error(self):
         from buildbot import config

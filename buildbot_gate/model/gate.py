@@ -212,6 +212,7 @@ def _requeued(item: Item, reason: str, *, attempt: bool = False) -> Item:
         buildset=None,
         base=None,
         tested_node=None,
+        tested_buildset=None,
         attempts=item.attempts + (1 if attempt else 0),
         reason=reason,
     )
@@ -223,7 +224,12 @@ def _finished(step: _Step, ev: BuildsetFinished, policy: Policy) -> None:
         return  # a buildset of a withdrawn or already-decided item
     if item.state == ItemState.TESTING and ev.outcome == Outcome.PASSED:
         landing = attrs.evolve(
-            item, state=ItemState.LANDING, buildset=None, tested_node=ev.node, reason=ev.detail
+            item,
+            state=ItemState.LANDING,
+            buildset=None,
+            tested_node=ev.node,
+            tested_buildset=ev.buildset,
+            reason=ev.detail,
         )
         step.replace(item, landing)
         step.emit(StartLand(landing))

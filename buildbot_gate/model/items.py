@@ -51,6 +51,8 @@ class Item:
     state: ItemState = ItemState.QUEUED
     base: str | None = None
     tested_node: str | None = None
+    # The buildset whose green builds ``tested_node`` came from (named in the landing report).
+    tested_buildset: int | None = None
     landed_node: str | None = None
     buildset: int | None = None
     attempts: int = 0
