@@ -1,0 +1,56 @@
+"""The sample project's test suite, with knobs the gate's own tests turn through the environment.
+
+GATE_SAMPLE_STARTED  append one line to this file when a run starts (tests wait for it)
+GATE_SAMPLE_HOLD     while this file exists, wait before testing (tests race a push against it)
+GATE_SAMPLE_SLEEP    seconds every run takes at least (the benchmarks' fixed test duration)
+"""
+
+import os
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+
+def main():
+    started = os.environ.get("GATE_SAMPLE_STARTED")
+    if started:
+        with open(started, "a") as f:
+            f.write(f"{os.getcwd()}\n")
+    hold = os.environ.get("GATE_SAMPLE_HOLD")
+    waited = 0.0
+    while hold and os.path.exists(hold) and waited < 600:
+        time.sleep(0.1)
+        waited += 0.1
+    time.sleep(float(os.environ.get("GATE_SAMPLE_SLEEP", "0") or 0))
+
+    import calc
+
+    failures = 0
+    for name, got, want in [
+        ("add", calc.add(2, 3), 5),
+        ("sub", calc.sub(7, 2), 5),
+        ("mul", calc.mul(4, 5), 20),
+    ]:
+        ok = got == want
+        failures += not ok
+        print(f"{'ok  ' if ok else 'FAIL'} {name}: got {got!r}, want {want!r}")
+    extra = os.path.join(os.path.dirname(os.path.abspath(__file__)), "test_extra.py")
+    if os.path.exists(extra):
+        namespace = {"calc": calc}
+        with open(extra) as f:
+            exec(compile(f.read(), extra, "exec"), namespace)
+        for key, fn in sorted(namespace.items()):
+            if key.startswith("test_") and callable(fn):
+                try:
+                    fn()
+                    print(f"ok   {key}")
+                except Exception as e:
+                    failures += 1
+                    print(f"FAIL {key}: {e!r}")
+    print(f"{failures} failure(s)")
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

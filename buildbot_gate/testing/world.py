@@ -1,0 +1,171 @@
+"""A whole gate on 127.0.0.1 for the end-to-end tests and the demo: hg serve, the Rietveld
+stand-in, a master configured by master.cfg.example, and buildbot-worker processes."""
+
+from __future__ import annotations
+
+import difflib
+import time
+from pathlib import Path
+from typing import Any
+
+from buildbot_gate.testing.processes import BuildbotMaster
+from buildbot_gate.testing.processes import BuildbotWorker
+from buildbot_gate.testing.processes import HgUpstream
+from buildbot_gate.testing.processes import RietveldStandin
+from buildbot_gate.testing.processes import ignore_errors
+from buildbot_gate.testing.processes import prop
+from buildbot_gate.testing.processes import wait_until
+
+GATE_ACCOUNT = "gate@example.org"
+GATE_TOKEN = "gate-secret-token"
+COMMITTER = "core@example.org"
+OWNER = "ann@example.org"
+
+
+def new_file_diff(path: str, lines: list[str]) -> str:
+    body = "".join(f"+{line}\n" for line in lines)
+    return (
+        f"diff --git a/{path} b/{path}\nnew file mode 100644\n--- /dev/null\n+++ b/{path}\n"
+        f"@@ -0,0 +1,{len(lines)} @@\n{body}"
+    )
+
+
+def edit_diff(path: str, before: str, after: str) -> str:
+    """The git-style diff a contributor uploads for changing ``path`` from ``before``."""
+    body = difflib.unified_diff(
+        before.splitlines(keepends=True), after.splitlines(keepends=True), f"a/{path}", f"b/{path}"
+    )
+    return f"diff --git a/{path} b/{path}\n" + "".join(body)
+
+
+def change_line_diff(path: str, old: str, new: str, context: tuple[str, ...] = ()) -> str:
+    ctx = "".join(f" {c}\n" for c in context)
+    n = 1 + len(context)
+    return (
+        f"diff --git a/{path} b/{path}\n--- a/{path}\n+++ b/{path}\n"
+        f"@@ -1,{n} +1,{n} @@\n-{old}\n+{new}\n{ctx}"
+    )
+
+
+class GateWorld:
+    def __init__(
+        self,
+        root: Path,
+        workers: int = 2,
+        branches: tuple[str, ...] = (),
+        web_port: int | None = None,
+        poll_interval: int = 1,
+    ) -> None:
+        self.root = root
+        self.hold_file = root / "hold"
+        self.started_file = root / "started"
+        self.upstream = HgUpstream(root / "hg")
+        self.standin = RietveldStandin(root / "rietveld", {GATE_ACCOUNT: GATE_TOKEN})
+        self.names = [f"w{i}" for i in range(1, workers + 1)]
+        self.workers: list[BuildbotWorker] = []
+        self.master: BuildbotMaster = None  # type: ignore[assignment]  # set by _start
+        try:
+            self._start(branches, web_port, poll_interval)
+        except BaseException:
+            self.close()  # never leave servers behind when one piece fails to start
+            raise
+
+    def _start(self, branches: tuple[str, ...], web_port: int | None, poll_interval: int) -> None:
+        self.upstream.create(branches=branches)
+        self.upstream.start()
+        self.standin.start()
+        self.rietveld = self.standin.control
+        env = {
+            "GATE_RIETVELD_URL": self.standin.url,
+            "GATE_RIETVELD_TOKEN": GATE_TOKEN,
+            "GATE_COMMITTERS": COMMITTER,
+            "GATE_HG_URL": self.upstream.url,
+            "GATE_BRANCHES": ",".join(("default", *branches)),
+            "GATE_TEST_COMMAND": "python run_tests.py",
+            "GATE_TEST_TIMEOUT": "120",
+            "GATE_WORKERS": ",".join(f"{n}:pw-{n}" for n in self.names),
+            "GATE_POLL_INTERVAL": str(poll_interval),
+            "GATE_SINCE": "2000-01-01 00:00:00",
+            "GATE_RETRY_INTERVAL": "2",
+        }
+        if web_port:
+            env["GATE_WEB_PORT"] = str(web_port)
+        self.master = BuildbotMaster(self.root / "master", env).create().start()
+        worker_env = {
+            "GATE_SAMPLE_HOLD": str(self.hold_file),
+            "GATE_SAMPLE_STARTED": str(self.started_file),
+        }
+        for n in self.names:
+            w = BuildbotWorker(self.root / n, n, f"pw-{n}", self.master.pb_port, worker_env)
+            self.workers.append(w.create().start())
+        master = self.master
+        wait_until(
+            lambda: len(master.rest.connected_workers()) == len(self.names),
+            60,
+            "workers to connect",
+        )
+
+    def close(self) -> None:
+        for w in self.workers:
+            ignore_errors(w.stop)
+        if self.master is not None:
+            ignore_errors(self.master.stop)
+        ignore_errors(self.standin.stop)
+        ignore_errors(self.upstream.stop)
+
+    # --- people -----------------------------------------------------------------------------
+
+    def upload(self, subject: str, diff: str, description: str = "", owner: str = OWNER) -> int:
+        return int(
+            self.rietveld.create_issue(owner, subject, diff, description=description)["issue"]
+        )
+
+    def approve(self, subject: str, diff: str, description: str = "") -> int:
+        issue = self.upload(subject, diff, description)
+        self.rietveld.lgtm(issue, COMMITTER, "LGTM, thanks!")
+        return issue
+
+    # --- what people see --------------------------------------------------------------------
+
+    def gate_comments(self, issue: int) -> list[str]:
+        return [m["text"] for m in self.rietveld.messages(issue) if m["sender"] == GATE_ACCOUNT]
+
+    def wait_comment(self, issue: int, contains: str, timeout: float = 120) -> str:
+        def found() -> str | None:
+            for text in self.gate_comments(issue):
+                if contains in text:
+                    return text
+            return None
+
+        try:
+            return str(wait_until(found, timeout, f"a comment on {issue} with {contains!r}"))
+        except TimeoutError:
+            raise AssertionError(
+                f"no comment with {contains!r} on issue {issue}; gate said "
+                f"{self.gate_comments(issue)}; master log tail:\n{self.master.log_text()[-4000:]}"
+            ) from None
+
+    def landed(self, issue: int) -> list[dict[str, Any]]:
+        return [c for c in self.upstream.log() if f"/{issue}/" in c["desc"]]
+
+    def builds_for(self, issue: int, builder: str | None = None) -> list[dict[str, Any]]:
+        return [b for b in self.master.rest.builds(builder) if prop(b, "gate_issue") == issue]
+
+    # --- test knobs -------------------------------------------------------------------------
+
+    def hold(self) -> None:
+        self.hold_file.write_text("held\n")
+
+    def release(self) -> None:
+        self.hold_file.unlink(missing_ok=True)
+
+    def runs_started(self) -> int:
+        if not self.started_file.exists():
+            return 0
+        return len(self.started_file.read_text().splitlines())
+
+    def wait_runs_started(self, count: int, timeout: float = 90) -> None:
+        wait_until(lambda: self.runs_started() >= count, timeout, f"{count} test runs to start")
+
+    def settle(self, seconds: float) -> None:
+        time.sleep(seconds)

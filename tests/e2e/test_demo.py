@@ -1,0 +1,30 @@
+"""The README's demo command, run to the end: every sample issue ends as the demo announces."""
+
+from __future__ import annotations
+
+import subprocess
+
+import pytest
+
+from buildbot_gate.testing.processes import child_env
+from buildbot_gate.testing.processes import tool
+
+pytestmark = pytest.mark.e2e
+
+
+def test_demo_moves_the_queue_and_stops_cleanly(tmp_path):
+    command = ["demo", "--dir", str(tmp_path / "demo"), "--web-port", "0", "--interval", "1"]
+    demo = subprocess.run(
+        [tool("buildbot-gate"), *command, "--exit-when-settled"],
+        env=child_env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    out = demo.stdout
+    assert demo.returncode == 0, out + demo.stderr
+    assert "Buildbot web UI   http://127.0.0.1:" in out
+    assert out.count("gate on issue") >= 4
+    assert out.count("; ok") == 4
+    assert "Landed patchset" in out and "tests failed" in out and "does not apply" in out
+    assert out.rstrip().endswith("stopped.")
