@@ -1,0 +1,31 @@
+"""A master.cfg finds every public class through Buildbot's plugin entry points."""
+
+from __future__ import annotations
+
+from buildbot.plugins import changes
+from buildbot.plugins import reporters
+from buildbot.plugins import schedulers
+from buildbot.plugins import steps
+from buildbot.plugins import util
+
+from buildbot_gate import factories
+from buildbot_gate import steps as gate_steps
+from buildbot_gate.changes import RietveldPoller
+from buildbot_gate.reporter import RietveldReporter
+from buildbot_gate.scheduler import GateScheduler
+
+
+def test_master_cfg_finds_the_gate_through_buildbot_plugins():
+    assert changes.RietveldPoller is RietveldPoller
+    assert schedulers.GateScheduler is GateScheduler
+    assert reporters.RietveldReporter is RietveldReporter
+    assert util.GateFactories is factories.GateFactories
+    for name in ("GateCheckout", "ApplyPatch", "RunTests", "Land"):
+        assert getattr(steps, name) is getattr(gate_steps, name)
+
+
+def test_factories_build_the_documented_step_sequence():
+    test = util.GateFactories.test("http://hg.example.org/repo", "python run_tests.py")
+    land = util.GateFactories.land("http://hg.example.org/repo")
+    assert [s.step_class.__name__ for s in test.steps] == ["GateCheckout", "ApplyPatch", "RunTests"]
+    assert [s.step_class.__name__ for s in land.steps] == ["GateCheckout", "ApplyPatch", "Land"]
