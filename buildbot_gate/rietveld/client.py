@@ -13,10 +13,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import treq
-from twisted.internet import defer
-from twisted.internet import error as net_error
-from twisted.web import client as web_client
 
+from buildbot_gate.net import NETWORK_ERRORS as _NETWORK_ERRORS
 from buildbot_gate.rietveld.records import Issue
 from buildbot_gate.rietveld.records import MalformedResponse
 from buildbot_gate.rietveld.records import Patchset
@@ -56,17 +54,6 @@ class ServerError(RietveldError):
 class Unreachable(RietveldError):
     """No answer at all: refused, reset, timed out, DNS."""
 
-
-_NETWORK_ERRORS = (
-    net_error.ConnectError,
-    net_error.DNSLookupError,
-    net_error.ConnectionLost,
-    net_error.ConnectionDone,
-    net_error.TimeoutError,
-    defer.CancelledError,
-    web_client.ResponseNeverReceived,
-    web_client.ResponseFailed,
-)
 
 # Search pages we ask for; Rietveld allows up to 1000.
 PAGE_SIZE = 100

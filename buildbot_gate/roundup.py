@@ -1,0 +1,132 @@
+"""RoundupPeople: committer and contributor-agreement flags from a Roundup tracker's REST API.
+
+As on bugs.python.org, the tracker's user class carries ``iscommitter`` and ``contrib_form``; the
+gate looks a person up by the e-mail address Rietveld shows (``address`` or one of the
+``alternate_addresses``). Answers are cached briefly; a tracker that cannot answer raises
+DirectoryUnavailable so the poller holds the patch instead of judging it.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from typing import Any
+
+import treq
+
+from buildbot_gate.net import NETWORK_ERRORS as _NETWORK_ERRORS
+from buildbot_gate.people import DirectoryUnavailable
+from buildbot_gate.people import Person
+
+_FIELDS = "address,alternate_addresses,iscommitter,contrib_form"
+
+
+class RoundupPeople:
+    """Look people up on a Roundup 2.x tracker (``/rest/data/user``), with a short cache."""
+
+    def __init__(
+        self,
+        url: str,
+        user: str,
+        password: str,
+        ttl: float = 60.0,
+        timeout: float = 10.0,
+        clock: Any = None,
+        http: Any = None,
+    ) -> None:
+        from twisted.internet import reactor
+
+        self.url = url.rstrip("/")
+        self.user = user
+        self.ttl = ttl
+        self.timeout = timeout
+        self._clock: Any = clock or reactor  # what the cache's lifetime is measured with
+        if http is None:
+            from twisted.web.client import Agent
+            from twisted.web.client import HTTPConnectionPool
+
+            # Lookups are rare (cached): no kept-alive connections to clean up.
+            pool = HTTPConnectionPool(reactor, persistent=False)
+            agent: Any = Agent(reactor, pool=pool)
+            http = treq.client.HTTPClient(agent)
+        self._http = http
+        token = base64.b64encode(f"{user}:{password}".encode()).decode("ascii")
+        self._headers = {
+            "Authorization": [f"Basic {token}"],
+            "Accept": ["application/json"],
+            "X-Requested-With": ["rest"],
+            "Referer": [self.url + "/"],
+            "Origin": [self.url],
+        }
+        self._cache: dict[str, tuple[float, Person]] = {}
+        self.requests = 0
+
+    def __repr__(self) -> str:
+        return f"RoundupPeople({self.url!r}, user={self.user!r})"
+
+    # Buildbot compares config objects on reconfig: equal settings, equal directories.
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, RoundupPeople) and (
+            self.url,
+            self.user,
+            self._headers["Authorization"],
+            self.ttl,
+        ) == (other.url, other.user, other._headers["Authorization"], other.ttl)
+
+    def __hash__(self) -> int:
+        return hash((self.url, self.user))
+
+    async def lookup(self, email: str) -> Person:
+        key = email.strip().lower()
+        now = self._clock.seconds()
+        cached = self._cache.get(key)
+        if cached is not None and cached[0] > now:
+            return cached[1]
+        person = await self._fetch(key)
+        self._cache[key] = (now + self.ttl, person)
+        return person
+
+    async def _fetch(self, email: str) -> Person:
+        # Roundup matches string properties by substring: check the answer exactly ourselves.
+        for prop in ("address", "alternate_addresses"):
+            for user in await self._users(prop, email):
+                if _has_address(user, email):
+                    return Person(
+                        email,
+                        committer=user.get("iscommitter") is True,
+                        agreement=user.get("contrib_form") is True,
+                        known=True,
+                    )
+        return Person(email, known=False)
+
+    async def _users(self, prop: str, email: str) -> list[dict[str, Any]]:
+        what = f"tracker {self.url}: looking up {email}"
+        self.requests += 1
+        try:
+            response = await self._http.get(
+                f"{self.url}/rest/data/user",
+                params={prop: email, "@fields": _FIELDS},
+                headers=self._headers,
+                timeout=self.timeout,
+            )
+            body = await treq.content(response)
+        except _NETWORK_ERRORS as e:
+            why = (str(e) or type(e).__name__).splitlines()[0][:160]
+            raise DirectoryUnavailable(f"{what}: no answer ({why})") from None
+        if response.code in (401, 403):
+            raise DirectoryUnavailable(f"{what}: HTTP {response.code}, the gate's login failed")
+        if response.code != 200:
+            raise DirectoryUnavailable(f"{what}: HTTP {response.code}")
+        try:
+            users = json.loads(body.decode("utf-8"))["data"]["collection"]
+            if not isinstance(users, list) or not all(isinstance(u, dict) for u in users):
+                raise TypeError("collection is not a list of users")
+        except (UnicodeDecodeError, ValueError, KeyError, TypeError) as e:
+            raise DirectoryUnavailable(f"{what}: malformed answer ({e})") from None
+        return users
+
+
+def _has_address(user: dict[str, Any], email: str) -> bool:
+    addresses = [str(user.get("address") or "")]
+    addresses += str(user.get("alternate_addresses") or "").split()
+    return any(a.strip().lower() == email for a in addresses)
