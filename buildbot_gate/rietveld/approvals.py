@@ -1,19 +1,26 @@
-"""Whether the latest patchset of an issue is approved, by Rietveld's messages.
+"""Whether the latest patchset of an issue is approved for a branch, and what people asked for.
 
 The server computes ``approval`` from the text alone; the gate adds what the server cannot know:
-only committers count, only for the latest patchset, robots never count, and a later "not lgtm"
-from a committer takes an approval back.
+only committers count, only on the latest patchset, robots never count, a committer's own LGTM
+on their own patch counts (the server never marks it), a frozen branch needs a release manager,
+and a later "not lgtm" from a committer takes an approval back.
 """
 
 from __future__ import annotations
 
 import datetime
+import re
 from collections.abc import Iterable
+from collections.abc import Mapping
 
 import attrs
 
+from buildbot_gate.people import Person
 from buildbot_gate.rietveld.records import Issue
 from buildbot_gate.rietveld.records import Message
+
+RECHECK = "recheck"
+MERGE_NOW = "merge now"
 
 
 @attrs.frozen
@@ -22,6 +29,86 @@ class Approval:
     patchset: int
     approver: str
     approved_at: datetime.datetime
+
+
+@attrs.frozen
+class Rules:
+    """The approval rules an admin configures (see README, "Who may gate what")."""
+
+    release_managers: frozenset[str] = frozenset()
+    frozen: frozenset[str] = frozenset()  # branches in their release-candidate phase
+    # Who may ask for a recheck: "anyone", "committers", or a set of e-mail addresses.
+    rechecks: str | frozenset[str] = "anyone"
+
+    @classmethod
+    def build(
+        cls,
+        release_managers: Iterable[str] = (),
+        frozen: Iterable[str] = (),
+        rechecks: str | Iterable[str] = "anyone",
+    ) -> Rules:
+        who = rechecks if isinstance(rechecks, str) else frozenset(r.lower() for r in rechecks)
+        return cls(
+            release_managers=frozenset(r.lower() for r in release_managers),
+            frozen=frozenset(frozen),
+            rechecks=who,
+        )
+
+    def may_recheck(self, person: Person) -> bool:
+        if self.rechecks == "anyone":
+            return True
+        if self.rechecks == "committers":
+            return person.committer
+        return person.email.lower() in self.rechecks
+
+    def may_merge_now(self, person: Person) -> bool:
+        return person.email.lower() in self.release_managers
+
+
+@attrs.frozen
+class BranchVerdict:
+    """For one nominated branch: the standing approval, or why a committer's LGTM did not count."""
+
+    branch: str
+    approval: Approval | None
+    refusal: str | None = None
+
+
+@attrs.frozen
+class Command:
+    kind: str  # RECHECK or MERGE_NOW
+    sender: str
+    date: datetime.datetime
+
+
+def _unquoted(text: str) -> list[str]:
+    return [line.strip().lower() for line in text.splitlines() if not line.lstrip().startswith(">")]
+
+
+def says_lgtm(text: str) -> bool:
+    """Rietveld's own rule, for the messages it does not mark (the owner's)."""
+    lines = _unquoted(text)
+    return any("lgtm" in line for line in lines) and not says_not_lgtm(text)
+
+
+def says_not_lgtm(text: str) -> bool:
+    return any("not lgtm" in line for line in _unquoted(text))
+
+
+_COMMAND_LINE = re.compile(r"^(?:please,? )?(recheck|merge now)(?:,? please)?[\s.!:]*$")
+
+
+def command_in(text: str) -> str | None:
+    """``recheck`` or ``merge now`` when an unquoted line is just that.
+
+    Case, trailing punctuation and a "please" aside: "Merge now, please." is a request, while
+    "we should not merge now" or "> recheck" (a quotation) is not.
+    """
+    for line in _unquoted(text):
+        m = _COMMAND_LINE.match(re.sub(r"\s+", " ", line))
+        if m:
+            return m.group(1)
+    return None
 
 
 def about_latest(message: Message, latest: int, patchset_created: datetime.datetime) -> bool:
@@ -35,24 +122,69 @@ def about_latest(message: Message, latest: int, patchset_created: datetime.datet
     return message.date >= patchset_created
 
 
-def find_approval(
-    issue: Issue, patchset_created: datetime.datetime, committers: Iterable[str]
-) -> Approval | None:
-    """The standing committer approval of the latest patchset, or None."""
+def people_to_look_up(issue: Issue) -> set[str]:
+    """Everybody whose standing matters: the owner and whoever approved, objected or asked."""
+    emails = {issue.owner_email.lower()}
+    for m in issue.messages:
+        owner = m.sender.lower() == issue.owner_email.lower()
+        if m.approval or m.disapproval or command_in(m.text) or (owner and says_lgtm(m.text)):
+            emails.add(m.sender.lower())
+    return emails
+
+
+def evaluate(
+    issue: Issue,
+    patchset_created: datetime.datetime,
+    people: Mapping[str, Person],
+    branches: Iterable[str],
+    rules: Rules,
+) -> list[BranchVerdict]:
+    """The approval state of the latest patchset on each nominated branch."""
     latest = issue.latest_patchset
-    if latest is None or issue.closed:
-        return None
-    allowed = {c.lower() for c in committers}
     owner = issue.owner_email.lower()
-    standing: Approval | None = None
-    for m in issue.messages:  # sorted by date
-        sender = m.sender.lower()
-        if m.auto_generated or sender not in allowed or sender == owner:
+    verdicts = []
+    for branch in branches:
+        standing: Approval | None = None
+        refusal: str | None = None
+        for m in issue.messages:  # sorted by date
+            sender = m.sender.lower()
+            person = people.get(sender)
+            if latest is None or issue.closed or m.auto_generated:
+                continue
+            if person is None or not person.committer:
+                continue  # only committers approve or object; others are not the gate's business
+            if not about_latest(m, latest, patchset_created):
+                continue
+            mine = sender == owner
+            if m.disapproval or (mine and says_not_lgtm(m.text)):
+                standing, refusal = None, None
+                continue
+            if not (m.approval or (mine and says_lgtm(m.text))):
+                continue
+            if branch in rules.frozen and sender not in rules.release_managers:
+                managers = ", ".join(sorted(rules.release_managers)) or "none configured"
+                refusal = (
+                    f"branch {branch} is frozen for a release: only its release managers "
+                    f"({managers}) can approve patches for it; the LGTM of {sender} does not "
+                    "count there"
+                )
+                continue
+            if standing is None:
+                standing = Approval(issue.issue, latest, sender, m.date)
+        verdicts.append(BranchVerdict(branch, standing, None if standing else refusal))
+    return verdicts
+
+
+def commands(issue: Issue, after: str, patchset_created: datetime.datetime) -> list[Command]:
+    """``recheck`` / ``merge now`` comments on the latest patchset posted later than ``after``."""
+    latest = issue.latest_patchset
+    found = []
+    for m in issue.messages:
+        if latest is None or m.auto_generated or str(m.date) <= after:
             continue
         if not about_latest(m, latest, patchset_created):
             continue
-        if m.disapproval:
-            standing = None
-        elif m.approval and standing is None:
-            standing = Approval(issue.issue, latest, sender, m.date)
-    return standing
+        kind = command_in(m.text)
+        if kind:
+            found.append(Command(kind, m.sender.lower(), m.date))
+    return found

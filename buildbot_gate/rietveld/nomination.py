@@ -1,23 +1,40 @@
-"""Which branches a patch is nominated for, read from the issue description.
+"""Which branches a patch is nominated for, read from the issue.
 
-A line ``Branch: 3.4, default`` names them; without one the patch goes to the default branch.
+A description line ``Branch: 3.4, default`` names them. Without one, PEP 462's defaults apply: an
+enhancement (a ``Type: enhancement`` line) goes to the development branch only; any other patch
+(a bug fix) goes to the configured maintenance branches and the development branch. Chromium's
+``target_ref`` (``refs/heads/<name>``) is honoured when the description names nothing.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 
 _BRANCH_LINE = re.compile(
     r"^\s*branch(?:es)?\s*:\s*(?P<names>.+?)\s*$", re.IGNORECASE | re.MULTILINE
 )
+_TYPE_LINE = re.compile(r"^\s*type\s*:\s*enhancement\s*$", re.IGNORECASE | re.MULTILINE)
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/+-]*$")
 
 
-def target_branches(description: str, default: str) -> list[str]:
-    """Branches named on the description's ``Branch:`` lines (in order, once each), else default."""
+def target_branches(
+    description: str,
+    default: str,
+    bugfix: Sequence[str] = (),
+    target_ref: str | None = None,
+) -> list[str]:
+    """The nominated branches, in order, each once."""
     names: list[str] = []
     for m in _BRANCH_LINE.finditer(description or ""):
         for name in re.split(r"[,\s]+", m.group("names")):
             if name and _NAME.match(name) and name not in names:
                 names.append(name)
-    return names or [default]
+    if names:
+        return names
+    if target_ref and target_ref.startswith("refs/heads/"):
+        return [target_ref[len("refs/heads/") :]]
+    if _TYPE_LINE.search(description or ""):
+        return [default]
+    chosen = [b for b in bugfix if b != default]
+    return [*chosen, default]

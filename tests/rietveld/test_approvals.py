@@ -1,0 +1,183 @@
+"""The approval rules of README "Who may gate what", on issues built by hand."""
+
+from __future__ import annotations
+
+import datetime
+
+import pytest
+
+from buildbot_gate.people import Person
+from buildbot_gate.rietveld.approvals import MERGE_NOW
+from buildbot_gate.rietveld.approvals import RECHECK
+from buildbot_gate.rietveld.approvals import Rules
+from buildbot_gate.rietveld.approvals import command_in
+from buildbot_gate.rietveld.approvals import commands
+from buildbot_gate.rietveld.approvals import evaluate
+from buildbot_gate.rietveld.approvals import people_to_look_up
+from buildbot_gate.rietveld.records import Issue
+from buildbot_gate.rietveld.records import Message
+
+T0 = datetime.datetime(2014, 5, 1, 12, 0, 0)
+PS_CREATED = T0 + datetime.timedelta(hours=1)  # the latest patchset's upload
+OWNER = "ann@example.org"
+CORE = "core@example.org"
+RM = "rm@example.org"
+
+PEOPLE = {
+    OWNER: Person(OWNER, committer=False, agreement=True),
+    CORE: Person(CORE, committer=True, agreement=True),
+    RM: Person(RM, committer=True, agreement=True),
+    "sam@example.org": Person("sam@example.org", committer=False, agreement=True),
+}
+
+
+def msg(sender, minutes, text="", approval=False, disapproval=False, **kw) -> Message:
+    return Message(
+        sender=sender,
+        date=PS_CREATED + datetime.timedelta(minutes=minutes),
+        text=text,
+        approval=approval,
+        disapproval=disapproval,
+        **kw,
+    )
+
+
+def issue(*messages, owner=OWNER, closed=False) -> Issue:
+    return Issue(
+        issue=7,
+        subject="Fix it",
+        description="",
+        owner=owner.split("@")[0],
+        owner_email=owner,
+        created=T0,
+        modified=T0,
+        modified_raw=str(T0),
+        closed=closed,
+        private=False,
+        base_url="",
+        reviewers=(),
+        cc=(),
+        patchsets=(8, 9),
+        messages=tuple(messages),
+    )
+
+
+def approver(it, branches=("default",), rules=None, people=PEOPLE):
+    return {
+        v.branch: v.approval and v.approval.approver
+        for v in evaluate(it, PS_CREATED, people, branches, rules or Rules())
+    }
+
+
+def test_a_committers_lgtm_on_the_latest_patchset_approves_it():
+    verdicts = evaluate(
+        issue(msg(CORE, 5, "lgtm", approval=True)), PS_CREATED, PEOPLE, ["default"], Rules()
+    )
+    assert verdicts[0].approval.approver == CORE
+    assert verdicts[0].approval.patchset == 9
+
+
+def test_a_non_committers_lgtm_does_not_count():
+    assert approver(issue(msg("sam@example.org", 5, "lgtm", approval=True))) == {"default": None}
+
+
+def test_someone_the_tracker_does_not_know_does_not_count():
+    assert approver(issue(msg("who@example.org", 5, "lgtm", approval=True))) == {"default": None}
+
+
+def test_an_lgtm_written_before_the_latest_patchset_is_stale():
+    assert approver(issue(msg(CORE, -5, "lgtm", approval=True))) == {"default": None}
+
+
+def test_chromiums_patchset_field_decides_staleness_when_present():
+    old = msg(CORE, 5, "lgtm", approval=True, patchset=8)
+    assert approver(issue(old)) == {"default": None}
+    assert approver(issue(msg(CORE, -5, "lgtm", approval=True, patchset=9))) == {"default": CORE}
+
+
+def test_a_committer_may_approve_their_own_patch_which_the_server_never_marks():
+    mine = issue(msg(CORE, 5, "LGTM, self-review done"), owner=CORE)
+    assert approver(mine) == {"default": CORE}
+
+
+def test_a_later_not_lgtm_from_a_committer_takes_the_approval_back():
+    it = issue(msg(CORE, 5, "lgtm", approval=True), msg(RM, 6, "not lgtm", disapproval=True))
+    assert approver(it) == {"default": None}
+
+
+def test_a_not_lgtm_from_a_non_committer_does_not():
+    it = issue(
+        msg(CORE, 5, "lgtm", approval=True), msg("sam@example.org", 6, "not lgtm", disapproval=True)
+    )
+    assert approver(it) == {"default": CORE}
+
+
+def test_robots_and_closed_issues_never_approve():
+    assert approver(issue(msg(CORE, 5, "lgtm", approval=True, auto_generated=True))) == {
+        "default": None
+    }
+    assert approver(issue(msg(CORE, 5, "lgtm", approval=True), closed=True)) == {"default": None}
+
+
+def test_a_frozen_branch_needs_a_release_manager_and_says_why_not():
+    rules = Rules.build(release_managers=[RM], frozen=["3.5"])
+    it = issue(msg(CORE, 5, "lgtm", approval=True))
+    verdicts = {v.branch: v for v in evaluate(it, PS_CREATED, PEOPLE, ["3.5", "default"], rules)}
+    assert verdicts["default"].approval.approver == CORE
+    assert verdicts["3.5"].approval is None
+    assert "frozen" in verdicts["3.5"].refusal and RM in verdicts["3.5"].refusal
+    later = issue(msg(CORE, 5, "lgtm", approval=True), msg(RM, 9, "lgtm", approval=True))
+    assert approver(later, ["3.5"], rules) == {"3.5": RM}
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("recheck", RECHECK),
+        ("Recheck.", RECHECK),
+        ("Thanks!\n  RECHECK  \n", RECHECK),
+        ("Recheck, please.", RECHECK),
+        ("Merge now, please.", MERGE_NOW),
+        ("please merge  now!", MERGE_NOW),
+        ("no need to recheck", None),
+        ("we should not merge now", None),
+        ("> recheck", None),
+        ("recheck this later", None),
+        ("", None),
+    ],
+)
+def test_commands_are_whole_unquoted_lines(text, expected):
+    assert command_in(text) == expected
+
+
+def test_commands_are_the_new_ones_on_the_latest_patchset():
+    it = issue(
+        msg("sam@example.org", -10, "recheck"),  # about the previous patchset
+        msg("sam@example.org", 5, "recheck"),
+        msg(RM, 7, "merge now"),
+        msg(RM, 8, "merge now", auto_generated=True),
+    )
+    found = commands(it, after="", patchset_created=PS_CREATED)
+    assert [(c.kind, c.sender) for c in found] == [(RECHECK, "sam@example.org"), (MERGE_NOW, RM)]
+    seen = str(found[0].date)
+    assert [c.kind for c in commands(it, after=seen, patchset_created=PS_CREATED)] == [MERGE_NOW]
+
+
+def test_the_people_to_look_up_are_the_owner_and_those_who_approved_objected_or_asked():
+    it = issue(
+        msg(CORE, 5, "lgtm", approval=True),
+        msg("sam@example.org", 6, "recheck"),
+        msg("bystander@example.org", 7, "nice patch"),
+    )
+    assert people_to_look_up(it) == {OWNER, CORE, "sam@example.org"}
+
+
+def test_who_may_recheck_and_merge_now_is_configurable():
+    sam, core = PEOPLE["sam@example.org"], PEOPLE[CORE]
+    assert Rules().may_recheck(sam)
+    assert not Rules.build(rechecks="committers").may_recheck(sam)
+    assert Rules.build(rechecks="committers").may_recheck(core)
+    assert Rules.build(rechecks=["SAM@example.org"]).may_recheck(sam)
+    assert not Rules.build(rechecks=["sam@example.org"]).may_recheck(core)
+    assert Rules.build(release_managers=["RM@example.org"]).may_merge_now(PEOPLE[RM])
+    assert not Rules.build(release_managers=[RM]).may_merge_now(core)
