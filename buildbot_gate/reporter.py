@@ -23,7 +23,7 @@ from buildbot_gate.rietveld.client import RietveldError
 log = Logger()
 
 # Decisions the patch owner must hear about; the rest go to the master log only.
-DEFAULT_COMMENT_ON = ("landed", "ejected", "refused")
+DEFAULT_COMMENT_ON = ("landed", "ejected", "refused", "withdrawn", "rechecked", "promoted")
 
 
 def comment_text(msg: Mapping[str, Any]) -> str | None:
@@ -43,12 +43,22 @@ def comment_text(msg: Mapping[str, Any]) -> str | None:
     if decision == "ejected":
         lines = [f"Not landed: patchset {ps} was ejected from the {branch} queue: {detail}"]
         lines += _build_lines(msg.get("builds") or [], "Builds")
-        lines.append("Upload a fixed patchset and ask a committer to approve it again.")
+        lines.append(
+            "If the failure was not caused by this patch, comment 'recheck' to try again; "
+            "otherwise upload a fixed patchset and ask a committer to approve it."
+        )
         return "\n".join(lines)
     if decision == "refused":
-        return f"Not queued: {detail}"
+        return str(detail)
     if decision == "withdrawn":
-        return f"Removed from the {branch} queue: {detail}"
+        return (
+            f"Removed from the {branch} queue: {detail}. A committer's approval of the latest "
+            "patchset queues it again."
+        )
+    if decision == "rechecked":
+        return f"Queued again for {branch} (patchset {ps}): {detail}."
+    if decision == "promoted":
+        return f"Merge now: patchset {ps} {detail}."
     if decision == "queued":
         return f"Queued patchset {ps} for {branch}: {detail}"
     return None

@@ -34,8 +34,11 @@ from buildbot_gate.model import GateState
 from buildbot_gate.model import Item
 from buildbot_gate.model import ItemState
 from buildbot_gate.model import LandStarted
+from buildbot_gate.model import MergeNow
 from buildbot_gate.model import Notify
 from buildbot_gate.model import Policy
+from buildbot_gate.model import Recheck
+from buildbot_gate.model import Refuse
 from buildbot_gate.model import Resume
 from buildbot_gate.model import StartFailed
 from buildbot_gate.model import StartLand
@@ -44,6 +47,11 @@ from buildbot_gate.model import TestStarted
 from buildbot_gate.model import Withdrawn
 from buildbot_gate.model import decide
 from buildbot_gate.model import tick
+from buildbot_gate.protocol import CATEGORIES
+from buildbot_gate.protocol import MERGE_NOW
+from buildbot_gate.protocol import RECHECK
+from buildbot_gate.protocol import WITHDRAWN
+from buildbot_gate.protocol import decision_key
 
 log = Logger()
 
@@ -51,13 +59,6 @@ STATE_KEY = "gate"
 # The number of the last change the gate has acted on: changes after it are replayed at start,
 # so an approval recorded just before the master died is not lost.
 CHANGES_KEY = "gate_last_change"
-APPROVED = "gate:approved"
-WITHDRAWN = "gate:withdrawn"
-
-
-def decision_key(decision: str) -> tuple[str, str, str]:
-    """The message-queue routing key on which decisions are announced (RietveldReporter listens)."""
-    return ("gate", "decisions", decision)
 
 
 def _default_hg() -> str:
@@ -209,12 +210,24 @@ class GateScheduler(ReconfigurableBaseScheduler):
 
     async def _act_on_change(self, change: Any) -> None:
         props = change.properties
-        if change.category not in (APPROVED, WITHDRAWN):
+        if change.category not in CATEGORIES:
             return
-        issue = int(props.getProperty("gate_issue"))
+        try:
+            issue = int(props.getProperty("gate_issue"))
+        except (TypeError, ValueError):
+            log.warn("change {n} ignored: no issue number", n=change.number)
+            return
+        requester = str(props.getProperty("gate_requester") or change.who or "somebody")
         if change.category == WITHDRAWN:
             reason = props.getProperty("gate_reason") or "approval withdrawn"
             await self._apply(Withdrawn(issue, reason))
+            return
+        if change.category == RECHECK:
+            ps = props.getProperty("gate_patchset")
+            await self._apply(Recheck(issue, requester, int(ps) if ps else None))
+            return
+        if change.category == MERGE_NOW:
+            await self._apply(MergeNow(issue, requester))
             return
         if change.branch not in self.branches:
             log.info(
@@ -285,6 +298,9 @@ class GateScheduler(ReconfigurableBaseScheduler):
                 await self._cancel(action)
             elif isinstance(action, Notify):
                 await self._notify(action, reports)
+            elif isinstance(action, Refuse):
+                log.info("issue {issue}: {detail}", issue=action.issue, detail=action.detail)
+                self._announce("refused", {"issue": action.issue, "detail": action.detail})
 
     async def _start(self, item: Item, *, land: bool) -> None:
         try:
@@ -427,5 +443,5 @@ def _refusal(issue: int, props: Any, branch: str, gated: Sequence[str]) -> dict[
         "patchset": props.getProperty("gate_patchset"),
         "branch": branch,
         "subject": props.getProperty("gate_subject"),
-        "detail": f"branch {branch!r} is not gated here (gated: {', '.join(gated)})",
+        "detail": f"Not queued: branch {branch!r} is not gated here (gated: {', '.join(gated)})",
     }

@@ -290,6 +290,48 @@ class GateSchedulerTest(SchedulerMixin, TestReactorMixin, unittest.TestCase):
         state = yield self.sched.getState("gate")
         self.assertEqual(len(state["items"]), 1)
 
+    @defer.inlineCallbacks
+    def request(self, category, issue, requester="someone@example.org"):
+        change = self.makeFakeChange(
+            who=requester,
+            branch=None,
+            category=category,
+            properties={"gate_issue": issue, "gate_requester": requester},
+        )
+        change = yield self.addFakeChange(change)
+        yield self.sched.gotChange(change, True)
+
+    @defer.inlineCallbacks
+    def test_recheck_requeues_an_ejected_patch_and_says_so(self):
+        yield self.make_scheduler()
+        yield self.approve()
+        yield self.finish(500, 300, FAILURE, {"gate_outcome": "test_failed"})
+        yield self.request("gate:recheck", 1234)
+        self.assertEqual(len(self.addBuildsetCalls), 2)
+        self.assertEqual(self.addBuildsetCalls[1][1]["sourcestamps"][0]["patch_body"], DIFF)
+        (rechecked,) = self.decisions("rechecked")
+        self.assertIn("recheck requested by someone@example.org", rechecked["detail"])
+
+    @defer.inlineCallbacks
+    def test_recheck_of_a_queued_patch_is_refused_with_a_reason(self):
+        yield self.make_scheduler()
+        yield self.approve()
+        yield self.request("gate:recheck", 1234)
+        self.assertEqual(len(self.addBuildsetCalls), 1)
+        (refused,) = self.decisions("refused")
+        self.assertIn("nothing to recheck for issue 1234", refused["detail"])
+
+    @defer.inlineCallbacks
+    def test_merge_now_runs_the_issue_next(self):
+        yield self.make_scheduler()
+        yield self.approve(issue=1)
+        yield self.approve(issue=2)
+        yield self.approve(issue=3)
+        yield self.request("gate:merge-now", 3, "rm@example.org")
+        self.assertEqual(len(self.decisions("promoted")), 1)
+        yield self.finish(500, 300, FAILURE, {"gate_outcome": "conflict"})
+        self.assertEqual(self.addBuildsetCalls[1][1]["properties"]["gate_issue"], (3, "Gate"))
+
     def test_config_without_stable_builders_is_an_admin_error(self):
         from buildbot import config
 

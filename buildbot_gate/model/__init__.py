@@ -14,8 +14,11 @@ from buildbot_gate.model.items import Decision
 from buildbot_gate.model.items import Item
 from buildbot_gate.model.items import ItemState
 from buildbot_gate.model.items import LandStarted
+from buildbot_gate.model.items import MergeNow
 from buildbot_gate.model.items import Notify
 from buildbot_gate.model.items import Outcome
+from buildbot_gate.model.items import Recheck
+from buildbot_gate.model.items import Refuse
 from buildbot_gate.model.items import Resume
 from buildbot_gate.model.items import StartFailed
 from buildbot_gate.model.items import StartLand
@@ -32,9 +35,12 @@ __all__ = [
     "Item",
     "ItemState",
     "LandStarted",
+    "MergeNow",
     "Notify",
     "Outcome",
     "Policy",
+    "Recheck",
+    "Refuse",
     "Resume",
     "StartFailed",
     "StartLand",

@@ -18,8 +18,11 @@ from buildbot_gate.model.items import Event
 from buildbot_gate.model.items import Item
 from buildbot_gate.model.items import ItemState
 from buildbot_gate.model.items import LandStarted
+from buildbot_gate.model.items import MergeNow
 from buildbot_gate.model.items import Notify
 from buildbot_gate.model.items import Outcome
+from buildbot_gate.model.items import Recheck
+from buildbot_gate.model.items import Refuse
 from buildbot_gate.model.items import Resume
 from buildbot_gate.model.items import StartFailed
 from buildbot_gate.model.items import StartLand
@@ -46,8 +49,15 @@ class GateState:
     held: frozenset[tuple[int, str]] = frozenset()
 
     def queue(self, branch: str) -> list[Item]:
-        """The active items of one branch, head first."""
-        return sorted((i for i in self.items if i.branch == branch), key=lambda i: i.seq)
+        """The active items of one branch, head first.
+
+        Items already building stay ahead; among the waiting ones, "merge now" items go first;
+        otherwise approval order.
+        """
+        return sorted(
+            (i for i in self.items if i.branch == branch),
+            key=lambda i: (i.state == ItemState.QUEUED, not i.urgent, i.seq),
+        )
 
     def branches(self) -> list[str]:
         return sorted({i.branch for i in self.items})
@@ -126,6 +136,10 @@ def decide(
         _finished(step, event, policy)
     elif isinstance(event, Resume):
         _resume(step)
+    elif isinstance(event, Recheck):
+        _recheck(step, event)
+    elif isinstance(event, MergeNow):
+        _merge_now(step, event)
     else:
         _withdrawn(step, event.issue, event.reason)
     _schedule(step)
@@ -162,9 +176,61 @@ def _approved(step: _Step, ev: Approved) -> None:
     step.emit(Notify(item, Decision.QUEUED, f"position {position} in the {ev.branch} queue"))
 
 
+def _recheck(step: _Step, ev: Recheck) -> None:
+    """Queue again, at the tail, the latest ejected patchset of each branch of ``ev.issue``."""
+    latest: dict[str, Item] = {}
+    for done in step.state.done:  # oldest first: the last one per branch wins
+        if done.issue == ev.issue:
+            latest[done.branch] = done
+    again = [
+        d
+        for d in latest.values()
+        if d.state == ItemState.EJECTED
+        and step.state.find(d.issue, d.branch) is None
+        and ev.patchset in (None, d.patchset)
+    ]
+    if not again:
+        why = "it is not ejected from any queue" if latest else "the gate has no record of it"
+        step.emit(Refuse(ev.issue, f"nothing to recheck for issue {ev.issue}: {why}"))
+        return
+    for done in again:
+        item = attrs.evolve(
+            _requeued(done, f"recheck requested by {ev.requester}"),
+            seq=step.state.next_seq,
+            attempts=0,
+            urgent=False,
+        )
+        step.add(item)
+        step.emit(Notify(item, Decision.RECHECKED, item.reason))
+
+
+def _merge_now(step: _Step, ev: MergeNow) -> None:
+    items = [i for i in step.state.items if i.issue == ev.issue]
+    if not items:
+        step.emit(Refuse(ev.issue, f"issue {ev.issue} is not in any gate queue (approve it first)"))
+        return
+    for item in items:
+        if item.urgent or item.state != ItemState.QUEUED:
+            continue  # already first, or already building
+        urgent = step.replace(
+            item, attrs.evolve(item, urgent=True, reason=f"merge now, by {ev.requester}")
+        )
+        step.emit(
+            Notify(urgent, Decision.PROMOTED, f"moved to the head of the {item.branch} queue")
+        )
+
+
 def _withdrawn(step: _Step, issue: int, reason: str) -> None:
     for item in [i for i in step.state.items if i.issue == issue]:
         _withdraw_item(step, item, reason)
+    # An ejected patchset whose approval no longer holds can no longer be rechecked.
+    done = tuple(
+        attrs.evolve(d, state=ItemState.WITHDRAWN, reason=f"{d.reason}; then {reason}")
+        if d.issue == issue and d.state == ItemState.EJECTED
+        else d
+        for d in step.state.done
+    )
+    step.state = attrs.evolve(step.state, done=done)
 
 
 def _withdraw_item(step: _Step, item: Item, reason: str) -> None:

@@ -55,6 +55,8 @@ class Item:
     tested_buildset: int | None = None
     landed_node: str | None = None
     buildset: int | None = None
+    # A release manager said "merge now": the item goes ahead of every other waiting item.
+    urgent: bool = False
     attempts: int = 0
     reason: str = ""
 
@@ -107,6 +109,26 @@ class Withdrawn:
 
 
 @attrs.frozen
+class Recheck:
+    """Someone asked to try an ejected patchset again (a ``recheck`` comment or the web form).
+
+    ``patchset`` (when known) must be the ejected one: a recheck never revives an older patchset.
+    """
+
+    issue: int
+    requester: str
+    patchset: int | None = None
+
+
+@attrs.frozen
+class MergeNow:
+    """A release manager put the issue's queued items at the head of their branch queues."""
+
+    issue: int
+    requester: str
+
+
+@attrs.frozen
 class TestStarted:
     __test__ = False  # not a pytest test class
 
@@ -147,7 +169,17 @@ class Resume:
     """The gate (re)started: reconsider items whose buildset was never created."""
 
 
-Event = Approved | Withdrawn | TestStarted | LandStarted | StartFailed | BuildsetFinished | Resume
+Event = (
+    Approved
+    | Withdrawn
+    | Recheck
+    | MergeNow
+    | TestStarted
+    | LandStarted
+    | StartFailed
+    | BuildsetFinished
+    | Resume
+)
 
 
 # --- actions: what the adapters must do -------------------------------------------------------
@@ -178,9 +210,19 @@ class Decision(enum.StrEnum):
 
     QUEUED = "queued"
     REQUEUED = "requeued"
+    RECHECKED = "rechecked"
+    PROMOTED = "promoted"
     LANDED = "landed"
     EJECTED = "ejected"
     WITHDRAWN = "withdrawn"
+
+
+@attrs.frozen
+class Refuse:
+    """A request about ``issue`` that matches no item (e.g. a recheck of a patch not ejected)."""
+
+    issue: int
+    detail: str
 
 
 @attrs.frozen
@@ -192,4 +234,4 @@ class Notify:
     detail: str = ""
 
 
-Action = StartTest | StartLand | CancelBuildset | Notify
+Action = StartTest | StartLand | CancelBuildset | Notify | Refuse

@@ -1,0 +1,29 @@
+"""What the gate's pieces say to each other inside the master: change categories and properties,
+and the message-queue key on which decisions are announced.
+
+The poller and the web forms write Buildbot changes (stored in the database, so nothing is lost
+when the master dies); GateScheduler reads them; RietveldReporter listens to the decisions.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+# Change categories. Every gate change carries the property gate_issue.
+APPROVED = (
+    "gate:approved"  # + gate_patchset, gate_approver, gate_subject, gate_review_url, gate_diff
+)
+WITHDRAWN = "gate:withdrawn"  # + gate_reason
+RECHECK = "gate:recheck"  # + gate_requester, gate_patchset (optional)
+MERGE_NOW = "gate:merge-now"  # + gate_requester
+CATEGORIES = (APPROVED, WITHDRAWN, RECHECK, MERGE_NOW)
+
+
+def decision_key(decision: str) -> tuple[str, str, str]:
+    """The message-queue routing key on which decisions are announced (RietveldReporter listens)."""
+    return ("gate", "decisions", decision)
+
+
+def announce(master: Any, decision: str, **msg: Any) -> None:
+    """Tell the log watchers and the reporter about a decision on an issue."""
+    master.mq.produce(decision_key(decision), {"decision": decision, **msg})
