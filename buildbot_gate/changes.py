@@ -1,7 +1,11 @@
-"""RietveldPoller: a Buildbot change source that turns approvals on Rietveld into gate changes.
+"""RietveldPoller: a Buildbot change source that turns what happens on Rietveld into gate changes.
 
-It asks only for issues modified since the last poll, and emits one change per approved patchset
-and target branch; GateScheduler queues them. The poller's position survives master restarts.
+It asks only for issues modified since the last poll and, per issue, compares what it sees with
+what it told the gate before: a new approval becomes one change per nominated branch; a new
+patchset, a committer's "not lgtm" or a closed issue withdraws it; ``recheck`` and ``merge now``
+comments become requests. Who counts as a committer, and who signed the contributor agreement,
+comes from a people directory (a Roundup tracker, or lists in master.cfg). Its memory of each
+issue lives in the Buildbot database, so a restarted master neither repeats nor forgets.
 """
 
 from __future__ import annotations
@@ -18,30 +22,46 @@ from buildbot.util.state import StateMixin
 from twisted.internet import defer
 from twisted.logger import Logger
 
+from buildbot_gate import protocol
+from buildbot_gate.people import DirectoryUnavailable
+from buildbot_gate.people import People
+from buildbot_gate.people import Person
+from buildbot_gate.people import StaticPeople
+from buildbot_gate.rietveld import approvals
 from buildbot_gate.rietveld.approvals import Approval
-from buildbot_gate.rietveld.approvals import find_approval
+from buildbot_gate.rietveld.approvals import Rules
 from buildbot_gate.rietveld.client import RietveldClient
 from buildbot_gate.rietveld.client import RietveldError
 from buildbot_gate.rietveld.nomination import target_branches
 from buildbot_gate.rietveld.records import Issue
-from buildbot_gate.scheduler import APPROVED
 
 log = Logger()
 
 _WATERMARK_FORMAT = "%Y-%m-%d %H:%M:%S"
+_TOLD_LIMIT = 50
 
 
 def _watermark(t: datetime.datetime) -> str:
     return t.strftime(_WATERMARK_FORMAT)
 
 
+class _Held(Exception):
+    """The issue cannot be judged now (people directory down); look again next poll."""
+
+
 class RietveldPoller(ReconfigurablePollingChangeSource, StateMixin):
-    """Poll a Rietveld server for approved patchsets and hand them to the gate as changes."""
+    """Poll a Rietveld server for approvals, withdrawals and requests, and hand them to the gate."""
 
     compare_attrs: ClassVar[Sequence[str]] = (
         "url",
         "committers",
+        "agreements",
+        "people",
+        "releaseManagers",
+        "frozenBranches",
+        "rechecks",
         "defaultBranch",
+        "bugfixBranches",
         "headers",
         "since",
         "pollInterval",
@@ -56,7 +76,13 @@ class RietveldPoller(ReconfigurablePollingChangeSource, StateMixin):
         self,
         url: str,
         committers: Sequence[str] = (),
+        agreements: Sequence[str] | None = None,
+        people: People | None = None,
+        releaseManagers: Sequence[str] = (),
+        frozenBranches: Sequence[str] = (),
+        rechecks: str | Sequence[str] = "anyone",
         defaultBranch: str = "default",
+        bugfixBranches: Sequence[str] = (),
         headers: dict[str, Any] | None = None,
         since: str | None = None,
         pollInterval: int = 60,
@@ -69,8 +95,15 @@ class RietveldPoller(ReconfigurablePollingChangeSource, StateMixin):
         )
         if not str(url).startswith(("http://", "https://")):
             config.error(f"RietveldPoller: url must be an http(s) address, not {url!r}")
-        if isinstance(committers, str):
-            config.error("RietveldPoller: committers must be a list of e-mail addresses")
+        for arg, value in (("committers", committers), ("releaseManagers", releaseManagers)):
+            if isinstance(value, str):
+                config.error(f"RietveldPoller: {arg} must be a list of e-mail addresses")
+        if people is not None and (committers or agreements is not None):
+            config.error("RietveldPoller: give either people= or committers=/agreements=")
+        if isinstance(rechecks, str) and rechecks not in ("anyone", "committers"):
+            config.error("RietveldPoller: rechecks is 'anyone', 'committers' or a list of e-mails")
+        if frozenBranches and not releaseManagers:
+            config.error("RietveldPoller: frozenBranches needs releaseManagers to approve there")
         if since is not None:
             try:
                 datetime.datetime.strptime(since, _WATERMARK_FORMAT)
@@ -84,7 +117,13 @@ class RietveldPoller(ReconfigurablePollingChangeSource, StateMixin):
         self,
         url: str,
         committers: Sequence[str] = (),
+        agreements: Sequence[str] | None = None,
+        people: People | None = None,
+        releaseManagers: Sequence[str] = (),
+        frozenBranches: Sequence[str] = (),
+        rechecks: str | Sequence[str] = "anyone",
         defaultBranch: str = "default",
+        bugfixBranches: Sequence[str] = (),
         headers: dict[str, Any] | None = None,
         since: str | None = None,
         pollInterval: int = 60,
@@ -94,9 +133,17 @@ class RietveldPoller(ReconfigurablePollingChangeSource, StateMixin):
     ) -> Any:
         self.url = str(url).rstrip("/")
         self.committers = [c.lower() for c in committers]
+        self.agreements = agreements
+        self.people = people
+        self.releaseManagers = releaseManagers
+        self.frozenBranches = frozenBranches
+        self.rechecks = rechecks
         self.defaultBranch = defaultBranch
+        self.bugfixBranches = list(bugfixBranches)
         self.headers = headers
         self.since = since
+        self._people: People = people or StaticPeople(committers, agreements)
+        self._rules = Rules.build(releaseManagers, frozenBranches, rechecks)
         rendered = yield self.renderSecrets(dict(headers or {}))
         self._client = RietveldClient(self.url, headers=rendered)
         yield super().reconfigService(
@@ -115,32 +162,35 @@ class RietveldPoller(ReconfigurablePollingChangeSource, StateMixin):
         state = await self.getState("poller", None)
         if state is None:
             start = self.since or _watermark(datetime.datetime.utcnow())
-            state = {"modified_after": start, "seen": [], "emitted": {}}
+            state = {"modified_after": start, "seen": []}
             log.info(
                 "{name}: first start, considering issues modified since {t}",
                 name=self.name,
                 t=start,
             )
+        state.setdefault("tracked", {})
+        state.setdefault("watch", [])
         return state
 
     async def _poll(self) -> None:
         state = await self._load()
         watermark: str = state["modified_after"]
         seen = {tuple(s) for s in state["seen"]}
-        emitted: dict[str, int] = state["emitted"]
+        watch = set(state["watch"])
         try:
-            issues = await self._client.search(modified_after=watermark, closed=False)
+            issues = await self._client.search(modified_after=watermark, closed=None)
         except RietveldError as e:
             log.warn("{name}: search failed, will retry next poll: {e}", name=self.name, e=e)
             return
         blocked = False
         new_mark = watermark
+        examined = set()
         for summary in sorted(issues, key=lambda i: i.modified):
             key = (summary.issue, summary.modified_raw)
             if key in seen:
                 continue
             try:
-                await self._examine(summary.issue, emitted)
+                await self._examine(summary.issue, state["tracked"], watch)
             except RietveldError as e:
                 # Do not move the watermark past an issue we could not read: retry it next poll.
                 log.warn(
@@ -148,39 +198,134 @@ class RietveldPoller(ReconfigurablePollingChangeSource, StateMixin):
                 )
                 blocked = True
                 continue
+            examined.add(summary.issue)
             seen.add(key)
             if not blocked:
                 new_mark = max(new_mark, _watermark(summary.modified))
+        # Issues waiting on something outside Rietveld (the tracker, a signature) are re-read.
+        for number in sorted(watch - examined):
+            try:
+                await self._examine(number, state["tracked"], watch)
+            except RietveldError as e:
+                log.warn("{name}: issue {n} not re-read: {e}", name=self.name, n=number, e=e)
         # The server's bound is inclusive and second-grained: remember what we saw in that second.
-        keep = [list(k) for k in seen if str(k[1])[:19] >= new_mark]
-        await self.setState(
-            "poller", {"modified_after": new_mark, "seen": keep, "emitted": emitted}
-        )
+        state["seen"] = [list(k) for k in seen if str(k[1])[:19] >= new_mark]
+        state["modified_after"] = new_mark
+        state["watch"] = sorted(watch)
+        await self.setState("poller", state)
 
-    async def _examine(self, number: int, emitted: dict[str, int]) -> None:
+    async def _examine(self, number: int, tracked: dict[str, Any], watch: set[int]) -> None:
         issue = await self._client.get_issue(number, messages=True)
+        rec = tracked.setdefault(str(number), {"ps": None, "queued": [], "mark": "", "told": []})
         latest = issue.latest_patchset
-        if issue.closed or latest is None or emitted.get(str(number)) == latest:
+        if rec["ps"] is not None and (issue.closed or latest != rec["ps"]):
+            why = (
+                "the issue was closed"
+                if issue.closed
+                else f"patchset {latest} was uploaded after patchset {rec['ps']} was approved"
+            )
+            await self._withdraw(issue, rec, why)
+        if issue.closed or latest is None:
+            watch.discard(number)
+            if issue.closed:
+                tracked.pop(str(number), None)
             return
         patchset = await self._client.get_patchset(number, latest)
-        approval = find_approval(issue, patchset.created, self.committers)
-        if approval is None:
-            return
-        raw = await self._client.get_diff(number, latest)
         try:
-            diff = raw.decode("utf-8")
-        except UnicodeDecodeError:
-            log.warn("issue {n} ps {ps}: diff is not UTF-8; not queued", n=number, ps=latest)
-            emitted[str(number)] = latest
+            people = await self._look_up(approvals.people_to_look_up(issue))
+        except _Held as e:
+            log.warn("issue {n} held: {e}; retrying next poll", n=number, e=e)
+            watch.add(number)
             return
-        for branch in target_branches(issue.description, self.defaultBranch):
-            await self._emit(issue, approval, branch, diff, sorted(patchset.files))
-        emitted[str(number)] = latest
+        branches = target_branches(
+            issue.description, self.defaultBranch, self.bugfixBranches, issue.target_ref
+        )
+        verdicts = approvals.evaluate(issue, patchset.created, people, branches, self._rules)
+        standing = [v.approval for v in verdicts if v.approval]
+        watch.discard(number)
+        if rec["ps"] == latest and rec["queued"] and not standing:
+            await self._withdraw(issue, rec, 'a committer said "not lgtm"')
+        owner = people[issue.owner_email.lower()]
+        for v in verdicts:
+            if v.refusal:
+                self._tell(issue, rec, f"frozen:{v.branch}:{latest}", v.branch, v.refusal)
+        if standing and not owner.agreement:
+            watch.add(number)  # queued by itself once the agreement is signed
+            self._tell(issue, rec, f"agreement:{latest}", None, _no_agreement(owner))
+        elif standing:
+            todo = [v for v in verdicts if v.approval and v.branch not in rec["queued"]]
+            diff = await self._diff(issue, latest) if todo else None
+            if todo and diff is None:
+                why = "Not queued: the diff of this patchset is not UTF-8 text."
+                self._tell(issue, rec, f"encoding:{latest}", None, why)
+            elif todo and diff is not None:
+                for v in todo:
+                    assert v.approval is not None
+                    await self._approve(issue, v.approval, v.branch, diff, sorted(patchset.files))
+                    rec["queued"].append(v.branch)
+                rec["ps"] = latest
+        await self._requests(issue, rec, people, patchset.created)
 
-    async def _emit(
+    async def _look_up(self, emails: set[str]) -> dict[str, Person]:
+        found = {}
+        for email in sorted(emails):
+            try:
+                found[email] = await self._people.lookup(email)
+            except DirectoryUnavailable as e:
+                raise _Held(str(e)) from None
+        return found
+
+    async def _diff(self, issue: Issue, patchset: int) -> str | None:
+        raw = await self._client.get_diff(issue.issue, patchset)
+        try:
+            return raw.decode("utf-8")
+        except UnicodeDecodeError:
+            return None
+
+    async def _requests(
+        self, issue: Issue, rec: dict[str, Any], people: dict[str, Person], created: Any
+    ) -> None:
+        for cmd in approvals.commands(issue, rec["mark"], created):
+            rec["mark"] = str(cmd.date)
+            person = people.get(cmd.sender) or Person(cmd.sender, known=False)
+            if cmd.kind == approvals.RECHECK:
+                if self._rules.may_recheck(person):
+                    await self._request(issue, protocol.RECHECK, cmd.sender)
+                else:
+                    why = f"Sorry, {cmd.sender}: rechecks here are for {_who(self._rules)}."
+                    self._tell(issue, rec, f"recheck:{cmd.date}", None, why)
+            elif self._rules.may_merge_now(person):
+                await self._request(issue, protocol.MERGE_NOW, cmd.sender)
+            else:
+                managers = ", ".join(sorted(self._rules.release_managers)) or "none configured"
+                why = (
+                    f"Sorry, {cmd.sender}: only the release managers ({managers}) can ask the "
+                    "gate to merge a patch ahead of the queue. The patch keeps its place."
+                )
+                self._tell(issue, rec, f"merge-now:{cmd.date}", None, why)
+
+    # --- what the gate is told --------------------------------------------------------------
+
+    async def _add_change(self, issue: Issue, category: str, **kw: Any) -> None:
+        review_url = f"{self.url}/{issue.issue}/"
+        props = {"gate_issue": issue.issue, "gate_review_url": review_url, **kw.pop("props")}
+        await self.master.data.updates.addChange(
+            author=f"{issue.owner} <{issue.owner_email}>",
+            revision=None,
+            comments=issue.subject,
+            category=category,
+            repository=self.url,
+            project="",
+            properties=props,
+            src="rietveld",
+            revlink=review_url,
+            codebase="",
+            **kw,
+        )
+
+    async def _approve(
         self, issue: Issue, approval: Approval, branch: str, diff: str, files: list[str]
     ) -> None:
-        review_url = f"{self.url}/{issue.issue}/"
         log.info(
             "issue {n} ps {ps} approved by {who} for {branch}",
             n=issue.issue,
@@ -188,26 +333,62 @@ class RietveldPoller(ReconfigurablePollingChangeSource, StateMixin):
             who=approval.approver,
             branch=branch,
         )
-        await self.master.data.updates.addChange(
-            author=f"{issue.owner} <{issue.owner_email}>",
+        await self._add_change(
+            issue,
+            protocol.APPROVED,
             committer=approval.approver,
-            revision=None,
             branch=branch,
-            comments=issue.subject,
-            category=APPROVED,
-            repository=self.url,
-            project="",
             files=files,
-            properties={
-                "gate_issue": issue.issue,
+            when_timestamp=calendar.timegm(approval.approved_at.timetuple()),
+            props={
                 "gate_patchset": approval.patchset,
                 "gate_approver": approval.approver,
                 "gate_subject": issue.subject,
-                "gate_review_url": review_url,
                 "gate_diff": diff,
             },
-            src="rietveld",
-            when_timestamp=calendar.timegm(approval.approved_at.timetuple()),
-            revlink=review_url,
-            codebase="",
         )
+
+    async def _withdraw(self, issue: Issue, rec: dict[str, Any], reason: str) -> None:
+        log.info("issue {n}: approval withdrawn: {why}", n=issue.issue, why=reason)
+        await self._add_change(
+            issue, protocol.WITHDRAWN, branch=None, props={"gate_reason": reason}
+        )
+        rec["ps"], rec["queued"] = None, []
+
+    async def _request(self, issue: Issue, category: str, requester: str) -> None:
+        log.info(
+            "issue {n}: {what} requested by {who}", n=issue.issue, what=category, who=requester
+        )
+        props = {"gate_requester": requester, "gate_patchset": issue.latest_patchset}
+        await self._add_change(issue, category, branch=None, props=props)
+
+    def _tell(
+        self, issue: Issue, rec: dict[str, Any], key: str, branch: str | None, detail: str
+    ) -> None:
+        """Announce a refusal once: the same refusal is never repeated on later polls."""
+        if key in rec["told"]:
+            return
+        rec["told"] = [*rec["told"], key][-_TOLD_LIMIT:]
+        log.info("issue {n} refused: {detail}", n=issue.issue, detail=detail)
+        protocol.announce(
+            self.master,
+            "refused",
+            issue=issue.issue,
+            patchset=issue.latest_patchset,
+            branch=branch,
+            subject=issue.subject,
+            detail=detail,
+        )
+
+
+def _no_agreement(owner: Person) -> str:
+    return (
+        f"Not queued: the patch owner ({owner.email}) has not signed the contributor agreement. "
+        "The gate will queue the patch by itself once the agreement is recorded on the tracker."
+    )
+
+
+def _who(rules: Rules) -> str:
+    if rules.rechecks == "committers":
+        return "committers"
+    return ", ".join(sorted(rules.rechecks))

@@ -261,23 +261,33 @@ class Store:
         text: str,
         auto_generated: bool = False,
         date: datetime.datetime | None = None,
+        on_patchset: int | None = None,
     ) -> None:
+        """Post a message; ``on_patchset`` back-dates it to just after that patchset's upload,
+        as if the reviewer had written it then (a stale LGTM, without racing the poller)."""
         stored = self._issue(issue)
         now = self.clock()
+        about = stored.patchsets[-1]
+        if on_patchset is not None:
+            about = next(p for p in stored.patchsets if p.id == on_patchset)
+            later = [p.created for p in stored.patchsets if p.created > about.created]
+            date = about.created + (min(later) - about.created) / 2 if later else now
         stored.messages.append(
             StoredMessage(
                 sender=sender,
                 date=date or now,
                 text=text,
                 recipients=[stored.owner_email, *stored.reviewers],
-                patchset=stored.patchsets[-1].id,
+                patchset=about.id,
                 auto_generated=auto_generated,
             )
         )
         stored.modified = now
 
-    def lgtm(self, issue: int, sender: str, text: str = "LGTM") -> None:
-        self.post_message(issue, sender, text)
+    def lgtm(
+        self, issue: int, sender: str, text: str = "LGTM", on_patchset: int | None = None
+    ) -> None:
+        self.post_message(issue, sender, text, on_patchset=on_patchset)
 
     def close(self, issue: int) -> None:
         stored = self._issue(issue)
@@ -707,11 +717,16 @@ class StandinControl:
             "patchset"
         ]
 
-    def post_message(self, issue: int, sender: str, text: str) -> None:
-        self._call("POST", f"/issues/{issue}/messages", {"sender": sender, "text": text})
+    def post_message(
+        self, issue: int, sender: str, text: str, on_patchset: int | None = None
+    ) -> None:
+        body = {"sender": sender, "text": text, "on_patchset": on_patchset}
+        self._call("POST", f"/issues/{issue}/messages", body)
 
-    def lgtm(self, issue: int, sender: str, text: str = "LGTM") -> None:
-        self.post_message(issue, sender, text)
+    def lgtm(
+        self, issue: int, sender: str, text: str = "LGTM", on_patchset: int | None = None
+    ) -> None:
+        self.post_message(issue, sender, text, on_patchset)
 
     def messages(self, issue: int) -> list[dict[str, Any]]:
         return self._call("GET", f"/issues/{issue}/messages")
