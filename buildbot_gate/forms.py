@@ -1,0 +1,125 @@
+"""Force-build forms for the gate: "Recheck issue" and "Merge now (release managers)".
+
+They appear in the web UI like any force scheduler, but instead of starting builds they record a
+gate request as a change (category ``gate:recheck`` / ``gate:merge-now``), exactly what a
+``recheck`` or ``merge now`` comment on Rietveld produces, so GateScheduler treats both alike and
+a master restart loses neither.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+from typing import ClassVar
+
+from buildbot import config
+from buildbot.schedulers.forcesched import CodebaseParameter
+from buildbot.schedulers.forcesched import CollectedValidationError
+from buildbot.schedulers.forcesched import ForceScheduler
+from buildbot.schedulers.forcesched import IntParameter
+from buildbot.schedulers.forcesched import StringParameter
+from twisted.internet import defer
+from twisted.logger import Logger
+
+from buildbot_gate import protocol
+
+log = Logger()
+
+ACTIONS = {
+    "recheck": (protocol.RECHECK, "Recheck issue", "Recheck"),
+    "merge-now": (protocol.MERGE_NOW, "Merge now (release managers)", "Merge now"),
+}
+
+
+class GateForceScheduler(ForceScheduler):
+    """A web form that asks the gate to recheck, or to merge now, one Rietveld issue."""
+
+    compare_attrs: ClassVar[Sequence[str]] = (
+        *ForceScheduler.compare_attrs,
+        "action",
+        "releaseManagers",
+    )
+
+    def __init__(self, name: str, builderNames: Sequence[str], **kwargs: Any) -> None:
+        super().__init__(name=name, builderNames=builderNames, **kwargs)
+
+    @staticmethod
+    def _form(action: str, kwargs: dict[str, Any]) -> dict[str, Any]:
+        _, label, button = ACTIONS.get(action, ACTIONS["recheck"])
+        kwargs.setdefault("label", label)
+        kwargs.setdefault("buttonName", button)
+        kwargs.setdefault("codebases", [CodebaseParameter(codebase="", hide=True)])
+        kwargs.setdefault(
+            "reason", StringParameter(name="reason", label="Why (optional)", default="")
+        )
+        kwargs.setdefault(
+            "properties",
+            [IntParameter(name="issue", label="Rietveld issue number", required=True)],
+        )
+        return kwargs
+
+    def checkConfig(  # type: ignore[override]
+        self,
+        builderNames: Sequence[str],
+        action: str = "recheck",
+        releaseManagers: Sequence[str] = (),
+        **kwargs: Any,
+    ) -> None:
+        if action not in ACTIONS:
+            config.error(f"GateForceScheduler: action is one of {sorted(ACTIONS)}, not {action!r}")
+        if action == "merge-now" and not releaseManagers:
+            config.error("GateForceScheduler: a merge-now form needs releaseManagers")
+        super().checkConfig(builderNames=builderNames, **self._form(action, kwargs))
+
+    def reconfigService(  # type: ignore[override]
+        self,
+        builderNames: Sequence[str],
+        action: str = "recheck",
+        releaseManagers: Sequence[str] = (),
+        **kwargs: Any,
+    ) -> Any:
+        self.action = action
+        self.releaseManagers = [r.lower() for r in releaseManagers]
+        return super().reconfigService(builderNames=builderNames, **self._form(action, kwargs))
+
+    @defer.inlineCallbacks
+    def force(  # type: ignore[override]
+        self, owner: str | None, builderNames: Any = None, builderid: Any = None, **kwargs: Any
+    ) -> Any:
+        issue = validate_issue(kwargs.get("issue"))
+        who = (owner or "anonymous").strip()
+        if self.action == "merge-now" and who.lower() not in self.releaseManagers:
+            raise CollectedValidationError(
+                {"issue": f"only the release managers may merge now; you are {who!r}"}
+            )
+        category = ACTIONS[self.action][0]
+        log.info(
+            "web form {name}: {what} issue {n} by {who}",
+            name=self.name,
+            what=self.action,
+            n=issue,
+            who=who,
+        )
+        yield self.master.data.updates.addChange(
+            author=who,
+            revision=None,
+            comments=f"{self.action} of issue {issue} from the web UI",
+            category=category,
+            repository="",
+            project="",
+            branch=None,
+            properties={"gate_issue": issue, "gate_requester": who, "gate_via": "web"},
+            src="web",
+            codebase="",
+        )
+        return (None, {})
+
+
+def validate_issue(value: Any) -> int:
+    """The issue number typed into a form, or a validation error the form shows to the user."""
+    if isinstance(value, list):
+        value = value[0] if value else None
+    text = str(value if value is not None else "").strip()
+    if not text.isdigit() or int(text) <= 0:
+        raise CollectedValidationError({"issue": f"not a Rietveld issue number: {text!r}"})
+    return int(text)
