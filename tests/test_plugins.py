@@ -11,7 +11,10 @@ from buildbot.plugins import util
 from buildbot_gate import factories
 from buildbot_gate import steps as gate_steps
 from buildbot_gate.changes import RietveldPoller
+from buildbot_gate.forms import GateForceScheduler
+from buildbot_gate.people import StaticPeople
 from buildbot_gate.reporter import RietveldReporter
+from buildbot_gate.roundup import RoundupPeople
 from buildbot_gate.scheduler import GateScheduler
 
 
@@ -20,6 +23,9 @@ def test_master_cfg_finds_the_gate_through_buildbot_plugins():
     assert schedulers.GateScheduler is GateScheduler
     assert reporters.RietveldReporter is RietveldReporter
     assert util.GateFactories is factories.GateFactories
+    assert schedulers.GateForceScheduler is GateForceScheduler
+    assert util.RoundupPeople is RoundupPeople
+    assert util.StaticPeople is StaticPeople
     for name in ("GateCheckout", "ApplyPatch", "RunTests", "Land"):
         assert getattr(steps, name) is getattr(gate_steps, name)
 

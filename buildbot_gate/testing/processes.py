@@ -385,6 +385,21 @@ class BuildbotREST:
         with urllib.request.urlopen(self.url + path, timeout=10) as r:
             return r.read().decode("utf-8", "replace")
 
+    def force(self, scheduler: str, **params: Any) -> Any:
+        """Submit a force form as the web UI does (JSON-RPC); raises ValueError on a refusal."""
+        body = json.dumps({"jsonrpc": "2.0", "method": "force", "id": 1, "params": params})
+        req = urllib.request.Request(
+            self.url + f"forceschedulers/{scheduler}",
+            data=body.encode(),
+            method="POST",
+            headers={"Content-Type": "application/json"},
+        )
+        try:
+            with urllib.request.urlopen(req, timeout=10) as r:
+                return json.loads(r.read()).get("result")
+        except urllib.error.HTTPError as e:
+            raise ValueError(e.read().decode("utf-8", "replace")) from None
+
     def connected_workers(self) -> list[str]:
         return [w["name"] for w in self.get("workers") if w.get("connected_to")]
 

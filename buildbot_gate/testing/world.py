@@ -4,7 +4,10 @@ stand-in, a master configured by master.cfg.example, and buildbot-worker process
 from __future__ import annotations
 
 import difflib
+import json
 import time
+import urllib.request
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +22,7 @@ from buildbot_gate.testing.processes import wait_until
 GATE_ACCOUNT = "gate@example.org"
 GATE_TOKEN = "gate-secret-token"
 COMMITTER = "core@example.org"
+RELEASE_MANAGER = "rm@example.org"
 OWNER = "ann@example.org"
 
 
@@ -55,10 +59,22 @@ class GateWorld:
         branches: tuple[str, ...] = (),
         web_port: int | None = None,
         poll_interval: int = 1,
+        tracker: bool = False,
+        env: Mapping[str, str] | None = None,
     ) -> None:
+        """``tracker``: people come from a real Roundup tracker (``self.tracker``) holding
+        COMMITTER, RELEASE_MANAGER and OWNER (committers and owner signed the agreement);
+        otherwise from GATE_COMMITTERS. ``env``: more GATE_* settings for master.cfg."""
         self.root = root
         self.hold_file = root / "hold"
         self.started_file = root / "started"
+        self.flaky_file = root / "flaky"
+        self.extra_env = dict(env or {})
+        self.tracker: Any = None
+        if tracker:
+            from buildbot_gate.testing.roundup_tracker import RoundupTracker
+
+            self.tracker = RoundupTracker(root / "tracker")
         self.upstream = HgUpstream(root / "hg")
         self.standin = RietveldStandin(root / "rietveld", {GATE_ACCOUNT: GATE_TOKEN})
         self.names = [f"w{i}" for i in range(1, workers + 1)]
@@ -73,6 +89,12 @@ class GateWorld:
     def _start(self, branches: tuple[str, ...], web_port: int | None, poll_interval: int) -> None:
         self.upstream.create(branches=branches)
         self.upstream.start()
+        if self.tracker is not None:
+            self.tracker.create()
+            self.tracker.start()
+            self.tracker.add_user("core", COMMITTER, committer=True, agreement=True)
+            self.tracker.add_user("rm", RELEASE_MANAGER, committer=True, agreement=True)
+            self.tracker.add_user("ann", OWNER, agreement=True)
         self.standin.start()
         self.rietveld = self.standin.control
         env = {
@@ -90,10 +112,17 @@ class GateWorld:
         }
         if web_port:
             env["GATE_WEB_PORT"] = str(web_port)
+        if self.tracker is not None:
+            del env["GATE_COMMITTERS"]
+            env["GATE_TRACKER_URL"] = self.tracker.url
+            env["GATE_TRACKER_USER"] = self.tracker.gate_user
+            env["GATE_TRACKER_PASSWORD"] = self.tracker.gate_password
+        env.update(self.extra_env)
         self.master = BuildbotMaster(self.root / "master", env).create().start()
         worker_env = {
             "GATE_SAMPLE_HOLD": str(self.hold_file),
             "GATE_SAMPLE_STARTED": str(self.started_file),
+            "GATE_SAMPLE_FLAKY": str(self.flaky_file),
         }
         for n in self.names:
             w = BuildbotWorker(self.root / n, n, f"pw-{n}", self.master.pb_port, worker_env)
@@ -110,6 +139,8 @@ class GateWorld:
             ignore_errors(w.stop)
         if self.master is not None:
             ignore_errors(self.master.stop)
+        if self.tracker is not None:
+            ignore_errors(self.tracker.stop)
         ignore_errors(self.standin.stop)
         ignore_errors(self.upstream.stop)
 
@@ -119,6 +150,11 @@ class GateWorld:
         return int(
             self.rietveld.create_issue(owner, subject, diff, description=description)["issue"]
         )
+
+    def rietveld_issue(self, issue: int) -> dict[str, Any]:
+        """The issue as Rietveld's API shows it (``/api/<issue>``)."""
+        with urllib.request.urlopen(f"{self.standin.url}/api/{issue}", timeout=10) as r:
+            return dict(json.loads(r.read()))
 
     def approve(self, subject: str, diff: str, description: str = "") -> int:
         issue = self.upload(subject, diff, description)
@@ -152,6 +188,10 @@ class GateWorld:
         return [b for b in self.master.rest.builds(builder) if prop(b, "gate_issue") == issue]
 
     # --- test knobs -------------------------------------------------------------------------
+
+    def flaky_once(self) -> None:
+        """The next test run fails once, as a flaky test would."""
+        self.flaky_file.write_text("fail the next run\n")
 
     def hold(self) -> None:
         self.hold_file.write_text("held\n")

@@ -78,8 +78,10 @@ def test_lgtm_from_non_committer_or_on_an_older_patchset_queues_nothing(world):
     stranger = world.upload("Approved by a stranger", new_file_diff("stranger.py", ["X = 1"]))
     world.rietveld.lgtm(stranger, "passerby@example.org", "lgtm!")
     stale = world.upload("Approved, then changed", new_file_diff("stale.py", ["Y = 1"]))
-    world.rietveld.lgtm(stale, COMMITTER)
+    [ps1] = world.rietveld_issue(stale)["patchsets"]
     world.rietveld.upload_patchset(stale, new_file_diff("stale.py", ["Y = 2"]))
+    # The committer's LGTM was written on patchset 1, before patchset 2 was uploaded.
+    world.rietveld.lgtm(stale, COMMITTER, on_patchset=ps1)
     # A valid approval after both: once it has landed, the poller has looked at both.
     marker = world.approve("Valid approval", new_file_diff("valid.py", ["Z = 1"]))
     world.wait_comment(marker, "Landed")

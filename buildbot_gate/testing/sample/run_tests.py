@@ -3,6 +3,7 @@
 GATE_SAMPLE_STARTED  append one line to this file when a run starts (tests wait for it)
 GATE_SAMPLE_HOLD     while this file exists, wait before testing (tests race a push against it)
 GATE_SAMPLE_SLEEP    seconds every run takes at least (the benchmarks' fixed test duration)
+GATE_SAMPLE_FLAKY    if this file exists, remove it and fail: one flaky failure, cured by a rerun
 """
 
 import os
@@ -23,6 +24,14 @@ def main():
         time.sleep(0.1)
         waited += 0.1
     time.sleep(float(os.environ.get("GATE_SAMPLE_SLEEP", "0") or 0))
+    flaky = os.environ.get("GATE_SAMPLE_FLAKY")
+    if flaky:
+        try:
+            os.remove(flaky)
+            print("FAIL test_network: connection reset by peer (a flaky failure)")
+            return 1
+        except FileNotFoundError:
+            pass
 
     import calc
 
