@@ -5,6 +5,7 @@ Pure functions over frozen records; the scheduler persists the state and carries
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import attrs
@@ -34,9 +35,21 @@ HISTORY_LIMIT = 500
 
 @attrs.frozen
 class Policy:
-    """Settings the decisions depend on."""
+    """Settings the decisions depend on.
+
+    ``windows`` maps a branch to its pipeline window: how many items are tested at once, each on
+    top of the ones ahead of it (1 = serial). The window starts at that size; it halves (down to
+    ``window_floor``) when an item fails and grows by one (back up to the configured size) when
+    one lands: Zuul's dependent-pipeline rule, with the configured size as the ceiling.
+    """
 
     max_attempts: int = 3  # infrastructure failures tolerated before an item is ejected
+    windows: Mapping[str, int] = attrs.field(factory=dict)
+    default_window: int = 1
+    window_floor: int = 2
+
+    def window(self, branch: str) -> int:
+        return max(1, int(self.windows.get(branch, self.default_window)))
 
 
 @attrs.frozen
@@ -47,16 +60,19 @@ class GateState:
     done: tuple[Item, ...] = ()
     next_seq: int = 1
     held: frozenset[tuple[int, str]] = frozenset()
+    next_slot: int = 1
+    # The current window of each branch that has shrunk or grown from its configured size.
+    windows: tuple[tuple[str, int], ...] = ()
 
     def queue(self, branch: str) -> list[Item]:
         """The active items of one branch, head first.
 
-        Items already building stay ahead; among the waiting ones, "merge now" items go first;
-        otherwise approval order.
+        Items in the pipeline (building, tested, failing) stay in the order they entered it;
+        behind them the waiting ones: "merge now" items first, otherwise approval order.
         """
         return sorted(
             (i for i in self.items if i.branch == branch),
-            key=lambda i: (i.state == ItemState.QUEUED, not i.urgent, i.seq),
+            key=lambda i: (i.slot is None, i.slot or 0, not i.urgent, i.seq),
         )
 
     def branches(self) -> list[str]:
@@ -74,12 +90,19 @@ class GateState:
                 return item
         return None
 
+    def window(self, branch: str, policy: Policy) -> int:
+        ceiling = policy.window(branch)
+        current = dict(self.windows).get(branch, ceiling)
+        return max(1, min(ceiling, current))
+
     def to_json(self) -> dict[str, Any]:
         return {
             "items": [i.to_json() for i in self.items],
             "done": [i.to_json() for i in self.done],
             "next_seq": self.next_seq,
             "held": sorted([list(k) for k in self.held]),
+            "next_slot": self.next_slot,
+            "windows": dict(self.windows),
         }
 
     @classmethod
@@ -91,6 +114,8 @@ class GateState:
             done=tuple(Item.from_json(i) for i in data.get("done", [])),
             next_seq=int(data.get("next_seq", 1)),
             held=frozenset((int(k[0]), str(k[1])) for k in data.get("held", [])),
+            next_slot=int(data.get("next_slot", 1)),
+            windows=tuple(sorted((str(b), int(w)) for b, w in data.get("windows", {}).items())),
         )
 
 
@@ -142,7 +167,7 @@ def decide(
         _merge_now(step, event)
     else:
         _withdrawn(step, event.issue, event.reason)
-    _schedule(step)
+    _schedule(step, policy)
     return step.state, step.actions
 
 
@@ -234,12 +259,39 @@ def _withdrawn(step: _Step, issue: int, reason: str) -> None:
 
 
 def _withdraw_item(step: _Step, item: Item, reason: str) -> None:
-    if item.buildset is not None:
-        step.emit(CancelBuildset(item.buildset, f"{item.describe()} withdrawn: {reason}"))
-    gone = attrs.evolve(item, state=ItemState.WITHDRAWN, buildset=None, reason=reason)
+    _cancel(step, item, f"{item.describe()} withdrawn: {reason}")
+    gone = attrs.evolve(
+        item, state=ItemState.WITHDRAWN, buildset=None, advisory_buildset=None, reason=reason
+    )
     step.finish(item, gone)
     step.state = attrs.evolve(step.state, held=step.state.held - {item.key})
     step.emit(Notify(gone, Decision.WITHDRAWN, reason))
+    _reset_behind(step, item, f"issue {item.issue} left the queue ahead of it")
+
+
+def _cancel(step: _Step, item: Item, reason: str) -> None:
+    """Stop the builds still running for ``item`` (its results no longer matter)."""
+    for bsid in (item.buildset, item.advisory_buildset):
+        if bsid is not None:
+            step.emit(CancelBuildset(bsid, reason))
+
+
+def _reset(step: _Step, item: Item, reason: str, *, attempt: bool = False) -> Item:
+    """Take ``item`` out of the pipeline, back to waiting; the items tested on it follow."""
+    _cancel(step, item, f"{item.describe()} reset: {reason}")
+    again = step.replace(item, _requeued(item, reason, attempt=attempt))
+    _reset_behind(step, item, f"issue {item.issue} ahead of it is tested again")
+    return again
+
+
+def _reset_behind(step: _Step, gone: Item, reason: str) -> None:
+    """Every item whose tested tree contains ``gone``'s patch must be tested again without it."""
+    for other in step.state.queue(gone.branch):
+        current = step.state.find(other.issue, other.branch)
+        if current is None or gone.issue not in current.ahead:
+            continue
+        again = _reset(step, current, reason)
+        step.emit(Notify(again, Decision.RESET, reason))
 
 
 def _started(step: _Step, ev: TestStarted | LandStarted) -> None:
@@ -247,27 +299,39 @@ def _started(step: _Step, ev: TestStarted | LandStarted) -> None:
     want = ItemState.TESTING if isinstance(ev, TestStarted) else ItemState.LANDING
     if item is None or item.state != want or item.buildset is not None:
         return
-    base = ev.base if isinstance(ev, TestStarted) else item.base
-    step.replace(item, attrs.evolve(item, buildset=ev.buildset, base=base))
+    if isinstance(ev, TestStarted):
+        step.replace(
+            item,
+            attrs.evolve(
+                item,
+                buildset=ev.buildset,
+                base=item.base or ev.base,
+                advisory_buildset=ev.advisory_buildset,
+            ),
+        )
+    else:
+        step.replace(item, attrs.evolve(item, buildset=ev.buildset))
 
 
 def _start_failed(step: _Step, ev: StartFailed) -> None:
     item = step.state.find(ev.issue, ev.branch)
-    if item is None or item.buildset is not None or item.state == ItemState.QUEUED:
+    if item is None or item.buildset is not None or not item.live:
         return
     # Back to the queue, held until the next tick so a dead server is not hammered.
-    step.replace(item, _requeued(item, f"could not start: {ev.reason}"))
+    _reset(step, item, f"could not start: {ev.reason}")
     step.state = attrs.evolve(step.state, held=step.state.held | {item.key})
 
 
 def _resume(step: _Step) -> None:
     for item in list(step.state.items):
-        if item.state != ItemState.QUEUED and item.buildset is None:
-            if item.state == ItemState.LANDING and item.tested_node:
-                # Tests passed but the land buildset was never created: create it now.
-                step.emit(StartLand(item))
-                continue
-            step.replace(item, _requeued(item, "gate restarted before its build was created"))
+        current = step.state.find(item.issue, item.branch)
+        if current is None or current.buildset is not None:
+            continue
+        if current.state == ItemState.LANDING and current.tested_node:
+            # Tests passed but the land buildset was never created: create it now.
+            step.emit(StartLand(current))
+        elif current.state in (ItemState.TESTING, ItemState.LANDING):
+            _reset(step, current, "gate restarted before its build was created")
     step.state = attrs.evolve(step.state, held=frozenset())
 
 
@@ -276,7 +340,10 @@ def _requeued(item: Item, reason: str, *, attempt: bool = False) -> Item:
         item,
         state=ItemState.QUEUED,
         buildset=None,
+        advisory_buildset=None,
         base=None,
+        ahead=(),
+        slot=None,
         tested_node=None,
         tested_buildset=None,
         attempts=item.attempts + (1 if attempt else 0),
@@ -285,66 +352,168 @@ def _requeued(item: Item, reason: str, *, attempt: bool = False) -> Item:
 
 
 def _finished(step: _Step, ev: BuildsetFinished, policy: Policy) -> None:
-    item = step.state.by_buildset(ev.buildset)
-    if item is None:
+    found = step.state.by_buildset(ev.buildset)
+    if found is None:
         return  # a buildset of a withdrawn or already-decided item
+    item = step.replace(found, attrs.evolve(found, buildset=None))  # finished: nothing to cancel
     if item.state == ItemState.TESTING and ev.outcome == Outcome.PASSED:
-        landing = attrs.evolve(
+        tested = attrs.evolve(
             item,
-            state=ItemState.LANDING,
+            state=ItemState.TESTED,
             buildset=None,
             tested_node=ev.node,
             tested_buildset=ev.buildset,
             reason=ev.detail,
         )
-        step.replace(item, landing)
-        step.emit(StartLand(landing))
+        step.replace(item, tested)  # lands once everything ahead of it has landed
     elif item.state == ItemState.TESTING and ev.outcome in (Outcome.TEST_FAILED, Outcome.CONFLICT):
-        _eject(step, item, ev.detail or ev.outcome.value)
+        _failing(step, item, ev.detail or ev.outcome.value, policy)
     elif item.state == ItemState.LANDING and ev.outcome == Outcome.LANDED:
         landed = attrs.evolve(
             item, state=ItemState.LANDED, buildset=None, landed_node=ev.node, reason=ev.detail
         )
         step.finish(item, landed)
         step.emit(Notify(landed, Decision.LANDED, ev.detail))
+        _resize(step, item.branch, policy, grow=True)
+        _rebase_behind(step, landed)
     elif item.state == ItemState.LANDING and ev.outcome == Outcome.PUSH_RACE:
-        again = step.replace(item, _requeued(item, "the branch moved before the push; retesting"))
-        step.emit(Notify(again, Decision.REQUEUED, again.reason))
+        # The branch moved under the gate: every tree tested on the old tip is stale.
+        reason = "the branch moved before the push; retesting"
+        for other in step.state.queue(item.branch):
+            current = step.state.find(other.issue, other.branch)
+            if current is not None and current.state != ItemState.QUEUED:
+                again = _reset(step, current, reason)
+                decision = Decision.REQUEUED if current.issue == item.issue else Decision.RESET
+                step.emit(Notify(again, decision, reason))
     else:
         _infra_failure(step, item, ev, policy)
 
 
+def _rebase_behind(step: _Step, landed: Item) -> None:
+    """``landed`` is now part of the branch: the items tested on it are now based on its node."""
+    for other in list(step.state.items):
+        if other.branch == landed.branch and landed.issue in other.ahead:
+            ahead = tuple(i for i in other.ahead if i != landed.issue)
+            step.replace(other, attrs.evolve(other, ahead=ahead, base=landed.landed_node))
+
+
+def _failing(step: _Step, item: Item, reason: str, policy: Policy) -> None:
+    """The item failed: it is ejected once at the head (its failure may yet be the fault of an
+    item ahead of it, which would reset it); the items behind it go on without it."""
+    _resize(step, item.branch, policy, grow=False)
+    if step.state.queue(item.branch)[0] is item:
+        _eject(step, item, reason)  # nothing ahead of it: the failure is its own
+        return
+    failing = step.replace(
+        item, attrs.evolve(item, state=ItemState.FAILING, buildset=None, reason=reason)
+    )
+    _cancel(step, failing, f"{item.describe()} failed")
+    step.emit(Notify(failing, Decision.FAILING, reason))
+    _reset_behind(step, item, f"issue {item.issue} ahead of it failed; tested without it")
+
+
+def _resize(step: _Step, branch: str, policy: Policy, *, grow: bool) -> None:
+    current = step.state.window(branch, policy)
+    if grow:
+        size = min(policy.window(branch), current + 1)
+    else:
+        size = max(min(policy.window_floor, policy.window(branch)), current // 2, 1)
+    windows = dict(step.state.windows)
+    windows[branch] = size
+    step.state = attrs.evolve(step.state, windows=tuple(sorted(windows.items())))
+
+
 def _infra_failure(step: _Step, item: Item, ev: BuildsetFinished, policy: Policy) -> None:
+    """Not the patch's fault: run the same thing again in place (the items tested on top of it
+    stay valid, since its tree does not change), up to ``max_attempts``."""
     detail = ev.detail or f"{ev.outcome.value} while {item.state.value}"
     if item.attempts + 1 >= policy.max_attempts:
-        _eject(step, item, f"gave up after {item.attempts + 1} attempts: {detail}")
+        reason = f"gave up after {item.attempts + 1} attempts: {detail}"
+        if item.state == ItemState.TESTING:
+            _failing(step, item, reason, policy)
+        else:
+            _eject(step, item, reason)
         return
-    again = step.replace(item, _requeued(item, f"retrying: {detail}", attempt=True))
+    again = step.replace(
+        item,
+        attrs.evolve(item, buildset=None, attempts=item.attempts + 1, reason=f"retrying: {detail}"),
+    )
     step.emit(Notify(again, Decision.REQUEUED, again.reason))
+    if again.state == ItemState.LANDING:
+        step.emit(StartLand(again))
+    else:
+        step.emit(StartTest(again, _stack(step.state, again)))
+
+
+def _stack(state: GateState, item: Item) -> tuple[Item, ...]:
+    """The items whose patches go under ``item``'s, in order."""
+    found = []
+    for issue in item.ahead:
+        other = state.find(issue, item.branch)
+        if other is not None:
+            found.append(other)
+    return tuple(found)
 
 
 def _eject(step: _Step, item: Item, reason: str) -> None:
-    gone = attrs.evolve(item, state=ItemState.EJECTED, buildset=None, reason=reason)
+    _cancel(step, item, f"{item.describe()} ejected")
+    gone = attrs.evolve(
+        item, state=ItemState.EJECTED, buildset=None, advisory_buildset=None, reason=reason
+    )
     step.finish(item, gone)
     step.emit(Notify(gone, Decision.EJECTED, reason))
+    _reset_behind(step, item, f"issue {item.issue} ahead of it was ejected")
 
 
-def _schedule(step: _Step) -> None:
-    """Serial gating: a branch runs one item at a time, always its head."""
+def _schedule(step: _Step, policy: Policy) -> None:
+    """Per branch: land or eject at the head, then fill the pipeline window from the waiting."""
     for branch in step.state.branches():
+        _settle_head(step, branch)
+        _fill_window(step, branch, policy)
+
+
+def _settle_head(step: _Step, branch: str) -> None:
+    while True:
         queue = step.state.queue(branch)
-        if any(i.state != ItemState.QUEUED for i in queue):
-            continue
+        if not queue:
+            return
         head = queue[0]
-        if head.key in step.state.held:
+        if head.state == ItemState.FAILING:
+            _eject(step, head, head.reason)  # nothing ahead of it is left to blame
             continue
-        testing = attrs.evolve(head, state=ItemState.TESTING, reason="testing")
-        step.replace(head, testing)
-        step.emit(StartTest(testing))
+        if head.state == ItemState.TESTED:
+            landing = step.replace(
+                head, attrs.evolve(head, state=ItemState.LANDING, reason="landing")
+            )
+            step.emit(StartLand(landing))
+        return
 
 
-def tick(state: GateState) -> tuple[GateState, list[Action]]:
+def _fill_window(step: _Step, branch: str, policy: Policy) -> None:
+    queue = step.state.queue(branch)
+    live = [i for i in queue if i.live]
+    window = step.state.window(branch, policy)
+    for candidate in (i for i in queue if i.state == ItemState.QUEUED):
+        if len(live) >= window or candidate.key in step.state.held:
+            return
+        if live and live[0].base is None:
+            return  # the base is known once the head's build is created; fill then
+        testing = attrs.evolve(
+            candidate,
+            state=ItemState.TESTING,
+            base=live[0].base if live else None,
+            ahead=tuple(i.issue for i in live),
+            slot=step.state.next_slot,
+            reason="testing",
+        )
+        step.state = attrs.evolve(step.state, next_slot=step.state.next_slot + 1)
+        step.replace(candidate, testing)
+        step.emit(StartTest(testing, tuple(live)))
+        live.append(testing)
+
+
+def tick(state: GateState, policy: Policy | None = None) -> tuple[GateState, list[Action]]:
     """Release held items (periodic retry after a failed start)."""
     step = _Step(attrs.evolve(state, held=frozenset()))
-    _schedule(step)
+    _schedule(step, policy or Policy())
     return step.state, step.actions

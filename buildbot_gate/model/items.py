@@ -16,13 +16,19 @@ class ItemState(enum.StrEnum):
 
     QUEUED = "queued"  # approved, waiting for its turn
     TESTING = "testing"  # a test buildset runs (or is being created) for it
+    TESTED = "tested"  # tests passed; waits for the items ahead of it to land
+    FAILING = "failing"  # tests failed; ejected once it reaches the head, unless reset first
     LANDING = "landing"  # tests passed; a land buildset pushes the tested changeset
     LANDED = "landed"  # pushed upstream
     EJECTED = "ejected"  # refused: tests failed, conflict, or the gate gave up
     WITHDRAWN = "withdrawn"  # the approval went away (new patchset, not lgtm, closed)
 
 
-ACTIVE_STATES = frozenset({ItemState.QUEUED, ItemState.TESTING, ItemState.LANDING})
+ACTIVE_STATES = frozenset(
+    {ItemState.QUEUED, ItemState.TESTING, ItemState.TESTED, ItemState.FAILING, ItemState.LANDING}
+)
+# Items in the pipeline window: their tree is what the items behind them are tested on top of.
+LIVE_STATES = frozenset({ItemState.TESTING, ItemState.TESTED, ItemState.LANDING})
 
 
 class Outcome(enum.StrEnum):
@@ -59,6 +65,13 @@ class Item:
     urgent: bool = False
     attempts: int = 0
     reason: str = ""
+    # Speculative pipelining: the issues (same branch, in order) whose patches are applied on
+    # ``base`` before this one, i.e. the live items ahead of it that have not landed yet.
+    ahead: tuple[int, ...] = ()
+    # Order of entry into the pipeline window: items in the window keep it, waiting ones have none.
+    slot: int | None = None
+    # The buildset on the unstable builders: run for information, never gates, cancelled with it.
+    advisory_buildset: int | None = None
 
     @property
     def key(self) -> tuple[int, str]:
@@ -81,7 +94,12 @@ class Item:
         fields = {f.name for f in attrs.fields(cls)}
         kwargs = {k: v for k, v in data.items() if k in fields}
         kwargs["state"] = ItemState(kwargs.get("state", "queued"))
+        kwargs["ahead"] = tuple(int(i) for i in kwargs.get("ahead", ()))
         return cls(**kwargs)
+
+    @property
+    def live(self) -> bool:
+        return self.state in LIVE_STATES
 
 
 # --- events: what happened -------------------------------------------------------------------
@@ -136,6 +154,7 @@ class TestStarted:
     branch: str
     base: str
     buildset: int
+    advisory_buildset: int | None = None
 
 
 @attrs.frozen
@@ -187,9 +206,12 @@ Event = (
 
 @attrs.frozen
 class StartTest:
-    """Create the test buildset for ``item`` on the current branch tip."""
+    """Create the test buildset for ``item``: on ``item.base`` with the patches of ``stack``
+    (the items ahead, in order) committed first, or on the current branch tip when ``item.base``
+    is None (nothing ahead of it)."""
 
     item: Item
+    stack: tuple[Item, ...] = ()
 
 
 @attrs.frozen
@@ -215,6 +237,8 @@ class Decision(enum.StrEnum):
     LANDED = "landed"
     EJECTED = "ejected"
     WITHDRAWN = "withdrawn"
+    FAILING = "failing"  # failed behind other items: ejected at the head unless reset first
+    RESET = "reset"  # an item ahead changed: tested again on the new tree
 
 
 @attrs.frozen

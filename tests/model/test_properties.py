@@ -20,6 +20,7 @@ from buildbot_gate.model import ItemState
 from buildbot_gate.model import LandStarted
 from buildbot_gate.model import Notify
 from buildbot_gate.model import Outcome
+from buildbot_gate.model import Policy
 from buildbot_gate.model import Resume
 from buildbot_gate.model import StartFailed
 from buildbot_gate.model import StartLand
@@ -45,35 +46,46 @@ class Buildset:
 
 @attrs.define
 class World:
-    """A fake hg server plus build farm, and a record of everything the gate did."""
+    """A fake hg server plus build farm, and a record of everything the gate did.
 
+    A node is named after its whole history (``root+direct1+3.1+5.2``), as an hg changeset id
+    is determined by its parents and content: two builds that name the same node built the same
+    tree.
+    """
+
+    policy: Policy = attrs.Factory(Policy)
     state: GateState = attrs.Factory(GateState)
     tips: dict[str, str] = attrs.Factory(lambda: {b: f"{b}-root" for b in BRANCHES})
     pushed: dict[str, list[tuple[int, str]]] = attrs.Factory(lambda: {b: [] for b in BRANCHES})
     running: dict[int, Buildset] = attrs.Factory(dict)
     next_bsid: int = 500
     passed_tests: set[tuple[int, str, str]] = attrs.Factory(set)  # (seq, base, node)
-    failed_seqs: set[int] = attrs.Factory(set)
+    failed_trees: set[str] = attrs.Factory(set)  # trees a test run failed on
     queued_seqs: set[int] = attrs.Factory(set)
     direct_pushes: int = 0
 
     def apply(self, event) -> None:
-        self.state, actions = decide(self.state, event)
+        self.state, actions = decide(self.state, event, self.policy)
         self.act(actions)
+        self.check_pipeline()
 
     def act(self, actions) -> None:
         for action in actions:
-            self.check_serial()
+            self.check_window()
             if isinstance(action, StartTest):
                 item = action.item
-                bs = Buildset(
-                    "test", item.issue, item.patchset, item.branch, item.seq, self.tips[item.branch]
-                )
-                self.apply(TestStarted(item.issue, item.branch, bs.base, self.new_buildset(bs)))
+                base = item.base or self.tips[item.branch]
+                assert [i.issue for i in action.stack] == list(item.ahead)
+                tree = base + "".join(f"+{i.issue}.{i.patchset}" for i in action.stack)
+                bs = Buildset("test", item.issue, item.patchset, item.branch, item.seq, tree)
+                self.apply(TestStarted(item.issue, item.branch, base, self.new_buildset(bs)))
             elif isinstance(action, StartLand):
                 item = action.item
-                # The adapter lands exactly what the model says was tested, on the same base.
-                assert (item.seq, item.base, item.tested_node) in self.passed_tests
+                # The land build rebuilds the patch on the item's base: the same node as tested,
+                # or the Land step refuses to push.
+                assert item.ahead == ()
+                assert f"{item.base}+{item.issue}.{item.patchset}" == item.tested_node
+                assert (item.seq, item.tested_node) in {(t[0], t[2]) for t in self.passed_tests}
                 bs = Buildset(
                     "land",
                     item.issue,
@@ -95,9 +107,31 @@ class World:
         self.running[bsid] = bs
         return bsid
 
-    def check_serial(self) -> None:
+    def check_window(self) -> None:
+        """Never more test builds than the window allows, and one push at a time."""
         for branch in BRANCHES:
-            assert sum(1 for b in self.running.values() if b.branch == branch) <= 1
+            tests = [b for b in self.running.values() if b.branch == branch and b.kind == "test"]
+            lands = [b for b in self.running.values() if b.branch == branch and b.kind == "land"]
+            assert len(tests) + len(lands) <= self.policy.window(branch)
+            assert len(lands) <= 1
+
+    def check_pipeline(self) -> None:
+        """An item is tested only on top of live items ahead of it, in queue order; a build whose
+        item left the pipeline (failed ahead, withdrawn, reset) has been cancelled."""
+        owned = {i.buildset for i in self.state.items} | {
+            i.advisory_buildset for i in self.state.items
+        }
+        assert set(self.running) <= owned, "a build is left running for nothing"
+        for branch in BRANCHES:
+            queue = self.state.queue(branch)
+            live = [i.issue for i in queue if i.live]
+            for item in queue:
+                if item.live:
+                    ahead = live[: live.index(item.issue)]
+                    assert list(item.ahead) == ahead, (item, ahead)
+                else:
+                    assert item.ahead == () or item.state.value == "failing"
+            assert len(live) <= self.policy.window(branch)
 
     def finish(self, bsid: int, choice: str) -> None:
         bs = self.running.pop(bsid)
@@ -110,15 +144,15 @@ class World:
             }[choice]
             node = None
             if outcome == Outcome.PASSED:
-                node = f"{bs.base}+{bs.issue}.{bs.patchset}"
+                node = f"{bs.base}+{bs.issue}.{bs.patchset}"  # bs.base: the tree under the patch
                 self.passed_tests.add((bs.seq, bs.base, node))
             elif outcome != Outcome.INFRA:
-                self.failed_seqs.add(bs.seq)
+                self.failed_trees.add(f"{bs.base}+{bs.issue}.{bs.patchset}")
             self.apply(BuildsetFinished(bsid, outcome, node=node))
         elif choice == "infra":
             self.apply(BuildsetFinished(bsid, Outcome.INFRA))
         elif self.tips[bs.branch] == bs.base:  # hg push without -f: only onto the tested base
-            assert bs.seq not in self.failed_seqs, "a failed item is being pushed"
+            assert bs.node in {t[2] for t in self.passed_tests}, "an untested tree is pushed"
             self.tips[bs.branch] = bs.node
             self.pushed[bs.branch].append((bs.seq, bs.node))
             self.apply(BuildsetFinished(bsid, Outcome.LANDED, node=bs.node))
@@ -180,13 +214,14 @@ def run(world: World, program) -> None:
             world.apply(StartFailed(op[1], op[2], "hg unreachable"))
         elif kind == "restart":
             world.restart()
-        world.check_serial()
+        world.check_window()
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.lists(ops, max_size=40))
-def test_only_tested_trees_land_in_queue_order_and_nothing_is_forgotten(program):
-    world = World()
+@given(st.lists(ops, max_size=40), st.integers(1, 4))
+def test_only_tested_trees_land_in_queue_order_and_nothing_is_forgotten(program, window):
+    # "default" is pipelined with a window of ``window``; "3.4" stays serial.
+    world = World(policy=Policy(windows={"default": window}))
     run(world, program)
     world.drain()
 
@@ -209,7 +244,10 @@ def test_only_tested_trees_land_in_queue_order_and_nothing_is_forgotten(program)
     assert world.state.items == ()
     for item in finished.values():
         if item.state == ItemState.LANDED:
-            assert item.seq not in world.failed_seqs
+            # A failed run ejects: a landed tree is one whose last verdict was green.
+            assert item.landed_node not in world.failed_trees or any(
+                t[2] == item.landed_node for t in world.passed_tests
+            )
             assert (item.seq, item.landed_node) in {
                 (s, n) for pushes in world.pushed.values() for s, n in pushes
             }

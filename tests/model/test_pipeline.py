@@ -1,0 +1,203 @@
+"""Speculative pipelining: each item tested on the tip plus the items ahead of it."""
+
+from __future__ import annotations
+
+from buildbot_gate.model import Approved
+from buildbot_gate.model import BuildsetFinished
+from buildbot_gate.model import CancelBuildset
+from buildbot_gate.model import Decision
+from buildbot_gate.model import GateState
+from buildbot_gate.model import ItemState
+from buildbot_gate.model import LandStarted
+from buildbot_gate.model import Notify
+from buildbot_gate.model import Outcome
+from buildbot_gate.model import Policy
+from buildbot_gate.model import StartLand
+from buildbot_gate.model import StartTest
+from buildbot_gate.model import TestStarted
+from buildbot_gate.model import Withdrawn
+from buildbot_gate.model import decide
+
+WINDOW3 = Policy(windows={"default": 3})
+
+
+class Gate:
+    """Drives the model like the scheduler does: every StartTest gets a buildset at once."""
+
+    def __init__(self, policy: Policy = WINDOW3) -> None:
+        self.policy = policy
+        self.state = GateState()
+        self.next_bsid = 100
+        self.started: list[StartTest] = []
+        self.landing: list[StartLand] = []
+        self.cancelled: list[int] = []
+        self.notes: list[tuple[int, Decision]] = []
+
+    def send(self, event) -> None:
+        self.state, actions = decide(self.state, event, self.policy)
+        for a in actions:
+            if isinstance(a, StartTest):
+                self.started.append(a)
+                bsid, self.next_bsid = self.next_bsid, self.next_bsid + 1
+                self.send(TestStarted(a.item.issue, a.item.branch, a.item.base or "tip0", bsid))
+            elif isinstance(a, StartLand):
+                self.landing.append(a)
+                bsid, self.next_bsid = self.next_bsid, self.next_bsid + 1
+                self.send(LandStarted(a.item.issue, a.item.branch, bsid))
+            elif isinstance(a, CancelBuildset):
+                self.cancelled.append(a.buildset)
+            elif isinstance(a, Notify):
+                self.notes.append((a.item.issue, a.decision))
+
+    def approve(self, *issues: int) -> None:
+        for issue in issues:
+            self.send(Approved(issue, 1, "default", "core@x", "Ann <ann@x>", f"issue {issue}"))
+
+    def item(self, issue: int):
+        return self.state.find(issue, "default")
+
+    def finish(self, issue: int, outcome: Outcome) -> int:
+        item = self.item(issue)
+        bsid = item.buildset
+        node = None
+        if outcome == Outcome.PASSED:
+            node = f"node{issue}"
+        elif outcome == Outcome.LANDED:
+            node = item.tested_node
+        self.send(BuildsetFinished(bsid, outcome, node=node))
+        return bsid
+
+    def stacks(self) -> list[tuple[int, tuple[int, ...]]]:
+        return [(s.item.issue, s.item.ahead) for s in self.started]
+
+
+def test_a_window_of_three_tests_three_items_at_once_each_on_those_ahead():
+    g = Gate()
+    g.approve(1, 2, 3, 4)
+    assert g.stacks() == [(1, ()), (2, (1,)), (3, (1, 2))]
+    assert [i.issue for i in g.started[2].stack] == [1, 2]
+    assert g.item(4).state == ItemState.QUEUED  # the window is full
+    # The items behind the head are built on the head's base, which the head's build fixed.
+    assert g.item(2).base == g.item(1).base == "tip0"
+
+
+def test_items_land_in_queue_order_even_when_those_behind_pass_first():
+    g = Gate()
+    g.approve(1, 2, 3)
+    g.finish(3, Outcome.PASSED)
+    g.finish(2, Outcome.PASSED)
+    assert g.landing == []
+    assert g.item(3).state == ItemState.TESTED
+    g.finish(1, Outcome.PASSED)
+    assert [a.item.issue for a in g.landing] == [1]
+    g.finish(1, Outcome.LANDED)
+    assert [a.item.issue for a in g.landing] == [1, 2]
+    # Once 1 is in the branch, 2 is based on 1's node with nothing left ahead of it.
+    assert g.landing[1].item.base == "node1"
+    assert g.landing[1].item.ahead == ()
+    assert g.item(3).ahead == (2,)
+    g.finish(2, Outcome.LANDED)
+    g.finish(3, Outcome.LANDED)
+    assert [i for i, d in g.notes if d == Decision.LANDED] == [1, 2, 3]
+
+
+def test_a_failure_in_the_middle_resets_those_behind_and_is_ejected_at_the_head():
+    g = Gate()
+    g.approve(1, 2, 3)
+    third = g.item(3).buildset
+    g.finish(2, Outcome.TEST_FAILED)
+    # 3 was tested on top of 2: cancelled, and tested again on 1 alone.
+    assert third in g.cancelled
+    assert g.stacks()[-1] == (3, (1,))
+    assert g.item(2).state == ItemState.FAILING
+    assert (2, Decision.EJECTED) not in g.notes  # 1 might still be to blame
+    g.finish(3, Outcome.PASSED)
+    g.finish(1, Outcome.PASSED)
+    g.finish(1, Outcome.LANDED)
+    assert (2, Decision.EJECTED) in g.notes
+    assert g.landing[-1].item.issue == 3
+    g.finish(3, Outcome.LANDED)
+    assert [i for i, d in g.notes if d == Decision.LANDED] == [1, 3]
+
+
+def test_when_the_item_ahead_fails_too_the_failing_one_gets_another_chance():
+    g = Gate(Policy(windows={"default": 3}, window_floor=3))
+    g.approve(1, 2, 3)
+    g.finish(2, Outcome.TEST_FAILED)  # maybe because of 1
+    g.finish(1, Outcome.TEST_FAILED)  # 1 is the head: ejected at once
+    assert (1, Decision.EJECTED) in g.notes
+    assert (2, Decision.EJECTED) not in g.notes
+    assert g.item(2).state == ItemState.TESTING
+    assert g.stacks()[-2:] == [(2, ()), (3, (2,))]
+
+
+def test_a_head_failure_resets_everything_behind_it():
+    g = Gate()
+    g.approve(1, 2, 3)
+    running = {g.item(2).buildset, g.item(3).buildset}
+    g.finish(1, Outcome.CONFLICT)
+    assert running <= set(g.cancelled)
+    assert (1, Decision.EJECTED) in g.notes
+    assert g.item(2).ahead == ()
+
+
+def test_the_window_halves_on_failure_and_grows_back_on_landing():
+    g = Gate(Policy(windows={"default": 4}))
+    g.approve(1, 2, 3, 4, 5, 6)
+    assert g.state.window("default", g.policy) == 4
+    g.finish(1, Outcome.TEST_FAILED)
+    assert g.state.window("default", g.policy) == 2
+    live = [i.issue for i in g.state.queue("default") if i.live]
+    assert live == [2, 3]  # never more builds than the window allows
+    g.finish(2, Outcome.PASSED)
+    g.finish(2, Outcome.LANDED)
+    assert g.state.window("default", g.policy) == 3
+    assert len([i for i in g.state.queue("default") if i.live]) == 3
+
+
+def test_a_serial_branch_tests_one_item_at_a_time():
+    g = Gate(Policy())
+    g.approve(1, 2)
+    assert g.stacks() == [(1, ())]
+    g.finish(1, Outcome.PASSED)
+    g.finish(1, Outcome.LANDED)
+    assert g.stacks() == [(1, ()), (2, ())]
+    assert g.started[-1].item.base is None  # on the branch tip, whatever it is now
+
+
+def test_an_infrastructure_retry_keeps_the_items_behind_running():
+    g = Gate()
+    g.approve(1, 2)
+    second = g.item(2).buildset
+    g.finish(1, Outcome.INFRA)
+    assert second not in g.cancelled
+    assert g.stacks()[-1] == (1, ())
+    assert g.started[-1].item.base == "tip0"  # the same tree again
+
+
+def test_a_push_race_retests_the_whole_pipeline_on_the_new_tip():
+    g = Gate()
+    g.approve(1, 2)
+    g.finish(2, Outcome.PASSED)
+    g.finish(1, Outcome.PASSED)
+    g.finish(1, Outcome.PUSH_RACE)
+    assert [i.state for i in g.state.queue("default")] == [ItemState.TESTING] * 2
+    assert g.started[-2].item.base is None  # the tip is read again
+    assert g.stacks()[-1] == (2, (1,))
+
+
+def test_withdrawing_an_item_ahead_resets_those_tested_on_it():
+    g = Gate()
+    g.approve(1, 2, 3)
+    running = g.item(3).buildset
+    g.send(Withdrawn(2, "new patchset"))
+    assert running in g.cancelled
+    assert g.stacks()[-1] == (3, (1,))
+
+
+def test_the_pipeline_survives_a_round_trip_through_json():
+    g = Gate()
+    g.approve(1, 2, 3)
+    g.finish(2, Outcome.TEST_FAILED)
+    again = GateState.from_json(g.state.to_json())
+    assert again == g.state
