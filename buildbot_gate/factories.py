@@ -17,6 +17,15 @@ from buildbot_gate.steps import Land
 from buildbot_gate.steps import RunTests
 
 
+def _checked_then(run: RunTests, repourl: str, hgbin: str) -> BuildFactory:
+    """The pinned checkout, the patches committed, then ``run`` on that tree."""
+    f = BuildFactory()
+    f.addStep(GateCheckout(repourl=repourl, hgbin=hgbin))
+    f.addStep(ApplyPatch(hgbin=hgbin))
+    f.addStep(run)
+    return f
+
+
 def gate_test_factory(
     repourl: str,
     test_command: str | Sequence[str],
@@ -25,18 +34,30 @@ def gate_test_factory(
     hgbin: str = "hg",
 ) -> BuildFactory:
     """Check out the pinned base, apply and commit the patch, run ``test_command``."""
-    f = BuildFactory()
-    f.addStep(GateCheckout(repourl=repourl, hgbin=hgbin))
-    f.addStep(ApplyPatch(hgbin=hgbin))
-    f.addStep(
-        RunTests(
-            command=test_command,
-            maxTime=test_timeout,
-            timeout=test_timeout,
-            env=dict(env or {}),
-        )
+    run = RunTests(
+        command=test_command, maxTime=test_timeout, timeout=test_timeout, env=dict(env or {})
     )
-    return f
+    return _checked_then(run, repourl, hgbin)
+
+
+def gate_docs_factory(
+    repourl: str,
+    docs_command: str | Sequence[str],
+    timeout: int = 1800,
+    env: Mapping[str, str] | None = None,
+    hgbin: str = "hg",
+) -> BuildFactory:
+    """The documentation fast path: the same checkout and patch, then only the docs build."""
+    run = RunTests(
+        name="docs",
+        command=docs_command,
+        maxTime=timeout,
+        timeout=timeout,
+        env=dict(env or {}),
+        description=["building docs"],
+        descriptionDone=["docs built"],
+    )
+    return _checked_then(run, repourl, hgbin)
 
 
 def gate_land_factory(repourl: str, hgbin: str = "hg") -> BuildFactory:
@@ -52,4 +73,5 @@ class GateFactories:
     """Namespace exported to ``buildbot.plugins.util``."""
 
     test = staticmethod(gate_test_factory)
+    docs = staticmethod(gate_docs_factory)
     land = staticmethod(gate_land_factory)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import shutil
 import sys
+from collections.abc import Mapping
 from collections.abc import Sequence
 from typing import Any
 from typing import ClassVar
@@ -47,6 +48,9 @@ from buildbot_gate.model import TestStarted
 from buildbot_gate.model import Withdrawn
 from buildbot_gate.model import decide
 from buildbot_gate.model import tick
+from buildbot_gate.paths import all_match
+from buildbot_gate.paths import matches
+from buildbot_gate.paths import per_branch
 from buildbot_gate.protocol import CATEGORIES
 from buildbot_gate.protocol import MERGE_NOW
 from buildbot_gate.protocol import RECHECK
@@ -67,7 +71,12 @@ def _default_hg() -> str:
 
 
 class GateScheduler(ReconfigurableBaseScheduler):
-    """A serial gate queue per target branch: tests on ``testBuilders``, push on ``landBuilder``."""
+    """A gate queue per target branch: tests on every one of ``testBuilders`` (the stable fleet),
+    pushes on ``landBuilder``; serial, or speculatively pipelined with a ``window``.
+
+    Per-branch settings (``window``, ``docsPaths``) take one value for every branch or a dict
+    ``{branch: value, "*": fallback}``.
+    """
 
     compare_attrs: ClassVar[Sequence[str]] = (
         *ReconfigurableBaseScheduler.compare_attrs,
@@ -78,11 +87,24 @@ class GateScheduler(ReconfigurableBaseScheduler):
         "maxAttempts",
         "retryInterval",
         "hgbin",
+        "window",
+        "windowFloor",
+        "unstableBuilders",
+        "docsBuilders",
+        "docsPaths",
+        "newsFiles",
+        "newsDirectory",
     )
 
     def __init__(self, name: str, **kwargs: Any) -> None:
         kwargs.setdefault(
-            "builderNames", [*kwargs.get("testBuilders", []), kwargs.get("landBuilder")]
+            "builderNames",
+            [
+                *kwargs.get("testBuilders", []),
+                *kwargs.get("unstableBuilders", []),
+                *kwargs.get("docsBuilders", []),
+                kwargs.get("landBuilder"),
+            ],
         )
         super().__init__(name=name, **kwargs)
         self._lock = defer.DeferredLock()
@@ -101,6 +123,13 @@ class GateScheduler(ReconfigurableBaseScheduler):
         maxAttempts: int = 3,
         retryInterval: float = 30,
         hgbin: str | None = None,
+        window: Any = "serial",
+        windowFloor: int = 2,
+        unstableBuilders: Sequence[str] = (),
+        docsBuilders: Sequence[str] = (),
+        docsPaths: Any = ("Doc/**",),
+        newsFiles: Sequence[str] = (),
+        newsDirectory: str | None = None,
         **kwargs: Any,
     ) -> None:
         super().checkConfig(builderNames=builderNames, **kwargs)
@@ -116,6 +145,20 @@ class GateScheduler(ReconfigurableBaseScheduler):
             config.error("GateScheduler: landBuilder (the builder that pushes) is required")
         if not isinstance(maxAttempts, int) or maxAttempts < 1:
             config.error("GateScheduler: maxAttempts must be a positive integer")
+        windows = window.values() if isinstance(window, Mapping) else [window]
+        for w in windows:
+            if window_size(w) is None:
+                config.error(
+                    f"GateScheduler: a window is 'serial' or a positive integer, not {w!r}"
+                )
+        if not isinstance(windowFloor, int) or windowFloor < 1:
+            config.error("GateScheduler: windowFloor must be a positive integer")
+        for group in (unstableBuilders, docsBuilders, newsFiles):
+            if isinstance(group, str):
+                config.error("GateScheduler: builder and file settings are lists, not strings")
+        overlap = set(unstableBuilders) & set(testBuilders)
+        if overlap:
+            config.error(f"GateScheduler: {sorted(overlap)} cannot be both stable and unstable")
 
     @defer.inlineCallbacks
     def reconfigService(  # type: ignore[override]
@@ -128,6 +171,13 @@ class GateScheduler(ReconfigurableBaseScheduler):
         maxAttempts: int = 3,
         retryInterval: float = 30,
         hgbin: str | None = None,
+        window: Any = "serial",
+        windowFloor: int = 2,
+        unstableBuilders: Sequence[str] = (),
+        docsBuilders: Sequence[str] = (),
+        docsPaths: Any = ("Doc/**",),
+        newsFiles: Sequence[str] = (),
+        newsDirectory: str | None = None,
         **kwargs: Any,
     ) -> Any:
         yield super().reconfigService(builderNames=builderNames, **kwargs)
@@ -138,7 +188,18 @@ class GateScheduler(ReconfigurableBaseScheduler):
         self.maxAttempts = maxAttempts
         self.retryInterval = retryInterval
         self.hgbin = hgbin or _default_hg()
-        self.policy = Policy(max_attempts=maxAttempts)
+        self.window = window
+        self.windowFloor = windowFloor
+        self.unstableBuilders = list(unstableBuilders)
+        self.docsBuilders = list(docsBuilders)
+        self.docsPaths = docsPaths
+        self.newsFiles = list(newsFiles)
+        self.newsDirectory = newsDirectory
+        self.policy = Policy(
+            max_attempts=maxAttempts,
+            windows={b: window_size(per_branch(window, b, "serial")) or 1 for b in self.branches},
+            window_floor=windowFloor,
+        )
 
     # --- lifecycle --------------------------------------------------------------------------
 
@@ -229,6 +290,13 @@ class GateScheduler(ReconfigurableBaseScheduler):
         if change.category == MERGE_NOW:
             await self._apply(MergeNow(issue, requester))
             return
+        news = self._edits_shared_news(change)
+        if news:
+            self._announce(
+                "refused", {**_refusal(issue, props, change.branch, self.branches), "detail": news}
+            )
+            log.info("issue {issue} not queued: {news}", issue=issue, news=news)
+            return
         if change.branch not in self.branches:
             log.info(
                 "issue {issue} not queued: branch {branch!r} is not gated by {name}",
@@ -263,7 +331,7 @@ class GateScheduler(ReconfigurableBaseScheduler):
 
     async def _locked_tick(self) -> None:
         async with _locked(self._lock):
-            state, actions = tick(self._state)
+            state, actions = tick(self._state, self.policy)
             await self._commit(state, actions)
 
     # --- decisions and actions --------------------------------------------------------------
@@ -291,7 +359,7 @@ class GateScheduler(ReconfigurableBaseScheduler):
         await self.setState(STATE_KEY, state.to_json())
         for action in actions:
             if isinstance(action, StartTest):
-                await self._start(action.item, land=False)
+                await self._start(action.item, land=False, stack=action.stack)
             elif isinstance(action, StartLand):
                 await self._start(action.item, land=True)
             elif isinstance(action, CancelBuildset):
@@ -302,16 +370,18 @@ class GateScheduler(ReconfigurableBaseScheduler):
                 log.info("issue {issue}: {detail}", issue=action.issue, detail=action.detail)
                 self._announce("refused", {"issue": action.issue, "detail": action.detail})
 
-    async def _start(self, item: Item, *, land: bool) -> None:
+    async def _start(self, item: Item, *, land: bool, stack: Sequence[Item] = ()) -> None:
+        """Create the buildset for ``item``: tests of base + ``stack`` + its patch on the
+        stable fleet (or the docs builders), or the land build that pushes the tested node."""
         try:
-            change = await self.master.data.get(("changes", item.changeid))
-            if change is None:
-                raise StartError(f"change {item.changeid} holding the patch is gone")
+            change = await self._change(item)
             diff = _change_prop(change, "gate_diff")
             summary = summarize(diff)
-            base = (
-                item.base if land else await branch_tip(self.hgbin, str(self.repourl), item.branch)
-            )
+            if land or item.base:
+                base = item.base
+            else:
+                base = await branch_tip(self.hgbin, str(self.repourl), item.branch)
+            below = [await self._stacked(other) for other in stack]
         except (StartError, TipError, DiffError) as e:
             log.warn("{item}: could not start: {e}", item=item.describe(), e=e)
             await self._apply(StartFailed(item.issue, item.branch, str(e)))
@@ -328,35 +398,102 @@ class GateScheduler(ReconfigurableBaseScheduler):
             "patch_author": item.owner,
             "patch_comment": _commit_message(item, review_url),
         }
+        docs_only = not land and self._docs_only(item.branch, summary.paths)
         props = Properties()
         props.setProperty("gate_issue", item.issue, "Gate")
         props.setProperty("gate_patchset", item.patchset, "Gate")
         props.setProperty("gate_branch", item.branch, "Gate")
         props.setProperty("gate_subject", item.subject, "Gate")
         props.setProperty("gate_review_url", review_url, "Gate")
-        props.setProperty("gate_commit_date", f"{int(change['when_timestamp'])} 0", "Gate")
+        props.setProperty("gate_commit_date", _commit_date(change), "Gate")
+        # The patches of the items ahead, committed in this order before this one.
+        props.setProperty("gate_stack", below, "Gate")
+        props.setProperty("gate_docs_only", docs_only, "Gate")
         if land:
             props.setProperty("gate_expected_node", item.tested_node, "Gate")
-        kind = "land" if land else "test"
+            builders = [str(self.landBuilder)]
+        else:
+            builders = self.docsBuilders if docs_only else self.testBuilders
+        kind = "land" if land else "docs" if docs_only else "test"
+        on_top = f" on top of {', '.join(str(o.issue) for o in stack)}" if stack else ""
         bsid, _ = await self.addBuildsetForSourceStamps(
             sourcestamps=[sourcestamp],
             reason=f"{'land' if land else 'gate'} issue {item.issue} ps {item.patchset}: "
-            f"{item.subject}",
+            f"{item.subject}{on_top}",
             external_idstring=f"gate-{kind}-{item.issue}-{item.patchset}-{item.branch}",
             properties=props,
-            builderNames=[self.landBuilder] if land else self.testBuilders,
+            builderNames=builders,
         )
         log.info(
-            "{item}: {kind} buildset {bsid} on base {base}",
+            "{item}: {kind} buildset {bsid} on base {base}{on_top}",
             item=item.describe(),
             kind=kind,
             bsid=bsid,
             base=(base or "")[:12],
+            on_top=on_top,
         )
         if land:
             await self._apply(LandStarted(item.issue, item.branch, bsid))
-        else:
-            await self._apply(TestStarted(item.issue, item.branch, str(base), bsid))
+            return
+        advisory = None
+        if self.unstableBuilders and not docs_only:
+            # Run, for information only, on the builders that do not gate.
+            advisory, _ = await self.addBuildsetForSourceStamps(
+                sourcestamps=[sourcestamp],
+                reason=f"advisory: issue {item.issue} ps {item.patchset}: {item.subject}{on_top}",
+                external_idstring=f"gate-advisory-{item.issue}-{item.patchset}-{item.branch}",
+                properties=props,
+                builderNames=self.unstableBuilders,
+            )
+        await self._apply(TestStarted(item.issue, item.branch, str(base), bsid, advisory))
+
+    async def _change(self, item: Item) -> dict[str, Any]:
+        change = await self.master.data.get(("changes", item.changeid))
+        if change is None:
+            raise StartError(
+                f"change {item.changeid} holding the patch of {item.describe()} is gone"
+            )
+        return dict(change)
+
+    async def _stacked(self, item: Item) -> dict[str, Any]:
+        """How a build commits the patch of ``item`` under another one: exactly as ``item``'s own
+        builds do, so that the changeset ids match."""
+        change = await self._change(item)
+        summarize(_change_prop(change, "gate_diff"))  # refuse now what the step would refuse
+        return {
+            "changeid": item.changeid,
+            "issue": item.issue,
+            "patchset": item.patchset,
+            "author": item.owner,
+            "date": _commit_date(change),
+            "message": _commit_message(item, _change_prop(change, "gate_review_url") or ""),
+        }
+
+    def _docs_only(self, branch: str, paths: Sequence[str]) -> bool:
+        if not self.docsBuilders:
+            return False
+        return all_match(paths, per_branch(self.docsPaths, branch, ()))
+
+    def _edits_shared_news(self, change: Any) -> str | None:
+        """Why the patch cannot be queued when it edits a shared NEWS file, else None."""
+        if not self.newsFiles:
+            return None
+        try:
+            paths = summarize(change.properties.getProperty("gate_diff") or "").paths
+        except DiffError:
+            return None  # the start refuses it with its own reason
+        shared = [p for p in paths if any(matches(p, n) for n in self.newsFiles)]
+        if not shared:
+            return None
+        where = (
+            f"add the entry as a new file under {self.newsDirectory}/"
+            if self.newsDirectory
+            else "leave the entry out"
+        )
+        return (
+            f"Not queued: the patch edits {', '.join(shared)}, which every queued patch would "
+            f"conflict on; {where} instead, and upload a new patchset."
+        )
 
     async def _cancel(self, action: CancelBuildset) -> None:
         requests = await self.master.data.get(
@@ -427,6 +564,21 @@ class _locked:
 def _change_prop(change: dict[str, Any], name: str) -> Any:
     value = (change.get("properties") or {}).get(name)
     return value[0] if isinstance(value, list | tuple) else value
+
+
+def _commit_date(change: dict[str, Any]) -> str:
+    return f"{int(change['when_timestamp'])} 0"
+
+
+def window_size(value: Any) -> int | None:
+    """``"serial"`` is a window of 1; otherwise a positive integer (None when invalid)."""
+    if value == "serial":
+        return 1
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 1:
+        return value
+    if isinstance(value, str) and value.isdigit() and int(value) >= 1:
+        return int(value)
+    return None
 
 
 def _commit_message(item: Item, review_url: str) -> str:

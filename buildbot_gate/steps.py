@@ -27,6 +27,9 @@ from buildbot.process.results import FAILURE
 from buildbot.process.results import SUCCESS
 from buildbot.util import bytes2unicode
 
+from buildbot_gate.diffs import DiffError
+from buildbot_gate.diffs import summarize
+
 OUTCOME = "gate_outcome"
 
 # A clean, predictable hg on the worker: no user config, no localisation, UTF-8 metadata.
@@ -160,10 +163,10 @@ class GateCheckout(HgStep):
 
 
 class ApplyPatch(HgStep):
-    """Apply the approved diff to the checkout and commit it as the patch's owner.
+    """Commit the patches of the items ahead (speculative pipelining), then the approved diff.
 
     The author, date and message come from the scheduler, so every builder (and the landing
-    build) produces the same changeset id: that id is what was tested and what is pushed.
+    build) produces the same changeset ids: the last one is what was tested and what is pushed.
     A diff that does not apply is outcome ``conflict``, not an exception.
     """
 
@@ -184,15 +187,24 @@ class ApplyPatch(HgStep):
         date = self.getProperty("gate_commit_date")
         if not author or not comment or not date:
             raise _Failed("conflict", "the build lacks the commit author, message or date")
+        stack = self.getProperty("gate_stack") or []
+        for entry in stack:
+            diff = await self.stacked_diff(int(entry["changeid"]))
+            try:
+                strip = summarize(diff).strip
+            except DiffError as e:
+                raise _Failed("conflict", f"the patch of issue {entry['issue']}: {e}") from None
+            await self.stdio_log.addHeader(f"gate: committing issue {entry['issue']} first\n")
+            await self.commit(
+                diff,
+                strip,
+                entry["author"],
+                entry["date"],
+                entry["message"],
+                f"issue {entry['issue']} ahead in the queue",
+            )
         await self.addCompleteLog("patch", text)
-        imported = await self.hg("import", "--no-commit", "-p", str(int(level)), "-", stdin=text)
-        if imported.didFail():
-            raise _Failed("conflict", "patch does not apply")
-        commit = await self.hg(
-            "commit", "--user", str(author), "--date", str(date), "--message", str(comment)
-        )
-        if commit.didFail():
-            raise _Failed("conflict", "patch changes nothing, or could not be committed")
+        await self.commit(text, int(level), author, date, comment, "the patch")
         ident = await self.hg(
             "log", "--debug", "--rev", ".", "--template", "{node} {manifest}\n", collect=True
         )
@@ -201,7 +213,33 @@ class ApplyPatch(HgStep):
             raise _Failed("conflict", "could not read the committed changeset")
         self.setProperty("gate_node", node, self.name)
         self.setProperty("gate_manifest", manifest.rpartition(":")[2], self.name)
-        self.descriptionDone = [f"committed {node[:12]}"]
+        on_top = f" on top of {len(stack)} queued" if stack else ""
+        self.descriptionDone = [f"committed {node[:12]}{on_top}"]
+
+    async def commit(
+        self, diff: str, strip: int, author: str, date: str, message: str, what: str
+    ) -> None:
+        imported = await self.hg("import", "--no-commit", "-p", str(strip), "-", stdin=diff)
+        if imported.didFail():
+            raise _Failed(
+                "conflict",
+                f"{what} does not apply" if what != "the patch" else "patch does not apply",
+            )
+        commit = await self.hg(
+            "commit", "--user", str(author), "--date", str(date), "--message", str(message)
+        )
+        if commit.didFail():
+            raise _Failed("conflict", f"{what} changes nothing, or could not be committed")
+
+    async def stacked_diff(self, changeid: int) -> str:
+        """The diff of a queued item ahead, from the change the poller recorded."""
+        change = await self.master.data.get(("changes", changeid))
+        props = (change or {}).get("properties") or {}
+        value = props.get("gate_diff")
+        diff = value[0] if isinstance(value, list | tuple) else value
+        if not diff:
+            raise _Failed("conflict", f"the patch of change {changeid} ahead is gone")
+        return str(diff)
 
 
 class RunTests(buildstep.ShellMixin, buildstep.BuildStep):
@@ -229,12 +267,13 @@ class RunTests(buildstep.ShellMixin, buildstep.BuildStep):
         if not cmd.didFail():
             self.setProperty(OUTCOME, "tested", self.name)
             return SUCCESS
+        what = "tests" if self.name == "test" else self.name
         if cmd.remote_failure_reason in ("timeout", "timeout_without_output"):
             self.setProperty(OUTCOME, "test_timeout", self.name)
-            self.descriptionDone = ["tests timed out"]
+            self.descriptionDone = [f"{what} timed out"]
         else:
             self.setProperty(OUTCOME, "test_failed", self.name)
-            self.descriptionDone = [f"tests failed (exit {cmd.rc})"]
+            self.descriptionDone = [f"{what} failed (exit {cmd.rc})"]
         return FAILURE
 
 

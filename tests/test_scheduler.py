@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime
 import warnings
 
+from buildbot import config
 from buildbot.process.results import FAILURE
 from buildbot.process.results import SUCCESS
 from buildbot.test import fakedb
@@ -24,7 +25,9 @@ TIP = "a" * 40
 TESTED = "b" * 40
 
 
-class GateSchedulerTest(SchedulerMixin, TestReactorMixin, unittest.TestCase):
+class SchedulerCase(SchedulerMixin, TestReactorMixin, unittest.TestCase):
+    """A GateScheduler on Buildbot's fake master, with helpers to approve and finish builds."""
+
     OBJECTID = 19
     SCHEDULERID = 9
 
@@ -44,13 +47,14 @@ class GateSchedulerTest(SchedulerMixin, TestReactorMixin, unittest.TestCase):
         return tip
 
     @defer.inlineCallbacks
-    def make_scheduler(self):
+    def make_scheduler(self, **kwargs):
         sched = GateScheduler(
             name="gate",
             repourl="http://hg.example.org/cpython",
             branches=["default", "3.4"],
-            testBuilders=["gate-test"],
+            testBuilders=kwargs.pop("testBuilders", ["gate-test"]),
             landBuilder="gate-land",
+            **kwargs,
         )
         self.sched = yield self.attachScheduler(
             sched,
@@ -64,7 +68,7 @@ class GateSchedulerTest(SchedulerMixin, TestReactorMixin, unittest.TestCase):
         return self.sched
 
     @defer.inlineCallbacks
-    def approve(self, issue=1234, patchset=3, branch="default", number=None):
+    def approve(self, issue=1234, patchset=3, branch="default", number=None, diff=DIFF):
         change = self.makeFakeChange(
             number=number,
             who="Ann <ann@example.org>",
@@ -78,7 +82,7 @@ class GateSchedulerTest(SchedulerMixin, TestReactorMixin, unittest.TestCase):
                 "gate_approver": "core@example.org",
                 "gate_subject": "Fix the frobnicator",
                 "gate_review_url": f"http://review.example.org/{issue}/",
-                "gate_diff": DIFF,
+                "gate_diff": diff,
             },
         )
         change = yield self.addFakeChange(change)
@@ -138,6 +142,8 @@ class GateSchedulerTest(SchedulerMixin, TestReactorMixin, unittest.TestCase):
     def decisions(self, decision):
         return [m for k, m in self.master.mq.productions if k == ("gate", "decisions", decision)]
 
+
+class GateSchedulerTest(SchedulerCase):
     @defer.inlineCallbacks
     def test_approval_starts_a_test_buildset_pinned_to_the_branch_tip(self):
         yield self.make_scheduler()
@@ -338,3 +344,82 @@ class GateSchedulerTest(SchedulerMixin, TestReactorMixin, unittest.TestCase):
         with self.assertRaises(config.ConfigErrors) as cm:
             GateScheduler(name="gate", repourl="http://hg", testBuilders=[], landBuilder="l")
         self.assertIn("testBuilders must name at least one stable builder", str(cm.exception))
+
+
+class FleetAndPipelineTest(SchedulerCase):
+    """The stable fleet, the pipeline window, the docs fast path and NEWS fragments."""
+
+    @defer.inlineCallbacks
+    def test_a_window_tests_the_second_item_on_the_first_with_the_same_commit(self):
+        yield self.make_scheduler(window={"default": 2, "*": "serial"})
+        yield self.approve(issue=1)
+        yield self.approve(issue=2)
+        yield self.approve(issue=3)  # beyond the window
+        self.assertEqual(len(self.addBuildsetCalls), 2)
+        first, second = (kw for _, kw in self.addBuildsetCalls)
+        self.assertEqual(first["properties"]["gate_stack"], ([], "Gate"))
+        (below,) = second["properties"]["gate_stack"][0]
+        self.assertEqual(second["sourcestamps"][0]["revision"], TIP)
+        # Committed under issue 2 exactly as issue 1's own build commits it.
+        self.assertEqual(below["issue"], 1)
+        self.assertEqual(below["author"], first["sourcestamps"][0]["patch_author"])
+        self.assertEqual(below["message"], first["sourcestamps"][0]["patch_comment"])
+        self.assertEqual(below["date"], first["properties"]["gate_commit_date"][0])
+        self.assertIn("on top of 1", second["reason"])
+
+    @defer.inlineCallbacks
+    def test_every_stable_builder_must_pass_and_unstable_ones_only_inform(self):
+        yield self.make_scheduler(
+            testBuilders=["linux", "freebsd"], unstableBuilders=["experimental"]
+        )
+        yield self.approve()
+        (_, stable), (_, advisory) = self.addBuildsetCalls
+        self.assertEqual(stable["builderNames"], ["linux", "freebsd"])
+        self.assertEqual(advisory["builderNames"], ["experimental"])
+        self.assertTrue(advisory["reason"].startswith("advisory:"))
+        state = yield self.sched.getState("gate")
+        self.assertEqual(state["items"][0]["buildset"], 500)
+        self.assertEqual(state["items"][0]["advisory_buildset"], 501)
+        # The advisory buildset failing decides nothing.
+        yield self.finish(501, 302, FAILURE, {"gate_outcome": "test_failed"})
+        self.assertEqual(self.decisions("ejected"), [])
+        self.assertEqual(len(self.addBuildsetCalls), 2)
+
+    @defer.inlineCallbacks
+    def test_a_docs_only_patch_runs_the_docs_builders_instead(self):
+        yield self.make_scheduler(docsBuilders=["gate-docs"], docsPaths={"*": ["Doc/**"]})
+        docs = DIFF.replace("calc.py", "Doc/index.txt")
+        yield self.approve(issue=1, diff=docs)
+        _, kw = self.addBuildsetCalls[0]
+        self.assertEqual(kw["builderNames"], ["gate-docs"])
+        self.assertEqual(kw["properties"]["gate_docs_only"], (True, "Gate"))
+
+    @defer.inlineCallbacks
+    def test_docs_paths_are_per_branch(self):
+        yield self.make_scheduler(docsBuilders=["gate-docs"], docsPaths={"3.4": ["Doc/**"]})
+        docs = DIFF.replace("calc.py", "Doc/index.txt")
+        yield self.approve(issue=1, diff=docs, branch="default")
+        yield self.approve(issue=1, diff=docs, branch="3.4")
+        self.assertEqual(
+            [kw["builderNames"] for _, kw in self.addBuildsetCalls], [["gate-test"], ["gate-docs"]]
+        )
+
+    @defer.inlineCallbacks
+    def test_a_patch_editing_the_shared_news_file_is_not_queued(self):
+        yield self.make_scheduler(newsFiles=["Misc/NEWS"], newsDirectory="Misc/NEWS.d/next")
+        yield self.approve(diff=DIFF.replace("calc.py", "Misc/NEWS"))
+        self.assertEqual(self.addBuildsetCalls, [])
+        (refused,) = self.decisions("refused")
+        self.assertIn("edits Misc/NEWS", refused["detail"])
+        self.assertIn("Misc/NEWS.d/next/", refused["detail"])
+
+    def test_bad_windows_are_configuration_errors(self):
+        for bad in (0, "fast", {"default": -1}, True):
+            with self.assertRaises(config.ConfigErrors):
+                GateScheduler(
+                    name="gate",
+                    repourl="http://hg.example.org/cpython",
+                    testBuilders=["gate-test"],
+                    landBuilder="gate-land",
+                    window=bad,
+                )

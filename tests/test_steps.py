@@ -122,6 +122,64 @@ class ApplyPatchTest(StepCase):
         self.expect_property("gate_outcome", "conflict")
         return self.run_step()
 
+    def stack_of_one(self):
+        ahead = "diff --git a/y.py b/y.py\n--- a/y.py\n+++ b/y.py\n@@ -1 +1 @@\n-a\n+c\n"
+        entry = {
+            "changeid": 7,
+            "issue": 41,
+            "patchset": 2,
+            "author": "Bob <bob@example.org>",
+            "date": "1690000000 0",
+            "message": "Ahead\n\nApproved-by: core@example.org",
+        }
+        self.build.setProperty("gate_stack", [entry], "Gate")
+        diffs = {7: ahead}
+
+        async def stacked_diff(changeid):
+            return diffs[changeid]
+
+        self.get_nth_step(0).stacked_diff = stacked_diff
+        return ahead, entry
+
+    def test_the_patches_ahead_are_committed_first_exactly_as_their_own_builds_do(self):
+        self.setup_apply()
+        ahead, entry = self.stack_of_one()
+        self.expect_commands(
+            hg("import", "--no-commit", "-p", "1", "-", initial_stdin=ahead).exit(0),
+            hg(
+                "commit",
+                "--user",
+                entry["author"],
+                "--date",
+                entry["date"],
+                "--message",
+                entry["message"],
+            ).exit(0),
+            hg("import", "--no-commit", "-p", "1", "-", initial_stdin=DIFF).exit(0),
+            hg("commit", "--user", AUTHOR, "--date", "1700000000 0", "--message", MESSAGE).exit(0),
+            hg("log", "--debug", "--rev", ".", "--template", "{node} {manifest}\n")
+            .stdout(f"{NODE} 3:{MANIFEST}\n")
+            .exit(0),
+        )
+        self.expect_outcome(
+            result=SUCCESS, state_string=f"committed {NODE[:12]} on top of 1 queued"
+        )
+        self.expect_property("gate_node", NODE)
+        return self.run_step()
+
+    def test_a_patch_ahead_that_does_not_apply_is_a_conflict_naming_it(self):
+        self.setup_apply()
+        ahead, _ = self.stack_of_one()
+        self.expect_commands(
+            hg("import", "--no-commit", "-p", "1", "-", initial_stdin=ahead).exit(255),
+        )
+        self.expect_outcome(
+            result=FAILURE,
+            state_string="issue 41 ahead in the queue does not apply (failure)",
+        )
+        self.expect_property("gate_outcome", "conflict")
+        return self.run_step()
+
 
 class RunTestsTest(StepCase):
     def test_failing_suite_is_test_failed(self):
