@@ -200,9 +200,19 @@ class GateWorld:
         self.hold_file.unlink(missing_ok=True)
 
     def runs_started(self) -> int:
+        return sum(1 for kind, _, _ in self.runs() if kind != "wait")
+
+    def runs(self) -> list[tuple[str, str, int]]:
+        """Every test or docs run started on a worker: (kind, checkout directory, process id);
+        kind "wait" for a test run waiting on the path its tree names in ``sample_wait.txt``."""
         if not self.started_file.exists():
-            return 0
-        return len(self.started_file.read_text().splitlines())
+            return []
+        found = []
+        for line in self.started_file.read_text().splitlines():
+            kind, _, rest = line.partition(" ")
+            where, _, pid = rest.rpartition(" ")
+            found.append((kind, where, int(pid)))
+        return found
 
     def wait_runs_started(self, count: int, timeout: float = 90) -> None:
         wait_until(lambda: self.runs_started() >= count, timeout, f"{count} test runs to start")

@@ -1,7 +1,11 @@
 """The sample project's test suite, with knobs the gate's own tests turn through the environment.
 
-GATE_SAMPLE_STARTED  append one line to this file when a run starts (tests wait for it)
+GATE_SAMPLE_STARTED  append "test <checkout> <pid>" to this file when a run starts
 GATE_SAMPLE_HOLD     while this file exists, wait before testing (tests race a push against it)
+
+A checkout holding ``sample_wait.txt`` waits while the path written in it exists (and records
+"wait <path> <pid>"): a patch that adds it holds its own runs (and those of the patches tested
+on top of it) until a test lets go.
 GATE_SAMPLE_SLEEP    seconds every run takes at least (the benchmarks' fixed test duration)
 GATE_SAMPLE_FLAKY    if this file exists, remove it and fail: one flaky failure, cured by a rerun
 """
@@ -17,10 +21,19 @@ def main():
     started = os.environ.get("GATE_SAMPLE_STARTED")
     if started:
         with open(started, "a") as f:
-            f.write(f"{os.getcwd()}\n")
+            f.write(f"test {os.getcwd()} {os.getpid()}\n")
     hold = os.environ.get("GATE_SAMPLE_HOLD")
+    wait_file = os.path.join(os.path.dirname(os.path.abspath(__file__)), "sample_wait.txt")
+    if os.path.exists(wait_file):
+        with open(wait_file) as f:
+            in_tree = f.read().strip()
+    else:
+        in_tree = ""
+    if in_tree and started:
+        with open(started, "a") as f:
+            f.write(f"wait {in_tree} {os.getpid()}\n")
     waited = 0.0
-    while hold and os.path.exists(hold) and waited < 600:
+    while waited < 600 and any(p and os.path.exists(p) for p in (hold, in_tree)):
         time.sleep(0.1)
         waited += 0.1
     time.sleep(float(os.environ.get("GATE_SAMPLE_SLEEP", "0") or 0))

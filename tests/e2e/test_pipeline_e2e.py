@@ -1,0 +1,207 @@
+"""The stable fleet and the speculative pipeline, end to end: a real master from
+master.cfg.example, three PB workers serving two stable builders (linux, freebsd) and the docs
+builder, hg with default and 3.4, the Rietveld stand-in. default has a window of 3; 3.4 is serial.
+
+Tests share one gate (module fixture) and run in file order; each uses its own issues and files.
+"""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from buildbot_gate.testing.processes import prop
+from buildbot_gate.testing.processes import wait_until
+from buildbot_gate.testing.world import GateWorld
+from buildbot_gate.testing.world import new_file_diff
+
+pytestmark = pytest.mark.e2e
+
+STABLE = ("linux", "freebsd")
+SUCCESS, CANCELLED = 0, 6  # Buildbot's results codes
+ENH = "Type: enhancement"  # goes to default only
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    w = GateWorld(
+        tmp_path_factory.mktemp("pipeline"),
+        workers=3,
+        branches=("3.4",),
+        env={
+            "GATE_FLEET": "linux=w1+w2+w3,freebsd=w1+w2+w3",
+            "GATE_WINDOW": "3",
+            "GATE_WINDOWS": "3.4=serial",
+            "GATE_DOCS_COMMAND": "python build_docs.py",
+            "GATE_NEWS_FILE": "Misc/NEWS",
+            "GATE_NEWS_DIR": "Misc/NEWS.d/next",
+        },
+    )
+    yield w
+    try:
+        assert_every_push_was_tested_green(w)
+    finally:
+        w.close()
+
+
+def assert_every_push_was_tested_green(world: GateWorld) -> None:
+    """Every changeset the gate pushed is a node some green build of every stable builder (or,
+    for a docs-only patch, of the docs builder) committed and tested: same node, same tree."""
+    builds = world.master.rest.builds()
+    names = {b["builderid"]: b["name"] for b in world.master.rest.get("builders")}
+    green: dict[str, set[str]] = {}
+    for b in builds:
+        if b["results"] == SUCCESS and prop(b, "gate_outcome") == "tested":
+            green.setdefault(prop(b, "gate_node"), set()).add(names[b["builderid"]])
+    for c in world.upstream.log():
+        if "Approved-by:" not in c["desc"]:
+            continue  # the sample project's own history
+        tested_on = green.get(c["node"], set())
+        assert set(STABLE) <= tested_on or tested_on == {"gate-docs"}, (c, tested_on)
+
+
+def test_three_passing_patches_are_tested_at_once_and_land_in_order(world):
+    world.hold()
+    try:
+        before = world.runs_started()
+        issues = [
+            world.approve(f"Pipelined {n}", new_file_diff(f"p{n}.py", [f"P = {n}"]), ENH)
+            for n in (1, 2, 3)
+        ]
+        # Three items on two stable builders: six test runs under way at the same time.
+        world.wait_runs_started(before + 6, timeout=120)
+    finally:
+        world.release()
+    world.wait_comment(issues[2], "Landed", timeout=180)
+    landed = [c for c in world.upstream.log() if c["desc"].startswith("Pipelined")]
+    assert [c["desc"].splitlines()[0] for c in landed] == [
+        "Pipelined 1",
+        "Pipelined 2",
+        "Pipelined 3",
+    ]
+    # Each is its own changeset, on top of the one before.
+    assert landed[1]["parents"] == [landed[0]["node"]]
+    assert landed[2]["parents"] == [landed[1]["node"]]
+    third = world.builds_for(issues[2], "linux")
+    assert [[e["issue"] for e in prop(b, "gate_stack")] for b in third] == [issues[:2]]
+    for issue in issues:
+        assert {prop(b, "gate_outcome") for b in world.builds_for(issue, "freebsd")} == {"tested"}
+
+
+def test_a_failing_middle_patch_is_ejected_and_the_one_behind_retested_without_it(world):
+    gate = world.root / "third-may-finish"
+    gate.write_text("wait\n")
+    world.hold()
+    try:
+        before = world.runs_started()
+        first = world.approve("Good first", new_file_diff("g1.py", ["G = 1"]), ENH)
+        broken = world.approve(
+            "Breaks the tests",
+            new_file_diff(
+                "test_extra.py", ["def test_broken():", "    assert calc.add(1, 1) == 3"]
+            ),
+            ENH,
+        )
+        third = world.approve(
+            "Good third",
+            new_file_diff("sample_wait.txt", [str(gate)]) + new_file_diff("g3.py", ["G = 3"]),
+            ENH,
+        )
+        world.wait_runs_started(before + 6, timeout=120)
+
+        def waiting() -> set[int]:
+            return {
+                pid for kind, where, pid in world.runs() if (kind, where) == ("wait", str(gate))
+            }
+
+        wait_until(lambda: len(waiting()) == 2, 30, "the third patch's runs to wait")
+        first_runs = waiting()
+    finally:
+        world.release()
+    # The broken patch fails while the third, tested on top of it, still runs: that build is
+    # cancelled, and its test processes are gone from the workers.
+    wait_until(
+        lambda: any(b["results"] == CANCELLED for b in world.builds_for(third, "linux")),
+        120,
+        "the third patch's first build to be cancelled",
+    )
+    wait_until(lambda: not any(alive(p) for p in first_runs), 30, "the cancelled runs to stop")
+    # Retested on top of the first alone.
+    wait_until(
+        lambda: [
+            prop(b, "gate_stack") for b in world.builds_for(third, "linux") if b["results"] is None
+        ],
+        120,
+        "the third patch's new build",
+    )
+    stacks = [[e["issue"] for e in prop(b, "gate_stack")] for b in world.builds_for(third, "linux")]
+    assert stacks[0] == [first, broken]
+    assert stacks[-1] in ([first], [])
+    gate.unlink()
+    world.wait_comment(third, "Landed", timeout=180)
+    comment = world.wait_comment(broken, "Not landed")
+    assert "tests failed" in comment
+    assert world.landed(broken) == []
+    order = [c["desc"].splitlines()[0] for c in world.upstream.log("branch(default)")]
+    assert order[-2:] == ["Good first", "Good third"]
+
+
+def test_a_docs_only_patch_runs_only_the_docs_build(world):
+    page = "usage\n=====\n\nCall ``calc.add(2, 3)``.\n"
+    issue = world.approve("Document usage", new_file_diff("Doc/usage.txt", page.splitlines()), ENH)
+    world.wait_comment(issue, "Landed", timeout=120)
+    builders = sorted({b["builderid"] for b in world.builds_for(issue)})
+    names = {b["builderid"]: b["name"] for b in world.master.rest.get("builders")}
+    assert sorted(names[i] for i in builders) == ["gate-docs", "gate-land"]
+
+
+def test_two_branch_queues_make_progress_at_the_same_time(world):
+    world.hold()
+    try:
+        before = world.runs_started()
+        on_default = world.approve(
+            "On default", new_file_diff("b1.py", ["B = 1"]), "Branch: default"
+        )
+        on_34 = world.approve("On 3.4", new_file_diff("b2.py", ["B = 2"]), "Branch: 3.4")
+        world.wait_runs_started(before + 4, timeout=120)  # both items, both builders, at once
+    finally:
+        world.release()
+    world.wait_comment(on_default, "Landed", timeout=180)
+    world.wait_comment(on_34, "Landed", timeout=180)
+    assert [c["branch"] for c in world.landed(on_default)] == ["default"]
+    assert [c["branch"] for c in world.landed(on_34)] == ["3.4"]
+
+
+def test_news_entries_as_fragments_never_conflict_and_the_shared_file_is_refused(world):
+    first = world.approve(
+        "Fix one", new_file_diff("n1.py", ["N = 1"]) + news_fragment("one", "Fixed one thing."), ENH
+    )
+    second = world.approve(
+        "Fix two", new_file_diff("n2.py", ["N = 2"]) + news_fragment("two", "Fixed another."), ENH
+    )
+    world.wait_comment(first, "Landed", timeout=180)
+    world.wait_comment(second, "Landed", timeout=180)
+    shared = world.approve(
+        "Edits NEWS", world.upstream.diff_for("Misc/NEWS", "calc news\n=========\n\n- oops\n"), ENH
+    )
+    comment = world.wait_comment(shared, "Not queued")
+    assert "Misc/NEWS" in comment and "Misc/NEWS.d/next/" in comment
+    assert world.builds_for(shared) == []
+
+
+def news_fragment(name: str, text: str) -> str:
+    return new_file_diff(f"Misc/NEWS.d/next/{name}.txt", [text])
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # A zombie has exited already; only its parent has not collected it yet.
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(") ")[-1][:1] != "Z"
+    except FileNotFoundError:
+        return False
