@@ -418,7 +418,7 @@ class GateScheduler(ReconfigurableBaseScheduler):
         on_top = f" on top of {', '.join(str(o.issue) for o in stack)}" if stack else ""
         bsid, _ = await self.addBuildsetForSourceStamps(
             sourcestamps=[sourcestamp],
-            reason=f"{'land' if land else 'gate'} issue {item.issue} ps {item.patchset}: "
+            reason=f"{'land ' if land else ''}issue {item.issue} ps {item.patchset}: "
             f"{item.subject}{on_top}",
             external_idstring=f"gate-{kind}-{item.issue}-{item.patchset}-{item.branch}",
             properties=props,

@@ -187,6 +187,14 @@ class ApplyPatch(HgStep):
         date = self.getProperty("gate_commit_date")
         if not author or not comment or not date:
             raise _Failed("conflict", "the build lacks the commit author, message or date")
+        review = self.getProperty("gate_review_url")
+        if review:
+            # The waterfall's way back to the review: "issue 1234 ps 3: Fix the frobnicator".
+            title = (
+                f"issue {self.getProperty('gate_issue')} ps {self.getProperty('gate_patchset')}: "
+                f"{self.getProperty('gate_subject')}"
+            )
+            await self.addURL(title, str(review))
         stack = self.getProperty("gate_stack") or []
         for entry in stack:
             diff = await self.stacked_diff(int(entry["changeid"]))

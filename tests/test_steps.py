@@ -113,6 +113,30 @@ class ApplyPatchTest(StepCase):
         self.expect_property("gate_manifest", MANIFEST)
         return self.run_step()
 
+    async def test_the_build_links_to_the_review_named_after_issue_and_patchset(self):
+        self.setup_apply()
+        for name, value in [
+            ("gate_issue", 1234),
+            ("gate_patchset", 3),
+            ("gate_subject", "Fix the frobnicator"),
+            ("gate_review_url", "http://review.example.org/1234/"),
+        ]:
+            self.build.setProperty(name, value, "Gate")
+        self.expect_commands(
+            hg("import", "--no-commit", "-p", "1", "-", initial_stdin=DIFF).exit(0),
+            hg("commit", "--user", AUTHOR, "--date", "1700000000 0", "--message", MESSAGE).exit(0),
+            hg("log", "--debug", "--rev", ".", "--template", "{node} {manifest}\n")
+            .stdout(f"{NODE} 3:{MANIFEST}\n")
+            .exit(0),
+        )
+        self.expect_outcome(result=SUCCESS)
+        await self.run_step()
+        step = await self.master.db.steps.getStep(self.get_nth_step(0).stepid)
+        self.assertEqual(
+            [(u.name, u.url) for u in step.urls],
+            [("issue 1234 ps 3: Fix the frobnicator", "http://review.example.org/1234/")],
+        )
+
     def test_patch_that_does_not_apply_is_a_conflict(self):
         self.setup_apply()
         self.expect_commands(
