@@ -37,6 +37,7 @@ class BuildReport:
     outcome: str | None  # the gate_outcome property set by the steps
     node: str | None
     failed_step: str | None
+    started_at: float | None = None  # epoch seconds; None until a worker took it
 
     def describe(self) -> str:
         where = f"{self.builder} (build {self.number})" if self.number is not None else self.builder
@@ -76,9 +77,19 @@ async def read_builds(master: Any, bsid: int) -> list[BuildReport]:
                 outcome=_prop(props, "gate_outcome"),
                 node=_prop(props, "gate_node"),
                 failed_step=failed[0] if failed else None,
+                started_at=epoch(build.get("started_at")),
             )
         )
     return reports
+
+
+def epoch(value: Any) -> float | None:
+    """The data API gives datetimes inside the master and numbers over REST."""
+    if value is None:
+        return None
+    if hasattr(value, "timestamp"):
+        return float(value.timestamp())
+    return float(value)
 
 
 def _prop(props: dict[str, Any], name: str) -> Any:

@@ -1,0 +1,142 @@
+"""The gate's page in Buildbot's web UI (``/#/gatequeue``) and its data (``queue.json``).
+
+A www plugin with no node build: ``static/scripts.js`` uses the React and plugin-support globals
+that Buildbot's own bundle exposes, and polls ``/plugins/gate/queue.json`` every two seconds.
+The JSON is built in the reactor thread from the gate's state in the Buildbot database, so it is
+the same whichever master runs the scheduler. Configure it with
+``c["www"]["plugins"]["gate"] = {"scheduler": "gate", "recheck": "recheck"}``.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+from buildbot.data import resultspec
+from buildbot.process.results import SUCCESS
+from buildbot.process.results import Results
+from buildbot.www.plugin import Application
+from klein import Klein
+from twisted.logger import Logger
+from twisted.web import static
+
+from buildbot_gate import outcomes
+from buildbot_gate.model import GateState
+from buildbot_gate.queueview import Durations
+from buildbot_gate.queueview import queue_json
+
+log = Logger()
+
+
+class GatePlugin(Application):
+    def __init__(self) -> None:
+        super().__init__(__name__, "buildbot-gate: the gate queue page and queue.json")
+        self.config: dict[str, Any] = {}
+        app = Klein()
+        files = static.File(str(self.static_dir))
+
+        @app.route("/queue.json")
+        async def queue(request: Any) -> bytes:
+            request.setHeader(b"Content-Type", b"application/json; charset=utf-8")
+            request.setHeader(b"Cache-Control", b"no-store")
+            try:
+                data = await collect(self.master, self.config)
+            except Exception as e:  # the page shows the error; the master keeps running
+                log.failure("gate queue.json failed")
+                request.setResponseCode(500)
+                data = {"error": f"{type(e).__name__}: {e}"}
+            return json.dumps(data).encode("utf-8")
+
+        @app.route("/", branch=True)
+        def assets(request: Any) -> Any:
+            return files
+
+        self.resource = app.resource()
+
+    def setConfiguration(self, config: object) -> None:
+        self.config = dict(config) if isinstance(config, dict) else {}
+
+
+async def collect(master: Any, config: dict[str, Any]) -> dict[str, Any]:
+    """Everything the page shows, read through the database and the data API."""
+    name = str(config.get("scheduler", "gate"))
+    objectid = await master.db.state.getObjectId(name, "GateScheduler")
+    state = GateState.from_json(await master.db.state.getState(objectid, "gate", None))
+    sched = master.scheduler_manager.namedServices.get(name)
+    branches = list(getattr(sched, "branches", []) or [])
+    windows = {}
+    if sched is not None:
+        windows = {b: state.window(b, sched.policy) for b in {*branches, *state.branches()}}
+    land_builder = getattr(sched, "landBuilder", None) or config.get("landBuilder", "gate-land")
+    durations = await _durations(master, str(land_builder))
+
+    builds: dict[tuple[int, str], list[dict[str, Any]]] = {}
+    running_for: dict[int, float] = {}
+    now = time.time()
+    for item in state.items:
+        rows = []
+        for bsid in (item.buildset, item.advisory_buildset):
+            if bsid is None:
+                continue
+            for r in await outcomes.read_builds(master, bsid):
+                rows.append(
+                    {
+                        "builder": r.builder,
+                        "number": r.number,
+                        "url": r.url,
+                        "results": r.results,
+                        "result_text": Results[r.results] if r.results is not None else "",
+                        "outcome": r.outcome,
+                        "gating": bsid == item.buildset,
+                    }
+                )
+                if bsid == item.buildset and r.started_at and r.results is None:
+                    running_for[item.issue] = max(
+                        running_for.get(item.issue, 0), now - r.started_at
+                    )
+        builds[item.key] = rows
+
+    queued_at: dict[int, float] = {}
+    review_urls: dict[int, str] = {}
+    for item in (*state.items, *state.done[-20:]):
+        if item.changeid is None or item.changeid in queued_at:
+            continue
+        change = await master.data.get(("changes", item.changeid))
+        if not change:
+            continue
+        queued_at[item.changeid] = float(change["when_timestamp"])
+        url = (change.get("properties") or {}).get("gate_review_url")
+        review_urls[item.issue] = url[0] if isinstance(url, list | tuple) else (url or "")
+    data = queue_json(
+        state, windows, durations, now, queued_at, running_for, builds, review_urls, branches
+    )
+    data["scheduler"] = name
+    data["recheck"] = config.get("recheck", "recheck")
+    return data
+
+
+async def _durations(master: Any, land_builder: str) -> Durations:
+    """Median durations of the latest green gate builds (test and land)."""
+    builders = {b["builderid"]: b["name"] for b in await master.data.get(("builders",))}
+    recent = await master.data.get(
+        ("builds",),
+        filters=[resultspec.Filter("complete", "eq", [True])],
+        order=["-buildid"],
+        limit=200,
+    )
+    test: list[float] = []
+    land: list[float] = []
+    for b in recent:
+        if b.get("results") != SUCCESS:
+            continue
+        start, end = outcomes.epoch(b.get("started_at")), outcomes.epoch(b.get("complete_at"))
+        if start is None or end is None:
+            continue
+        bucket = land if builders.get(b["builderid"]) == land_builder else test
+        if len(bucket) < 40:
+            bucket.append(end - start)
+    return Durations.from_builds(test, land)
+
+
+ep = GatePlugin()

@@ -1,0 +1,179 @@
+// buildbot-gate: the gate queue page, hand-written against the globals Buildbot's bundle exposes
+// (React, BuildbotPluginSupport), so that no node build is needed.
+(function () {
+  "use strict";
+  const React = globalThis.React;
+  const support = globalThis.BuildbotPluginSupport;
+  if (!React || !support) {
+    return;
+  }
+  const h = React.createElement;
+  const POLL_MS = 2000;
+
+  function duration(seconds) {
+    if (seconds === null || seconds === undefined) {
+      return "";
+    }
+    const s = Math.max(0, Math.round(seconds));
+    if (s < 60) {
+      return s + " s";
+    }
+    if (s < 3600) {
+      return Math.floor(s / 60) + " min " + (s % 60) + " s";
+    }
+    return Math.floor(s / 3600) + " h " + Math.floor((s % 3600) / 60) + " min";
+  }
+
+  function resultClass(build) {
+    if (build.results === null || build.results === undefined) {
+      return build.number === null ? "gate-pending" : "gate-running";
+    }
+    return build.results === 0 ? "gate-success" : "gate-failure-" + build.results;
+  }
+
+  function buildLinks(builds) {
+    return builds.map(function (b, i) {
+      const text = b.builder + (b.number !== null ? " #" + b.number : " (pending)") +
+        (b.gating ? "" : " (advisory)");
+      const label = b.result_text ? text + ": " + b.result_text : text;
+      const cls = "gate-build " + resultClass(b);
+      return b.url
+        ? h("a", { key: i, className: cls, href: b.url, "data-gate-build": b.builder }, label)
+        : h("span", { key: i, className: cls, "data-gate-build": b.builder }, label);
+    });
+  }
+
+  function issueLink(item) {
+    const text = item.issue + " ps " + item.patchset;
+    return item.review_url ? h("a", { href: item.review_url }, text) : text;
+  }
+
+  function QueueTable(props) {
+    const branch = props.branch;
+    const rows = branch.items.map(function (item) {
+      return h(
+        "tr",
+        { key: item.issue, "data-gate-issue": item.issue, "data-gate-state": item.state },
+        h("td", null, item.position),
+        h("td", null, issueLink(item)),
+        h("td", null, item.subject, item.urgent ? h("span", { className: "gate-urgent" }, " merge now") : null),
+        h("td", null, item.owner),
+        h("td", null, item.approver),
+        h("td", { className: "gate-state gate-state-" + item.state }, item.state,
+          item.ahead.length ? " (on top of " + item.ahead.join(", ") + ")" : ""),
+        h("td", null, buildLinks(item.builds)),
+        h("td", null, duration(item.in_queue_seconds)),
+        h("td", null, item.eta_seconds === null || item.eta_seconds === undefined ? "" : "in about " + duration(item.eta_seconds))
+      );
+    });
+    return h(
+      "div",
+      { className: "gate-branch", "data-gate-branch": branch.branch },
+      h("h4", null, "Branch " + branch.branch + " ",
+        h("small", null, branch.window > 1 ? "pipelined, window " + branch.window : "serial")),
+      branch.items.length === 0
+        ? h("p", { className: "gate-empty" }, "Nothing queued.")
+        : h(
+            "table",
+            { className: "table table-condensed table-striped gate-queue" },
+            h("thead", null, h("tr", null,
+              ["#", "Issue", "Subject", "Owner", "Approved by", "State", "Builds", "In queue", "Lands"].map(
+                function (t) { return h("th", { key: t }, t); }))),
+            h("tbody", null, rows)
+          )
+    );
+  }
+
+  function RecheckButton(props) {
+    const [said, setSaid] = React.useState("");
+    function recheck() {
+      setSaid("asking ...");
+      fetch("api/v2/forceschedulers/" + encodeURIComponent(props.scheduler), {
+        method: "POST",
+        credentials: "same-origin",
+        headers: { "Content-Type": "application/json" },
+        body: JSON.stringify({
+          jsonrpc: "2.0", method: "force", id: 1, params: { issue: String(props.issue) },
+        }),
+      })
+        .then(function (r) { return r.json(); })
+        .then(function (answer) {
+          setSaid(answer.error ? "refused: " + answer.error.message : "recheck requested");
+        })
+        .catch(function (e) { setSaid("failed: " + e); });
+    }
+    return h("span", null,
+      h("button", { className: "btn btn-default btn-xs", onClick: recheck, "data-gate-recheck": props.issue },
+        "Recheck issue"),
+      said ? h("span", { className: "gate-said" }, " " + said) : null);
+  }
+
+  function Recent(props) {
+    if (!props.items.length) {
+      return null;
+    }
+    return h("div", { className: "gate-recent" },
+      h("h4", null, "Recently finished"),
+      h("table", { className: "table table-condensed gate-recent-table" },
+        h("thead", null, h("tr", null,
+          ["Issue", "Branch", "Subject", "Result", "Why", ""].map(function (t, i) { return h("th", { key: i }, t); }))),
+        h("tbody", null, props.items.map(function (item, i) {
+          return h("tr", { key: i, "data-gate-issue": item.issue, "data-gate-state": item.state },
+            h("td", null, issueLink(item)),
+            h("td", null, item.branch),
+            h("td", null, item.subject),
+            h("td", { className: "gate-state gate-state-" + item.state }, item.state,
+              item.landed_node ? " " + item.landed_node.substring(0, 12) : ""),
+            h("td", { className: "gate-why" }, item.reason),
+            h("td", null, item.state === "ejected" ? h(RecheckButton, { issue: item.issue, scheduler: props.recheck }) : null));
+        }))));
+  }
+
+  function GateQueuePage() {
+    const [data, setData] = React.useState(null);
+    const [error, setError] = React.useState("");
+    React.useEffect(function () {
+      let alive = true;
+      function poll() {
+        fetch("plugins/gate/queue.json", { credentials: "same-origin", cache: "no-store" })
+          .then(function (r) { return r.json(); })
+          .then(function (d) {
+            if (alive) {
+              if (d.error) { setError(d.error); } else { setData(d); setError(""); }
+            }
+          })
+          .catch(function (e) { if (alive) { setError(String(e)); } });
+      }
+      poll();
+      const timer = setInterval(poll, POLL_MS);
+      return function () { alive = false; clearInterval(timer); };
+    }, []);
+    if (!data) {
+      return h("div", { className: "container gate-page" }, error ? "Gate queue: " + error : "Loading the gate queue ...");
+    }
+    return h(
+      "div",
+      { className: "container gate-page" },
+      h("h3", null, "Gate queue"),
+      error ? h("p", { className: "gate-error" }, error) : null,
+      h("p", { className: "gate-estimate" },
+        "Estimates from recent builds: tests " + duration(data.estimate.test_seconds) +
+        ", push " + duration(data.estimate.land_seconds) + ". Updated " +
+        new Date(data.generated_at * 1000).toLocaleTimeString() + "."),
+      data.branches.map(function (b) { return h(QueueTable, { key: b.branch, branch: b }); }),
+      h(Recent, { items: data.recent, recheck: data.recheck })
+    );
+  }
+
+  support.buildbotSetupPlugin(function (reg) {
+    reg.registerMenuGroup({
+      name: "gatequeue",
+      caption: "Gate queue",
+      icon: h("span", { className: "gate-icon" }, "\u2630"),
+      order: 4,
+      route: "/gatequeue",
+      parentName: null,
+    });
+    reg.registerRoute({ route: "/gatequeue", group: "gatequeue", element: function () { return h(GateQueuePage); } });
+  });
+})();
