@@ -45,7 +45,9 @@ def demo_patches() -> list[tuple[str, str, str]]:
         ),
         (
             "Document the rounding of mul()",
-            new_file_diff("Doc/mul.txt", ["mul(a, b) multiplies; it never rounds."]),
+            new_file_diff(
+                "Doc/mul.txt", ["mul", "===", "", "mul(a, b) multiplies; it never rounds."]
+            ),
             "lands",
         ),
     ]
@@ -69,7 +71,17 @@ def demo(args: argparse.Namespace) -> int:
         return 2
     root.mkdir(parents=True, exist_ok=True)
     print(f"starting the demo gate in {root} ...", flush=True)
-    world = GateWorld(root, workers=args.workers, web_port=_port(args.web_port))
+    world = GateWorld(
+        root,
+        workers=args.workers,
+        web_port=_port(args.web_port) if args.web_port else None,
+        env={
+            # Test two patches at once, and send documentation-only patches to the docs build.
+            "GATE_WINDOW": str(args.window),
+            "GATE_DOCS_COMMAND": "python build_docs.py",
+        },
+        worker_env={"GATE_SAMPLE_SLEEP": str(args.test_seconds)},
+    )
     try:
         print(
             f"\n  Buildbot web UI   {world.master.url}\n"
@@ -135,6 +147,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     d.add_argument("--web-port", type=int, default=8010, help="web UI port (default 8010)")
     d.add_argument("--workers", type=int, default=2, help="local workers (default 2)")
     d.add_argument("--interval", type=float, default=5.0, help="seconds between sample approvals")
+    d.add_argument(
+        "--test-seconds",
+        type=float,
+        default=5.0,
+        help="how long the sample project's test suite takes (default 5, so the queue is seen)",
+    )
+    d.add_argument("--window", default="2", help="pipeline window: serial or N (default 2)")
     d.add_argument(
         "--exit-when-settled",
         action="store_true",

@@ -61,15 +61,18 @@ class GateWorld:
         poll_interval: int = 1,
         tracker: bool = False,
         env: Mapping[str, str] | None = None,
+        worker_env: Mapping[str, str] | None = None,
     ) -> None:
         """``tracker``: people come from a real Roundup tracker (``self.tracker``) holding
         COMMITTER, RELEASE_MANAGER and OWNER (committers and owner signed the agreement);
-        otherwise from GATE_COMMITTERS. ``env``: more GATE_* settings for master.cfg."""
+        otherwise from GATE_COMMITTERS. ``env``: more GATE_* settings for master.cfg;
+        ``worker_env``: more settings for the sample project's tests (GATE_SAMPLE_SLEEP...)."""
         self.root = root
         self.hold_file = root / "hold"
         self.started_file = root / "started"
         self.flaky_file = root / "flaky"
         self.extra_env = dict(env or {})
+        self.extra_worker_env = dict(worker_env or {})
         self.tracker: Any = None
         if tracker:
             from buildbot_gate.testing.roundup_tracker import RoundupTracker
@@ -123,6 +126,7 @@ class GateWorld:
             "GATE_SAMPLE_HOLD": str(self.hold_file),
             "GATE_SAMPLE_STARTED": str(self.started_file),
             "GATE_SAMPLE_FLAKY": str(self.flaky_file),
+            **self.extra_worker_env,
         }
         for n in self.names:
             w = BuildbotWorker(self.root / n, n, f"pw-{n}", self.master.pb_port, worker_env)

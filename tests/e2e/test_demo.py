@@ -13,7 +13,17 @@ pytestmark = pytest.mark.e2e
 
 
 def test_demo_moves_the_queue_and_stops_cleanly(tmp_path):
-    command = ["demo", "--dir", str(tmp_path / "demo"), "--web-port", "0", "--interval", "1"]
+    command = [
+        "demo",
+        "--dir",
+        str(tmp_path / "demo"),
+        "--web-port",
+        "0",
+        "--interval",
+        "1",
+        "--test-seconds",
+        "1",
+    ]
     demo = subprocess.run(
         [tool("buildbot-gate"), *command, "--exit-when-settled"],
         env=child_env(),

@@ -2,10 +2,12 @@
 underlined as long as the title itself (a reStructuredText rule that breaks real doc builds).
 
 GATE_SAMPLE_STARTED  append "docs <checkout> <pid>" to this file when a build starts
+GATE_SAMPLE_SLEEP    seconds every build takes at least (so that a demo's queue can be watched)
 """
 
 import os
 import sys
+import time
 
 
 def main():
@@ -13,6 +15,7 @@ def main():
     if started:
         with open(started, "a") as f:
             f.write(f"docs {os.getcwd()} {os.getpid()}\n")
+    time.sleep(float(os.environ.get("GATE_SAMPLE_SLEEP", "0") or 0))
     root = os.path.join(os.path.dirname(os.path.abspath(__file__)), "Doc")
     errors = 0
     pages = 0
