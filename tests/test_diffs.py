@@ -1,0 +1,141 @@
+"""Which patches the gate may apply: hostile and broken diffs are refused with a reason, and random
+or mutated input never fails any other way (Hypothesis)."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import settings
+from hypothesis import strategies as st
+
+from buildbot_gate.diffs import DiffError
+from buildbot_gate.diffs import inspect
+from buildbot_gate.diffs import summarize
+
+
+def new_file(path: str, lines: list[str], mode: str = "100644") -> str:
+    body = "".join(f"+{line}\n" for line in lines)
+    return (
+        f"diff --git a/{path} b/{path}\nnew file mode {mode}\n--- /dev/null\n+++ b/{path}\n"
+        f"@@ -0,0 +1,{len(lines)} @@\n{body}"
+    )
+
+
+GIT_EDIT = (
+    "diff --git a/calc.py b/calc.py\n--- a/calc.py\n+++ b/calc.py\n"
+    "@@ -1,2 +1,2 @@\n def add(a, b):\n-    return a + b\n+    return b + a\n"
+)
+SVN_STYLE = (
+    "Index: Lib/os.py\n===================================================================\n"
+    "--- Lib/os.py\t(revision 1234)\n+++ Lib/os.py\t(working copy)\n"
+    "@@ -10,3 +10,3 @@\n context\n-old\n+new\n context\n"
+)
+
+
+def test_git_and_svn_style_diffs_are_read():
+    assert inspect(GIT_EDIT).paths == ("calc.py",)
+    assert inspect(GIT_EDIT).strip == 1
+    svn = inspect(SVN_STYLE)
+    assert (svn.paths, svn.strip) == (("Lib/os.py",), 0)
+    assert inspect(new_file("Doc/a.txt", ["x"]) + GIT_EDIT).paths == ("Doc/a.txt", "calc.py")
+
+
+def test_a_removed_line_that_looks_like_a_header_is_still_a_removed_line():
+    diff = "--- a/x.sql\n+++ b/x.sql\n@@ -1,2 +1,2 @@\n--- a SQL comment\n+-- another\n keep\n"
+    assert inspect(diff).paths == ("x.sql",)
+
+
+@pytest.mark.parametrize(
+    "diff, reason",
+    [
+        (new_file("../outside.py", ["x"]), "leaves the checkout"),
+        (new_file("Lib/../../etc/passwd", ["x"]), "leaves the checkout"),
+        (
+            "--- /etc/passwd\n+++ /etc/passwd\n@@ -1 +1 @@\n-root\n+toor\n",
+            "absolute",
+        ),
+        (new_file(".hg/hgrc", ["[hooks]", "update = rm -rf ~"]), "inside .hg/"),
+        (new_file(".HG./hgrc", ["[hooks]"]), "inside .hg/"),
+        (new_file("sub/.hg/store/x", ["x"]), "inside .hg/"),
+        (new_file(".hgsub", ["evil = https://evil.example.org/repo"]), "subrepository"),
+        (new_file(".hgsubstate", ["0" * 40 + " evil"]), "subrepository"),
+        (new_file("tools/.hgrc", ["[extensions]"]), "configuration"),
+        (new_file("link", ["/etc/passwd"], mode="120000"), "symlink"),
+        (new_file("Lib/link", ["../../../home"], mode="120000"), "symlink"),
+        (new_file("link", [".hg/hgrc"], mode="120000"), "points into .hg"),
+        (
+            "diff --git a/x.png b/x.png\nnew file mode 100644\nGIT binary patch\nliteral 3\n",
+            "binary",
+        ),
+        ("Binary files a/x.png and b/x.png differ\n", "binary"),
+        (GIT_EDIT.replace("+    return b + a", "+    return b + a\x00"), "NUL"),
+        (GIT_EDIT.replace("@@ -1,2 +1,2 @@", "@@ -1,2 +1,5 @@"), "malformed diff: (a )?hunk"),
+        (GIT_EDIT.replace("@@ -1,2 +1,2 @@", "@@ one two @@"), "malformed hunk header"),
+        (GIT_EDIT.replace(" def add", "?def add"), "malformed hunk line"),
+        ("--- a/x\n+++ b/x\nno hunk here\n", "no hunk"),
+        ("@@ -1 +1 @@\n-a\n+b\n", "outside any file"),
+        ("just some text\n", "no file changes"),
+        ("", "no file changes"),
+        (new_file("x\\..\\..\\evil.py", ["x"]), "backslash"),
+        (new_file("bad\x07name", ["x"]), "control characters"),
+        (GIT_EDIT.replace("return b", "return \udcff"), "not valid UTF-8"),
+    ],
+)
+def test_hostile_or_broken_patches_are_refused_with_a_reason(diff, reason):
+    with pytest.raises(DiffError, match=reason):
+        inspect(diff)
+
+
+def test_an_inside_symlink_is_fine():
+    assert inspect(new_file("Lib/link", ["../Doc/index.txt"], mode="120000")).paths == ("Lib/link",)
+
+
+def test_oversized_patches_are_refused_and_the_limit_is_configurable():
+    big = new_file("big.txt", ["x" * 100] * 200)
+    with pytest.raises(DiffError, match="at most 10000"):
+        inspect(big, max_bytes=10_000)
+    assert inspect(big, max_bytes=None).paths == ("big.txt",)
+    assert summarize(big).paths == ("big.txt",)
+
+
+def test_renames_name_both_paths_and_are_checked():
+    rename = "diff --git a/a.py b/b.py\nsimilarity index 100%\nrename from a.py\nrename to b.py\n"
+    assert inspect(rename).paths == ("a.py", "b.py")
+    escape = rename.replace("rename to b.py", "rename to ../b.py")
+    with pytest.raises(DiffError, match="leaves the checkout"):
+        inspect(escape)
+
+
+VALID = [GIT_EDIT, SVN_STYLE, new_file("Doc/x.txt", ["a", "b"])]
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.text(max_size=400))
+def test_random_text_is_accepted_or_refused_with_a_diff_error(text):
+    try:
+        summary = inspect(text)
+    except DiffError as e:
+        assert str(e)
+    else:
+        for path in summary.paths:
+            assert not path.startswith("/") and ".." not in path.split("/")
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    st.sampled_from(VALID),
+    st.lists(st.tuples(st.integers(0, 400), st.integers(0, 20), st.text(max_size=12)), max_size=4),
+)
+def test_mutated_diffs_fail_closed(diff, edits):
+    for at, cut, insert in edits:
+        at = at % (len(diff) + 1)
+        diff = diff[:at] + insert + diff[at + cut :]
+    try:
+        summary = inspect(diff)
+    except DiffError as e:
+        assert str(e)
+    else:
+        for path in summary.paths:
+            parts = path.split("/")
+            assert ".." not in parts and not path.startswith("/")
+            assert ".hg" not in [p.rstrip(". ").lower() for p in parts]
