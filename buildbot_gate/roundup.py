@@ -117,13 +117,18 @@ class RoundupPeople:
             raise DirectoryUnavailable(f"{what}: HTTP {response.code}, the gate's login failed")
         if response.code != 200:
             raise DirectoryUnavailable(f"{what}: HTTP {response.code}")
-        try:
-            users = json.loads(body.decode("utf-8"))["data"]["collection"]
-            if not isinstance(users, list) or not all(isinstance(u, dict) for u in users):
-                raise TypeError("collection is not a list of users")
-        except (UnicodeDecodeError, ValueError, KeyError, TypeError) as e:
-            raise DirectoryUnavailable(f"{what}: malformed answer ({e})") from None
-        return users
+        return parse_users(body, what)
+
+
+def parse_users(body: bytes, what: str = "tracker") -> list[dict[str, Any]]:
+    """The user records of a ``/rest/data/user`` answer; DirectoryUnavailable if malformed."""
+    try:
+        users = json.loads(body.decode("utf-8"))["data"]["collection"]
+        if not isinstance(users, list) or not all(isinstance(u, dict) for u in users):
+            raise TypeError("collection is not a list of users")
+    except (UnicodeDecodeError, ValueError, KeyError, TypeError, RecursionError) as e:
+        raise DirectoryUnavailable(f"{what}: malformed answer ({type(e).__name__})") from None
+    return users
 
 
 def _has_address(user: dict[str, Any], email: str) -> bool:

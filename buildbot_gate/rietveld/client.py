@@ -162,10 +162,7 @@ class RietveldClient:
 
     async def _json(self, path: str, params: Mapping[str, str] | None = None) -> Any:
         _, body = await self._request("GET", path, params=params)
-        try:
-            return json.loads(body.decode("utf-8"))
-        except (UnicodeDecodeError, ValueError) as e:
-            raise MalformedResponse(f"GET {path}: the answer is not JSON ({e})") from e
+        return decode_json(body, f"GET {path}")
 
     async def _request(
         self,
@@ -216,3 +213,12 @@ def _why(e: BaseException) -> str:
 def _snippet(body: bytes) -> str:
     text = " ".join(body.decode("utf-8", "replace").split())
     return text[:160] or "empty body"
+
+
+def decode_json(body: bytes, what: str) -> Any:
+    """A JSON answer, or MalformedResponse (never another exception) when it is not one."""
+    try:
+        return json.loads(body.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError) as e:
+        why = str(e)[:120] if not isinstance(e, RecursionError) else "nested too deeply"
+        raise MalformedResponse(f"{what}: the answer is not JSON ({why})") from None
