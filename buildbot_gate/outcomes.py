@@ -145,6 +145,11 @@ def landed(bsid: int, reports: list[BuildReport]) -> BuildsetFinished:
         return BuildsetFinished(bsid, Outcome.LANDED, node=r.node, detail=_on(r))
     if r.outcome == "push_race":
         return BuildsetFinished(bsid, Outcome.PUSH_RACE, detail=f"branch moved ({_on(r)})")
+    if r.outcome == "tree_mismatch":
+        # What was tested cannot be rebuilt (the base moved or changed): test it again.
+        return BuildsetFinished(
+            bsid, Outcome.PUSH_RACE, detail=f"the tested changeset could not be rebuilt ({_on(r)})"
+        )
     return BuildsetFinished(bsid, Outcome.INFRA, detail=f"landing failed on {_on(r)}")
 
 

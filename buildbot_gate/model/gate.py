@@ -317,9 +317,24 @@ def _start_failed(step: _Step, ev: StartFailed) -> None:
     item = step.state.find(ev.issue, ev.branch)
     if item is None or item.buildset is not None or not item.live:
         return
-    # Back to the queue, held until the next tick so a dead server is not hammered.
-    _reset(step, item, f"could not start: {ev.reason}")
+    # The same start again on the next tick (a dead server is not hammered); the items tested on
+    # top of it stay valid, since its tree does not change.
+    _retry_later(step, item, f"could not start: {ev.reason}", attempt=False)
+
+
+def _retry_later(step: _Step, item: Item, reason: str, *, attempt: bool) -> Item:
+    again = step.replace(
+        item,
+        attrs.evolve(
+            item,
+            buildset=None,
+            retry_pending=True,
+            attempts=item.attempts + (1 if attempt else 0),
+            reason=reason,
+        ),
+    )
     step.state = attrs.evolve(step.state, held=step.state.held | {item.key})
+    return again
 
 
 def _resume(step: _Step) -> None:
@@ -327,6 +342,8 @@ def _resume(step: _Step) -> None:
         current = step.state.find(item.issue, item.branch)
         if current is None or current.buildset is not None:
             continue
+        if current.retry_pending:
+            continue  # _schedule starts it again: the held set is cleared below
         if current.state == ItemState.LANDING and current.tested_node:
             # Tests passed but the land buildset was never created: create it now.
             step.emit(StartLand(current))
@@ -346,6 +363,7 @@ def _requeued(item: Item, reason: str, *, attempt: bool = False) -> Item:
         slot=None,
         tested_node=None,
         tested_buildset=None,
+        retry_pending=False,
         attempts=item.attempts + (1 if attempt else 0),
         reason=reason,
     )
@@ -424,25 +442,27 @@ def _resize(step: _Step, branch: str, policy: Policy, *, grow: bool) -> None:
 
 
 def _infra_failure(step: _Step, item: Item, ev: BuildsetFinished, policy: Policy) -> None:
-    """Not the patch's fault: run the same thing again in place (the items tested on top of it
-    stay valid, since its tree does not change), up to ``max_attempts``."""
+    """Not the patch's fault: run the same thing again in place on the next tick (the items
+    tested on top of it stay valid, since its tree does not change). A test run gives up after
+    ``max_attempts``; a push of a tested changeset never does (a dead hg server must not eject
+    good patches): it is retried every tick, and shows as such on the queue page."""
     detail = ev.detail or f"{ev.outcome.value} while {item.state.value}"
-    if item.attempts + 1 >= policy.max_attempts:
-        reason = f"gave up after {item.attempts + 1} attempts: {detail}"
-        if item.state == ItemState.TESTING:
-            _failing(step, item, reason, policy)
-        else:
-            _eject(step, item, reason)
+    if item.state == ItemState.TESTING and item.attempts + 1 >= policy.max_attempts:
+        _failing(step, item, f"gave up after {item.attempts + 1} attempts: {detail}", policy)
         return
-    again = step.replace(
-        item,
-        attrs.evolve(item, buildset=None, attempts=item.attempts + 1, reason=f"retrying: {detail}"),
-    )
+    again = _retry_later(step, item, f"retrying: {detail}", attempt=True)
     step.emit(Notify(again, Decision.REQUEUED, again.reason))
-    if again.state == ItemState.LANDING:
-        step.emit(StartLand(again))
-    else:
-        step.emit(StartTest(again, _stack(step.state, again)))
+
+
+def _retry_pending(step: _Step, branch: str) -> None:
+    for item in step.state.queue(branch):
+        if not item.retry_pending or item.key in step.state.held:
+            continue
+        again = step.replace(item, attrs.evolve(item, retry_pending=False))
+        if again.state == ItemState.LANDING:
+            step.emit(StartLand(again))
+        else:
+            step.emit(StartTest(again, _stack(step.state, again)))
 
 
 def _stack(state: GateState, item: Item) -> tuple[Item, ...]:
@@ -468,6 +488,7 @@ def _eject(step: _Step, item: Item, reason: str) -> None:
 def _schedule(step: _Step, policy: Policy) -> None:
     """Per branch: land or eject at the head, then fill the pipeline window from the waiting."""
     for branch in step.state.branches():
+        _retry_pending(step, branch)
         _settle_head(step, branch)
         _fill_window(step, branch, policy)
 
@@ -496,7 +517,7 @@ def _fill_window(step: _Step, branch: str, policy: Policy) -> None:
     for candidate in (i for i in queue if i.state == ItemState.QUEUED):
         if len(live) >= window or candidate.key in step.state.held:
             return
-        if live and live[0].base is None:
+        if live and (live[0].base is None or live[0].retry_pending):
             return  # the base is known once the head's build is created; fill then
         testing = attrs.evolve(
             candidate,

@@ -72,6 +72,9 @@ class Item:
     slot: int | None = None
     # The buildset on the unstable builders: run for information, never gates, cancelled with it.
     advisory_buildset: int | None = None
+    # Its build failed for reasons not its own (or could not start): run the same tree again
+    # once the item is released from ``held`` (the next tick), so a dead server is not hammered.
+    retry_pending: bool = False
 
     @property
     def key(self) -> tuple[int, str]:

@@ -158,7 +158,8 @@ def test_failed_start_holds_the_head_until_the_next_tick():
     state, _ = approve(GateState(), 101)
     state, actions = decide(state, StartFailed(101, "default", "hg server unreachable"))
     assert not [a for a in actions if isinstance(a, StartTest)]
-    assert state.find(101, "default").state == ItemState.QUEUED
+    held = state.find(101, "default")
+    assert (held.state, held.retry_pending) == (ItemState.TESTING, True)
     state, actions = tick(state)
     assert [a.item.issue for a in actions if isinstance(a, StartTest)] == [101]
 

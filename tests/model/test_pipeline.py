@@ -17,6 +17,7 @@ from buildbot_gate.model import StartTest
 from buildbot_gate.model import TestStarted
 from buildbot_gate.model import Withdrawn
 from buildbot_gate.model import decide
+from buildbot_gate.model import tick
 
 WINDOW3 = Policy(windows={"default": 3})
 
@@ -36,14 +37,8 @@ class Gate:
     def send(self, event) -> None:
         self.state, actions = decide(self.state, event, self.policy)
         for a in actions:
-            if isinstance(a, StartTest):
-                self.started.append(a)
-                bsid, self.next_bsid = self.next_bsid, self.next_bsid + 1
-                self.send(TestStarted(a.item.issue, a.item.branch, a.item.base or "tip0", bsid))
-            elif isinstance(a, StartLand):
-                self.landing.append(a)
-                bsid, self.next_bsid = self.next_bsid, self.next_bsid + 1
-                self.send(LandStarted(a.item.issue, a.item.branch, bsid))
+            if isinstance(a, StartTest | StartLand):
+                self._start(a)
             elif isinstance(a, CancelBuildset):
                 self.cancelled.append(a.buildset)
             elif isinstance(a, Notify):
@@ -66,6 +61,21 @@ class Gate:
             node = item.tested_node
         self.send(BuildsetFinished(bsid, outcome, node=node))
         return bsid
+
+    def tick(self) -> None:
+        self.state, actions = tick(self.state, self.policy)
+        for a in actions:
+            if isinstance(a, StartTest | StartLand):
+                self._start(a)
+
+    def _start(self, a) -> None:
+        bsid, self.next_bsid = self.next_bsid, self.next_bsid + 1
+        if isinstance(a, StartTest):
+            self.started.append(a)
+            self.send(TestStarted(a.item.issue, a.item.branch, a.item.base or "tip0", bsid))
+        else:
+            self.landing.append(a)
+            self.send(LandStarted(a.item.issue, a.item.branch, bsid))
 
     def stacks(self) -> list[tuple[int, tuple[int, ...]]]:
         return [(s.item.issue, s.item.ahead) for s in self.started]
@@ -171,8 +181,23 @@ def test_an_infrastructure_retry_keeps_the_items_behind_running():
     second = g.item(2).buildset
     g.finish(1, Outcome.INFRA)
     assert second not in g.cancelled
+    assert g.stacks()[-1] == (2, (1,))  # not yet: retried on the next tick
+    g.tick()
     assert g.stacks()[-1] == (1, ())
     assert g.started[-1].item.base == "tip0"  # the same tree again
+    assert second not in g.cancelled
+
+
+def test_a_push_that_keeps_failing_is_retried_never_ejected():
+    g = Gate(Policy(max_attempts=2))
+    g.approve(1)
+    g.finish(1, Outcome.PASSED)
+    for _ in range(5):
+        g.finish(1, Outcome.INFRA)  # hg server unreachable
+        g.tick()
+    assert (1, Decision.EJECTED) not in g.notes
+    assert g.item(1).state == ItemState.LANDING
+    assert len(g.landing) == 6
 
 
 def test_a_push_race_retests_the_whole_pipeline_on_the_new_tip():
