@@ -7,6 +7,7 @@ cancels buildsets, reads their results back, and announces every decision on the
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import sys
 from collections.abc import Mapping
@@ -24,7 +25,9 @@ from twisted.internet import task
 from twisted.logger import Logger
 
 from buildbot_gate import outcomes
+from buildbot_gate.diffs import DEFAULT_MAX_BYTES
 from buildbot_gate.diffs import DiffError
+from buildbot_gate.diffs import inspect
 from buildbot_gate.diffs import summarize
 from buildbot_gate.hgremote import TipError
 from buildbot_gate.hgremote import branch_tip
@@ -58,6 +61,7 @@ from buildbot_gate.protocol import WITHDRAWN
 from buildbot_gate.protocol import decision_key
 
 log = Logger()
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]|\n(?=.)")
 
 STATE_KEY = "gate"
 # The number of the last change the gate has acted on: changes after it are replayed at start,
@@ -94,6 +98,7 @@ class GateScheduler(ReconfigurableBaseScheduler):
         "docsPaths",
         "newsFiles",
         "newsDirectory",
+        "maxDiffBytes",
     )
 
     def __init__(self, name: str, **kwargs: Any) -> None:
@@ -130,6 +135,7 @@ class GateScheduler(ReconfigurableBaseScheduler):
         docsPaths: Any = ("Doc/**",),
         newsFiles: Sequence[str] = (),
         newsDirectory: str | None = None,
+        maxDiffBytes: int | None = DEFAULT_MAX_BYTES,
         **kwargs: Any,
     ) -> None:
         super().checkConfig(builderNames=builderNames, **kwargs)
@@ -178,6 +184,7 @@ class GateScheduler(ReconfigurableBaseScheduler):
         docsPaths: Any = ("Doc/**",),
         newsFiles: Sequence[str] = (),
         newsDirectory: str | None = None,
+        maxDiffBytes: int | None = DEFAULT_MAX_BYTES,
         **kwargs: Any,
     ) -> Any:
         yield super().reconfigService(builderNames=builderNames, **kwargs)
@@ -195,6 +202,7 @@ class GateScheduler(ReconfigurableBaseScheduler):
         self.docsPaths = docsPaths
         self.newsFiles = list(newsFiles)
         self.newsDirectory = newsDirectory
+        self.maxDiffBytes = maxDiffBytes
         self.policy = Policy(
             max_attempts=maxAttempts,
             windows={b: window_size(per_branch(window, b, "serial")) or 1 for b in self.branches},
@@ -289,6 +297,15 @@ class GateScheduler(ReconfigurableBaseScheduler):
             return
         if change.category == MERGE_NOW:
             await self._apply(MergeNow(issue, requester))
+            return
+        unsafe = self._unsafe(change)
+        if unsafe:
+            log.info("issue {issue} not queued: {why}", issue=issue, why=unsafe)
+            detail = f"Not queued: {unsafe}. Nothing was run; upload a new patchset to try again."
+            self._announce(
+                "refused",
+                {**_refusal(issue, props, change.branch, self.branches), "detail": detail},
+            )
             return
         news = self._edits_shared_news(change)
         if news:
@@ -411,6 +428,8 @@ class GateScheduler(ReconfigurableBaseScheduler):
         props.setProperty("gate_docs_only", docs_only, "Gate")
         if land:
             props.setProperty("gate_expected_node", item.tested_node, "Gate")
+            # For the auditor: the green builds this push rests on.
+            props.setProperty("gate_tested_buildset", item.tested_buildset, "Gate")
             builders = [str(self.landBuilder)]
         else:
             builders = self.docsBuilders if docs_only else self.testBuilders
@@ -473,6 +492,26 @@ class GateScheduler(ReconfigurableBaseScheduler):
         if not self.docsBuilders:
             return False
         return all_match(paths, per_branch(self.docsPaths, branch, ()))
+
+    def _unsafe(self, change: Any) -> str | None:
+        """Why the patch must not reach a worker (hostile or broken diff, bad metadata), or None."""
+        props = change.properties
+        for what, value in (
+            ("owner", change.who),
+            ("subject", props.getProperty("gate_subject")),
+        ):
+            text = str(value or "")
+            try:
+                text.encode("utf-8")
+            except UnicodeEncodeError:
+                return f"the {what} of the issue is not valid UTF-8 text"
+            if _CONTROL.search(text if what == "owner" else text.replace("\n", " ")):
+                return f"the {what} of the issue contains control characters"
+        try:
+            inspect(str(props.getProperty("gate_diff") or ""), self.maxDiffBytes)
+        except DiffError as e:
+            return str(e)
+        return None
 
     def _edits_shared_news(self, change: Any) -> str | None:
         """Why the patch cannot be queued when it edits a shared NEWS file, else None."""

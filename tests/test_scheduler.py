@@ -221,7 +221,7 @@ class GateSchedulerTest(SchedulerCase):
         yield self.approve()
         self.assertEqual(self.addBuildsetCalls, [])
         state = yield self.sched.getState("gate")
-        self.assertEqual(state["items"][0]["state"], "queued")
+        self.assertTrue(state["items"][0]["retry_pending"])
         self.reactor.advance(31)  # the retry tick
         self.assertEqual(len(self.addBuildsetCalls), 1)
 
@@ -423,3 +423,63 @@ class FleetAndPipelineTest(SchedulerCase):
                     landBuilder="gate-land",
                     window=bad,
                 )
+
+
+class HostileInputTest(SchedulerCase):
+    """Nothing that could harm a worker, or break a commit, is queued."""
+
+    @defer.inlineCallbacks
+    def test_a_patch_writing_into_dot_hg_is_refused_before_any_build(self):
+        yield self.make_scheduler()
+        evil = DIFF.replace("calc.py", ".hg/hgrc")
+        yield self.approve(diff=evil)
+        self.assertEqual(self.addBuildsetCalls, [])
+        (refused,) = self.decisions("refused")
+        self.assertIn("Not queued: the path '.hg/hgrc' is inside .hg/", refused["detail"])
+        self.assertIn("Nothing was run", refused["detail"])
+        state = yield self.sched.getState("gate")
+        self.assertEqual(state["items"], [])
+
+    @defer.inlineCallbacks
+    def test_an_oversized_patch_is_refused_at_the_configured_limit(self):
+        yield self.make_scheduler(maxDiffBytes=40)
+        yield self.approve()
+        self.assertEqual(self.addBuildsetCalls, [])
+        (refused,) = self.decisions("refused")
+        self.assertIn("at most 40", refused["detail"])
+
+    @defer.inlineCallbacks
+    def test_a_subject_that_is_not_utf8_text_is_refused(self):
+        yield self.make_scheduler()
+        change = self.makeFakeChange(
+            who="Ann <ann@example.org>",
+            branch="default",
+            category="gate:approved",
+            comments="x",
+            properties={
+                "gate_issue": 7,
+                "gate_patchset": 1,
+                "gate_approver": "core@example.org",
+                "gate_subject": "Fix \udcff it",
+                "gate_diff": DIFF,
+            },
+        )
+        change = yield self.addFakeChange(change)
+        yield self.sched.gotChange(change, True)
+        self.assertEqual(self.addBuildsetCalls, [])
+        (refused,) = self.decisions("refused")
+        self.assertIn("subject of the issue is not valid UTF-8", refused["detail"])
+
+    @defer.inlineCallbacks
+    def test_a_land_build_that_cannot_rebuild_the_tested_changeset_retests(self):
+        self.tips = [TIP, "c" * 40]
+        yield self.make_scheduler()
+        yield self.approve()
+        yield self.finish(500, 300, SUCCESS, {"gate_node": TESTED, "gate_outcome": "tested"})
+        yield self.finish(
+            501, 301, FAILURE, {"gate_node": "d" * 40, "gate_outcome": "tree_mismatch"}
+        )
+        _, kw = self.addBuildsetCalls[2]
+        self.assertEqual(kw["builderNames"], ["gate-test"])
+        self.assertEqual(self.decisions("landed"), [])
+        self.assertEqual(self.decisions("ejected"), [])
