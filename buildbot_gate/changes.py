@@ -70,6 +70,8 @@ class RietveldPoller(ReconfigurablePollingChangeSource, StateMixin):
 
     def __init__(self, url: str, **kwargs: Any) -> None:
         kwargs.setdefault("name", f"RietveldPoller:{url}")
+        self._failed_polls = 0  # consecutive searches Rietveld failed
+        self._quiet_until = 0.0  # no poll before this reactor time (back-off)
         super().__init__(url, **kwargs)
 
     def checkConfig(  # type: ignore[override]
@@ -173,6 +175,9 @@ class RietveldPoller(ReconfigurablePollingChangeSource, StateMixin):
         return state
 
     async def _poll(self) -> None:
+        now = self.master.reactor.seconds()
+        if now < self._quiet_until:
+            return  # backing off: Rietveld failed the last polls
         state = await self._load()
         watermark: str = state["modified_after"]
         seen = {tuple(s) for s in state["seen"]}
@@ -180,8 +185,26 @@ class RietveldPoller(ReconfigurablePollingChangeSource, StateMixin):
         try:
             issues = await self._client.search(modified_after=watermark, closed=None)
         except RietveldError as e:
-            log.warn("{name}: search failed, will retry next poll: {e}", name=self.name, e=e)
+            self._failed_polls += 1
+            # Double the wait after each failed poll, up to 10 minutes; say so once per outage.
+            wait = min(self.pollInterval * 2 ** (self._failed_polls - 1), 600)
+            self._quiet_until = now + wait
+            if self._failed_polls == 1:
+                log.warn(
+                    "{name}: Rietveld search failed, backing off (next try in {wait}s, doubling "
+                    "up to 600s): {e}",
+                    name=self.name,
+                    wait=wait,
+                    e=e,
+                )
             return
+        if self._failed_polls:
+            log.info(
+                "{name}: Rietveld answers again after {n} failed poll(s)",
+                name=self.name,
+                n=self._failed_polls,
+            )
+            self._failed_polls = 0
         blocked = False
         new_mark = watermark
         examined = set()

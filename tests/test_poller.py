@@ -223,3 +223,27 @@ class PollerTest(ChangeSourceMixin, unittest.TestCase):
         self.store.post_message(n, "someone@example.org", "nice")
         yield self.poll()
         self.assertEqual(len(self.changes("gate:approved")), 1)
+
+    @defer.inlineCallbacks
+    def test_a_failing_or_malformed_rietveld_is_backed_off_and_nothing_is_lost_or_doubled(self):
+        yield self.make_poller(pollInterval=60)
+        n = self.issue()
+        self.store.lgtm(n, CORE, "LGTM")
+        self.store.fail("/search", 500, times=1)
+        self.store.fail("/search", 200, times=1)  # then a malformed answer
+        yield self.poll()
+        self.assertEqual(self.poller._failed_polls, 1)
+        asked = len(self.store.requests)
+        yield self.poll()  # within the back-off: Rietveld is not asked
+        self.assertEqual(self.poller._failed_polls, 1)
+        self.assertEqual(len(self.store.requests), asked)
+        self.poller._quiet_until = 0  # the minute passed
+        yield self.poll()
+        self.assertEqual(self.poller._failed_polls, 2)
+        self.assertGreaterEqual(self.poller._quiet_until - reactor.seconds(), 110)  # doubled
+        self.assertEqual(self.changes("gate:approved"), [])
+        self.poller._quiet_until = 0
+        yield self.poll()
+        yield self.poll()
+        self.assertEqual(self.poller._failed_polls, 0)
+        self.assertEqual(len(self.changes("gate:approved")), 1)
