@@ -1,4 +1,5 @@
-"""The ``buildbot-gate`` command: ``demo`` runs a whole gate on 127.0.0.1 to try it out.
+"""The ``buildbot-gate`` command: ``demo`` runs a whole gate on 127.0.0.1 to try it out;
+``audit`` checks that every changeset the gate pushed was tested green exactly as pushed.
 
 The demo starts the Rietveld stand-in, an hg repository holding a small sample project, a
 Buildbot master configured by ``master.cfg.example`` and local workers, then approves a few sample
@@ -159,6 +160,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         action="store_true",
         help="exit once the gate has answered every sample issue (status 1 if one went wrong)",
     )
+    a = sub.add_parser(
+        "audit",
+        help="check that every changeset the gate pushed was tested green, exactly as pushed",
+    )
+    a.add_argument("--repo", required=True, help="the hg repository (a path or a URL)")
+    a.add_argument(
+        "--db-url",
+        required=True,
+        help="the master's database, e.g. sqlite:////srv/gate/state.sqlite",
+    )
+    a.add_argument("--hg", default=None, help="the hg command (default: hg on the PATH)")
     args = parser.parse_args(argv)
 
     def terminate(signum: int, frame: Any) -> None:
@@ -167,7 +179,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, terminate)
     if args.command == "demo":
         return demo(args)
+    if args.command == "audit":
+        return audit_command(args)
     return 2
+
+
+def audit_command(args: argparse.Namespace) -> int:
+    from buildbot_gate.audit import audit
+
+    hgbin = args.hg or shutil.which("hg") or str(Path(sys.executable).with_name("hg"))
+    report = audit(args.repo, args.db_url, hgbin)
+    for line in report.lines():
+        print(line)
+    return 0 if report.ok else 1
 
 
 if __name__ == "__main__":

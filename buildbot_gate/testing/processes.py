@@ -281,6 +281,8 @@ class BuildbotMaster:
         self.env.setdefault("GATE_BUILDBOT_URL", f"http://127.0.0.1:{self.web_port}/")
         self.url = self.env["GATE_BUILDBOT_URL"]
         self.rest = BuildbotREST(self.url)
+        default_db = f"sqlite:///{self.basedir.resolve() / 'state.sqlite'}"
+        self.db_url = self.env.get("GATE_DB_URL") or default_db
         self.proc: subprocess.Popen[Any] | None = None
 
     def create(self) -> BuildbotMaster:

@@ -17,6 +17,7 @@ from buildbot_gate.testing.processes import HgUpstream
 from buildbot_gate.testing.processes import RietveldStandin
 from buildbot_gate.testing.processes import ignore_errors
 from buildbot_gate.testing.processes import prop
+from buildbot_gate.testing.processes import tool
 from buildbot_gate.testing.processes import wait_until
 
 GATE_ACCOUNT = "gate@example.org"
@@ -73,6 +74,7 @@ class GateWorld:
         self.flaky_file = root / "flaky"
         self.extra_env = dict(env or {})
         self.extra_worker_env = dict(worker_env or {})
+        self.uploaded: list[int] = []
         self.tracker: Any = None
         if tracker:
             from buildbot_gate.testing.roundup_tracker import RoundupTracker
@@ -138,6 +140,16 @@ class GateWorld:
             "workers to connect",
         )
 
+    def audit(self) -> Any:
+        """The auditor's report on everything this gate pushed (``buildbot_gate.audit``)."""
+        from buildbot_gate.audit import audit
+
+        return audit(str(self.upstream.repo), self.master.db_url, tool("hg"))
+
+    def assert_audited(self) -> None:
+        report = self.audit()
+        assert report.ok, "\n".join(report.lines())
+
     def close(self) -> None:
         for w in self.workers:
             ignore_errors(w.stop)
@@ -151,9 +163,11 @@ class GateWorld:
     # --- people -----------------------------------------------------------------------------
 
     def upload(self, subject: str, diff: str, description: str = "", owner: str = OWNER) -> int:
-        return int(
+        issue = int(
             self.rietveld.create_issue(owner, subject, diff, description=description)["issue"]
         )
+        self.uploaded.append(issue)
+        return issue
 
     def rietveld_issue(self, issue: int) -> dict[str, Any]:
         """The issue as Rietveld's API shows it (``/api/<issue>``)."""

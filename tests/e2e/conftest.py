@@ -9,4 +9,7 @@ from buildbot_gate.testing.world import GateWorld
 def world(tmp_path_factory):
     w = GateWorld(tmp_path_factory.mktemp("gate"))
     yield w
-    w.close()
+    try:
+        w.assert_audited()  # nothing the gate pushed was untested
+    finally:
+        w.close()

@@ -38,3 +38,22 @@ def test_demo_moves_the_queue_and_stops_cleanly(tmp_path):
     assert out.count("; ok") == 4
     assert "Landed patchset" in out and "tests failed" in out and "does not apply" in out
     assert out.rstrip().endswith("stopped.")
+    # The auditor, as an admin runs it, finds every push tested green exactly as pushed.
+    root = tmp_path / "demo"
+    db_url = f"sqlite:///{root / 'master' / 'state.sqlite'}"
+    audit = subprocess.run(
+        [
+            tool("buildbot-gate"),
+            "audit",
+            "--repo",
+            str(root / "hg" / "upstream"),
+            "--db-url",
+            db_url,
+        ],
+        env=child_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert audit.returncode == 0, audit.stdout + audit.stderr
+    assert "2 gate push(es) audited, 0 problem(s)" in audit.stdout

@@ -12,6 +12,8 @@ import os
 import pytest
 
 from buildbot_gate.testing.processes import prop
+from buildbot_gate.testing.processes import run
+from buildbot_gate.testing.processes import tool
 from buildbot_gate.testing.processes import wait_until
 from buildbot_gate.testing.world import GateWorld
 from buildbot_gate.testing.world import new_file_diff
@@ -41,8 +43,31 @@ def world(tmp_path_factory):
     yield w
     try:
         assert_every_push_was_tested_green(w)
+        report = w.audit()
+        assert report.ok, "\n".join(report.lines())
+        # Five tests' worth of pushes, each on both stable builders or on the docs builder.
+        assert len(report.landings) >= 9
+        for landing in report.landings:
+            builders = {t.split(" #")[0] for t in landing.tested_on}
+            assert builders in ({"linux", "freebsd"}, {"gate-docs"}), landing
+        assert_the_auditor_catches_a_gate_style_push_it_did_not_make(w)
     finally:
         w.close()
+
+
+def assert_the_auditor_catches_a_gate_style_push_it_did_not_make(world: GateWorld) -> None:
+    from buildbot_gate.audit import audit
+
+    tampered = world.root / "tampered"
+    hg = tool("hg")
+    run([hg, "clone", "-q", str(world.upstream.repo), str(tampered)])
+    (tampered / "sneaky.py").write_text("X = 1\n")
+    message = "Sneaky\n\nApproved-by: core@example.org"
+    run([hg, "commit", "-A", "-u", "Mallory <m@example.org>", "-m", message], cwd=tampered)
+    report = audit(str(tampered), world.master.db_url, hg)
+    assert not report.ok
+    assert len(report.unaccounted) == 1
+    assert "no gate land build pushed it" in "\n".join(report.lines())
 
 
 def assert_every_push_was_tested_green(world: GateWorld) -> None:

@@ -1,0 +1,184 @@
+"""The auditor: did every changeset the gate pushed pass, exactly as pushed, on every gating
+builder? ``buildbot-gate audit --repo REPO --db-url URL``; the end-to-end tests run it last.
+
+Reads the master's database (read-only, synchronous: this is a command, not master code) and the
+hg repository. For every land build that pushed (``gate_outcome`` = landed) it finds the test
+buildset the scheduler named (``gate_tested_buildset``) and checks that each of its builds - one
+per stable builder, or the docs builders for a docs-only patch - is green and committed the same
+changeset with the same manifest (the tested tree's identity) as the repository holds. Every
+changeset in the repository carrying the gate's ``Approved-by:`` trailer must be one of those
+pushes: a gate-style changeset that no green land build accounts for is an untested push.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import attrs
+import sqlalchemy as sa
+
+SUCCESS = 0
+
+
+@attrs.define
+class Landing:
+    node: str
+    land_build: str  # "<builder> #<number>"
+    tested_on: list[str] = attrs.Factory(list)
+    problems: list[str] = attrs.Factory(list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+@attrs.define
+class Report:
+    landings: list[Landing] = attrs.Factory(list)
+    unaccounted: list[str] = attrs.Factory(list)  # gate-style changesets with no green land build
+
+    @property
+    def ok(self) -> bool:
+        return not self.unaccounted and all(landing.ok for landing in self.landings)
+
+    def lines(self) -> list[str]:
+        out = []
+        for landing in self.landings:
+            verdict = "ok" if landing.ok else "PROBLEM: " + "; ".join(landing.problems)
+            tested = ", ".join(landing.tested_on) or "nothing"
+            pushed = f"{landing.node[:12]}  pushed by {landing.land_build}"
+            out.append(f"{pushed}, tested on {tested}: {verdict}")
+        for node in self.unaccounted:
+            out.append(
+                f"{node[:12]}  PROBLEM: carries Approved-by: but no gate land build pushed it"
+            )
+        out.append(
+            f"{len(self.landings)} gate push(es) audited, "
+            f"{sum(not landing.ok for landing in self.landings) + len(self.unaccounted)} problem(s)"
+        )
+        return out
+
+
+def audit(repo: str, db_url: str, hgbin: str = "hg") -> Report:
+    with _local(repo, hgbin) as path:
+        manifests = _changesets(path, hgbin)
+    engine = sa.create_engine(db_url)
+    try:
+        with engine.connect() as db:
+            return _audit(db, manifests)
+    finally:
+        engine.dispose()
+
+
+def _audit(db: Any, changesets: dict[str, tuple[str, bool]]) -> Report:
+    builders = {r.id: r.name for r in db.execute(sa.text("SELECT id, name FROM builders"))}
+    props: dict[int, dict[str, Any]] = {}
+    for r in db.execute(sa.text("SELECT buildid, name, value FROM build_properties")):
+        if r.name.startswith("gate_"):
+            try:
+                props.setdefault(r.buildid, {})[r.name] = json.loads(r.value)
+            except ValueError:
+                props.setdefault(r.buildid, {})[r.name] = None
+    builds = list(
+        db.execute(
+            sa.text(
+                "SELECT b.id, b.number, b.builderid, b.results, br.buildsetid, b.buildrequestid "
+                "FROM builds b JOIN buildrequests br ON b.buildrequestid = br.id ORDER BY b.id"
+            )
+        )
+    )
+    latest_in_buildset: dict[int, dict[int, Any]] = {}  # buildset -> buildrequest -> last build
+    for b in builds:
+        latest_in_buildset.setdefault(b.buildsetid, {})[b.buildrequestid] = b
+    requests: dict[int, list[int]] = {}
+    for r in db.execute(sa.text("SELECT id, buildsetid FROM buildrequests")):
+        requests.setdefault(r.buildsetid, []).append(r.id)
+
+    report = Report()
+    pushed: set[str] = set()
+    for b in builds:
+        p = props.get(b.id, {})
+        if p.get("gate_outcome") != "landed" or b.results != SUCCESS:
+            continue
+        node = str(p.get("gate_node") or "")
+        landing = Landing(node, f"{builders.get(b.builderid, b.builderid)} #{b.number}")
+        report.landings.append(landing)
+        pushed.add(node)
+        if node not in changesets:
+            landing.problems.append("the pushed changeset is not in the repository")
+            continue
+        manifest = changesets[node][0]
+        tested_bs = p.get("gate_tested_buildset")
+        if not isinstance(tested_bs, int):
+            landing.problems.append("the land build names no tested buildset")
+            continue
+        done = latest_in_buildset.get(tested_bs, {})
+        for brid in requests.get(tested_bs, []):
+            t = done.get(brid)
+            if t is None:
+                landing.problems.append(f"build request {brid} of buildset {tested_bs} never ran")
+                continue
+            tp = props.get(t.id, {})
+            where = f"{builders.get(t.builderid, t.builderid)} #{t.number}"
+            if t.results != SUCCESS or tp.get("gate_outcome") != "tested":
+                landing.problems.append(f"{where} was not green")
+            elif tp.get("gate_node") != node:
+                landing.problems.append(f"{where} tested {str(tp.get('gate_node'))[:12]}")
+            elif tp.get("gate_manifest") != manifest:
+                landing.problems.append(f"{where} tested another tree (manifest differs)")
+            else:
+                landing.tested_on.append(where)
+        if not landing.tested_on and not landing.problems:
+            landing.problems.append(f"buildset {tested_bs} has no builds")
+    report.unaccounted = [n for n, (_, gate) in changesets.items() if gate and n not in pushed]
+    return report
+
+
+def _changesets(path: str, hgbin: str) -> dict[str, tuple[str, bool]]:
+    """node -> (manifest hash, carries the gate's Approved-by: trailer)."""
+    out = subprocess.run(
+        [hgbin, "log", "-R", path, "--debug", "--template", "{node} {manifest}\\0{desc}\\0\\0"],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={"HGPLAIN": "1", "HGRCPATH": "", "PATH": _path()},
+    ).stdout
+    found = {}
+    for record in out.split("\0\0"):
+        if not record.strip():
+            continue
+        head, _, desc = record.partition("\0")
+        node, _, manifest = head.strip().partition(" ")
+        gate = any(line.startswith("Approved-by: ") for line in desc.splitlines())
+        found[node] = (manifest.rpartition(":")[2], gate)
+    return found
+
+
+def _path() -> str:
+    return os.environ.get("PATH", "/usr/bin:/bin")
+
+
+@contextmanager
+def _local(repo: str, hgbin: str) -> Iterator[str]:
+    """A local copy of ``repo`` when it is a URL (hg log reads local repositories only)."""
+    if "://" not in repo:
+        yield repo
+        return
+    tmp = tempfile.mkdtemp(prefix="gate-audit-")
+    try:
+        subprocess.run(
+            [hgbin, "clone", "--noupdate", "--quiet", repo, f"{tmp}/repo"],
+            check=True,
+            capture_output=True,
+            env={"HGPLAIN": "1", "HGRCPATH": "", "PATH": _path()},
+        )
+        yield f"{tmp}/repo"
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
