@@ -40,7 +40,10 @@ def world(tmp_path_factory):
     w.tracker.add_user("bob", UNSIGNED)
     w.tracker.add_user("sam", STRANGER, agreement=True)
     yield w
-    w.close()
+    try:
+        w.assert_audited()
+    finally:
+        w.close()
 
 
 def test_lgtm_counts_only_from_a_committer_on_the_tracker(world):
@@ -169,3 +172,12 @@ def test_tracker_down_holds_the_patch_and_back_queues_it(world):
     finally:
         world.tracker.start()
     world.wait_comment(issue, "Landed", timeout=180)
+
+
+def test_the_tracker_password_shows_nowhere(world):
+    password = world.tracker.gate_password
+    assert password not in world.master.log_text()
+    for build in world.master.rest.builds():
+        assert password not in str(build.get("properties"))
+    for issue in world.uploaded:
+        assert not any(password in text for text in world.gate_comments(issue))

@@ -1,0 +1,153 @@
+"""Faults the gate must survive, with real processes: a hung test run, a worker lost mid-build,
+Rietveld answering errors and garbage, the hg server down while a tested patch is pushed, and
+secrets that must never show. (SIGKILL of the master mid-queue is in test_gate_e2e.)
+
+Tests share one gate (module fixture) and run in file order; each uses its own issues and files.
+"""
+
+from __future__ import annotations
+
+import re
+import signal
+
+import pytest
+from buildbot.process.results import RETRY
+from buildbot.process.results import SUCCESS
+
+from buildbot_gate.testing.processes import prop
+from buildbot_gate.testing.processes import wait_until
+from buildbot_gate.testing.world import GATE_TOKEN
+from buildbot_gate.testing.world import GateWorld
+from buildbot_gate.testing.world import new_file_diff
+
+pytestmark = pytest.mark.e2e
+
+TEST_TIMEOUT = 10
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    w = GateWorld(
+        tmp_path_factory.mktemp("faults"),
+        workers=2,
+        env={"GATE_TEST_TIMEOUT": str(TEST_TIMEOUT), "GATE_WEB_USERS": "rm@example.org:rm-pw"},
+    )
+    yield w
+    try:
+        w.assert_audited()
+    finally:
+        w.release()
+        w.close()
+
+
+def test_a_hung_test_run_is_stopped_by_the_timeout_and_reported(world):
+    world.hold()  # the test suite hangs until released
+    try:
+        issue = world.approve("Hangs the tests", new_file_diff("h.py", ["H = 1"]))
+        comment = world.wait_comment(issue, "Not landed", timeout=TEST_TIMEOUT + 90)
+    finally:
+        world.release()
+    assert "tests timed out" in comment
+    assert world.landed(issue) == []
+
+
+def test_a_worker_lost_mid_build_is_retried_on_another_and_the_patch_not_ejected(world):
+    world.hold()
+    try:
+        before = world.runs_started()
+        issue = world.approve("Survives a lost worker", new_file_diff("l.py", ["L = 1"]))
+        world.wait_runs_started(before + 1)
+        _, checkout, _ = world.runs()[-1]
+        [lost] = [w for w in world.workers if f"/{w.name}/" in checkout + "/"]
+        lost.proc.send_signal(signal.SIGKILL)  # the machine dies mid-build
+        lost.proc.wait(timeout=30)
+        wait_until(
+            lambda: world.runs_started() >= before + 2,
+            120,
+            "the build to start on the other worker",
+        )
+    finally:
+        world.release()
+    world.wait_comment(issue, "Landed", timeout=120)
+    assert not [c for c in world.gate_comments(issue) if c.startswith("Not landed")]
+    results = sorted(b["results"] for b in world.builds_for(issue, "gate-test"))
+    assert results == [SUCCESS, RETRY]  # the lost worker's build is retried, then green
+    (lost.basedir / "twistd.pid").unlink(missing_ok=True)
+    lost.start()
+    wait_until(lambda: len(world.master.rest.connected_workers()) == 2, 60, "the worker back")
+
+
+def test_rietveld_errors_and_garbage_are_backed_off_and_nothing_is_queued_twice(world):
+    world.rietveld.fail("/search", 500, times=2)
+    world.rietveld.fail("/search", 200, times=1)  # a malformed answer ("{not json")
+    issue = world.approve("Approved during an outage", new_file_diff("o.py", ["O = 1"]))
+    world.wait_comment(issue, "Landed", timeout=120)
+    log = world.master.log_text()
+    assert log.count("Rietveld search failed, backing off") == 1
+    assert "Rietveld answers again after 3 failed poll(s)" in log
+    assert len(world.builds_for(issue, "gate-test")) == 1
+    assert len([c for c in world.gate_comments(issue) if c.startswith("Landed")]) == 1
+    assert world.master.proc is not None and world.master.proc.poll() is None
+
+
+def test_the_hg_server_down_during_the_push_is_retried_never_ejected(world):
+    world.hold()
+    try:
+        before = world.runs_started()
+        issue = world.approve("Pushed after an hg outage", new_file_diff("p.py", ["P = 1"]))
+        world.wait_runs_started(before + 1)
+        world.upstream.stop()
+    finally:
+        world.release()
+    retried = re.compile(rf"issue {issue} ps \d+ on default requeued: retrying: landing failed")
+    try:
+        wait_until(lambda: retried.search(world.master.log_text()), 120, "a push to be retried")
+    finally:
+        world.upstream.start()
+    world.wait_comment(issue, "Landed", timeout=120)
+    assert not [c for c in world.gate_comments(issue) if c.startswith("Not landed")]
+    lands = world.builds_for(issue, "gate-land")
+    assert [prop(b, "gate_outcome") for b in lands][-1] == "landed"
+    assert len(lands) >= 2
+
+
+HOSTILE = [
+    (new_file_diff(".hg/hgrc", ["[hooks]", "update = touch /tmp/owned"]), "inside .hg/"),
+    (new_file_diff("../escape.py", ["E = 1"]), "leaves the checkout"),
+    (
+        new_file_diff("link", ["/etc/passwd"]).replace(
+            "new file mode 100644", "new file mode 120000"
+        ),
+        "points outside the checkout",
+    ),
+    (new_file_diff(".hgsub", ["evil = https://evil.example.org/r"]), "subrepository"),
+]
+
+
+@pytest.mark.parametrize("diff, reason", HOSTILE)
+def test_hostile_patches_are_refused_with_a_comment_before_any_build(world, diff, reason):
+    issue = world.approve("Looks innocent", diff)
+    comment = world.wait_comment(issue, "Not queued")
+    assert reason in comment and "Nothing was run" in comment
+    world.settle(2)
+    assert world.builds_for(issue) == []
+    assert len(world.gate_comments(issue)) == 1
+
+
+def test_force_forms_need_a_login_when_the_admin_enables_it(world):
+    with pytest.raises(ValueError, match="you need to have role 'users'"):
+        world.master.rest.force("recheck", issue="1")
+
+
+def test_no_secret_shows_in_logs_build_properties_or_comments(world):
+    secrets = [GATE_TOKEN, "rm-pw"]
+    log = world.master.log_text()
+    for secret in secrets:
+        assert secret not in log
+    for build in world.master.rest.builds():
+        for secret in secrets:
+            assert secret not in str(build.get("properties"))
+    comments = [text for n in world.uploaded for text in world.gate_comments(n)]
+    assert len(comments) >= 4
+    for secret in secrets:
+        assert not any(secret in text for text in comments)
