@@ -257,9 +257,13 @@ class RietveldPoller(ReconfigurablePollingChangeSource, StateMixin):
         try:
             people = await self._look_up(approvals.people_to_look_up(issue))
         except _Held as e:
-            log.warn("issue {n} held: {e}; retrying next poll", n=number, e=e)
+            if not rec.get("held"):  # one line per outage, not one per poll
+                log.warn("issue {n} held: {e}; retrying every poll", n=number, e=e)
+                rec["held"] = True
             watch.add(number)
             return
+        if rec.pop("held", None):
+            log.info("issue {n} no longer held: the directory answers again", n=number)
         branches = target_branches(
             issue.description, self.defaultBranch, self.bugfixBranches, issue.target_ref
         )

@@ -172,6 +172,9 @@ def test_tracker_down_holds_the_patch_and_back_queues_it(world):
     finally:
         world.tracker.start()
     world.wait_comment(issue, "Landed", timeout=180)
+    log = world.master.log_text()
+    assert log.count(f"issue {issue} held") == 1  # one line for the outage, not one per poll
+    assert f"issue {issue} no longer held" in log
 
 
 def test_the_tracker_password_shows_nowhere(world):
