@@ -7,6 +7,8 @@ runs inside a Buildbot master; it is plain blocking code for test fixtures and c
 
 from __future__ import annotations
 
+import base64
+import http.cookiejar
 import json
 import os
 import shutil
@@ -369,8 +371,25 @@ class BuildbotWorker:
 class BuildbotREST:
     """Read the master's data API (``/api/v2``)."""
 
-    def __init__(self, url: str) -> None:
-        self.url = url.rstrip("/") + "/api/v2/"
+    def __init__(self, url: str, opener: urllib.request.OpenerDirector | None = None) -> None:
+        self.root = url.rstrip("/") + "/"
+        self.url = self.root + "api/v2/"
+        self.opener = opener or urllib.request.build_opener()
+
+    def login(self, user: str, password: str) -> BuildbotREST:
+        """A client logged in to the web UI as ``user`` (HTTP basic auth on /auth/login, then the
+        session cookie), as a browser would be."""
+        jar = http.cookiejar.CookieJar()
+        opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar))
+        token = base64.b64encode(f"{user}:{password}".encode()).decode()
+        req = urllib.request.Request(
+            self.root + "auth/login", headers={"Authorization": f"Basic {token}"}
+        )
+        with opener.open(req, timeout=10) as r:
+            r.read()
+        if not len(jar):
+            raise ValueError(f"login as {user} gave no session")
+        return BuildbotREST(self.root, opener)
 
     def get(self, path: str, **params: Any) -> list[dict[str, Any]]:
         query = "&".join(f"{k}={v}" for k, v in params.items())
@@ -397,7 +416,7 @@ class BuildbotREST:
             headers={"Content-Type": "application/json"},
         )
         try:
-            with urllib.request.urlopen(req, timeout=10) as r:
+            with self.opener.open(req, timeout=10) as r:
                 return json.loads(r.read()).get("result")
         except urllib.error.HTTPError as e:
             raise ValueError(e.read().decode("utf-8", "replace")) from None

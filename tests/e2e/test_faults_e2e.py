@@ -17,6 +17,7 @@ from buildbot.process.results import SUCCESS
 from buildbot_gate.testing.processes import prop
 from buildbot_gate.testing.processes import wait_until
 from buildbot_gate.testing.world import GATE_TOKEN
+from buildbot_gate.testing.world import RELEASE_MANAGER
 from buildbot_gate.testing.world import GateWorld
 from buildbot_gate.testing.world import new_file_diff
 
@@ -30,7 +31,11 @@ def world(tmp_path_factory):
     w = GateWorld(
         tmp_path_factory.mktemp("faults"),
         workers=2,
-        env={"GATE_TEST_TIMEOUT": str(TEST_TIMEOUT), "GATE_WEB_USERS": "rm@example.org:rm-pw"},
+        env={
+            "GATE_TEST_TIMEOUT": str(TEST_TIMEOUT),
+            "GATE_WEB_USERS": "rm@example.org:rm-pw,sam@example.org:sam-pw",
+            "GATE_RELEASE_MANAGERS": RELEASE_MANAGER,
+        },
     )
     yield w
     try:
@@ -139,8 +144,30 @@ def test_force_forms_need_a_login_when_the_admin_enables_it(world):
         world.master.rest.force("recheck", issue="1")
 
 
+def test_the_merge_now_form_checks_the_login_against_the_release_managers(world):
+    world.hold()
+    try:
+        before = world.runs_started()
+        world.approve("Keeps the builder busy", new_file_diff("m1.py", ["M = 1"]))
+        world.wait_runs_started(before + 1)
+        waiting = world.approve("Waits its turn", new_file_diff("m2.py", ["M = 2"]))
+        urgent = world.approve("Urgent, by the form", new_file_diff("m3.py", ["M = 3"]))
+        queued = re.compile(rf"issue {urgent} ps \d+ on default queued")
+        wait_until(lambda: queued.search(world.master.log_text()), 60, "the patch to be queued")
+        sam = world.master.rest.login("sam@example.org", "sam-pw")
+        with pytest.raises(ValueError, match="only the release managers may merge now"):
+            sam.force("merge_now", issue=str(urgent))
+        world.master.rest.login(RELEASE_MANAGER, "rm-pw").force("merge_now", issue=str(urgent))
+        world.wait_comment(urgent, "Merge now: patchset")
+    finally:
+        world.release()
+    world.wait_comment(waiting, "Landed", timeout=120)
+    order = [c["desc"].splitlines()[0] for c in world.upstream.log("branch(default)")]
+    assert order[-3:] == ["Keeps the builder busy", "Urgent, by the form", "Waits its turn"]
+
+
 def test_no_secret_shows_in_logs_build_properties_or_comments(world):
-    secrets = [GATE_TOKEN, "rm-pw"]
+    secrets = [GATE_TOKEN, "rm-pw", "sam-pw"]
     log = world.master.log_text()
     for secret in secrets:
         assert secret not in log
