@@ -63,6 +63,10 @@ class GateState:
     next_slot: int = 1
     # The current window of each branch that has shrunk or grown from its configured size.
     windows: tuple[tuple[str, int], ...] = ()
+    # Queues already sorted for this (immutable) state; not part of its value.
+    _queues: dict[str, list[Item]] = attrs.field(
+        factory=dict, init=False, eq=False, repr=False, hash=False
+    )
 
     def queue(self, branch: str) -> list[Item]:
         """The active items of one branch, head first.
@@ -70,17 +74,21 @@ class GateState:
         Items in the pipeline (building, tested, failing) stay in the order they entered it;
         behind them the waiting ones: "merge now" items first, otherwise approval order.
         """
-        return sorted(
-            (i for i in self.items if i.branch == branch),
-            key=lambda i: (i.slot is None, i.slot or 0, not i.urgent, i.seq),
-        )
+        cached = self._queues.get(branch)
+        if cached is None:
+            cached = sorted(
+                (i for i in self.items if i.branch == branch),
+                key=lambda i: (i.slot is None, i.slot or 0, not i.urgent, i.seq),
+            )
+            self._queues[branch] = cached
+        return list(cached)
 
     def branches(self) -> list[str]:
         return sorted({i.branch for i in self.items})
 
     def find(self, issue: int, branch: str) -> Item | None:
         for item in self.items:
-            if item.key == (issue, branch):
+            if item.issue == issue and item.branch == branch:
                 return item
         return None
 
@@ -125,18 +133,22 @@ class _Step:
     def __init__(self, state: GateState) -> None:
         self.state = state
         self.actions: list[Action] = []
+        self.touched: set[str] = set()  # branches whose items changed: to be scheduled again
 
     def replace(self, old: Item, new: Item) -> Item:
         items = tuple(new if i is old else i for i in self.state.items)
         self.state = attrs.evolve(self.state, items=items)
+        self.touched.add(new.branch)
         return new
 
     def add(self, item: Item) -> None:
         seq = max(self.state.next_seq, item.seq + 1)
         self.state = attrs.evolve(self.state, items=(*self.state.items, item), next_seq=seq)
+        self.touched.add(item.branch)
 
     def finish(self, old: Item, new: Item) -> None:
         """Move ``old`` out of the queue into the history as ``new``."""
+        self.touched.add(old.branch)
         items = tuple(i for i in self.state.items if i is not old)
         done = (*self.state.done, new)[-HISTORY_LIMIT:]
         self.state = attrs.evolve(self.state, items=items, done=done)
@@ -167,7 +179,9 @@ def decide(
         _merge_now(step, event)
     else:
         _withdrawn(step, event.issue, event.reason)
-    _schedule(step, policy)
+    # Only the queues whose items changed need scheduling again (all of them after a restart).
+    touched = step.touched | {b for _, b in state.held ^ step.state.held}
+    _schedule(step, policy, None if isinstance(event, Resume) else touched)
     return step.state, step.actions
 
 
@@ -485,9 +499,11 @@ def _eject(step: _Step, item: Item, reason: str) -> None:
     _reset_behind(step, item, f"issue {item.issue} ahead of it was ejected")
 
 
-def _schedule(step: _Step, policy: Policy) -> None:
+def _schedule(step: _Step, policy: Policy, branches: set[str] | None = None) -> None:
     """Per branch: land or eject at the head, then fill the pipeline window from the waiting."""
     for branch in step.state.branches():
+        if branches is not None and branch not in branches:
+            continue
         _retry_pending(step, branch)
         _settle_head(step, branch)
         _fill_window(step, branch, policy)

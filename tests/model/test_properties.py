@@ -122,6 +122,10 @@ class World:
             i.advisory_buildset for i in self.state.items
         }
         assert set(self.running) <= owned, "a build is left running for nothing"
+        if not self.state.held:
+            # Every queue that can move has moved: a tick right now would start nothing.
+            _, extra = tick(self.state, self.policy)
+            assert not [a for a in extra if isinstance(a, StartTest | StartLand)], extra
         for branch in BRANCHES:
             queue = self.state.queue(branch)
             live = [i.issue for i in queue if i.live]
