@@ -1,0 +1,26 @@
+"""The benchmark harnesses still run (small sizes, no timing assertions: numbers come from
+running ``benchmarks/`` itself)."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+def load(name: str):
+    spec = importlib.util.spec_from_file_location(name, BENCHMARKS / f"{name}.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_model_scale_drains_a_small_queue_and_reports_its_figures():
+    result = load("model_scale").run(items=200, branches=4, window=3, seed=7)
+    assert result["items"] == 200
+    assert result["decisions"] >= 200 * 3  # approve, test result, landing at least
+    assert result["decisions_per_second"] > 0
+    assert result["landed_in_history (last 500 kept)"] > 0
+    assert "cores" in result["machine"]
