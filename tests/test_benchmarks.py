@@ -6,6 +6,8 @@ from __future__ import annotations
 import importlib.util
 from pathlib import Path
 
+import pytest
+
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 
 
@@ -24,3 +26,13 @@ def test_model_scale_drains_a_small_queue_and_reports_its_figures():
     assert result["decisions_per_second"] > 0
     assert result["landed_in_history (last 500 kept)"] > 0
     assert "cores" in result["machine"]
+
+
+@pytest.mark.e2e
+def test_poller_scale_counts_requests_that_follow_the_changed_issues(tmp_path):
+    result = load("poller_scale").run(issues=300, interval=1, rounds=1, root=tmp_path)
+    by_changed = {row["changed_issues"]: row for row in result["rounds"]}
+    assert set(by_changed) == {0, 3}
+    # One search per poll when nothing changed; each changed issue adds its own reads.
+    assert by_changed[0]["requests_per_poll"] == 1.0
+    assert by_changed[3]["requests_per_poll"] > 1.0

@@ -653,6 +653,14 @@ class StandinApp:
         number = self.store.create_issue(**b)
         return self._json(request, self.store.issue_json(self.store.issues[number], True))
 
+    @app.route(f"{CONTROL}/issues/bulk", methods=["POST"])
+    def c_bulk(self, request: Request) -> bytes:
+        """Many issues at once (the poller benchmark's 10,000): {"count": n, ...create args}."""
+        b = self._body(request)
+        count = int(b.pop("count"))
+        numbers = [self.store.create_issue(**b) for _ in range(count)]
+        return self._json(request, {"issues": numbers})
+
     @app.route(f"{CONTROL}/issues/<int:number>/patchsets", methods=["POST"])
     def c_upload(self, request: Request, number: int) -> bytes:
         ps = self.store.upload_patchset(number, **self._body(request))
@@ -711,6 +719,14 @@ class StandinControl:
         return self._call(
             "POST", "/issues", {"owner_email": owner_email, "subject": subject, "diff": diff, **kw}
         )
+
+    def create_issues(self, count: int, owner_email: str, subject: str, diff: str) -> list[int]:
+        r = self._call(
+            "POST",
+            "/issues/bulk",
+            {"count": count, "owner_email": owner_email, "subject": subject, "diff": diff},
+        )
+        return [int(n) for n in r["issues"]]
 
     def upload_patchset(self, issue: int, diff: str, message: str = "") -> int:
         return self._call("POST", f"/issues/{issue}/patchsets", {"diff": diff, "message": message})[
