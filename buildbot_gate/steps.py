@@ -139,7 +139,7 @@ class GateCheckout(HgStep):
         if not exists:
             if (await self.hg("init", ".")).didFail():
                 raise _Failed(fail, "hg init failed")
-        if (await self.hg("pull", "--rev", base, str(self.repourl))).didFail():
+        if not await self.pull(base):
             raise _Failed(fail, f"could not pull {base[:12]}")
         drafts = await self.hg(
             "log", "--rev", "not public()", "--template", "{node}\n", collect=True
@@ -160,6 +160,24 @@ class GateCheckout(HgStep):
             raise _Failed(fail, "could not purge the working copy")
         self.setProperty("gate_base", base, self.name)
         self.descriptionDone = [f"base {base[:12]}"]
+
+    async def pull(self, base: str) -> bool:
+        """Pull ``base``, repairing what an interrupted build left behind.
+
+        A cancelled build (the pipeline cancels builds often) can kill hg mid-pull and leave an
+        abandoned transaction: ``hg recover`` clears it. If pulling still fails, the clone is
+        thrown away and made again, so one broken checkout never fails the builds after it.
+        """
+        if not (await self.hg("pull", "--rev", base, str(self.repourl))).didFail():
+            return True
+        await self.hg("recover", ok=(0, 1))
+        if not (await self.hg("pull", "--rev", base, str(self.repourl))).didFail():
+            return True
+        await self.stdio_log.addHeader("gate: pull failed twice; cloning again from scratch\n")
+        await self.runRmdir(self.workdir, abandonOnFailure=False)
+        if (await self.hg("init", ".")).didFail():
+            return False
+        return not (await self.hg("pull", "--rev", base, str(self.repourl))).didFail()
 
 
 class ApplyPatch(HgStep):

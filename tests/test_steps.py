@@ -8,6 +8,7 @@ from unittest import mock
 from buildbot.process.results import FAILURE
 from buildbot.process.results import SUCCESS
 from buildbot.test.reactor import TestReactorMixin
+from buildbot.test.steps import ExpectRmdir
 from buildbot.test.steps import ExpectShell
 from buildbot.test.steps import ExpectStat
 from buildbot.test.steps import TestBuildStepMixin
@@ -80,9 +81,29 @@ class GateCheckoutTest(StepCase):
         self.expect_commands(
             ExpectStat(file="wkdir/.hg", log_environ=False).exit(0),
             hg("pull", "--rev", BASE, URL).exit(255),
+            hg("recover").exit(1),
+            hg("pull", "--rev", BASE, URL).exit(255),
+            ExpectRmdir(dir="wkdir", log_environ=False).exit(0),
+            hg("init", ".").exit(0),
+            hg("pull", "--rev", BASE, URL).exit(255),
         )
         self.expect_outcome(result=FAILURE, state_string=f"could not pull {BASE[:12]} (failure)")
         self.expect_property("gate_outcome", "checkout_failed")
+        return self.run_step()
+
+    def test_a_pull_broken_by_a_cancelled_build_is_recovered(self):
+        self.setup_step(GateCheckout(repourl=URL))
+        self.source()
+        self.expect_commands(
+            ExpectStat(file="wkdir/.hg", log_environ=False).exit(0),
+            hg("pull", "--rev", BASE, URL).exit(255),  # abandoned transaction
+            hg("recover").exit(0),
+            hg("pull", "--rev", BASE, URL).exit(0),
+            hg("log", "--rev", "not public()", "--template", "{node}\n").stdout("").exit(0),
+            hg("update", "--clean", "--rev", BASE).exit(0),
+            hg("--config", "extensions.purge=", "purge", "--all").exit(0),
+        )
+        self.expect_outcome(result=SUCCESS, state_string=f"base {BASE[:12]}")
         return self.run_step()
 
     def test_build_without_a_pinned_base_runs_nothing(self):
