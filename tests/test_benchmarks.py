@@ -36,3 +36,14 @@ def test_poller_scale_counts_requests_that_follow_the_changed_issues(tmp_path):
     # One search per poll when nothing changed; each changed issue adds its own reads.
     assert by_changed[0]["requests_per_poll"] == 1.0
     assert by_changed[3]["requests_per_poll"] > 1.0
+
+
+@pytest.mark.e2e
+def test_drain_harness_runs_a_tiny_queue_in_both_modes(tmp_path):
+    drain = load("drain")
+    fates = drain.plan(20, seed=1)
+    assert (fates.count("fail"), fates.count("flaky")) == (2, 1)  # 10% and 3%, seeded
+    result = drain.run_one(1, 3, "speculative", 2, 0.5, 1, tmp_path)
+    assert result["landed"] + result["failing"] == 3
+    assert 0 < result["ideal_over_measured"] < 1
+    assert result["approval_latency_seconds"] is not None

@@ -8,6 +8,8 @@ A checkout holding ``sample_wait.txt`` waits while the path written in it exists
 on top of it) until a test lets go.
 GATE_SAMPLE_SLEEP    seconds every run takes at least (the benchmarks' fixed test duration)
 GATE_SAMPLE_FLAKY    if this file exists, remove it and fail: one flaky failure, cured by a rerun
+GATE_SAMPLE_FLAKY_DIR  a tree holding bench_flaky_<name> fails the first run that sees it (the
+                     benchmarks' seeded flaky patches); bench_fail_<name> always fails
 """
 
 import os
@@ -45,6 +47,19 @@ def main():
             return 1
         except FileNotFoundError:
             pass
+
+    here = os.path.dirname(os.path.abspath(__file__))
+    broken = sorted(n for n in os.listdir(here) if n.startswith("bench_fail_"))
+    if broken:
+        print(f"FAIL test_bench: {broken[0]} breaks the suite")
+        return 1
+    seen = os.environ.get("GATE_SAMPLE_FLAKY_DIR")
+    for name in sorted(n for n in os.listdir(here) if n.startswith("bench_flaky_")):
+        marker = os.path.join(seen or here, name + ".seen")
+        if seen and not os.path.exists(marker):
+            open(marker, "w").close()
+            print(f"FAIL test_bench: {name} failed once (a flaky test)")
+            return 1
 
     import calc
 

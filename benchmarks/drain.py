@@ -1,0 +1,198 @@
+"""Drain benchmark, real processes: how long a real gate takes to drain K approved patches with W
+workers, serial and speculative, against the ideal for that run.
+
+A real master from master.cfg.example, W local workers on one stable builder, hg serve, the
+Rietveld stand-in with K patches; a seeded 10% break the tests and a seeded 3% fail once (a flaky
+test) and are rechecked by a comment when ejected. The test suite takes T seconds. All K are
+approved at once; the clock stops when every patch has landed or ended ejected.
+
+Approval latency is the shortest time from an LGTM to the first build of that patch starting
+(the gate's reaction time, with the poll interval stated); the median includes queueing.
+
+The ideal lower bound: R test runs are unavoidable (one per patch, plus one more per flaky
+patch); with W workers and a suite of T seconds they need at least ceil(R / W) * T seconds.
+``ideal_over_measured`` is that bound over the measured drain time (1.0 would be perfect).
+
+    python benchmarks/drain.py [--workers 1 2 4] [--patches 20 100] [--test-seconds 2] [--seed 1]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import random
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks.model_scale import machine
+from benchmarks.poller_scale import cpu_seconds
+from buildbot_gate.testing.world import COMMITTER
+from buildbot_gate.testing.world import GateWorld
+from buildbot_gate.testing.world import new_file_diff
+
+
+def rss_peak_mib(pid: int) -> float:
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def plan(patches: int, seed: int) -> list[str]:
+    """Each patch's fate: "pass", "fail" (10%) or "flaky" (3%), seeded."""
+    rng = random.Random(seed)
+    fates = ["pass"] * patches
+    picks = rng.sample(range(patches), k=max(1, round(patches * 0.10)) + round(patches * 0.03))
+    n_fail = max(1, round(patches * 0.10))
+    for i, p in enumerate(picks):
+        fates[p] = "fail" if i < n_fail else "flaky"
+    return fates
+
+
+def run_one(
+    workers: int, patches: int, mode: str, window: int, test_seconds: float, seed: int, root: Path
+) -> dict:
+    fates = plan(patches, seed)
+    flaky_dir = root / "flaky-seen"
+    flaky_dir.mkdir(parents=True)
+    world = GateWorld(
+        root / "gate",
+        workers=workers,
+        env={"GATE_WINDOW": "serial" if mode == "serial" else str(window)},
+        worker_env={
+            "GATE_SAMPLE_SLEEP": str(test_seconds),
+            "GATE_SAMPLE_FLAKY_DIR": str(flaky_dir),
+        },
+    )
+    try:
+        issues = []
+        for n, fate in enumerate(fates):
+            files = new_file_diff(f"d{n}.py", [f"D = {n}"])
+            if fate != "pass":
+                files += new_file_diff(f"bench_{fate}_{n}", ["x"])
+            issues.append(world.upload(f"Patch {n} ({fate})", files, "Type: enhancement"))
+        assert world.master.proc is not None
+        pid = world.master.proc.pid
+        cpu_before = cpu_seconds(pid)
+        started = time.monotonic()
+        approved_at = {}
+        for issue in issues:
+            world.rietveld.lgtm(issue, COMMITTER, "LGTM")
+            approved_at[issue] = time.time()
+        rechecked: set[int] = set()
+        final: dict[int, str] = {}
+        while len(final) < len(issues):
+            for issue, fate in zip(issues, fates, strict=True):
+                if issue in final:
+                    continue
+                comments = world.gate_comments(issue)
+                if any(c.startswith("Landed") for c in comments):
+                    final[issue] = "landed"
+                elif any(c.startswith("Not landed") for c in comments):
+                    if fate == "flaky" and issue not in rechecked:
+                        world.rietveld.post_message(issue, "bob@example.org", "recheck")
+                        rechecked.add(issue)
+                    elif (
+                        fate != "flaky"
+                        or len([c for c in comments if c.startswith("Not landed")]) > 1
+                    ):
+                        final[issue] = "ejected"
+            if time.monotonic() - started > 3600:
+                raise TimeoutError(f"not drained after an hour: {len(final)}/{len(issues)}")
+            time.sleep(0.5)
+        measured = time.monotonic() - started
+        cpu = cpu_seconds(pid) - cpu_before
+        landed = sum(1 for v in final.values() if v == "landed")
+        builds = world.master.rest.builds("gate-test")
+        first_start = {}
+        for b in builds:
+            issue = (b.get("properties") or {}).get("gate_issue", [None])[0]
+            if issue in approved_at and b.get("started_at"):
+                first_start[issue] = min(first_start.get(issue, 1e18), b["started_at"])
+        latencies = sorted(first_start[i] - approved_at[i] for i in first_start)
+        runs = patches + fates.count("flaky")
+        ideal = math.ceil(runs / workers) * test_seconds
+        world.assert_audited()
+        return {
+            "workers": workers,
+            "patches": patches,
+            "mode": mode,
+            "window": 1 if mode == "serial" else window,
+            "test_seconds": test_seconds,
+            "seed": seed,
+            "failing": fates.count("fail"),
+            "flaky": fates.count("flaky"),
+            "landed": landed,
+            "drain_seconds": round(measured, 1),
+            "ideal_seconds": round(ideal, 1),
+            "ideal_over_measured": round(ideal / measured, 3),
+            "test_builds": len(builds),
+            "master_cpu_seconds": round(cpu, 2),
+            "master_cpu_seconds_per_landed": round(cpu / max(1, landed), 3),
+            "master_wall_seconds_per_landed_beyond_tests": round(
+                max(0.0, measured - ideal) / max(1, landed), 2
+            ),
+            "master_peak_rss_mib": round(rss_peak_mib(pid), 1),
+            "approval_latency_seconds": round(latencies[0], 2) if latencies else None,
+            "approval_to_own_first_build_median_seconds": (
+                round(latencies[len(latencies) // 2], 2) if latencies else None
+            ),
+            "poll_interval_seconds": 1,
+        }
+    finally:
+        world.close()
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--workers", type=int, nargs="+", default=[1, 2, 4])
+    p.add_argument("--patches", type=int, nargs="+", default=[20, 100])
+    p.add_argument("--test-seconds", type=float, default=2.0)
+    p.add_argument("--window", type=int, default=4)
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--out", default=str(Path(__file__).parent / "results" / "drain.json"))
+    args = p.parse_args()
+    results = []
+    for w in args.workers:
+        for k in args.patches:
+            pair = {}
+            for mode in ("serial", "speculative"):
+                with tempfile.TemporaryDirectory(prefix="gate-drain-") as tmp:
+                    r = run_one(w, k, mode, args.window, args.test_seconds, args.seed, Path(tmp))
+                print(json.dumps(r), flush=True)
+                pair[mode] = r
+            results.append(
+                {
+                    "workers": w,
+                    "patches": k,
+                    "serial": pair["serial"],
+                    "speculative": pair["speculative"],
+                    "speculative_over_serial": round(
+                        pair["serial"]["drain_seconds"] / pair["speculative"]["drain_seconds"], 3
+                    ),
+                }
+            )
+    print(
+        f"{'W':>2} {'K':>4} {'serial s':>9} {'spec. s':>8} {'ideal s':>8} "
+        f"{'ideal/ser':>9} {'ideal/spec':>10} {'spec/ser':>8}"
+    )
+    for r in results:
+        s, q = r["serial"], r["speculative"]
+        print(
+            f"{r['workers']:>2} {r['patches']:>4} {s['drain_seconds']:>9} {q['drain_seconds']:>8} "
+            f"{s['ideal_seconds']:>8} {s['ideal_over_measured']:>9} {q['ideal_over_measured']:>10} "
+            f"{r['speculative_over_serial']:>8}"
+        )
+    Path(args.out).write_text(json.dumps({"machine": machine(), "runs": results}, indent=2) + "\n")
+    print(f"saved {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
