@@ -7,7 +7,6 @@ cancels buildsets, reads their results back, and announces every decision on the
 from __future__ import annotations
 
 import os
-import re
 import shutil
 import sys
 from collections.abc import Mapping
@@ -17,42 +16,31 @@ from typing import ClassVar
 
 from buildbot import config
 from buildbot.changes.changes import Change
-from buildbot.data import resultspec
-from buildbot.process.properties import Properties
 from buildbot.schedulers.base import ReconfigurableBaseScheduler
 from twisted.internet import defer
 from twisted.internet import task
 from twisted.logger import Logger
 
+from buildbot_gate import admission
 from buildbot_gate import outcomes
 from buildbot_gate.diffs import DEFAULT_MAX_BYTES
-from buildbot_gate.diffs import DiffError
-from buildbot_gate.diffs import inspect
-from buildbot_gate.diffs import summarize
-from buildbot_gate.hgremote import TipError
-from buildbot_gate.hgremote import branch_tip
+from buildbot_gate.launch import BuildsetLauncher
 from buildbot_gate.model import Approved
 from buildbot_gate.model import CancelBuildset
 from buildbot_gate.model import Decision
 from buildbot_gate.model import GateState
-from buildbot_gate.model import Item
 from buildbot_gate.model import ItemState
-from buildbot_gate.model import LandStarted
 from buildbot_gate.model import MergeNow
 from buildbot_gate.model import Notify
 from buildbot_gate.model import Policy
 from buildbot_gate.model import Recheck
 from buildbot_gate.model import Refuse
 from buildbot_gate.model import Resume
-from buildbot_gate.model import StartFailed
 from buildbot_gate.model import StartLand
 from buildbot_gate.model import StartTest
-from buildbot_gate.model import TestStarted
 from buildbot_gate.model import Withdrawn
 from buildbot_gate.model import decide
 from buildbot_gate.model import tick
-from buildbot_gate.paths import all_match
-from buildbot_gate.paths import matches
 from buildbot_gate.paths import per_branch
 from buildbot_gate.protocol import CATEGORIES
 from buildbot_gate.protocol import MERGE_NOW
@@ -61,7 +49,6 @@ from buildbot_gate.protocol import WITHDRAWN
 from buildbot_gate.protocol import decision_key
 
 log = Logger()
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]|\n(?=.)")
 
 STATE_KEY = "gate"
 # The number of the last change the gate has acted on: changes after it are replayed at start,
@@ -74,7 +61,7 @@ def _default_hg() -> str:
     return shutil.which("hg") or beside
 
 
-class GateScheduler(ReconfigurableBaseScheduler):
+class GateScheduler(BuildsetLauncher, ReconfigurableBaseScheduler):
     """A gate queue per target branch: tests on every one of ``testBuilders`` (the stable fleet),
     pushes on ``landBuilder``; serial, or speculatively pipelined with a ``window``.
 
@@ -153,7 +140,7 @@ class GateScheduler(ReconfigurableBaseScheduler):
             config.error("GateScheduler: maxAttempts must be a positive integer")
         windows = window.values() if isinstance(window, Mapping) else [window]
         for w in windows:
-            if window_size(w) is None:
+            if admission.window_size(w) is None:
                 config.error(
                     f"GateScheduler: a window is 'serial' or a positive integer, not {w!r}"
                 )
@@ -205,7 +192,10 @@ class GateScheduler(ReconfigurableBaseScheduler):
         self.maxDiffBytes = maxDiffBytes
         self.policy = Policy(
             max_attempts=maxAttempts,
-            windows={b: window_size(per_branch(window, b, "serial")) or 1 for b in self.branches},
+            windows={
+                b: admission.window_size(per_branch(window, b, "serial")) or 1
+                for b in self.branches
+            },
             window_floor=windowFloor,
         )
 
@@ -304,13 +294,14 @@ class GateScheduler(ReconfigurableBaseScheduler):
             detail = f"Not queued: {unsafe}. Nothing was run; upload a new patchset to try again."
             self._announce(
                 "refused",
-                {**_refusal(issue, props, change.branch, self.branches), "detail": detail},
+                {**self._refusal(issue, props, change.branch), "detail": detail},
             )
             return
         news = self._edits_shared_news(change)
         if news:
             self._announce(
-                "refused", {**_refusal(issue, props, change.branch, self.branches), "detail": news}
+                "refused",
+                {**self._refusal(issue, props, change.branch), "detail": news},
             )
             log.info("issue {issue} not queued: {news}", issue=issue, news=news)
             return
@@ -321,7 +312,7 @@ class GateScheduler(ReconfigurableBaseScheduler):
                 branch=change.branch,
                 name=self.name,
             )
-            self._announce("refused", _refusal(issue, props, change.branch, self.branches))
+            self._announce("refused", self._refusal(issue, props, change.branch))
             return
         event = Approved(
             issue=issue,
@@ -387,162 +378,22 @@ class GateScheduler(ReconfigurableBaseScheduler):
                 log.info("issue {issue}: {detail}", issue=action.issue, detail=action.detail)
                 self._announce("refused", {"issue": action.issue, "detail": action.detail})
 
-    async def _start(self, item: Item, *, land: bool, stack: Sequence[Item] = ()) -> None:
-        """Create the buildset for ``item``: tests of base + ``stack`` + its patch on the
-        stable fleet (or the docs builders), or the land build that pushes the tested node."""
-        try:
-            change = await self._change(item)
-            diff = _change_prop(change, "gate_diff")
-            summary = summarize(diff)
-            if land or item.base:
-                base = item.base
-            else:
-                base = await branch_tip(self.hgbin, str(self.repourl), item.branch)
-            below = [await self._stacked(other) for other in stack]
-        except (StartError, TipError, DiffError) as e:
-            log.warn("{item}: could not start: {e}", item=item.describe(), e=e)
-            await self._apply(StartFailed(item.issue, item.branch, str(e)))
-            return
-        review_url = _change_prop(change, "gate_review_url") or ""
-        sourcestamp = {
-            "codebase": "",
-            "repository": self.repourl,
-            "branch": item.branch,
-            "revision": base,
-            "project": "",
-            "patch_body": diff,
-            "patch_level": summary.strip,
-            "patch_author": item.owner,
-            "patch_comment": _commit_message(item, review_url),
-        }
-        docs_only = not land and self._docs_only(item.branch, summary.paths)
-        props = Properties()
-        props.setProperty("gate_issue", item.issue, "Gate")
-        props.setProperty("gate_patchset", item.patchset, "Gate")
-        props.setProperty("gate_branch", item.branch, "Gate")
-        props.setProperty("gate_subject", item.subject, "Gate")
-        props.setProperty("gate_review_url", review_url, "Gate")
-        props.setProperty("gate_commit_date", _commit_date(change), "Gate")
-        # The patches of the items ahead, committed in this order before this one.
-        props.setProperty("gate_stack", below, "Gate")
-        props.setProperty("gate_docs_only", docs_only, "Gate")
-        if land:
-            props.setProperty("gate_expected_node", item.tested_node, "Gate")
-            # For the auditor: the green builds this push rests on.
-            props.setProperty("gate_tested_buildset", item.tested_buildset, "Gate")
-            builders = [str(self.landBuilder)]
-        else:
-            builders = self.docsBuilders if docs_only else self.testBuilders
-        kind = "land" if land else "docs" if docs_only else "test"
-        on_top = f" on top of {', '.join(str(o.issue) for o in stack)}" if stack else ""
-        bsid, _ = await self.addBuildsetForSourceStamps(
-            sourcestamps=[sourcestamp],
-            reason=f"{'land ' if land else ''}issue {item.issue} ps {item.patchset}: "
-            f"{item.subject}{on_top}",
-            external_idstring=f"gate-{kind}-{item.issue}-{item.patchset}-{item.branch}",
-            properties=props,
-            builderNames=builders,
-        )
-        log.info(
-            "{item}: {kind} buildset {bsid} on base {base}{on_top}",
-            item=item.describe(),
-            kind=kind,
-            bsid=bsid,
-            base=(base or "")[:12],
-            on_top=on_top,
-        )
-        if land:
-            await self._apply(LandStarted(item.issue, item.branch, bsid))
-            return
-        advisory = None
-        if self.unstableBuilders and not docs_only:
-            # Run, for information only, on the builders that do not gate.
-            advisory, _ = await self.addBuildsetForSourceStamps(
-                sourcestamps=[sourcestamp],
-                reason=f"advisory: issue {item.issue} ps {item.patchset}: {item.subject}{on_top}",
-                external_idstring=f"gate-advisory-{item.issue}-{item.patchset}-{item.branch}",
-                properties=props,
-                builderNames=self.unstableBuilders,
-            )
-        await self._apply(TestStarted(item.issue, item.branch, str(base), bsid, advisory))
-
-    async def _change(self, item: Item) -> dict[str, Any]:
-        change = await self.master.data.get(("changes", item.changeid))
-        if change is None:
-            raise StartError(
-                f"change {item.changeid} holding the patch of {item.describe()} is gone"
-            )
-        return dict(change)
-
-    async def _stacked(self, item: Item) -> dict[str, Any]:
-        """How a build commits the patch of ``item`` under another one: exactly as ``item``'s own
-        builds do, so that the changeset ids match."""
-        change = await self._change(item)
-        summarize(_change_prop(change, "gate_diff"))  # refuse now what the step would refuse
-        return {
-            "changeid": item.changeid,
-            "issue": item.issue,
-            "patchset": item.patchset,
-            "author": item.owner,
-            "date": _commit_date(change),
-            "message": _commit_message(item, _change_prop(change, "gate_review_url") or ""),
-        }
-
-    def _docs_only(self, branch: str, paths: Sequence[str]) -> bool:
-        if not self.docsBuilders:
-            return False
-        return all_match(paths, per_branch(self.docsPaths, branch, ()))
-
     def _unsafe(self, change: Any) -> str | None:
-        """Why the patch must not reach a worker (hostile or broken diff, bad metadata), or None."""
         props = change.properties
-        for what, value in (
-            ("owner", change.who),
-            ("subject", props.getProperty("gate_subject")),
-        ):
-            text = str(value or "")
-            try:
-                text.encode("utf-8")
-            except UnicodeEncodeError:
-                return f"the {what} of the issue is not valid UTF-8 text"
-            if _CONTROL.search(text if what == "owner" else text.replace("\n", " ")):
-                return f"the {what} of the issue contains control characters"
-        try:
-            inspect(str(props.getProperty("gate_diff") or ""), self.maxDiffBytes)
-        except DiffError as e:
-            return str(e)
-        return None
+        return admission.unsafe(
+            change.who,
+            props.getProperty("gate_subject"),
+            props.getProperty("gate_diff"),
+            self.maxDiffBytes,
+        )
+
+    def _refusal(self, issue: int, props: Any, branch: str) -> dict[str, Any]:
+        return admission.refusal(issue, props, branch, self.branches)
 
     def _edits_shared_news(self, change: Any) -> str | None:
-        """Why the patch cannot be queued when it edits a shared NEWS file, else None."""
-        if not self.newsFiles:
-            return None
-        try:
-            paths = summarize(change.properties.getProperty("gate_diff") or "").paths
-        except DiffError:
-            return None  # the start refuses it with its own reason
-        shared = [p for p in paths if any(matches(p, n) for n in self.newsFiles)]
-        if not shared:
-            return None
-        where = (
-            f"add the entry as a new file under {self.newsDirectory}/"
-            if self.newsDirectory
-            else "leave the entry out"
+        return admission.shared_news_edit(
+            change.properties.getProperty("gate_diff"), self.newsFiles, self.newsDirectory
         )
-        return (
-            f"Not queued: the patch edits {', '.join(shared)}, which every queued patch would "
-            f"conflict on; {where} instead, and upload a new patchset."
-        )
-
-    async def _cancel(self, action: CancelBuildset) -> None:
-        requests = await self.master.data.get(
-            ("buildrequests",), filters=[resultspec.Filter("buildsetid", "eq", [action.buildset])]
-        )
-        for br in requests:
-            if not br["complete"]:
-                await self.master.data.control(
-                    "cancel", {"reason": action.reason}, ("buildrequests", br["buildrequestid"])
-                )
 
     async def _notify(self, action: Notify, reports: Sequence[outcomes.BuildReport]) -> None:
         item = action.item
@@ -583,10 +434,6 @@ class GateScheduler(ReconfigurableBaseScheduler):
         return self._state
 
 
-class StartError(Exception):
-    pass
-
-
 class _locked:
     """``async with`` for a Twisted DeferredLock."""
 
@@ -598,41 +445,3 @@ class _locked:
 
     async def __aexit__(self, *exc: object) -> None:
         self.lock.release()
-
-
-def _change_prop(change: dict[str, Any], name: str) -> Any:
-    value = (change.get("properties") or {}).get(name)
-    return value[0] if isinstance(value, list | tuple) else value
-
-
-def _commit_date(change: dict[str, Any]) -> str:
-    return f"{int(change['when_timestamp'])} 0"
-
-
-def window_size(value: Any) -> int | None:
-    """``"serial"`` is a window of 1; otherwise a positive integer (None when invalid)."""
-    if value == "serial":
-        return 1
-    if isinstance(value, int) and not isinstance(value, bool) and value >= 1:
-        return value
-    if isinstance(value, str) and value.isdigit() and int(value) >= 1:
-        return int(value)
-    return None
-
-
-def _commit_message(item: Item, review_url: str) -> str:
-    lines = [item.subject.strip() or f"Issue {item.issue}", ""]
-    if review_url:
-        lines.append(f"Reviewed-on: {review_url}")
-    lines.append(f"Approved-by: {item.approver}")
-    return "\n".join(lines)
-
-
-def _refusal(issue: int, props: Any, branch: str, gated: Sequence[str]) -> dict[str, Any]:
-    return {
-        "issue": issue,
-        "patchset": props.getProperty("gate_patchset"),
-        "branch": branch,
-        "subject": props.getProperty("gate_subject"),
-        "detail": f"Not queued: branch {branch!r} is not gated here (gated: {', '.join(gated)})",
-    }

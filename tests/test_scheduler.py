@@ -14,7 +14,7 @@ from buildbot.test.util.scheduler import SchedulerMixin
 from twisted.internet import defer
 from twisted.trial import unittest
 
-from buildbot_gate import scheduler as scheduler_module
+from buildbot_gate import launch as launch_module
 from buildbot_gate.hgremote import TipError
 from buildbot_gate.scheduler import GateScheduler
 
@@ -36,7 +36,7 @@ class SchedulerCase(SchedulerMixin, TestReactorMixin, unittest.TestCase):
         self.setup_test_reactor()
         yield self.setUpScheduler()
         self.tips = [TIP]
-        self.patch(scheduler_module, "branch_tip", self.fake_tip)
+        self.patch(launch_module, "branch_tip", self.fake_tip)
         yield self.master.db.insert_test_data([fakedb.Worker(id=13, name="w1")])
         self.next_buildid = 1000
 

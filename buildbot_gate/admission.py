@@ -1,0 +1,81 @@
+"""Which approved patches may join a gate queue, and the window setting: pure checks.
+
+The scheduler asks these before queueing anything, so a hostile or broken patch is refused with a
+reason on the review and never reaches a worker.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from typing import Any
+
+from buildbot_gate.diffs import DiffError
+from buildbot_gate.diffs import inspect
+from buildbot_gate.diffs import summarize
+from buildbot_gate.paths import matches
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]|\n(?=.)")
+
+
+def unsafe(owner: Any, subject: Any, diff: Any, max_bytes: int | None) -> str | None:
+    """Why the patch must not reach a worker (hostile or broken diff, bad metadata), or None."""
+    for what, value in (("owner", owner), ("subject", subject)):
+        text = str(value or "")
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            return f"the {what} of the issue is not valid UTF-8 text"
+        if _CONTROL.search(text if what == "owner" else text.replace("\n", " ")):
+            return f"the {what} of the issue contains control characters"
+    try:
+        inspect(str(diff or ""), max_bytes)
+    except DiffError as e:
+        return str(e)
+    return None
+
+
+def shared_news_edit(
+    diff: Any, news_files: Sequence[str], news_directory: str | None
+) -> str | None:
+    """Why the patch cannot be queued when it edits a shared NEWS file, else None."""
+    if not news_files:
+        return None
+    try:
+        paths = summarize(str(diff or "")).paths
+    except DiffError:
+        return None  # the start refuses it with its own reason
+    shared = [p for p in paths if any(matches(p, n) for n in news_files)]
+    if not shared:
+        return None
+    where = (
+        f"add the entry as a new file under {news_directory}/"
+        if news_directory
+        else "leave the entry out"
+    )
+    return (
+        f"Not queued: the patch edits {', '.join(shared)}, which every queued patch would "
+        f"conflict on; {where} instead, and upload a new patchset."
+    )
+
+
+def window_size(value: Any) -> int | None:
+    """``"serial"`` is a window of 1; otherwise a positive integer (None when invalid)."""
+    if value == "serial":
+        return 1
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 1:
+        return value
+    if isinstance(value, str) and value.isdigit() and int(value) >= 1:
+        return int(value)
+    return None
+
+
+def refusal(issue: int, props: Any, branch: str, gated: Sequence[str]) -> dict[str, Any]:
+    """The announcement for a patch aimed at a branch this gate does not gate."""
+    return {
+        "issue": issue,
+        "patchset": props.getProperty("gate_patchset"),
+        "branch": branch,
+        "subject": props.getProperty("gate_subject"),
+        "detail": f"Not queued: branch {branch!r} is not gated here (gated: {', '.join(gated)})",
+    }
