@@ -3,8 +3,6 @@
 No Twisted, no IO, no Buildbot imports, so every ordering rule is checked by fast unit tests.
 """
 
-from buildbot_gate.model.gate import GateState
-from buildbot_gate.model.gate import Policy
 from buildbot_gate.model.gate import decide
 from buildbot_gate.model.gate import tick
 from buildbot_gate.model.items import Approved
@@ -25,6 +23,8 @@ from buildbot_gate.model.items import StartLand
 from buildbot_gate.model.items import StartTest
 from buildbot_gate.model.items import TestStarted
 from buildbot_gate.model.items import Withdrawn
+from buildbot_gate.model.state import GateState
+from buildbot_gate.model.state import Policy
 
 __all__ = [
     "Approved",

@@ -1,0 +1,460 @@
+"""The gate's decisions: from the queue state and one event, the next state and the actions.
+
+Pure functions over frozen records; the scheduler persists the state and carries out the actions.
+"""
+
+from __future__ import annotations
+
+import attrs
+
+from buildbot_gate.model.items import Action
+from buildbot_gate.model.items import Approved
+from buildbot_gate.model.items import BuildsetFinished
+from buildbot_gate.model.items import CancelBuildset
+from buildbot_gate.model.items import Decision
+from buildbot_gate.model.items import Event
+from buildbot_gate.model.items import Item
+from buildbot_gate.model.items import ItemState
+from buildbot_gate.model.items import LandStarted
+from buildbot_gate.model.items import MergeNow
+from buildbot_gate.model.items import Notify
+from buildbot_gate.model.items import Outcome
+from buildbot_gate.model.items import Recheck
+from buildbot_gate.model.items import Refuse
+from buildbot_gate.model.items import Resume
+from buildbot_gate.model.items import StartFailed
+from buildbot_gate.model.items import StartLand
+from buildbot_gate.model.items import StartTest
+from buildbot_gate.model.items import TestStarted
+from buildbot_gate.model.state import HISTORY_LIMIT
+from buildbot_gate.model.state import GateState
+from buildbot_gate.model.state import Policy
+
+
+class _Step:
+    """Accumulates the new state and the actions while one event is decided."""
+
+    def __init__(self, state: GateState) -> None:
+        self.state = state
+        self.actions: list[Action] = []
+        self.touched: set[str] = set()  # branches whose items changed: to be scheduled again
+
+    def replace(self, old: Item, new: Item) -> Item:
+        items = tuple(new if i is old else i for i in self.state.items)
+        self.state = attrs.evolve(self.state, items=items)
+        self.touched.add(new.branch)
+        return new
+
+    def add(self, item: Item) -> None:
+        seq = max(self.state.next_seq, item.seq + 1)
+        self.state = attrs.evolve(self.state, items=(*self.state.items, item), next_seq=seq)
+        self.touched.add(item.branch)
+
+    def finish(self, old: Item, new: Item) -> None:
+        """Move ``old`` out of the queue into the history as ``new``."""
+        self.touched.add(old.branch)
+        items = tuple(i for i in self.state.items if i is not old)
+        done = (*self.state.done, new)[-HISTORY_LIMIT:]
+        self.state = attrs.evolve(self.state, items=items, done=done)
+
+    def emit(self, *actions: Action) -> None:
+        self.actions.extend(actions)
+
+
+def decide(
+    state: GateState, event: Event, policy: Policy | None = None
+) -> tuple[GateState, list[Action]]:
+    """Apply ``event`` to ``state``; return the new state and what the adapters must do."""
+    policy = policy or Policy()
+    step = _Step(state)
+    if isinstance(event, Approved):
+        _approved(step, event)
+    elif isinstance(event, TestStarted | LandStarted):
+        _started(step, event)
+    elif isinstance(event, StartFailed):
+        _start_failed(step, event)
+    elif isinstance(event, BuildsetFinished):
+        _finished(step, event, policy)
+    elif isinstance(event, Resume):
+        _resume(step)
+    elif isinstance(event, Recheck):
+        _recheck(step, event)
+    elif isinstance(event, MergeNow):
+        _merge_now(step, event)
+    else:
+        _withdrawn(step, event.issue, event.reason)
+    # Only the queues whose items changed need scheduling again (all of them after a restart).
+    touched = step.touched | {b for _, b in state.held ^ step.state.held}
+    _schedule(step, policy, None if isinstance(event, Resume) else touched)
+    return step.state, step.actions
+
+
+def _approved(step: _Step, ev: Approved) -> None:
+    current = step.state.find(ev.issue, ev.branch)
+    if current is not None:
+        if current.patchset == ev.patchset:
+            return  # already queued: a repeated approval changes nothing
+        _withdraw_item(step, current, f"patchset {ev.patchset} supersedes {current.patchset}")
+    for done in step.state.done:
+        if (done.issue, done.patchset, done.branch, done.state) == (
+            ev.issue,
+            ev.patchset,
+            ev.branch,
+            ItemState.LANDED,
+        ):
+            return  # this exact patchset already landed on this branch: never land it twice
+    item = Item(
+        issue=ev.issue,
+        patchset=ev.patchset,
+        branch=ev.branch,
+        approver=ev.approver,
+        owner=ev.owner,
+        subject=ev.subject,
+        changeid=ev.changeid,
+        seq=step.state.next_seq,
+        reason=f"approved by {ev.approver}",
+    )
+    step.add(item)
+    position = len(step.state.queue(ev.branch))
+    step.emit(Notify(item, Decision.QUEUED, f"position {position} in the {ev.branch} queue"))
+
+
+def _recheck(step: _Step, ev: Recheck) -> None:
+    """Queue again, at the tail, the latest ejected patchset of each branch of ``ev.issue``."""
+    latest: dict[str, Item] = {}
+    for done in step.state.done:  # oldest first: the last one per branch wins
+        if done.issue == ev.issue:
+            latest[done.branch] = done
+    again = [
+        d
+        for d in latest.values()
+        if d.state == ItemState.EJECTED
+        and step.state.find(d.issue, d.branch) is None
+        and ev.patchset in (None, d.patchset)
+    ]
+    if not again:
+        why = "it is not ejected from any queue" if latest else "the gate has no record of it"
+        step.emit(Refuse(ev.issue, f"nothing to recheck for issue {ev.issue}: {why}"))
+        return
+    for done in again:
+        item = attrs.evolve(
+            _requeued(done, f"recheck requested by {ev.requester}"),
+            seq=step.state.next_seq,
+            attempts=0,
+            urgent=False,
+        )
+        step.add(item)
+        step.emit(Notify(item, Decision.RECHECKED, item.reason))
+
+
+def _merge_now(step: _Step, ev: MergeNow) -> None:
+    items = [i for i in step.state.items if i.issue == ev.issue]
+    if not items:
+        step.emit(Refuse(ev.issue, f"issue {ev.issue} is not in any gate queue (approve it first)"))
+        return
+    for item in items:
+        if item.urgent or item.state != ItemState.QUEUED:
+            continue  # already first, or already building
+        urgent = step.replace(
+            item, attrs.evolve(item, urgent=True, reason=f"merge now, by {ev.requester}")
+        )
+        step.emit(
+            Notify(urgent, Decision.PROMOTED, f"moved to the head of the {item.branch} queue")
+        )
+
+
+def _withdrawn(step: _Step, issue: int, reason: str) -> None:
+    for item in [i for i in step.state.items if i.issue == issue]:
+        _withdraw_item(step, item, reason)
+    # An ejected patchset whose approval no longer holds can no longer be rechecked.
+    done = tuple(
+        attrs.evolve(d, state=ItemState.WITHDRAWN, reason=f"{d.reason}; then {reason}")
+        if d.issue == issue and d.state == ItemState.EJECTED
+        else d
+        for d in step.state.done
+    )
+    step.state = attrs.evolve(step.state, done=done)
+
+
+def _withdraw_item(step: _Step, item: Item, reason: str) -> None:
+    _cancel(step, item, f"{item.describe()} withdrawn: {reason}")
+    gone = attrs.evolve(
+        item, state=ItemState.WITHDRAWN, buildset=None, advisory_buildset=None, reason=reason
+    )
+    step.finish(item, gone)
+    step.state = attrs.evolve(step.state, held=step.state.held - {item.key})
+    step.emit(Notify(gone, Decision.WITHDRAWN, reason))
+    _reset_behind(step, item, f"issue {item.issue} left the queue ahead of it")
+
+
+def _cancel(step: _Step, item: Item, reason: str) -> None:
+    """Stop the builds still running for ``item`` (its results no longer matter)."""
+    for bsid in (item.buildset, item.advisory_buildset):
+        if bsid is not None:
+            step.emit(CancelBuildset(bsid, reason))
+
+
+def _reset(step: _Step, item: Item, reason: str, *, attempt: bool = False) -> Item:
+    """Take ``item`` out of the pipeline, back to waiting; the items tested on it follow."""
+    _cancel(step, item, f"{item.describe()} reset: {reason}")
+    again = step.replace(item, _requeued(item, reason, attempt=attempt))
+    _reset_behind(step, item, f"issue {item.issue} ahead of it is tested again")
+    return again
+
+
+def _reset_behind(step: _Step, gone: Item, reason: str) -> None:
+    """Every item whose tested tree contains ``gone``'s patch must be tested again without it."""
+    for other in step.state.queue(gone.branch):
+        current = step.state.find(other.issue, other.branch)
+        if current is None or gone.issue not in current.ahead:
+            continue
+        again = _reset(step, current, reason)
+        step.emit(Notify(again, Decision.RESET, reason))
+
+
+def _started(step: _Step, ev: TestStarted | LandStarted) -> None:
+    item = step.state.find(ev.issue, ev.branch)
+    want = ItemState.TESTING if isinstance(ev, TestStarted) else ItemState.LANDING
+    if item is None or item.state != want or item.buildset is not None:
+        return
+    if isinstance(ev, TestStarted):
+        step.replace(
+            item,
+            attrs.evolve(
+                item,
+                buildset=ev.buildset,
+                base=item.base or ev.base,
+                advisory_buildset=ev.advisory_buildset,
+            ),
+        )
+    else:
+        step.replace(item, attrs.evolve(item, buildset=ev.buildset))
+
+
+def _start_failed(step: _Step, ev: StartFailed) -> None:
+    item = step.state.find(ev.issue, ev.branch)
+    if item is None or item.buildset is not None or not item.live:
+        return
+    # The same start again on the next tick (a dead server is not hammered); the items tested on
+    # top of it stay valid, since its tree does not change.
+    _retry_later(step, item, f"could not start: {ev.reason}", attempt=False)
+
+
+def _retry_later(step: _Step, item: Item, reason: str, *, attempt: bool) -> Item:
+    again = step.replace(
+        item,
+        attrs.evolve(
+            item,
+            buildset=None,
+            retry_pending=True,
+            attempts=item.attempts + (1 if attempt else 0),
+            reason=reason,
+        ),
+    )
+    step.state = attrs.evolve(step.state, held=step.state.held | {item.key})
+    return again
+
+
+def _resume(step: _Step) -> None:
+    for item in list(step.state.items):
+        current = step.state.find(item.issue, item.branch)
+        if current is None or current.buildset is not None:
+            continue
+        if current.retry_pending:
+            continue  # _schedule starts it again: the held set is cleared below
+        if current.state == ItemState.LANDING and current.tested_node:
+            # Tests passed but the land buildset was never created: create it now.
+            step.emit(StartLand(current))
+        elif current.state in (ItemState.TESTING, ItemState.LANDING):
+            _reset(step, current, "gate restarted before its build was created")
+    step.state = attrs.evolve(step.state, held=frozenset())
+
+
+def _requeued(item: Item, reason: str, *, attempt: bool = False) -> Item:
+    return attrs.evolve(
+        item,
+        state=ItemState.QUEUED,
+        buildset=None,
+        advisory_buildset=None,
+        base=None,
+        ahead=(),
+        slot=None,
+        tested_node=None,
+        tested_buildset=None,
+        retry_pending=False,
+        attempts=item.attempts + (1 if attempt else 0),
+        reason=reason,
+    )
+
+
+def _finished(step: _Step, ev: BuildsetFinished, policy: Policy) -> None:
+    found = step.state.by_buildset(ev.buildset)
+    if found is None:
+        return  # a buildset of a withdrawn or already-decided item
+    item = step.replace(found, attrs.evolve(found, buildset=None))  # finished: nothing to cancel
+    if item.state == ItemState.TESTING and ev.outcome == Outcome.PASSED:
+        tested = attrs.evolve(
+            item,
+            state=ItemState.TESTED,
+            buildset=None,
+            tested_node=ev.node,
+            tested_buildset=ev.buildset,
+            reason=ev.detail,
+        )
+        step.replace(item, tested)  # lands once everything ahead of it has landed
+    elif item.state == ItemState.TESTING and ev.outcome in (Outcome.TEST_FAILED, Outcome.CONFLICT):
+        _failing(step, item, ev.detail or ev.outcome.value, policy)
+    elif item.state == ItemState.LANDING and ev.outcome == Outcome.LANDED:
+        landed = attrs.evolve(
+            item, state=ItemState.LANDED, buildset=None, landed_node=ev.node, reason=ev.detail
+        )
+        step.finish(item, landed)
+        step.emit(Notify(landed, Decision.LANDED, ev.detail))
+        _resize(step, item.branch, policy, grow=True)
+        _rebase_behind(step, landed)
+    elif item.state == ItemState.LANDING and ev.outcome == Outcome.PUSH_RACE:
+        # The branch moved under the gate: every tree tested on the old tip is stale.
+        reason = "the branch moved before the push; retesting"
+        for other in step.state.queue(item.branch):
+            current = step.state.find(other.issue, other.branch)
+            if current is not None and current.state != ItemState.QUEUED:
+                again = _reset(step, current, reason)
+                decision = Decision.REQUEUED if current.issue == item.issue else Decision.RESET
+                step.emit(Notify(again, decision, reason))
+    else:
+        _infra_failure(step, item, ev, policy)
+
+
+def _rebase_behind(step: _Step, landed: Item) -> None:
+    """``landed`` is now part of the branch: the items tested on it are now based on its node."""
+    for other in list(step.state.items):
+        if other.branch == landed.branch and landed.issue in other.ahead:
+            ahead = tuple(i for i in other.ahead if i != landed.issue)
+            step.replace(other, attrs.evolve(other, ahead=ahead, base=landed.landed_node))
+
+
+def _failing(step: _Step, item: Item, reason: str, policy: Policy) -> None:
+    """The item failed: it is ejected once at the head (its failure may yet be the fault of an
+    item ahead of it, which would reset it); the items behind it go on without it."""
+    _resize(step, item.branch, policy, grow=False)
+    if step.state.queue(item.branch)[0] is item:
+        _eject(step, item, reason)  # nothing ahead of it: the failure is its own
+        return
+    failing = step.replace(
+        item, attrs.evolve(item, state=ItemState.FAILING, buildset=None, reason=reason)
+    )
+    _cancel(step, failing, f"{item.describe()} failed")
+    step.emit(Notify(failing, Decision.FAILING, reason))
+    _reset_behind(step, item, f"issue {item.issue} ahead of it failed; tested without it")
+
+
+def _resize(step: _Step, branch: str, policy: Policy, *, grow: bool) -> None:
+    current = step.state.window(branch, policy)
+    if grow:
+        size = min(policy.window(branch), current + 1)
+    else:
+        size = max(min(policy.window_floor, policy.window(branch)), current // 2, 1)
+    windows = dict(step.state.windows)
+    windows[branch] = size
+    step.state = attrs.evolve(step.state, windows=tuple(sorted(windows.items())))
+
+
+def _infra_failure(step: _Step, item: Item, ev: BuildsetFinished, policy: Policy) -> None:
+    """Not the patch's fault: run the same thing again in place on the next tick (the items
+    tested on top of it stay valid, since its tree does not change). A test run gives up after
+    ``max_attempts``; a push of a tested changeset never does (a dead hg server must not eject
+    good patches): it is retried every tick, and shows as such on the queue page."""
+    detail = ev.detail or f"{ev.outcome.value} while {item.state.value}"
+    if item.state == ItemState.TESTING and item.attempts + 1 >= policy.max_attempts:
+        _failing(step, item, f"gave up after {item.attempts + 1} attempts: {detail}", policy)
+        return
+    again = _retry_later(step, item, f"retrying: {detail}", attempt=True)
+    step.emit(Notify(again, Decision.REQUEUED, again.reason))
+
+
+def _retry_pending(step: _Step, branch: str) -> None:
+    for item in step.state.queue(branch):
+        if not item.retry_pending or item.key in step.state.held:
+            continue
+        again = step.replace(item, attrs.evolve(item, retry_pending=False))
+        if again.state == ItemState.LANDING:
+            step.emit(StartLand(again))
+        else:
+            step.emit(StartTest(again, _stack(step.state, again)))
+
+
+def _stack(state: GateState, item: Item) -> tuple[Item, ...]:
+    """The items whose patches go under ``item``'s, in order."""
+    found = []
+    for issue in item.ahead:
+        other = state.find(issue, item.branch)
+        if other is not None:
+            found.append(other)
+    return tuple(found)
+
+
+def _eject(step: _Step, item: Item, reason: str) -> None:
+    _cancel(step, item, f"{item.describe()} ejected")
+    gone = attrs.evolve(
+        item, state=ItemState.EJECTED, buildset=None, advisory_buildset=None, reason=reason
+    )
+    step.finish(item, gone)
+    step.emit(Notify(gone, Decision.EJECTED, reason))
+    _reset_behind(step, item, f"issue {item.issue} ahead of it was ejected")
+
+
+def _schedule(step: _Step, policy: Policy, branches: set[str] | None = None) -> None:
+    """Per branch: land or eject at the head, then fill the pipeline window from the waiting."""
+    for branch in step.state.branches():
+        if branches is not None and branch not in branches:
+            continue
+        _retry_pending(step, branch)
+        _settle_head(step, branch)
+        _fill_window(step, branch, policy)
+
+
+def _settle_head(step: _Step, branch: str) -> None:
+    while True:
+        queue = step.state.queue(branch)
+        if not queue:
+            return
+        head = queue[0]
+        if head.state == ItemState.FAILING:
+            _eject(step, head, head.reason)  # nothing ahead of it is left to blame
+            continue
+        if head.state == ItemState.TESTED:
+            landing = step.replace(
+                head, attrs.evolve(head, state=ItemState.LANDING, reason="landing")
+            )
+            step.emit(StartLand(landing))
+        return
+
+
+def _fill_window(step: _Step, branch: str, policy: Policy) -> None:
+    queue = step.state.queue(branch)
+    live = [i for i in queue if i.live]
+    window = step.state.window(branch, policy)
+    for candidate in (i for i in queue if i.state == ItemState.QUEUED):
+        if len(live) >= window or candidate.key in step.state.held:
+            return
+        if live and (live[0].base is None or live[0].retry_pending):
+            return  # the base is known once the head's build is created; fill then
+        testing = attrs.evolve(
+            candidate,
+            state=ItemState.TESTING,
+            base=live[0].base if live else None,
+            ahead=tuple(i.issue for i in live),
+            slot=step.state.next_slot,
+            reason="testing",
+        )
+        step.state = attrs.evolve(step.state, next_slot=step.state.next_slot + 1)
+        step.replace(candidate, testing)
+        step.emit(StartTest(testing, tuple(live)))
+        live.append(testing)
+
+
+def tick(state: GateState, policy: Policy | None = None) -> tuple[GateState, list[Action]]:
+    """Release held items (periodic retry after a failed start)."""
+    step = _Step(attrs.evolve(state, held=frozenset()))
+    _schedule(step, policy or Policy())
+    return step.state, step.actions
