@@ -22,7 +22,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.model_scale import machine
-from buildbot_gate.testing.processes import BuildbotMaster
+from buildbot_gate.testing.masters import BuildbotMaster
 from buildbot_gate.testing.processes import RietveldStandin
 from buildbot_gate.testing.world import new_file_diff
 

@@ -11,12 +11,12 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from buildbot_gate.testing.processes import BuildbotMaster
-from buildbot_gate.testing.processes import BuildbotWorker
+from buildbot_gate.testing.masters import BuildbotMaster
+from buildbot_gate.testing.masters import BuildbotWorker
+from buildbot_gate.testing.masters import prop
 from buildbot_gate.testing.processes import HgUpstream
 from buildbot_gate.testing.processes import RietveldStandin
 from buildbot_gate.testing.processes import ignore_errors
-from buildbot_gate.testing.processes import prop
 from buildbot_gate.testing.processes import tool
 from buildbot_gate.testing.processes import wait_until
 

@@ -14,7 +14,7 @@ import pytest
 from buildbot.process.results import RETRY
 from buildbot.process.results import SUCCESS
 
-from buildbot_gate.testing.processes import prop
+from buildbot_gate.testing.masters import prop
 from buildbot_gate.testing.processes import wait_until
 from buildbot_gate.testing.world import GATE_TOKEN
 from buildbot_gate.testing.world import RELEASE_MANAGER

@@ -11,7 +11,7 @@ import os
 
 import pytest
 
-from buildbot_gate.testing.processes import prop
+from buildbot_gate.testing.masters import prop
 from buildbot_gate.testing.processes import run
 from buildbot_gate.testing.processes import tool
 from buildbot_gate.testing.processes import wait_until

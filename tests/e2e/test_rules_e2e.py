@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from buildbot_gate.testing.processes import prop
+from buildbot_gate.testing.masters import prop
 from buildbot_gate.testing.processes import wait_until
 from buildbot_gate.testing.world import COMMITTER
 from buildbot_gate.testing.world import RELEASE_MANAGER
