@@ -1,8 +1,9 @@
 """Real processes on 127.0.0.1 for the end-to-end tests, the demo and the benchmarks.
 
 Each class starts one real program (``hg serve``, the Rietveld stand-in) in a directory it owns,
-waits until it answers, and stops it; the Buildbot master and workers are in :mod:`.masters`. Nothing here
-runs inside a Buildbot master; it is plain blocking code for test fixtures and command lines.
+waits until it answers, and stops it; the Buildbot master and workers are in :mod:`.masters`.
+Nothing here runs inside a Buildbot master; it is plain blocking code for test fixtures and
+command lines.
 """
 
 from __future__ import annotations

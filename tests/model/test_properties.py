@@ -175,7 +175,7 @@ class World:
     def drain(self) -> None:
         for _ in range(1000):
             if not self.running:
-                self.state, actions = tick(self.state)
+                self.state, actions = tick(self.state, self.policy)
                 self.act(actions)
                 if not self.running:
                     return
