@@ -21,6 +21,8 @@ from buildbot.util.state import StateMixin
 from twisted.internet import defer
 from twisted.logger import Logger
 
+from buildbot_gate.cluster import CLAIM_INTERVAL
+from buildbot_gate.cluster import still_ours
 from buildbot_gate.examine import IssueExaminer
 from buildbot_gate.people import People
 from buildbot_gate.people import StaticPeople
@@ -39,6 +41,10 @@ def _watermark(t: datetime.datetime) -> str:
 
 class RietveldPoller(IssueExaminer, ReconfigurablePollingChangeSource, StateMixin):
     """Poll a Rietveld server for approvals, withdrawals and requests, and hand them to the gate."""
+
+    # On a cluster, a master that does not run this service offers itself this often.
+    POLL_INTERVAL_SEC = CLAIM_INTERVAL
+    active: bool
 
     compare_attrs: ClassVar[Sequence[str]] = (
         "url",
@@ -146,6 +152,12 @@ class RietveldPoller(IssueExaminer, ReconfigurablePollingChangeSource, StateMixi
     def poll(self) -> Any:
         return defer.ensureDeferred(self._poll())
 
+    def _step_down(self) -> Any:
+        if not self.active:
+            return None
+        self.active = False
+        return self.deactivate()
+
     # --- polling ----------------------------------------------------------------------------
 
     async def _load(self) -> dict[str, Any]:
@@ -166,6 +178,11 @@ class RietveldPoller(IssueExaminer, ReconfigurablePollingChangeSource, StateMixi
         now = self.master.reactor.seconds()
         if now < self._quiet_until:
             return  # backing off: Rietveld failed the last polls
+        if not await still_ours(self):
+            # A master taken for dead was replaced: let the successor poll, not both of us.
+            log.warn("{name}: another master now polls Rietveld; stepping down", name=self.name)
+            self.master.reactor.callLater(0, self._step_down)
+            return
         state = await self._load()
         watermark: str = state["modified_after"]
         seen = {tuple(s) for s in state["seen"]}

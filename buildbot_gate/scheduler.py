@@ -23,6 +23,9 @@ from twisted.logger import Logger
 
 from buildbot_gate import admission
 from buildbot_gate import outcomes
+from buildbot_gate import protocol
+from buildbot_gate.cluster import CLAIM_INTERVAL
+from buildbot_gate.cluster import still_ours
 from buildbot_gate.diffs import DEFAULT_MAX_BYTES
 from buildbot_gate.launch import BuildsetLauncher
 from buildbot_gate.model import Approved
@@ -46,7 +49,6 @@ from buildbot_gate.protocol import CATEGORIES
 from buildbot_gate.protocol import MERGE_NOW
 from buildbot_gate.protocol import RECHECK
 from buildbot_gate.protocol import WITHDRAWN
-from buildbot_gate.protocol import decision_key
 
 log = Logger()
 
@@ -68,6 +70,10 @@ class GateScheduler(BuildsetLauncher, ReconfigurableBaseScheduler):
     Per-branch settings (``window``, ``docsPaths``) take one value for every branch or a dict
     ``{branch: value, "*": fallback}``.
     """
+
+    # On a cluster, a master that does not run this service offers itself this often.
+    POLL_INTERVAL_SEC = CLAIM_INTERVAL
+    active: bool
 
     compare_attrs: ClassVar[Sequence[str]] = (
         *ReconfigurableBaseScheduler.compare_attrs,
@@ -104,6 +110,7 @@ class GateScheduler(BuildsetLauncher, ReconfigurableBaseScheduler):
         self._bs_consumer: Any = None
         self._ticker: task.LoopingCall | None = None
         self._last_change = 0
+        self._stepping_down = False
 
     def checkConfig(  # type: ignore[override]
         self,
@@ -362,7 +369,13 @@ class GateScheduler(BuildsetLauncher, ReconfigurableBaseScheduler):
     async def _commit(
         self, state: GateState, actions: list[Any], reports: Sequence[outcomes.BuildReport] = ()
     ) -> None:
-        """Persist the new state first, then act: a crash after this loses no decision."""
+        """Persist the new state first, then act: a crash after this loses no decision.
+
+        On a cluster, first make sure this master still holds the gate: a master that was taken
+        for dead (and replaced) must not overwrite its successor's state or start builds."""
+        if not await still_ours(self):
+            self._step_down()
+            return
         self._state = state
         await self.setState(STATE_KEY, state.to_json())
         for action in actions:
@@ -425,7 +438,23 @@ class GateScheduler(BuildsetLauncher, ReconfigurableBaseScheduler):
         )
 
     def _announce(self, decision: str, msg: dict[str, Any]) -> None:
-        self.master.mq.produce(decision_key(decision), {"decision": decision, **msg})
+        protocol.announce(self.master, decision, **msg)
+
+    def _step_down(self) -> None:
+        """Another master now runs this gate: stop acting here (after the lock is released)."""
+        if not self.active or self._stepping_down:
+            return
+        self._stepping_down = True
+        log.warn("{name}: another master now runs this gate; stepping down here", name=self.name)
+
+        async def step_down() -> None:
+            try:
+                self.active = False
+                await self.deactivate()
+            finally:
+                self._stepping_down = False
+
+        self.master.reactor.callLater(0, lambda: defer.ensureDeferred(step_down()))
 
     # --- read access for the queue page and tests -------------------------------------------
 

@@ -346,6 +346,47 @@ class GateSchedulerTest(SchedulerCase):
         self.assertIn("testBuilders must name at least one stable builder", str(cm.exception))
 
 
+class ClusterTest(SchedulerCase):
+    """On a multi-master cluster the gate acts only while this master holds its claim."""
+
+    @defer.inlineCallbacks
+    def claim_for(self, masterid):
+        yield self.master.db.schedulers.setSchedulerMaster(self.SCHEDULERID, None)
+        if masterid is not None:
+            yield self.master.db.insert_test_data(
+                [fakedb.SchedulerMaster(schedulerid=self.SCHEDULERID, masterid=masterid)]
+            )
+
+    @defer.inlineCallbacks
+    def test_a_master_whose_claim_was_taken_steps_down_without_acting(self):
+        yield self.make_scheduler()
+        # Another master declared this one dead and now runs the gate.
+        yield self.claim_for(self.OTHER_MASTER_ID)
+        yield self.approve()
+        self.reactor.advance(0)
+        self.assertEqual(self.addBuildsetCalls, [])
+        self.assertFalse(self.sched.active)
+        self.assertEqual(self.sched.state.items, ())  # nothing decided here
+        stored = yield self.master.db.state.getState(self.OBJECTID, "gate", None)
+        self.assertIsNone(stored)  # and nothing written over the successor's state
+
+    @defer.inlineCallbacks
+    def test_an_unclaimed_gate_is_claimed_back_before_acting(self):
+        yield self.make_scheduler()
+        yield self.claim_for(None)  # released by a master that took this one for dead
+        yield self.approve()
+        self.assertEqual(len(self.addBuildsetCalls), 1)
+        row = yield self.master.db.schedulers.getScheduler(self.SCHEDULERID)
+        self.assertEqual(row.masterid, self.master.masterid)
+
+    @defer.inlineCallbacks
+    def test_decisions_name_the_master_that_took_them(self):
+        yield self.make_scheduler()
+        yield self.approve()
+        (queued,) = self.decisions("queued")
+        self.assertEqual(queued["masterid"], self.master.masterid)
+
+
 class FleetAndPipelineTest(SchedulerCase):
     """The stable fleet, the pipeline window, the docs fast path and NEWS fragments."""
 
