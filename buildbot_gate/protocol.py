@@ -25,5 +25,10 @@ def decision_key(decision: str) -> tuple[str, str, str]:
 
 
 def announce(master: Any, decision: str, **msg: Any) -> None:
-    """Tell the log watchers and the reporter about a decision on an issue."""
-    master.mq.produce(decision_key(decision), {"decision": decision, **msg})
+    """Tell the log watchers and the reporter about a decision on an issue.
+
+    The message names the master that decided: on a cluster every master's reporter hears it
+    (the message queue is shared) and only that master's reporter comments, once."""
+    master.mq.produce(
+        decision_key(decision), {"decision": decision, "masterid": master.masterid, **msg}
+    )

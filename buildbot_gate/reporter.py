@@ -130,6 +130,8 @@ class RietveldReporter(service.BuildbotService):
     def _decided(self, key: Any, msg: dict[str, Any]) -> Any:
         if msg.get("decision") not in self.commentOn:
             return None
+        if msg.get("masterid") not in (None, self.master.masterid):
+            return None  # another master of the cluster decided; its reporter comments
         text = comment_text(msg)
         if not text:
             return None
