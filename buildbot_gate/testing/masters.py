@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import http.cookiejar
 import json
+import os
 import shutil
 import signal
 import subprocess
@@ -46,7 +47,10 @@ class BuildbotMaster:
         self.proc: subprocess.Popen[Any] | None = None
 
     def create(self) -> BuildbotMaster:
-        run([tool("buildbot"), "create-master", "-r", str(self.basedir)])
+        shared = self.env.get("GATE_DB_URL")
+        # A shared database (a cluster) is created, or upgraded, by the first master made on it.
+        db = ["--db", shared] if shared else []
+        run([tool("buildbot"), "create-master", "-r", *db, str(self.basedir)])
         shutil.copy(self.config, self.basedir / "master.cfg")
         return self
 
@@ -73,6 +77,11 @@ class BuildbotMaster:
     def kill(self) -> None:
         """SIGKILL: no clean shutdown, as when the machine dies."""
         _stop(self.proc, signal.SIGKILL)
+
+    @property
+    def name_in_cluster(self) -> str:
+        """How the cluster's ``masters`` table names this master (host:basedir)."""
+        return f"{os.uname()[1]}:{os.path.abspath(self.basedir)}"
 
     def log_text(self) -> str:
         path = self.basedir / "twistd.log"

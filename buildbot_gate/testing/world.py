@@ -8,6 +8,7 @@ import json
 import time
 import urllib.request
 from collections.abc import Mapping
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -63,11 +64,17 @@ class GateWorld:
         tracker: bool = False,
         env: Mapping[str, str] | None = None,
         worker_env: Mapping[str, str] | None = None,
+        masters: int = 1,
+        placement: Sequence[int] | None = None,
     ) -> None:
         """``tracker``: people come from a real Roundup tracker (``self.tracker``) holding
         COMMITTER, RELEASE_MANAGER and OWNER (committers and owner signed the agreement);
         otherwise from GATE_COMMITTERS. ``env``: more GATE_* settings for master.cfg;
-        ``worker_env``: more settings for the sample project's tests (GATE_SAMPLE_SLEEP...)."""
+        ``worker_env``: more settings for the sample project's tests (GATE_SAMPLE_SLEEP...).
+
+        ``masters`` > 1 makes a cluster (``env`` must then name a shared GATE_DB_URL and a
+        GATE_MQ_ROUTER); ``placement`` gives, per worker, the index of the master it connects
+        to. ``self.master`` is the first master, started first, so it runs the gate at first."""
         self.root = root
         self.hold_file = root / "hold"
         self.started_file = root / "started"
@@ -83,7 +90,10 @@ class GateWorld:
         self.upstream = HgUpstream(root / "hg")
         self.standin = RietveldStandin(root / "rietveld", {GATE_ACCOUNT: GATE_TOKEN})
         self.names = [f"w{i}" for i in range(1, workers + 1)]
+        self.placement = list(placement or [0] * workers)
+        self.n_masters = masters
         self.workers: list[BuildbotWorker] = []
+        self.masters: list[BuildbotMaster] = []
         self.master: BuildbotMaster = None  # type: ignore[assignment]  # set by _start
         try:
             self._start(branches, web_port, poll_interval)
@@ -123,15 +133,26 @@ class GateWorld:
             env["GATE_TRACKER_USER"] = self.tracker.gate_user
             env["GATE_TRACKER_PASSWORD"] = self.tracker.gate_password
         env.update(self.extra_env)
-        self.master = BuildbotMaster(self.root / "master", env).create().start()
+        for index in range(self.n_masters):
+            basedir = self.root / ("master" if index == 0 else f"master{index + 1}")
+            master_env = (
+                dict(env)
+                if index == 0
+                else {
+                    k: v for k, v in env.items() if k not in ("GATE_WEB_PORT", "GATE_BUILDBOT_URL")
+                }
+            )
+            self.masters.append(BuildbotMaster(basedir, master_env).create().start())
+        self.master = self.masters[0]
         worker_env = {
             "GATE_SAMPLE_HOLD": str(self.hold_file),
             "GATE_SAMPLE_STARTED": str(self.started_file),
             "GATE_SAMPLE_FLAKY": str(self.flaky_file),
             **self.extra_worker_env,
         }
-        for n in self.names:
-            w = BuildbotWorker(self.root / n, n, f"pw-{n}", self.master.pb_port, worker_env)
+        for n, where in zip(self.names, self.placement, strict=True):
+            port = self.masters[where].pb_port
+            w = BuildbotWorker(self.root / n, n, f"pw-{n}", port, worker_env)
             self.workers.append(w.create().start())
         master = self.master
         wait_until(
@@ -153,8 +174,8 @@ class GateWorld:
     def close(self) -> None:
         for w in self.workers:
             ignore_errors(w.stop)
-        if self.master is not None:
-            ignore_errors(self.master.stop)
+        for m in self.masters:
+            ignore_errors(m.stop)
         if self.tracker is not None:
             ignore_errors(self.tracker.stop)
         ignore_errors(self.standin.stop)
