@@ -21,7 +21,7 @@ from buildbot.util.state import StateMixin
 from twisted.internet import defer
 from twisted.logger import Logger
 
-from buildbot_gate.cluster import CLAIM_INTERVAL
+from buildbot_gate.cluster import ClaimsPromptly
 from buildbot_gate.cluster import still_ours
 from buildbot_gate.examine import IssueExaminer
 from buildbot_gate.people import People
@@ -39,11 +39,9 @@ def _watermark(t: datetime.datetime) -> str:
     return t.strftime(_WATERMARK_FORMAT)
 
 
-class RietveldPoller(IssueExaminer, ReconfigurablePollingChangeSource, StateMixin):
+class RietveldPoller(ClaimsPromptly, IssueExaminer, ReconfigurablePollingChangeSource, StateMixin):
     """Poll a Rietveld server for approvals, withdrawals and requests, and hand them to the gate."""
 
-    # On a cluster, a master that does not run this service offers itself this often.
-    POLL_INTERVAL_SEC = CLAIM_INTERVAL
     active: bool
 
     compare_attrs: ClassVar[Sequence[str]] = (

@@ -33,6 +33,29 @@ log = Logger()
 CLAIM_INTERVAL = 10
 
 
+class ClaimsPromptly:
+    """Mixin for the gate's clustered services: look for an unclaimed service every
+    CLAIM_INTERVAL seconds, and let :class:`MasterWatch` ask for a claim at once when it has
+    just declared a master dead. Claims are tried one at a time, so the two never activate the
+    service twice."""
+
+    POLL_INTERVAL_SEC = CLAIM_INTERVAL
+
+    def _activityPoll(self) -> Any:
+        lock = self.__dict__.setdefault("_gate_claim_lock", defer.DeferredLock())
+        return lock.run(super()._activityPoll)  # type: ignore[misc]
+
+
+def _gate_services(master: Any) -> list[Any]:
+    """The gate's clustered services on this master (its schedulers and Rietveld pollers)."""
+    found = []
+    for parent in (master.scheduler_manager, master.change_svc):
+        for svc in list(getattr(parent, "namedServices", {}).values()):
+            if isinstance(svc, ClaimsPromptly):
+                found.append(svc)
+    return found
+
+
 async def still_ours(svc: Any) -> bool:
     """Whether ``svc`` (a scheduler or change source) may act on this master.
 
@@ -104,7 +127,7 @@ class MasterWatch(service.BuildbotService):
         yield super().stopService()
 
     async def beat(self) -> None:
-        """One heartbeat: renew ours, expire the silent and start the builds they had."""
+        """One heartbeat: renew ours, expire the silent, start their builds, claim the gate."""
         master = self.master
         if master.masterid is None:
             return
@@ -112,8 +135,12 @@ class MasterWatch(service.BuildbotService):
             await master.data.updates.masterActive(name=master.name, masterid=master.masterid)
             expired = await self._expire_silent()
             if expired:
-                # Their builds were marked RETRY and their requests unclaimed: start them here.
+                # Their builds were marked RETRY and their requests unclaimed: start them here,
+                # and take the gate's services over now rather than at the next claim poll.
                 master.botmaster.maybeStartBuildsForAllBuilders()
+                for svc in _gate_services(master):
+                    if not svc.active:
+                        await svc._activityPoll()
         except Exception:
             log.failure("gate master watch: heartbeat failed")
 

@@ -24,7 +24,7 @@ from twisted.logger import Logger
 from buildbot_gate import admission
 from buildbot_gate import outcomes
 from buildbot_gate import protocol
-from buildbot_gate.cluster import CLAIM_INTERVAL
+from buildbot_gate.cluster import ClaimsPromptly
 from buildbot_gate.cluster import still_ours
 from buildbot_gate.diffs import DEFAULT_MAX_BYTES
 from buildbot_gate.launch import BuildsetLauncher
@@ -63,7 +63,7 @@ def _default_hg() -> str:
     return shutil.which("hg") or beside
 
 
-class GateScheduler(BuildsetLauncher, ReconfigurableBaseScheduler):
+class GateScheduler(ClaimsPromptly, BuildsetLauncher, ReconfigurableBaseScheduler):
     """A gate queue per target branch: tests on every one of ``testBuilders`` (the stable fleet),
     pushes on ``landBuilder``; serial, or speculatively pipelined with a ``window``.
 
@@ -71,8 +71,6 @@ class GateScheduler(BuildsetLauncher, ReconfigurableBaseScheduler):
     ``{branch: value, "*": fallback}``.
     """
 
-    # On a cluster, a master that does not run this service offers itself this often.
-    POLL_INTERVAL_SEC = CLAIM_INTERVAL
     active: bool
 
     compare_attrs: ClassVar[Sequence[str]] = (

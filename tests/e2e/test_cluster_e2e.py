@@ -74,14 +74,23 @@ def cluster(tmp_path_factory):
         pg.stop()
 
 
-def master_running_the_gate(world):
-    """The BuildbotMaster whose id holds the "gate" scheduler's claim, or None."""
+def master_running(world, what="schedulers", name="gate"):
+    """The BuildbotMaster holding the claim of a scheduler (or change source), or None."""
     rest = world.masters[-1].rest
-    (gate,) = [s for s in rest.get("schedulers") if s["name"] == "gate"]
-    if not gate.get("master"):
+    (svc,) = [s for s in rest.get(what) if s["name"] == name]
+    if not svc.get("master"):
         return None
-    holder = gate["master"]["name"]
+    holder = svc["master"]["name"]
     return next((m for m in world.masters if m.name_in_cluster == holder), None)
+
+
+def master_running_the_gate(world):
+    return master_running(world)
+
+
+def master_running_the_poller(world):
+    (poller,) = world.masters[-1].rest.get("changesources")
+    return master_running(world, "changesources", poller["name"])
 
 
 def outcome(world, issue):
@@ -97,6 +106,7 @@ def test_killing_the_gate_master_mid_queue_loses_nothing_and_repeats_nothing(clu
     assert wait_until(lambda: master_running_the_gate(world), 60, "a master to run the gate") is (
         first
     )
+    assert master_running_the_poller(world) is first
     issues = []
     for n, fate in enumerate(FATES):
         files = new_file_diff(f"cluster{n}.py", [f"C = {n}"])
@@ -118,8 +128,9 @@ def test_killing_the_gate_master_mid_queue_loses_nothing_and_repeats_nothing(clu
     killed_at = time.monotonic()
 
     # The second master declares the first dead and takes the gate over.
-    wait_until(lambda: master_running_the_gate(world) is second, EXPIRE + 60, "the takeover")
+    wait_until(lambda: master_running_the_gate(world) is second, EXPIRE + 30, "the takeover")
     takeover = time.monotonic() - killed_at
+    wait_until(lambda: master_running_the_poller(world) is second, 30, "the poller to move")
     assert "declaring it dead" in second.log_text()
 
     def all_decided():
