@@ -142,6 +142,7 @@ def _recheck(step: _Step, ev: Recheck) -> None:
             seq=step.state.next_seq,
             attempts=0,
             urgent=False,
+            rechecks=done.rechecks + 1,
         )
         step.add(item)
         step.emit(Notify(item, Decision.RECHECKED, item.reason))
@@ -184,7 +185,7 @@ def _withdraw_item(step: _Step, item: Item, reason: str) -> None:
     step.finish(item, gone)
     step.state = attrs.evolve(step.state, held=step.state.held - {item.key})
     step.emit(Notify(gone, Decision.WITHDRAWN, reason))
-    _reset_behind(step, item, f"issue {item.issue} left the queue ahead of it")
+    _reset_behind(step, item, f"issue {item.issue} left the queue ahead of it", charge=True)
 
 
 def _cancel(step: _Step, item: Item, reason: str) -> None:
@@ -202,14 +203,34 @@ def _reset(step: _Step, item: Item, reason: str, *, attempt: bool = False) -> It
     return again
 
 
-def _reset_behind(step: _Step, gone: Item, reason: str) -> None:
-    """Every item whose tested tree contains ``gone``'s patch must be tested again without it."""
-    for other in step.state.queue(gone.branch):
+def _reset_behind(step: _Step, gone: Item, reason: str, *, charge: bool = False) -> None:
+    """Every item whose tested tree contains ``gone``'s patch must be tested again without it.
+
+    ``charge``: ``gone`` failed or left, so the resets are its cost (shown on its comment)."""
+    # All of these are tested again, directly or because one ahead of them is.
+    behind = [i for i in step.state.queue(gone.branch) if gone.issue in i.ahead]
+    for other in behind:
         current = step.state.find(other.issue, other.branch)
         if current is None or gone.issue not in current.ahead:
             continue
         again = _reset(step, current, reason)
         step.emit(Notify(again, Decision.RESET, reason))
+    if charge and behind:
+        _charge_resets(step, gone, len(behind))
+
+
+def _charge_resets(step: _Step, culprit: Item, count: int) -> None:
+    """Add ``count`` resets to ``culprit``'s record, in the queue or in the history."""
+    current = step.state.find(culprit.issue, culprit.branch)
+    if current is not None:
+        step.replace(current, attrs.evolve(current, resets_caused=current.resets_caused + count))
+        return
+    done = list(step.state.done)
+    for i in range(len(done) - 1, -1, -1):
+        if done[i].key == culprit.key:
+            done[i] = attrs.evolve(done[i], resets_caused=done[i].resets_caused + count)
+            step.state = attrs.evolve(step.state, done=tuple(done))
+            return
 
 
 def _started(step: _Step, ev: TestStarted | LandStarted) -> None:
@@ -345,7 +366,9 @@ def _failing(step: _Step, item: Item, reason: str, policy: Policy) -> None:
     )
     _cancel(step, failing, f"{item.describe()} failed")
     step.emit(Notify(failing, Decision.FAILING, reason))
-    _reset_behind(step, item, f"issue {item.issue} ahead of it failed; tested without it")
+    _reset_behind(
+        step, failing, f"issue {item.issue} ahead of it failed; tested without it", charge=True
+    )
 
 
 def _resize(step: _Step, branch: str, policy: Policy, *, grow: bool) -> None:
@@ -400,7 +423,7 @@ def _eject(step: _Step, item: Item, reason: str) -> None:
     )
     step.finish(item, gone)
     step.emit(Notify(gone, Decision.EJECTED, reason))
-    _reset_behind(step, item, f"issue {item.issue} ahead of it was ejected")
+    _reset_behind(step, item, f"issue {item.issue} ahead of it was ejected", charge=True)
 
 
 def _schedule(step: _Step, policy: Policy, branches: set[str] | None = None) -> None:

@@ -75,6 +75,10 @@ class Item:
     # Its build failed for reasons not its own (or could not start): run the same tree again
     # once the item is released from ``held`` (the next tick), so a dead server is not hammered.
     retry_pending: bool = False
+    # What it cost the queue, for the landing or ejection comment: the items behind it that had
+    # to be tested again because it failed or left, and the rechecks it took.
+    resets_caused: int = 0
+    rechecks: int = 0
 
     @property
     def key(self) -> tuple[int, str]:

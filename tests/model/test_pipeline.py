@@ -226,3 +226,26 @@ def test_the_pipeline_survives_a_round_trip_through_json():
     g.finish(2, Outcome.TEST_FAILED)
     again = GateState.from_json(g.state.to_json())
     assert again == g.state
+
+
+def test_the_resets_an_item_causes_and_its_rechecks_are_on_its_record():
+    from buildbot_gate.model import Recheck
+
+    gate = Gate()
+    gate.approve(1, 2, 3)
+    gate.finish(2, Outcome.TEST_FAILED)  # 3 was tested on top of 2: tested again without it
+    assert gate.item(2).resets_caused == 1
+    assert gate.item(3).resets_caused == 0
+    gate.finish(1, Outcome.PASSED)
+    gate.finish(1, Outcome.LANDED)  # 2 reaches the head and is ejected; nothing left to reset
+    (ejected,) = [d for d in gate.state.done if d.issue == 2]
+    assert (ejected.state, ejected.resets_caused, ejected.rechecks) == (ItemState.EJECTED, 1, 0)
+    gate.send(Recheck(2, "bob@x"))
+    assert (gate.item(2).rechecks, gate.item(2).resets_caused) == (1, 1)
+    # A patch that withdraws from the middle of the pipeline is charged for those behind it.
+    wide = Gate(Policy(windows={"default": 4}))
+    wide.approve(4, 5, 6)
+    assert [i.issue for i in wide.state.items if 4 in i.ahead] == [5, 6]
+    wide.send(Withdrawn(4, "new patchset"))
+    (gone,) = [d for d in wide.state.done if d.issue == 4]
+    assert (gone.state, gone.resets_caused) == (ItemState.WITHDRAWN, 2)
