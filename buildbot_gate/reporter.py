@@ -17,6 +17,7 @@ from twisted.internet import defer
 from twisted.internet import task
 from twisted.logger import Logger
 
+from buildbot_gate.costs import Cost
 from buildbot_gate.rietveld.client import RietveldClient
 from buildbot_gate.rietveld.client import RietveldError
 
@@ -39,10 +40,12 @@ def comment_text(msg: Mapping[str, Any]) -> str | None:
         lines = [f"Landed patchset {ps} on {branch} as {node[:12]}: {where}"]
         lines += _build_lines(msg.get("tested") or [], "Tested on")
         lines += _build_lines(msg.get("builds") or [], "Pushed by")
+        lines += _cost_line(msg)
         return "\n".join(lines)
     if decision == "ejected":
         lines = [f"Not landed: patchset {ps} was ejected from the {branch} queue: {detail}"]
         lines += _build_lines(msg.get("builds") or [], "Builds")
+        lines += _cost_line(msg)
         lines.append(
             "If the failure was not caused by this patch, comment 'recheck' to try again; "
             "otherwise upload a fixed patchset and ask a committer to approve it."
@@ -62,6 +65,16 @@ def comment_text(msg: Mapping[str, Any]) -> str | None:
     if decision == "queued":
         return f"Queued patchset {ps} for {branch}: {detail}"
     return None
+
+
+def _cost_line(msg: Mapping[str, Any]) -> list[str]:
+    cost = msg.get("cost")
+    if not isinstance(cost, Mapping):
+        return []
+    try:
+        return [Cost(**cost).describe()]
+    except TypeError:
+        return []
 
 
 def _build_lines(builds: Sequence[Mapping[str, Any]], title: str) -> list[str]:

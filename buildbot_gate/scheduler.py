@@ -22,6 +22,7 @@ from twisted.internet import task
 from twisted.logger import Logger
 
 from buildbot_gate import admission
+from buildbot_gate import costs
 from buildbot_gate import outcomes
 from buildbot_gate import protocol
 from buildbot_gate.cluster import ClaimsPromptly
@@ -32,6 +33,7 @@ from buildbot_gate.model import Approved
 from buildbot_gate.model import CancelBuildset
 from buildbot_gate.model import Decision
 from buildbot_gate.model import GateState
+from buildbot_gate.model import Item
 from buildbot_gate.model import ItemState
 from buildbot_gate.model import MergeNow
 from buildbot_gate.model import Notify
@@ -412,6 +414,9 @@ class GateScheduler(ClaimsPromptly, BuildsetLauncher, ReconfigurableBaseSchedule
         if action.decision == Decision.LANDED and item.tested_buildset is not None:
             # The landing report names the green builds the pushed changeset passed on.
             tested = await outcomes.read_builds(self.master, item.tested_buildset)
+        cost = None
+        if action.decision in (Decision.LANDED, Decision.EJECTED):
+            cost = await self._cost(item)
         log.info(
             "{item} {decision}: {detail}",
             item=item.describe(),
@@ -432,8 +437,20 @@ class GateScheduler(ClaimsPromptly, BuildsetLauncher, ReconfigurableBaseSchedule
                 "builds": [r.to_json() for r in reports],
                 "tested": [r.to_json() for r in tested],
                 "repourl": self.repourl,
+                "cost": cost,
             },
         )
+
+    async def _cost(self, item: Item) -> dict[str, Any] | None:
+        """What the patch cost the fleet, for its comment; None if the database cannot say."""
+        try:
+            seconds, builds = await costs.patch_cost(
+                self.master, item.issue, item.patchset, item.branch
+            )
+        except Exception as e:  # the comment goes out without it rather than not at all
+            log.warn("{item}: cost not computed: {e}", item=item.describe(), e=e)
+            return None
+        return costs.Cost(seconds, builds, item.resets_caused, item.rechecks).to_json()
 
     def _announce(self, decision: str, msg: dict[str, Any]) -> None:
         protocol.announce(self.master, decision, **msg)

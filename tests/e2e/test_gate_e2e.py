@@ -5,6 +5,8 @@ Tests share one gate (module fixture) and run in file order; each uses its own i
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from buildbot_gate.testing.masters import prop
@@ -33,6 +35,10 @@ def test_approved_patch_lands_authored_by_owner_with_landing_comment(world):
     assert f"Reviewed-on: {world.standin.url}/{issue}/" in landed["desc"]
     assert landed["node"][:12] in comment
     assert "Tested on:\n  gate-test build" in comment
+    # What it cost the fleet: one test build and the push.
+    assert re.search(
+        r"^Cost to the fleet: \d+\.\d worker-minutes in 2 build\(s\)\.$", comment, re.M
+    )
     assert landed["node"] == world.upstream.tip()
     # What landed is what the test build tested.
     [test_build] = world.builds_for(issue, "gate-test")

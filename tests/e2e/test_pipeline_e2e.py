@@ -8,6 +8,7 @@ Tests share one gate (module fixture) and run in file order; each uses its own i
 from __future__ import annotations
 
 import os
+import re
 
 import pytest
 
@@ -164,10 +165,15 @@ def test_a_failing_middle_patch_is_ejected_and_the_one_behind_retested_without_i
     assert stacks[0] == [first, broken]
     assert stacks[-1] in ([first], [])
     gate.unlink()
-    world.wait_comment(third, "Landed", timeout=180)
+    landed = world.wait_comment(third, "Landed", timeout=180)
     comment = world.wait_comment(broken, "Not landed")
     assert "tests failed" in comment
     assert world.landed(broken) == []
+    # Each comment says what the patch cost: the broken one made the third run again, and the
+    # third paid for its cancelled builds on both builders, its second run and the push.
+    assert "1 queued patch(es) behind it tested again" in comment
+    cost = re.search(r"Cost to the fleet: ([0-9.]+) worker-minutes in (\d+) build\(s\)", landed)
+    assert cost and float(cost[1]) > 0 and int(cost[2]) >= 5, landed
     order = [c["desc"].splitlines()[0] for c in world.upstream.log("branch(default)")]
     assert order[-2:] == ["Good first", "Good third"]
 
