@@ -21,6 +21,7 @@ from klein import Klein
 from twisted.logger import Logger
 from twisted.web import static
 
+from buildbot_gate import costs
 from buildbot_gate import outcomes
 from buildbot_gate.model import GateState
 from buildbot_gate.queueview import Durations
@@ -113,6 +114,8 @@ async def collect(master: Any, config: dict[str, Any]) -> dict[str, Any]:
     )
     data["scheduler"] = name
     data["recheck"] = config.get("recheck", "recheck")
+    # Worker time spent by the gate, per branch per day, for the last week.
+    data["costs"] = await costs.daily_totals(master)
     return data
 
 

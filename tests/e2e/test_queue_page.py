@@ -143,6 +143,8 @@ def test_queue_page_in_chromium_shows_the_queue_move_and_rechecks_an_ejected_pat
             page.wait_for_selector(
                 f'table.gate-queue tr[data-gate-issue="{broken}"]', timeout=60_000
             )
+            # What the gate cost the fleet today, per branch.
+            page.wait_for_selector('tr[data-gate-cost-branch="default"]', timeout=30_000)
             shot = tmp_path / "queue-page.png"
             page.screenshot(path=str(shot), full_page=True)
             assert shot.stat().st_size > 10_000
@@ -176,3 +178,5 @@ def test_queue_json_shows_each_branch_queue_with_builds_and_estimates(demo):
     assert [b["branch"] for b in data["branches"]] == ["default"]
     assert data["branches"][0]["window"] == 2
     assert data["estimate"]["from_builds"] >= 1
+    (today,) = [c for c in data["costs"] if c["branch"] == "default"]
+    assert today["builds"] >= 2 and today["pushes"] >= 1 and today["worker_minutes"] > 0

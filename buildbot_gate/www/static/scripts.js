@@ -129,6 +129,23 @@
         }))));
   }
 
+  function Costs(props) {
+    if (!props.rows || !props.rows.length) { return null; }
+    return h("div", { className: "gate-costs" },
+      h("h4", null, "What the gate cost the fleet"),
+      h("table", { className: "table table-condensed gate-costs-table" },
+        h("thead", null, h("tr", null,
+          ["Day (UTC)", "Branch", "Worker minutes", "Builds", "Pushes"].map(function (t, i) { return h("th", { key: i }, t); }))),
+        h("tbody", null, props.rows.map(function (row, i) {
+          return h("tr", { key: i, "data-gate-cost-day": row.day, "data-gate-cost-branch": row.branch },
+            h("td", null, row.day),
+            h("td", null, row.branch),
+            h("td", null, row.worker_minutes.toFixed(1)),
+            h("td", null, row.builds),
+            h("td", null, row.pushes));
+        }))));
+  }
+
   function GateQueuePage() {
     const [data, setData] = React.useState(null);
     const [error, setError] = React.useState("");
@@ -161,7 +178,8 @@
         ", push " + duration(data.estimate.land_seconds) + ". Updated " +
         new Date(data.generated_at * 1000).toLocaleTimeString() + "."),
       data.branches.map(function (b) { return h(QueueTable, { key: b.branch, branch: b }); }),
-      h(Recent, { items: data.recent, recheck: data.recheck })
+      h(Recent, { items: data.recent, recheck: data.recheck }),
+      h(Costs, { rows: data.costs })
     );
   }
 
