@@ -17,12 +17,16 @@ import os
 import shutil
 import subprocess
 import tempfile
+from collections.abc import Callable
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
+from typing import TypeVar
 
 import attrs
 import sqlalchemy as sa
+
+T = TypeVar("T")
 
 SUCCESS = 0
 
@@ -69,10 +73,15 @@ class Report:
 def audit(repo: str, db_url: str, hgbin: str = "hg") -> Report:
     with _local(repo, hgbin) as path:
         manifests = _changesets(path, hgbin)
+    return read_database(db_url, lambda db: _audit(db, manifests))
+
+
+def read_database(db_url: str, read: Callable[[Any], T]) -> T:
+    """``read(connection)`` on a master's database, from a command line (never in a master)."""
     engine = sa.create_engine(db_url)
     try:
         with engine.connect() as db:
-            return _audit(db, manifests)
+            return read(db)
     finally:
         engine.dispose()
 

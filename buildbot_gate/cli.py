@@ -171,6 +171,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="the master's database, e.g. sqlite:////srv/gate/state.sqlite",
     )
     a.add_argument("--hg", default=None, help="the hg command (default: hg on the PATH)")
+    r = sub.add_parser(
+        "replay",
+        help="replay a master's recorded history under other pipeline windows",
+    )
+    r.add_argument("--db-url", required=True, help="the master's database URL")
+    r.add_argument("--scheduler", default="gate", help="the gate scheduler's name (gate)")
+    r.add_argument(
+        "--windows",
+        default="serial,2,4,8",
+        help="settings to compare, e.g. serial,2,4 (default serial,2,4,8)",
+    )
+    r.add_argument("--actual", default=None, help="the window the recorded run used (marked)")
     args = parser.parse_args(argv)
 
     def terminate(signum: int, frame: Any) -> None:
@@ -181,7 +193,40 @@ def main(argv: Sequence[str] | None = None) -> int:
         return demo(args)
     if args.command == "audit":
         return audit_command(args)
+    if args.command == "replay":
+        return replay_command(args)
     return 2
+
+
+def _window(text: str) -> int:
+    text = text.strip()
+    if text == "serial":
+        return 1
+    if not text.isdigit() or int(text) < 1:
+        raise ValueError(f"not a window: {text!r} (serial, or a number of patches)")
+    return int(text)
+
+
+def replay_command(args: argparse.Namespace) -> int:
+    import sqlalchemy as sa
+
+    from buildbot_gate.replay import read_history
+    from buildbot_gate.replay import report
+
+    try:
+        windows = [_window(w) for w in args.windows.split(",") if w.strip()]
+        actual = _window(args.actual) if args.actual else None
+        history = read_history(args.db_url, args.scheduler)
+    except ValueError as e:
+        print(f"buildbot-gate replay: {e}", file=sys.stderr)
+        return 2
+    except (sa.exc.SQLAlchemyError, sa.exc.ArgumentError) as e:
+        first = str(e).splitlines()[0]
+        print(f"buildbot-gate replay: cannot read {args.db_url}: {first}", file=sys.stderr)
+        return 2
+    for line in report(history, windows, actual):
+        print(line)
+    return 0
 
 
 def audit_command(args: argparse.Namespace) -> int:

@@ -1,0 +1,62 @@
+"""Policy replay on histories whose answers can be worked out by hand."""
+
+from __future__ import annotations
+
+from buildbot_gate.replay import History
+from buildbot_gate.replay import Patch
+from buildbot_gate.replay import simulate
+
+
+def history(fates, workers=1, test=10.0, land=2.0):
+    return History(
+        patches=tuple(Patch(i + 1, 1, "default", 100.0, f) for i, f in enumerate(fates)),
+        test_builders=("linux",),
+        test_seconds={"linux": test},
+        land_seconds=land,
+        workers=workers,
+        pools={"linux": workers, "land": 1},
+        detect_seconds=0.0,
+        dispatch_seconds=0.0,
+        recheck_seconds=1.0,
+        measured_seconds=0.0,
+        measured_worker_minutes=0.0,
+    )
+
+
+def test_serial_tests_and_pushes_one_patch_after_the_other():
+    r = simulate(history(["pass"] * 3), window=1)
+    # test 10 s, push 2 s, three times over
+    assert (r.drain_seconds, r.landed, r.ejected) == (36.0, 3, 0)
+    assert r.worker_minutes == round(3 * 12 / 60, 1)
+
+
+def test_a_pipeline_overlaps_each_push_with_the_next_test():
+    r = simulate(history(["pass"] * 3), window=3)
+    # one worker: the tests still run one at a time, but each push overlaps the next test
+    assert (r.drain_seconds, r.landed) == (32.0, 3)
+    wide = simulate(history(["pass"] * 3, workers=3), window=3)
+    assert wide.drain_seconds == 16.0  # all three tested at once, then three pushes in order
+
+
+def test_a_broken_patch_is_ejected_and_those_tested_on_it_run_again():
+    r = simulate(history(["pass", "fail", "pass"], workers=3), window=3)
+    assert (r.landed, r.ejected) == (2, 1)
+    # 1 and 2 and 3 tested at once (10 s); 2 fails and 3 reruns without it (10 s more)
+    assert r.drain_seconds == 22.0
+
+
+def test_a_flaky_patch_is_rechecked_and_lands():
+    r = simulate(history(["flaky", "pass"]), window=1)
+    assert (r.landed, r.ejected) == (2, 0)
+    # 1 fails (0-10) and is ejected; the recheck (11) queues it behind 2, which is tested and
+    # pushed (10-22); then 1 passes and lands (22-34)
+    assert r.drain_seconds == 34.0
+
+
+def test_the_replay_command_explains_what_it_cannot_read(tmp_path, capsys):
+    from buildbot_gate.cli import main
+
+    assert main(["replay", "--db-url", f"sqlite:///{tmp_path}/missing/state.sqlite"]) == 2
+    assert "cannot read" in capsys.readouterr().err
+    assert main(["replay", "--db-url", "sqlite://", "--windows", "serial,two"]) == 2
+    assert "not a window: 'two'" in capsys.readouterr().err
