@@ -152,6 +152,37 @@ def run_one(
         world.close()
 
 
+def table(results: list[dict]) -> list[str]:
+    """The drain table, then each run's master overhead and approval latency."""
+    lines = [
+        f"{'W':>2} {'K':>4} {'serial s':>9} {'spec. s':>8} {'ideal s':>8} "
+        f"{'ideal/ser':>9} {'ideal/spec':>10} {'spec/ser':>8}"
+    ]
+    for r in results:
+        s, q = r["serial"], r["speculative"]
+        lines.append(
+            f"{r['workers']:>2} {r['patches']:>4} {s['drain_seconds']:>9} {q['drain_seconds']:>8} "
+            f"{s['ideal_seconds']:>8} {s['ideal_over_measured']:>9} {q['ideal_over_measured']:>10} "
+            f"{r['speculative_over_serial']:>8}"
+        )
+    lines += [
+        "",
+        f"{'W':>2} {'K':>4} {'mode':<12} {'landed':>6} {'CPU s/landed':>12} "
+        f"{'wall s/landed beyond T':>22} {'peak RSS MiB':>12} {'latency s':>9}",
+    ]
+    for r in results:
+        for mode in ("serial", "speculative"):
+            x = r[mode]
+            lines.append(
+                f"{r['workers']:>2} {r['patches']:>4} {mode:<12} {x['landed']:>6} "
+                f"{x['master_cpu_seconds_per_landed']:>12} "
+                f"{x['master_wall_seconds_per_landed_beyond_tests']:>22} "
+                f"{x['master_peak_rss_mib']:>12} {x['approval_latency_seconds']!s:>9}"
+            )
+    lines.append(f"(test suite T = {results[0]['serial']['test_seconds']} s, poll interval 1 s)")
+    return lines
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--workers", type=int, nargs="+", default=[1, 2, 4])
@@ -184,17 +215,9 @@ def main() -> int:
                     ),
                 }
             )
-    print(
-        f"{'W':>2} {'K':>4} {'serial s':>9} {'spec. s':>8} {'ideal s':>8} "
-        f"{'ideal/ser':>9} {'ideal/spec':>10} {'spec/ser':>8}"
-    )
-    for r in results:
-        s, q = r["serial"], r["speculative"]
-        print(
-            f"{r['workers']:>2} {r['patches']:>4} {s['drain_seconds']:>9} {q['drain_seconds']:>8} "
-            f"{s['ideal_seconds']:>8} {s['ideal_over_measured']:>9} {q['ideal_over_measured']:>10} "
-            f"{r['speculative_over_serial']:>8}"
-        )
+    lines = table(results)
+    print("\n".join(lines))
+    Path(args.out).with_suffix(".txt").write_text("\n".join([machine(), "", *lines]) + "\n")
     Path(args.out).write_text(json.dumps({"machine": machine(), "runs": results}, indent=2) + "\n")
     print(f"saved {args.out}")
     return 0

@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
 
 
 def main() -> int:
@@ -47,10 +48,19 @@ def main() -> int:
         if rc:
             print(f"{name} failed with exit {rc}", file=sys.stderr)
             break
+    summary = [
+        f"{name:>14}: {seconds:7.0f} s" + ("" if rc == 0 else f"  (exit {rc})")
+        for name, seconds, rc in took
+    ]
+    summary.append(f"{'total':>14}: {sum(t for _, t, _ in took):7.0f} s")
     print()
-    for name, seconds, rc in took:
-        print(f"{name:>14}: {seconds:7.0f} s{'' if rc == 0 else f'  (exit {rc})'}")
-    print(f"{'total':>14}: {sum(t for _, t, _ in took):7.0f} s")
+    print("\n".join(summary))
+    from benchmarks.model_scale import machine
+
+    which = "run_all --full" if args.full else "run_all"
+    (HERE / "results" / f"{which.replace(' --', '_')}.txt").write_text(
+        "\n".join([machine(), " ".join(sys.argv), "", *summary]) + "\n"
+    )
     return max((rc for _, _, rc in took), default=0)
 
 
