@@ -313,7 +313,20 @@ def _finished(step: _Step, ev: BuildsetFinished, policy: Policy) -> None:
     if found is None:
         return  # a buildset of a withdrawn or already-decided item
     item = step.replace(found, attrs.evolve(found, buildset=None))  # finished: nothing to cancel
-    if item.state == ItemState.TESTING and ev.outcome == Outcome.PASSED:
+    if ev.verdict:
+        item = step.replace(item, attrs.evolve(item, verdicts=(*item.verdicts, ev.verdict)))
+    if ev.outcome == Outcome.PASSED and item.branch in step.state.tip_broken:
+        step.state = attrs.evolve(step.state, tip_broken=step.state.tip_broken - {item.branch})
+    if item.state == ItemState.TESTING and ev.outcome == Outcome.TIP_BROKEN:
+        # Not the patch's fault, and no reason to eject anyone: back to waiting (held until the
+        # next tick), to be tested again on the tip as it is then; the branch stays flagged
+        # until a run passes.
+        step.state = attrs.evolve(step.state, tip_broken=step.state.tip_broken | {item.branch})
+        reason = f"held: {ev.detail or 'the branch tip is broken'}"
+        again = _reset(step, item, reason)
+        step.state = attrs.evolve(step.state, held=step.state.held | {item.key})
+        step.emit(Notify(again, Decision.REQUEUED, reason))
+    elif item.state == ItemState.TESTING and ev.outcome == Outcome.PASSED:
         tested = attrs.evolve(
             item,
             state=ItemState.TESTED,

@@ -40,6 +40,7 @@ class Outcome(enum.StrEnum):
     LANDED = "landed"  # the land build pushed the tested changeset
     PUSH_RACE = "push_race"  # the branch moved between test and push
     INFRA = "infra"  # cancelled, worker lost, exception, push failed: not the patch's fault
+    TIP_BROKEN = "tip_broken"  # the failed tests fail on the branch tip without the patch too
 
 
 @attrs.frozen
@@ -79,6 +80,8 @@ class Item:
     # to be tested again because it failed or left, and the rechecks it took.
     resets_caused: int = 0
     rechecks: int = 0
+    # Failure attribution's verdicts on its runs, oldest first ("flaky: test_net", ...).
+    verdicts: tuple[str, ...] = ()
 
     @property
     def key(self) -> tuple[int, str]:
@@ -102,6 +105,7 @@ class Item:
         kwargs = {k: v for k, v in data.items() if k in fields}
         kwargs["state"] = ItemState(kwargs.get("state", "queued"))
         kwargs["ahead"] = tuple(int(i) for i in kwargs.get("ahead", ()))
+        kwargs["verdicts"] = tuple(str(v) for v in kwargs.get("verdicts", ()))
         return cls(**kwargs)
 
     @property
@@ -188,6 +192,8 @@ class BuildsetFinished:
     outcome: Outcome
     node: str | None = None
     detail: str = ""
+    # Failure attribution's verdict when the tests failed first ("flaky: test_x"...), if any.
+    verdict: str | None = None
 
 
 @attrs.frozen

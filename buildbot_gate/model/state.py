@@ -45,6 +45,9 @@ class GateState:
     next_slot: int = 1
     # The current window of each branch that has shrunk or grown from its configured size.
     windows: tuple[tuple[str, int], ...] = ()
+    # Branches whose tip fails tests without any patch (failure attribution): their items are
+    # held, not ejected, until a run passes again.
+    tip_broken: frozenset[str] = frozenset()
     # Queues already sorted for this (immutable) state; not part of its value.
     _queues: dict[str, list[Item]] = attrs.field(
         factory=dict, init=False, eq=False, repr=False, hash=False
@@ -93,6 +96,7 @@ class GateState:
             "held": sorted([list(k) for k in self.held]),
             "next_slot": self.next_slot,
             "windows": dict(self.windows),
+            "tip_broken": sorted(self.tip_broken),
         }
 
     @classmethod
@@ -106,4 +110,5 @@ class GateState:
             held=frozenset((int(k[0]), str(k[1])) for k in data.get("held", [])),
             next_slot=int(data.get("next_slot", 1)),
             windows=tuple(sorted((str(b), int(w)) for b, w in data.get("windows", {}).items())),
+            tip_broken=frozenset(str(b) for b in data.get("tip_broken", [])),
         )

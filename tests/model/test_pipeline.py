@@ -249,3 +249,28 @@ def test_the_resets_an_item_causes_and_its_rechecks_are_on_its_record():
     wide.send(Withdrawn(4, "new patchset"))
     (gone,) = [d for d in wide.state.done if d.issue == 4]
     assert (gone.state, gone.resets_caused) == (ItemState.WITHDRAWN, 2)
+
+
+def test_a_broken_tip_holds_the_item_in_place_and_flags_the_branch_until_a_run_passes():
+    gate = Gate()
+    gate.approve(1, 2)
+    first = gate.item(1).buildset
+    gate.send(
+        BuildsetFinished(
+            first, Outcome.TIP_BROKEN, detail="tip fails test_x", verdict="tip broken: test_x"
+        )
+    )
+    held = gate.item(1)
+    assert held.state == ItemState.QUEUED and held.key in gate.state.held  # waits, not ejected
+    assert gate.state.tip_broken == {"default"}
+    assert held.verdicts == ("tip broken: test_x",)
+    assert (1, Decision.EJECTED) not in gate.notes and (2, Decision.EJECTED) not in gate.notes
+    gate.tick()  # tested again, on the tip as it is now
+    assert gate.item(1).state == ItemState.TESTING
+    assert gate.item(1).buildset not in (None, first)
+    gate.send(
+        BuildsetFinished(gate.item(1).buildset, Outcome.PASSED, node="n1", verdict="flaky: test_x")
+    )
+    assert gate.state.tip_broken == frozenset()
+    assert gate.item(1).verdicts == ("tip broken: test_x", "flaky: test_x")
+    assert GateState.from_json(gate.state.to_json()) == gate.state
