@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from buildbot.process.factory import BuildFactory
 
 from buildbot_gate.steps import ApplyPatch
+from buildbot_gate.steps import AttributeFailure
 from buildbot_gate.steps import GateCheckout
 from buildbot_gate.steps import Land
 from buildbot_gate.steps import RunTests
@@ -32,12 +33,32 @@ def gate_test_factory(
     test_timeout: int = 3600,
     env: Mapping[str, str] | None = None,
     hgbin: str = "hg",
+    rerun_command: str | Sequence[str] | None = None,
+    failed_pattern: str | None = None,
 ) -> BuildFactory:
-    """Check out the pinned base, apply and commit the patch, run ``test_command``."""
+    """Check out the pinned base, apply and commit the patch, run ``test_command``.
+
+    With ``rerun_command`` (the test runner's way of running named tests, e.g.
+    ``python -m test``) and ``failed_pattern`` (a regular expression whose first group names a
+    failed test in the output), a failure is attributed before anyone is blamed: the failed
+    tests run again in the tested tree, then on the tip without the patch (AttributeFailure).
+    """
+    attributed = bool(rerun_command and failed_pattern)
     run = RunTests(
-        command=test_command, maxTime=test_timeout, timeout=test_timeout, env=dict(env or {})
+        command=test_command,
+        maxTime=test_timeout,
+        timeout=test_timeout,
+        env=dict(env or {}),
+        failedPattern=failed_pattern,
+        attributed=attributed,
     )
-    return _checked_then(run, repourl, hgbin)
+    f = _checked_then(run, repourl, hgbin)
+    if attributed:
+        assert rerun_command is not None
+        f.addStep(
+            AttributeFailure(rerunCommand=rerun_command, timeout=test_timeout, env=env, hgbin=hgbin)
+        )
+    return f
 
 
 def gate_docs_factory(

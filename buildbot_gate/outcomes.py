@@ -38,6 +38,8 @@ class BuildReport:
     node: str | None
     failed_step: str | None
     started_at: float | None = None  # epoch seconds; None until a worker took it
+    failed_tests: tuple[str, ...] = ()  # the tests a failed run named (gate_failed_tests)
+    verdict: str | None = None  # failure attribution's verdict (gate_verdict)
 
     def describe(self) -> str:
         where = f"{self.builder} (build {self.number})" if self.number is not None else self.builder
@@ -78,6 +80,8 @@ async def read_builds(master: Any, bsid: int) -> list[BuildReport]:
                 node=_prop(props, "gate_node"),
                 failed_step=failed[0] if failed else None,
                 started_at=epoch(build.get("started_at")),
+                failed_tests=tuple(str(t) for t in (_prop(props, "gate_failed_tests") or [])),
+                verdict=_prop(props, "gate_verdict"),
             )
         )
     return reports
@@ -113,10 +117,23 @@ def tested(bsid: int, reports: list[BuildReport]) -> BuildsetFinished:
         return BuildsetFinished(
             bsid, Outcome.CONFLICT, detail=f"patch does not apply ({_on(conflict)})"
         )
+    tip = _first(reports, {"tip_broken"})
+    if tip:
+        names = ", ".join(tip.failed_tests) or "its tests"
+        return BuildsetFinished(
+            bsid,
+            Outcome.TIP_BROKEN,
+            detail=f"the branch tip fails {names} without this patch too ({_on(tip)})",
+            verdict=tip.verdict,
+        )
     failed = _first(reports, set(_TEST_FAILURES))
     if failed:
         what = _TEST_FAILURES[failed.outcome or "test_failed"]
-        return BuildsetFinished(bsid, Outcome.TEST_FAILED, detail=f"{what} on {_on(failed)}")
+        if failed.failed_tests:
+            what += f" ({', '.join(failed.failed_tests)})"
+        return BuildsetFinished(
+            bsid, Outcome.TEST_FAILED, detail=f"{what} on {_on(failed)}", verdict=failed.verdict
+        )
     # A failure in a step the admin added (no gate_outcome) is the patch's failure too.
     other = [r for r in reports if r.results == FAILURE and r.outcome != "checkout_failed"]
     if other:
@@ -133,7 +150,9 @@ def tested(bsid: int, reports: list[BuildReport]) -> BuildsetFinished:
             detail=f"builders tested different trees: {sorted(map(str, nodes))}",
         )
     where = ", ".join(r.builder for r in reports)
-    return BuildsetFinished(bsid, Outcome.PASSED, node=nodes.pop(), detail=f"passed on {where}")
+    flaky = next((r.verdict for r in reports if r.verdict), None)
+    detail = f"passed on {where}" + (f"; {flaky} (failed, then passed on rerun)" if flaky else "")
+    return BuildsetFinished(bsid, Outcome.PASSED, node=nodes.pop(), detail=detail, verdict=flaky)
 
 
 def landed(bsid: int, reports: list[BuildReport]) -> BuildsetFinished:

@@ -18,13 +18,16 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from collections.abc import Sequence
 from typing import Any
 
 from buildbot import config
 from buildbot.process import buildstep
 from buildbot.process import remotecommand
 from buildbot.process.results import FAILURE
+from buildbot.process.results import SKIPPED
 from buildbot.process.results import SUCCESS
+from buildbot.process.results import WARNINGS
 from buildbot.util import bytes2unicode
 
 from buildbot_gate.diffs import DiffError
@@ -269,7 +272,12 @@ class ApplyPatch(HgStep):
 
 
 class RunTests(buildstep.ShellMixin, buildstep.BuildStep):
-    """The project's test suite, in the patched checkout, stopped after ``maxTime`` seconds."""
+    """The project's test suite, in the patched checkout, stopped after ``maxTime`` seconds.
+
+    With ``failedPattern`` (a regular expression whose first group is a test's name), a failed
+    run records the names of the failed tests in ``gate_failed_tests``. With ``attributed``, a
+    failure only warns, so that :class:`AttributeFailure` after it gives the verdict.
+    """
 
     name = "test"
     description = ["testing"]
@@ -277,10 +285,19 @@ class RunTests(buildstep.ShellMixin, buildstep.BuildStep):
     haltOnFailure = True
     flunkOnFailure = True
 
-    def __init__(self, **kwargs: Any) -> None:
+    def __init__(
+        self, failedPattern: str | None = None, attributed: bool = False, **kwargs: Any
+    ) -> None:
         kwargs.setdefault("logEnviron", False)
         kwargs = self.setupShellMixin(kwargs)
         super().__init__(**kwargs)
+        self.failedPattern = failedPattern
+        self.attributed = attributed
+        if failedPattern:
+            try:
+                re.compile(failedPattern)
+            except re.error as e:
+                config.error(f"RunTests: failedPattern is not a regular expression: {e}")
 
     def run(self) -> Any:
         from twisted.internet import defer
@@ -288,7 +305,7 @@ class RunTests(buildstep.ShellMixin, buildstep.BuildStep):
         return defer.ensureDeferred(self._run())
 
     async def _run(self) -> int:
-        cmd = await self.makeRemoteShellCommand()
+        cmd = await self.makeRemoteShellCommand(collectStdout=bool(self.failedPattern))
         await self.runCommand(cmd)
         if not cmd.didFail():
             self.setProperty(OUTCOME, "tested", self.name)
@@ -297,10 +314,88 @@ class RunTests(buildstep.ShellMixin, buildstep.BuildStep):
         if cmd.remote_failure_reason in ("timeout", "timeout_without_output"):
             self.setProperty(OUTCOME, "test_timeout", self.name)
             self.descriptionDone = [f"{what} timed out"]
-        else:
-            self.setProperty(OUTCOME, "test_failed", self.name)
-            self.descriptionDone = [f"{what} failed (exit {cmd.rc})"]
-        return FAILURE
+            return FAILURE
+        self.setProperty(OUTCOME, "test_failed", self.name)
+        self.descriptionDone = [f"{what} failed (exit {cmd.rc})"]
+        if self.failedPattern:
+            out = bytes2unicode(cmd.stdout or "")
+            names = list(dict.fromkeys(re.findall(self.failedPattern, out, re.M)))
+            self.setProperty("gate_failed_tests", names, self.name)
+            if names:
+                self.descriptionDone = [f"{what} failed: {', '.join(names[:5])}"]
+        return WARNINGS if self.attributed else FAILURE
+
+
+class AttributeFailure(HgStep):
+    """After a failed test run: whose failure is it? Reruns only the failed tests.
+
+    First in the tested tree: if they pass now, they are flaky and the tree counts as tested
+    (``gate_outcome`` back to ``tested``). If not, on the branch tip without the patch: if they
+    fail there too the tip is broken (``tip_broken``: the patch is held, not ejected), otherwise
+    the patch broke them (``test_failed``, with their names). The verdict is ``gate_verdict``.
+    """
+
+    name = "attribute"
+    description = ["attributing the failure"]
+    descriptionDone = ["failure attributed"]
+    haltOnFailure = True
+    flunkOnFailure = True
+
+    def __init__(
+        self,
+        rerunCommand: str | Sequence[str],
+        timeout: int = 1200,
+        env: Mapping[str, str] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        kwargs.setdefault("doStepIf", _tests_failed)
+        kwargs.setdefault("hideStepIf", lambda results, step: results == SKIPPED)
+        super().__init__(timeout=timeout, **kwargs)
+        self.rerunCommand = rerunCommand
+        self.run_env = dict(env or {})
+
+    async def rerun(self, names: Sequence[str]) -> bool:
+        """Run the failed tests again in the checkout; True when they pass."""
+        base = self.rerunCommand
+        argv = (base.split() if isinstance(base, str) else list(base)) + list(names)
+        cmd = remotecommand.RemoteShellCommand(
+            self.workdir,
+            argv,
+            env=self.run_env,
+            logEnviron=False,
+            timeout=self.timeout,
+            maxTime=self.timeout,
+        )
+        cmd.useLog(self.stdio_log, False)
+        await self.runCommand(cmd)
+        return not cmd.didFail()
+
+    async def act(self) -> None:
+        names = [str(n) for n in (self.getProperty("gate_failed_tests") or [])]
+        if not names:
+            raise _Failed("test_failed", "tests failed (no failed test named to rerun)")
+        listed = ", ".join(names)
+        await self.stdio_log.addHeader(f"gate: rerunning {listed} in the tested tree\n")
+        if await self.rerun(names):
+            self.setProperty(OUTCOME, "tested", self.name)
+            self.setProperty("gate_verdict", f"flaky: {listed}", self.name)
+            self.descriptionDone = [f"flaky: {listed} passed on rerun"]
+            return
+        base = self.getProperty("gate_base")
+        await self.stdio_log.addHeader(f"gate: rerunning {listed} on the tip without the patch\n")
+        if (await self.hg("update", "--clean", "--rev", str(base))).didFail() or (
+            await self.hg("--config", "extensions.purge=", "purge", "--all")
+        ).didFail():
+            raise _Failed("test_failed", f"tests failed: {listed} (tip not checked)")
+        if await self.rerun(names):
+            self.setProperty("gate_verdict", f"caused by the patch: {listed}", self.name)
+            raise _Failed("test_failed", f"tests failed: {listed} (they pass without the patch)")
+        self.setProperty("gate_verdict", f"tip broken: {listed}", self.name)
+        raise _Failed("tip_broken", f"the branch tip fails {listed} without the patch too")
+
+
+def _tests_failed(step: Any) -> bool:
+    return bool(step.getProperty(OUTCOME) == "test_failed")
 
 
 class Land(HgStep):

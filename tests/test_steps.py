@@ -7,6 +7,7 @@ from unittest import mock
 
 from buildbot.process.results import FAILURE
 from buildbot.process.results import SUCCESS
+from buildbot.process.results import WARNINGS
 from buildbot.test.reactor import TestReactorMixin
 from buildbot.test.steps import ExpectRmdir
 from buildbot.test.steps import ExpectShell
@@ -16,6 +17,7 @@ from twisted.trial import unittest
 
 from buildbot_gate.steps import HG_ENV
 from buildbot_gate.steps import ApplyPatch
+from buildbot_gate.steps import AttributeFailure
 from buildbot_gate.steps import GateCheckout
 from buildbot_gate.steps import Land
 from buildbot_gate.steps import RunTests
@@ -247,6 +249,82 @@ class RunTestsTest(StepCase):
         )
         self.expect_outcome(result=SUCCESS)
         self.expect_property("gate_outcome", "tested")
+        return self.run_step()
+
+
+class FailureAttributionTest(StepCase):
+    RERUN = ["python", "run_tests.py", "--only"]
+
+    def test_a_failed_run_names_its_failed_tests_and_only_warns_when_attributed(self):
+        self.setup_step(
+            RunTests(
+                command=["python", "run_tests.py"], failedPattern=r"^FAIL (\w+)", attributed=True
+            )
+        )
+        self.expect_commands(
+            ExpectShell(workdir="wkdir", command=["python", "run_tests.py"], log_environ=False)
+            .stdout("ok   add\nFAIL test_net: reset\nFAIL sub: got 4\nFAIL test_net: again\n")
+            .exit(1)
+        )
+        self.expect_outcome(result=WARNINGS, state_string="tests failed: test_net, sub (warnings)")
+        self.expect_property("gate_failed_tests", ["test_net", "sub"])
+        self.expect_property("gate_outcome", "test_failed")
+        return self.run_step()
+
+    def attribute(self, failed=("test_net",)):
+        self.setup_step(AttributeFailure(rerunCommand=self.RERUN))
+        self.build.setProperty("gate_outcome", "test_failed", "test")
+        self.build.setProperty("gate_failed_tests", list(failed), "test")
+        self.build.setProperty("gate_base", BASE, "checkout")
+
+    def rerun(self, rc):
+        return ExpectShell(
+            workdir="wkdir",
+            command=[*self.RERUN, "test_net"],
+            log_environ=False,
+            env={},
+            timeout=1200,
+            max_time=1200,
+        ).exit(rc)
+
+    def test_failed_tests_that_pass_on_rerun_are_flaky_and_the_tree_counts_as_tested(self):
+        self.attribute()
+        self.expect_commands(self.rerun(0))
+        self.expect_outcome(result=SUCCESS, state_string="flaky: test_net passed on rerun")
+        self.expect_property("gate_outcome", "tested")
+        self.expect_property("gate_verdict", "flaky: test_net")
+        return self.run_step()
+
+    def test_failed_tests_that_pass_on_the_tip_without_the_patch_are_the_patchs(self):
+        self.attribute()
+        self.expect_commands(
+            self.rerun(1),
+            hg("update", "--clean", "--rev", BASE).exit(0),
+            hg("--config", "extensions.purge=", "purge", "--all").exit(0),
+            self.rerun(0),
+        )
+        self.expect_outcome(result=FAILURE)
+        self.expect_property("gate_outcome", "test_failed")
+        self.expect_property("gate_verdict", "caused by the patch: test_net")
+        return self.run_step()
+
+    def test_failed_tests_that_fail_on_the_tip_too_mean_the_tip_is_broken(self):
+        self.attribute()
+        self.expect_commands(
+            self.rerun(1),
+            hg("update", "--clean", "--rev", BASE).exit(0),
+            hg("--config", "extensions.purge=", "purge", "--all").exit(0),
+            self.rerun(1),
+        )
+        self.expect_outcome(result=FAILURE)
+        self.expect_property("gate_outcome", "tip_broken")
+        self.expect_property("gate_verdict", "tip broken: test_net")
+        return self.run_step()
+
+    def test_a_failure_naming_no_test_cannot_be_attributed_and_stays_the_patchs(self):
+        self.attribute(failed=())
+        self.expect_outcome(result=FAILURE)
+        self.expect_property("gate_outcome", "test_failed")
         return self.run_step()
 
 

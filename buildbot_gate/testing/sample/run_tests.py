@@ -10,6 +10,9 @@ GATE_SAMPLE_SLEEP    seconds every run takes at least (the benchmarks' fixed tes
 GATE_SAMPLE_FLAKY    if this file exists, remove it and fail: one flaky failure, cured by a rerun
 GATE_SAMPLE_FLAKY_DIR  a tree holding bench_flaky_<name> fails the first run that sees it (the
                      benchmarks' seeded flaky patches); bench_fail_<name> always fails
+
+``run_tests.py --only NAME...`` runs only the named tests (as printed after FAIL), at once:
+the gate's failure attribution reruns failed tests this way.
 """
 
 import os
@@ -19,7 +22,11 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 
-def main():
+def main(argv=None):
+    argv = sys.argv[1:] if argv is None else argv
+    only = set(argv[1:]) if argv[:1] == ["--only"] else None
+    if only is not None:
+        return run_checks(only)
     started = os.environ.get("GATE_SAMPLE_STARTED")
     if started:
         with open(started, "a") as f:
@@ -39,8 +46,17 @@ def main():
         time.sleep(0.1)
         waited += 0.1
     time.sleep(float(os.environ.get("GATE_SAMPLE_SLEEP", "0") or 0))
+    return run_checks(None)
+
+
+def run_checks(only):
+    """Every test (``only`` None), or the named ones; returns the exit status."""
+
+    def wanted(name):
+        return only is None or name in only
+
     flaky = os.environ.get("GATE_SAMPLE_FLAKY")
-    if flaky:
+    if flaky and wanted("test_network"):
         try:
             os.remove(flaky)
             print("FAIL test_network: connection reset by peer (a flaky failure)")
@@ -50,11 +66,12 @@ def main():
 
     here = os.path.dirname(os.path.abspath(__file__))
     broken = sorted(n for n in os.listdir(here) if n.startswith("bench_fail_"))
-    if broken:
+    if broken and wanted("test_bench"):
         print(f"FAIL test_bench: {broken[0]} breaks the suite")
         return 1
     seen = os.environ.get("GATE_SAMPLE_FLAKY_DIR")
-    for name in sorted(n for n in os.listdir(here) if n.startswith("bench_flaky_")):
+    flakies = sorted(n for n in os.listdir(here) if n.startswith("bench_flaky_"))
+    for name in flakies if wanted("test_bench") else []:
         marker = os.path.join(seen or here, name + ".seen")
         if seen and not os.path.exists(marker):
             open(marker, "w").close()
@@ -69,6 +86,8 @@ def main():
         ("sub", calc.sub(7, 2), 5),
         ("mul", calc.mul(4, 5), 20),
     ]:
+        if not wanted(name):
+            continue
         ok = got == want
         failures += not ok
         print(f"{'ok  ' if ok else 'FAIL'} {name}: got {got!r}, want {want!r}")
@@ -78,7 +97,7 @@ def main():
         with open(extra) as f:
             exec(compile(f.read(), extra, "exec"), namespace)
         for key, fn in sorted(namespace.items()):
-            if key.startswith("test_") and callable(fn):
+            if key.startswith("test_") and callable(fn) and wanted(key):
                 try:
                     fn()
                     print(f"ok   {key}")

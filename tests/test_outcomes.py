@@ -1,0 +1,52 @@
+"""What a finished test buildset means for its item, from the builds' results and properties."""
+
+from __future__ import annotations
+
+from buildbot.process.results import FAILURE
+from buildbot.process.results import SUCCESS
+from buildbot.process.results import WARNINGS
+
+from buildbot_gate import outcomes
+from buildbot_gate.model import Outcome
+from buildbot_gate.outcomes import BuildReport
+
+NODE = "b" * 40
+
+
+def report(builder, results, outcome, failed=(), verdict=None, step=None):
+    return BuildReport(builder, 1, None, results, outcome, NODE, step, None, failed, verdict)
+
+
+def test_a_broken_tip_on_any_builder_holds_rather_than_blames():
+    ev = outcomes.tested(
+        7,
+        [
+            report("linux", FAILURE, "tip_broken", ("test_net",), "tip broken: test_net"),
+            report("freebsd", SUCCESS, "tested"),
+        ],
+    )
+    assert ev.outcome == Outcome.TIP_BROKEN
+    assert ev.verdict == "tip broken: test_net"
+    assert "the branch tip fails test_net without this patch too" in ev.detail
+
+
+def test_a_failure_the_patch_caused_names_its_tests():
+    ev = outcomes.tested(
+        7,
+        [report("linux", FAILURE, "test_failed", ("test_a", "test_b"), "caused by the patch")],
+    )
+    assert ev.outcome == Outcome.TEST_FAILED
+    assert ev.detail.startswith("tests failed (test_a, test_b) on linux")
+    assert ev.verdict == "caused by the patch"
+
+
+def test_a_flaky_run_that_passed_on_rerun_counts_as_tested_and_keeps_its_verdict():
+    ev = outcomes.tested(
+        7,
+        [
+            report("linux", WARNINGS, "tested", ("test_net",), "flaky: test_net"),
+            report("freebsd", SUCCESS, "tested"),
+        ],
+    )
+    assert (ev.outcome, ev.node, ev.verdict) == (Outcome.PASSED, NODE, "flaky: test_net")
+    assert "flaky: test_net (failed, then passed on rerun)" in ev.detail
