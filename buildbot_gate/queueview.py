@@ -83,6 +83,7 @@ def item_json(item: Item, position: int) -> dict[str, Any]:
         "ahead": list(item.ahead),
         "attempts": item.attempts,
         "reason": item.reason,
+        "verdicts": list(item.verdicts),
         "tested_node": item.tested_node,
         "landed_node": item.landed_node,
     }
@@ -115,7 +116,15 @@ def queue_json(
             row["builds"] = builds.get(item.key, [])
             row["review_url"] = review_urls.get(item.issue, "")
             items.append(row)
-        out.append({"branch": branch, "window": window, "items": items})
+        out.append(
+            {
+                "branch": branch,
+                "window": window,
+                "items": items,
+                # Failure attribution found the tip failing without any patch: items are held.
+                "tip_broken": branch in state.tip_broken,
+            }
+        )
     recent = [
         {**item_json(d, 0), "review_url": review_urls.get(d.issue, "")}
         for d in reversed(state.done[-RECENT:])

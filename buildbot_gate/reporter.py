@@ -40,11 +40,13 @@ def comment_text(msg: Mapping[str, Any]) -> str | None:
         lines = [f"Landed patchset {ps} on {branch} as {node[:12]}: {where}"]
         lines += _build_lines(msg.get("tested") or [], "Tested on")
         lines += _build_lines(msg.get("builds") or [], "Pushed by")
+        lines += _verdict_line(msg)
         lines += _cost_line(msg)
         return "\n".join(lines)
     if decision == "ejected":
         lines = [f"Not landed: patchset {ps} was ejected from the {branch} queue: {detail}"]
         lines += _build_lines(msg.get("builds") or [], "Builds")
+        lines += _verdict_line(msg)
         lines += _cost_line(msg)
         lines.append(
             "If the failure was not caused by this patch, comment 'recheck' to try again; "
@@ -65,6 +67,11 @@ def comment_text(msg: Mapping[str, Any]) -> str | None:
     if decision == "queued":
         return f"Queued patchset {ps} for {branch}: {detail}"
     return None
+
+
+def _verdict_line(msg: Mapping[str, Any]) -> list[str]:
+    verdicts = [str(v) for v in msg.get("verdicts") or []]
+    return ["Failure attribution: " + "; ".join(verdicts) + "."] if verdicts else []
 
 
 def _cost_line(msg: Mapping[str, Any]) -> list[str]:

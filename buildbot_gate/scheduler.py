@@ -438,6 +438,7 @@ class GateScheduler(ClaimsPromptly, BuildsetLauncher, ReconfigurableBaseSchedule
                 "tested": [r.to_json() for r in tested],
                 "repourl": self.repourl,
                 "cost": cost,
+                "verdicts": list(item.verdicts),
             },
         )
 

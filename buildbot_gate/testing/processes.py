@@ -195,12 +195,18 @@ class HgUpstream:
             for c in sorted(json.loads(out), key=lambda c: c["rev"])
         ]
 
-    def push_direct(self, path: str, content: str, message: str, branch: str = "default") -> str:
-        """A committer bypassing the gate: commit in a side clone and push; returns the node."""
+    def push_direct(
+        self, path: str, content: str | None, message: str, branch: str = "default"
+    ) -> str:
+        """A committer bypassing the gate: commit in a side clone and push; returns the node.
+        ``content`` None removes ``path``."""
         side = self.root / f"side-{time.monotonic_ns()}"
         run([tool("hg"), "clone", "--updaterev", branch, self.url, str(side)])
-        (side / path).parent.mkdir(parents=True, exist_ok=True)
-        (side / path).write_text(content)
+        if content is None:
+            run([tool("hg"), "remove", path], cwd=side)
+        else:
+            (side / path).parent.mkdir(parents=True, exist_ok=True)
+            (side / path).write_text(content)
         run(
             [tool("hg"), "commit", "-A", "-u", "Direct Pusher <direct@example.org>", "-m", message],
             cwd=side,

@@ -70,7 +70,9 @@
       "div",
       { className: "gate-branch", "data-gate-branch": branch.branch },
       h("h4", null, "Branch " + branch.branch + " ",
-        h("small", null, branch.window > 1 ? "pipelined, window " + branch.window : "serial")),
+        h("small", null, branch.window > 1 ? "pipelined, window " + branch.window : "serial"),
+        branch.tip_broken ? h("span", { className: "label label-danger gate-tip-broken", "data-gate-tip-broken": branch.branch },
+          " tip broken: its tests fail without any patch; items are held") : null),
       branch.items.length === 0
         ? h("p", { className: "gate-empty" }, "Nothing queued.")
         : h(
