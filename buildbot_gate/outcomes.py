@@ -40,6 +40,7 @@ class BuildReport:
     started_at: float | None = None  # epoch seconds; None until a worker took it
     failed_tests: tuple[str, ...] = ()  # the tests a failed run named (gate_failed_tests)
     verdict: str | None = None  # failure attribution's verdict (gate_verdict)
+    worker: str | None = None  # the worker that ran it
 
     def describe(self) -> str:
         where = f"{self.builder} (build {self.number})" if self.number is not None else self.builder
@@ -54,6 +55,7 @@ class BuildReport:
 async def read_builds(master: Any, bsid: int) -> list[BuildReport]:
     """The latest build of every build request of buildset ``bsid``."""
     reports = []
+    workers: dict[int, str] = {}
     requests = await master.data.get(
         ("buildrequests",), filters=[resultspec.Filter("buildsetid", "eq", [bsid])]
     )
@@ -67,6 +69,10 @@ async def read_builds(master: Any, bsid: int) -> list[BuildReport]:
         build = max(builds, key=lambda b: b["buildid"])
         props = await master.data.get(("builds", build["buildid"], "properties")) or {}
         steps = await master.data.get(("builds", build["buildid"], "steps")) or []
+        wid = build.get("workerid")
+        if wid is not None and wid not in workers:
+            found = await master.data.get(("workers", wid))
+            workers[wid] = found["name"] if found else str(wid)
         failed = [
             s["name"] for s in steps if s["results"] not in (None, SUCCESS, WARNINGS, SKIPPED)
         ]
@@ -82,6 +88,7 @@ async def read_builds(master: Any, bsid: int) -> list[BuildReport]:
                 started_at=epoch(build.get("started_at")),
                 failed_tests=tuple(str(t) for t in (_prop(props, "gate_failed_tests") or [])),
                 verdict=_prop(props, "gate_verdict"),
+                worker=workers.get(wid) if wid is not None else None,
             )
         )
     return reports

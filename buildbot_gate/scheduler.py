@@ -23,6 +23,7 @@ from twisted.logger import Logger
 
 from buildbot_gate import admission
 from buildbot_gate import costs
+from buildbot_gate import health
 from buildbot_gate import outcomes
 from buildbot_gate import protocol
 from buildbot_gate.cluster import ClaimsPromptly
@@ -51,6 +52,8 @@ from buildbot_gate.protocol import CATEGORIES
 from buildbot_gate.protocol import MERGE_NOW
 from buildbot_gate.protocol import RECHECK
 from buildbot_gate.protocol import WITHDRAWN
+from buildbot_gate.quarantine import HEALTH_KEY
+from buildbot_gate.quarantine import WorkerQuarantine
 
 log = Logger()
 
@@ -65,7 +68,9 @@ def _default_hg() -> str:
     return shutil.which("hg") or beside
 
 
-class GateScheduler(ClaimsPromptly, BuildsetLauncher, ReconfigurableBaseScheduler):
+class GateScheduler(
+    ClaimsPromptly, WorkerQuarantine, BuildsetLauncher, ReconfigurableBaseScheduler
+):
     """A gate queue per target branch: tests on every one of ``testBuilders`` (the stable fleet),
     pushes on ``landBuilder``; serial, or speculatively pipelined with a ``window``.
 
@@ -92,6 +97,8 @@ class GateScheduler(ClaimsPromptly, BuildsetLauncher, ReconfigurableBaseSchedule
         "newsFiles",
         "newsDirectory",
         "maxDiffBytes",
+        "quarantineAfter",
+        "healthWindow",
     )
 
     def __init__(self, name: str, **kwargs: Any) -> None:
@@ -111,6 +118,7 @@ class GateScheduler(ClaimsPromptly, BuildsetLauncher, ReconfigurableBaseSchedule
         self._ticker: task.LoopingCall | None = None
         self._last_change = 0
         self._stepping_down = False
+        self._health = health.Health()
 
     def checkConfig(  # type: ignore[override]
         self,
@@ -130,6 +138,8 @@ class GateScheduler(ClaimsPromptly, BuildsetLauncher, ReconfigurableBaseSchedule
         newsFiles: Sequence[str] = (),
         newsDirectory: str | None = None,
         maxDiffBytes: int | None = DEFAULT_MAX_BYTES,
+        quarantineAfter: int | None = 2,
+        healthWindow: int = 5,
         **kwargs: Any,
     ) -> None:
         super().checkConfig(builderNames=builderNames, **kwargs)
@@ -156,6 +166,12 @@ class GateScheduler(ClaimsPromptly, BuildsetLauncher, ReconfigurableBaseSchedule
         for group in (unstableBuilders, docsBuilders, newsFiles):
             if isinstance(group, str):
                 config.error("GateScheduler: builder and file settings are lists, not strings")
+        if quarantineAfter is not None and (
+            not isinstance(quarantineAfter, int) or quarantineAfter < 1
+        ):
+            config.error("GateScheduler: quarantineAfter is a positive integer, or None")
+        if not isinstance(healthWindow, int) or healthWindow < (quarantineAfter or 1):
+            config.error("GateScheduler: healthWindow must hold at least quarantineAfter runs")
         overlap = set(unstableBuilders) & set(testBuilders)
         if overlap:
             config.error(f"GateScheduler: {sorted(overlap)} cannot be both stable and unstable")
@@ -179,6 +195,8 @@ class GateScheduler(ClaimsPromptly, BuildsetLauncher, ReconfigurableBaseSchedule
         newsFiles: Sequence[str] = (),
         newsDirectory: str | None = None,
         maxDiffBytes: int | None = DEFAULT_MAX_BYTES,
+        quarantineAfter: int | None = 2,
+        healthWindow: int = 5,
         **kwargs: Any,
     ) -> Any:
         yield super().reconfigService(builderNames=builderNames, **kwargs)
@@ -197,6 +215,8 @@ class GateScheduler(ClaimsPromptly, BuildsetLauncher, ReconfigurableBaseSchedule
         self.newsFiles = list(newsFiles)
         self.newsDirectory = newsDirectory
         self.maxDiffBytes = maxDiffBytes
+        self.quarantineAfter = quarantineAfter
+        self.healthWindow = healthWindow
         self.policy = Policy(
             max_attempts=maxAttempts,
             windows={
@@ -214,6 +234,7 @@ class GateScheduler(ClaimsPromptly, BuildsetLauncher, ReconfigurableBaseSchedule
         if not self.enabled:
             return
         self._state = GateState.from_json((yield self.getState(STATE_KEY, None)))
+        self._health = health.Health.from_json((yield self.getState(HEALTH_KEY, None)))
         self._bs_consumer = yield self.master.mq.startConsuming(
             self._buildset_complete, ("buildsets", None, "complete")
         )
@@ -346,6 +367,8 @@ class GateScheduler(ClaimsPromptly, BuildsetLauncher, ReconfigurableBaseSchedule
 
     async def _locked_tick(self) -> None:
         async with _locked(self._lock):
+            if self._health.quarantined:
+                await self._restore_unpaused()
             state, actions = tick(self._state, self.policy)
             await self._commit(state, actions)
 
@@ -360,6 +383,7 @@ class GateScheduler(ClaimsPromptly, BuildsetLauncher, ReconfigurableBaseSchedule
             event = outcomes.landed(bsid, reports)
         else:
             event = outcomes.tested(bsid, reports)
+            await self._check_health(reports)
         await self._apply(event, reports)
 
     async def _apply(self, event: Any, reports: Sequence[outcomes.BuildReport] = ()) -> None:

@@ -345,6 +345,22 @@ class GateSchedulerTest(SchedulerCase):
             GateScheduler(name="gate", repourl="http://hg", testBuilders=[], landBuilder="l")
         self.assertIn("testBuilders must name at least one stable builder", str(cm.exception))
 
+    def test_quarantine_settings_are_checked(self):
+        from buildbot import config
+
+        for bad in ({"quarantineAfter": 0}, {"quarantineAfter": 3, "healthWindow": 2}):
+            with self.assertRaises(config.ConfigErrors):
+                GateScheduler(
+                    name="gate", repourl="http://hg", testBuilders=["t"], landBuilder="l", **bad
+                )
+        GateScheduler(
+            name="gate",
+            repourl="http://hg",
+            testBuilders=["t"],
+            landBuilder="l",
+            quarantineAfter=None,
+        )
+
 
 class ClusterTest(SchedulerCase):
     """On a multi-master cluster the gate acts only while this master holds its claim."""

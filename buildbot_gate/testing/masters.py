@@ -188,6 +188,18 @@ class BuildbotREST:
         except urllib.error.HTTPError as e:
             raise ValueError(e.read().decode("utf-8", "replace")) from None
 
+    def control(self, path: str, method: str, **params: Any) -> Any:
+        """A control action on an endpoint (``workers/3``, "unpause"), as the web UI sends it."""
+        body = json.dumps({"jsonrpc": "2.0", "method": method, "id": 1, "params": params})
+        req = urllib.request.Request(
+            self.url + path,
+            data=body.encode(),
+            method="POST",
+            headers={"Content-Type": "application/json"},
+        )
+        with self.opener.open(req, timeout=10) as r:
+            return json.loads(r.read()).get("result")
+
     def connected_workers(self) -> list[str]:
         return [w["name"] for w in self.get("workers") if w.get("connected_to")]
 

@@ -66,6 +66,7 @@ class GateWorld:
         worker_env: Mapping[str, str] | None = None,
         masters: int = 1,
         placement: Sequence[int] | None = None,
+        worker_envs: Mapping[str, Mapping[str, str]] | None = None,
     ) -> None:
         """``tracker``: people come from a real Roundup tracker (``self.tracker``) holding
         COMMITTER, RELEASE_MANAGER and OWNER (committers and owner signed the agreement);
@@ -81,6 +82,7 @@ class GateWorld:
         self.flaky_file = root / "flaky"
         self.extra_env = dict(env or {})
         self.extra_worker_env = dict(worker_env or {})
+        self.worker_envs = {k: dict(v) for k, v in (worker_envs or {}).items()}
         self.uploaded: list[int] = []
         self.tracker: Any = None
         if tracker:
@@ -152,7 +154,8 @@ class GateWorld:
         }
         for n, where in zip(self.names, self.placement, strict=True):
             port = self.masters[where].pb_port
-            w = BuildbotWorker(self.root / n, n, f"pw-{n}", port, worker_env)
+            env_n = {**worker_env, **self.worker_envs.get(n, {})}
+            w = BuildbotWorker(self.root / n, n, f"pw-{n}", port, env_n)
             self.workers.append(w.create().start())
         master = self.master
         wait_until(

@@ -23,7 +23,9 @@ from twisted.web import static
 
 from buildbot_gate import costs
 from buildbot_gate import outcomes
+from buildbot_gate.health import Health
 from buildbot_gate.model import GateState
+from buildbot_gate.quarantine import HEALTH_KEY
 from buildbot_gate.queueview import Durations
 from buildbot_gate.queueview import queue_json
 
@@ -116,6 +118,8 @@ async def collect(master: Any, config: dict[str, Any]) -> dict[str, Any]:
     data["recheck"] = config.get("recheck", "recheck")
     # Worker time spent by the gate, per branch per day, for the last week.
     data["costs"] = await costs.daily_totals(master)
+    kept = Health.from_json(await master.db.state.getState(objectid, HEALTH_KEY, None))
+    data["quarantined"] = [{"worker": w, "reason": why} for w, why in kept.quarantined.items()]
     return data
 
 

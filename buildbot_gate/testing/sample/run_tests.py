@@ -7,6 +7,7 @@ A checkout holding ``sample_wait.txt`` waits while the path written in it exists
 "wait <path> <pid>"): a patch that adds it holds its own runs (and those of the patches tested
 on top of it) until a test lets go.
 GATE_SAMPLE_SLEEP    seconds every run takes at least (the benchmarks' fixed test duration)
+GATE_SAMPLE_SICK     set on one worker: every run there fails (a sick worker, for quarantine)
 GATE_SAMPLE_FLAKY    if this file exists, remove it and fail: one flaky failure, cured by a rerun
 GATE_SAMPLE_FLAKY_DIR  a tree holding bench_flaky_<name> fails the first run that sees it (the
                      benchmarks' seeded flaky patches); bench_fail_<name> always fails
@@ -55,6 +56,9 @@ def run_checks(only):
     def wanted(name):
         return only is None or name in only
 
+    if os.environ.get("GATE_SAMPLE_SICK") and wanted("test_env"):
+        print("FAIL test_env: this worker's environment is broken (GATE_SAMPLE_SICK)")
+        return 1
     flaky = os.environ.get("GATE_SAMPLE_FLAKY")
     if flaky and wanted("test_network"):
         try:

@@ -179,6 +179,14 @@
         "Estimates from recent builds: tests " + duration(data.estimate.test_seconds) +
         ", push " + duration(data.estimate.land_seconds) + ". Updated " +
         new Date(data.generated_at * 1000).toLocaleTimeString() + "."),
+      (data.quarantined || []).length
+        ? h("div", { className: "alert alert-warning gate-quarantine" },
+            h("strong", null, "Quarantined workers: "),
+            data.quarantined.map(function (q, i) {
+              return h("span", { key: i, "data-gate-quarantined": q.worker }, (i ? "; " : "") + q.worker + " (" + q.reason + ")");
+            }),
+            ". Their runs no longer gate; unpause a worker on its Workers page to restore it.")
+        : null,
       data.branches.map(function (b) { return h(QueueTable, { key: b.branch, branch: b }); }),
       h(Recent, { items: data.recent, recheck: data.recheck }),
       h(Costs, { rows: data.costs })
