@@ -144,6 +144,10 @@ class GateCheckout(HgStep):
                 raise _Failed(fail, "hg init failed")
         if not await self.pull(base):
             raise _Failed(fail, f"could not pull {base[:12]}")
+        # First away from whatever an earlier run left: a build cancelled in the middle of a
+        # stack leaves uncommitted edits on top of a local commit, and hg strip refuses those.
+        if (await self.hg("update", "--clean", "--rev", base)).didFail():
+            raise _Failed(fail, f"could not update to {base[:12]}")
         drafts = await self.hg(
             "log", "--rev", "not public()", "--template", "{node}\n", collect=True
         )
@@ -156,8 +160,6 @@ class GateCheckout(HgStep):
             )
             if strip.didFail():
                 raise _Failed(fail, "could not strip local drafts")
-        if (await self.hg("update", "--clean", "--rev", base)).didFail():
-            raise _Failed(fail, f"could not update to {base[:12]}")
         purge = await self.hg("--config", "extensions.purge=", "purge", "--all")
         if purge.didFail():
             raise _Failed(fail, "could not purge the working copy")

@@ -53,8 +53,8 @@ class GateCheckoutTest(StepCase):
             ExpectStat(file="wkdir/.hg", log_environ=False).exit(1),
             hg("init", ".").exit(0),
             hg("pull", "--rev", BASE, URL).exit(0),
-            hg("log", "--rev", "not public()", "--template", "{node}\n").stdout("").exit(0),
             hg("update", "--clean", "--rev", BASE).exit(0),
+            hg("log", "--rev", "not public()", "--template", "{node}\n").stdout("").exit(0),
             hg("--config", "extensions.purge=", "purge", "--all").exit(0),
         )
         self.expect_outcome(result=SUCCESS, state_string=f"base {BASE[:12]}")
@@ -67,11 +67,11 @@ class GateCheckoutTest(StepCase):
         self.expect_commands(
             ExpectStat(file="wkdir/.hg", log_environ=False).exit(0),
             hg("pull", "--rev", BASE, URL).exit(0),
+            hg("update", "--clean", "--rev", BASE).exit(0),
             hg("log", "--rev", "not public()", "--template", "{node}\n").stdout(NODE).exit(0),
             hg(
                 "--config", "extensions.strip=", "strip", "--no-backup", "--rev", "not public()"
             ).exit(0),
-            hg("update", "--clean", "--rev", BASE).exit(0),
             hg("--config", "extensions.purge=", "purge", "--all").exit(0),
         )
         self.expect_outcome(result=SUCCESS)
@@ -101,8 +101,8 @@ class GateCheckoutTest(StepCase):
             hg("pull", "--rev", BASE, URL).exit(255),  # abandoned transaction
             hg("recover").exit(0),
             hg("pull", "--rev", BASE, URL).exit(0),
-            hg("log", "--rev", "not public()", "--template", "{node}\n").stdout("").exit(0),
             hg("update", "--clean", "--rev", BASE).exit(0),
+            hg("log", "--rev", "not public()", "--template", "{node}\n").stdout("").exit(0),
             hg("--config", "extensions.purge=", "purge", "--all").exit(0),
         )
         self.expect_outcome(result=SUCCESS, state_string=f"base {BASE[:12]}")

@@ -95,6 +95,33 @@ def test_rietveld_errors_and_garbage_are_backed_off_and_nothing_is_queued_twice(
     assert world.master.proc is not None and world.master.proc.poll() is None
 
 
+def test_a_checkout_left_with_a_local_commit_and_uncommitted_edits_is_cleaned(world):
+    # What a build cancelled between committing one patch of a stack and the next leaves: a
+    # draft commit and a dirty working copy. hg strip refuses that ("uncommitted changes").
+    hg = world.upstream.hg
+    checkouts = [w.basedir / "gate-test" / "build" / ".hg" for w in world.workers]
+    if not any(c.is_dir() for c in checkouts):  # run alone: let a worker check out first
+        warm = world.approve("Warms a checkout", new_file_diff("warm.py", ["W = 1"]))
+        world.wait_comment(warm, "Landed", timeout=120)
+    dirty = []
+    for w in world.workers:
+        build = w.basedir / "gate-test" / "build"
+        if (build / ".hg").is_dir():
+            (build / "left_over.py").write_text("X = 1\n")
+            hg("add", "left_over.py", cwd=build)
+            hg("commit", "-m", "left by a cancelled build", "-u", "gate", cwd=build)
+            tracked = hg("files", cwd=build).split()[0]
+            with open(build / tracked, "a") as f:
+                f.write("# half-applied\n")
+            dirty.append(w.name)
+    assert dirty, "no worker has checked out yet"
+    issue = world.approve("Built on a dirty checkout", new_file_diff("dc.py", ["DC = 1"]))
+    world.wait_comment(issue, "Landed", timeout=120)
+    assert not [c for c in world.gate_comments(issue) if c.startswith("Not landed")]
+    assert all(b["results"] == SUCCESS for b in world.builds_for(issue, "gate-test"))
+    assert "left by a cancelled build" not in hg("log", "-r", "default", "--template", "{desc}")
+
+
 def test_the_hg_server_down_during_the_push_is_retried_never_ejected(world):
     world.hold()
     try:
