@@ -5,8 +5,11 @@ What is read from the Buildbot database: every patch the gate finished (from its
 branch, final state, rechecks), when it was approved (its change), and every gate build's
 builder, worker and duration. From those, each patch gets a fate (passes; breaks the tests;
 fails once, then passes on recheck; does not apply), each builder a test duration and the land
-builder a push duration (medians), plus the reaction times the run showed: from approval to
-the first buildset, from a buildset to its first build, from an ejection to the recheck.
+builder a push duration, plus the reaction times the run showed: from approval to the first
+buildset, from a build's end to the first build it let start, from an ejection to the recheck.
+Buildbot stores build times in whole seconds, so durations are means, not medians: the
+difference of two truncated timestamps is right on average, while its median rounds a 2.4 s
+push down to 2 s, and a run of serial pushes by that much.
 
 The simulation replays the approvals at their recorded times and drives :func:`decide` with
 simulated builds: each builder is a pool of the workers that ran its builds (a worker runs one
@@ -18,6 +21,7 @@ approval to landing, and the worker minutes spent. Infrastructure failures are n
 
 from __future__ import annotations
 
+import bisect
 import heapq
 import itertools
 import json
@@ -74,7 +78,7 @@ class History:
     # push at once (Buildbot's default), so each builder is a pool of its own.
     pools: dict[str, int]
     detect_seconds: float  # approval to the first buildset (the poller's reaction)
-    dispatch_seconds: float  # buildset to its first build starting
+    dispatch_seconds: float  # a build's end to the first build of the buildset it let start
     recheck_seconds: float  # ejection of a flaky patch to its recheck
     measured_seconds: float  # first approval to the last landing or ejection
     measured_worker_minutes: float
@@ -95,10 +99,20 @@ def _median(values: Iterable[float], default: float = 0.0) -> float:
     return float(statistics.median(found)) if found else default
 
 
-def _low(values: Iterable[float], default: float = 0.0) -> float:
-    """The lower quartile: a reaction time not inflated by waiting for a busy worker."""
-    found = sorted(values)
-    return float(found[len(found) // 4]) if found else default
+def _mean(values: Iterable[float], default: float = 0.0) -> float:
+    found = list(values)
+    return float(statistics.fmean(found)) if found else default
+
+
+def _unqueued(values: Iterable[float], default: float = 0.0) -> float:
+    """The mean of the waits within a second of the shortest: a reaction time not inflated by
+    waiting for a busy worker (a build lasts longer than that), still right on average when
+    the timestamps are whole seconds."""
+    found = list(values)
+    if not found:
+        return default
+    quickest = min(found)
+    return _mean(w for w in found if w <= quickest + 1)
 
 
 def read_history(db_url: str, scheduler: str = "gate") -> History:
@@ -123,7 +137,7 @@ def _read(db: Any, scheduler: str) -> History:
     builds = list(
         db.execute(
             sa.text(
-                "SELECT bs.external_idstring AS tag, bs.submitted_at, b.started_at, "
+                "SELECT bs.id AS bsid, bs.external_idstring AS tag, bs.submitted_at, b.started_at, "
                 "b.complete_at, b.results, b.workerid, bl.name AS builder "
                 "FROM builds b JOIN buildrequests br ON b.buildrequestid = br.id "
                 "JOIN buildsets bs ON br.buildsetid = bs.id JOIN builders bl ON b.builderid = bl.id"
@@ -163,21 +177,28 @@ def _read(db: Any, scheduler: str) -> History:
     done = [(t, b) for t, b in gate_builds if b.complete_at is not None and b.started_at]
     test_builders = sorted({b.builder for t, b in done if t[0] == "test"})
     test_seconds = {
-        name: _median(
+        name: _mean(
             seconds(b)
             for t, b in done
             if t[0] == "test" and b.builder == name and b.results in (SUCCESS, FAILURE)
         )
         for name in test_builders
     }
-    land_seconds = _median(seconds(b) for t, b in done if t[0] == "land" and b.results == SUCCESS)
-    first_build: dict[str, float] = {}
-    submitted: dict[str, float] = {}
+    land_seconds = _mean(seconds(b) for t, b in done if t[0] == "land" and b.results == SUCCESS)
+    submitted: dict[int, float] = {}
+    first_build: dict[int, float] = {}
     for _, b in gate_builds:
+        submitted[b.bsid] = float(b.submitted_at)
         if b.started_at:
-            first_build[b.tag] = min(first_build.get(b.tag, 1e18), float(b.started_at))
-        submitted.setdefault(b.tag, float(b.submitted_at))
-    dispatch = _low(first_build[tag] - submitted[tag] for tag in first_build)
+            first_build[b.bsid] = min(first_build.get(b.bsid, 1e18), float(b.started_at))
+    # The master's reaction, end to end: from the build whose end let a buildset be submitted
+    # (the scheduler deciding, the buildset, the request claimed) to that buildset's first build.
+    build_ends = sorted(float(b.complete_at) for _, b in done)
+    hops = []
+    for bsid, start in first_build.items():
+        n = bisect.bisect_right(build_ends, submitted[bsid])
+        hops.append(start - (build_ends[n - 1] if n else submitted[bsid]))
+    dispatch = _unqueued(hops)
     first_set: dict[tuple[int, str], float] = {}
     for t, b in gate_builds:
         key = (t[1], t[3])
@@ -230,7 +251,9 @@ class _Sim:
         self.events: list[tuple[float, int, Any]] = []
         self.counter = itertools.count()
         self.free = dict(history.pools)
-        self.waiting: list[tuple[int, str, float]] = []  # (bsid, builder, seconds) FIFO
+        # (bsid, builder, seconds, ready at) FIFO: a request can start once the master has
+        # reacted to it (``dispatch_seconds`` after its buildset), and a worker is free.
+        self.waiting: list[tuple[int, str, float, float]] = []
         self.running: dict[int, list[tuple[float, str]]] = {}  # bsid -> (start, builder)
         self.pending: dict[int, int] = {}  # bsid -> builds not finished
         self.buildsets: dict[int, tuple[str, Any]] = {}  # bsid -> ("test"|"land", item/tree)
@@ -298,13 +321,14 @@ class _Sim:
 
     def enqueue(self, bsid: int, builder: str, seconds: float) -> None:
         self.pending[bsid] += 1
-        self.waiting.append((bsid, builder, seconds))
-        self.at(self.now + self.h.dispatch_seconds, ("dispatch",))
+        ready = self.now + self.h.dispatch_seconds
+        self.waiting.append((bsid, builder, seconds, ready))
+        self.at(ready, ("dispatch",))
 
     def dispatch(self) -> None:
         for entry in list(self.waiting):
-            bsid, builder, seconds = entry
-            if self.free.get(builder, 1) <= 0:
+            bsid, builder, seconds, ready = entry
+            if ready > self.now or self.free.get(builder, 1) <= 0:
                 continue
             self.waiting.remove(entry)
             self.free[builder] = self.free.get(builder, 1) - 1

@@ -7,7 +7,7 @@ from buildbot_gate.replay import Patch
 from buildbot_gate.replay import simulate
 
 
-def history(fates, workers=1, test=10.0, land=2.0):
+def history(fates, workers=1, test=10.0, land=2.0, dispatch=0.0):
     return History(
         patches=tuple(Patch(i + 1, 1, "default", 100.0, f) for i, f in enumerate(fates)),
         test_builders=("linux",),
@@ -16,7 +16,7 @@ def history(fates, workers=1, test=10.0, land=2.0):
         workers=workers,
         pools={"linux": workers, "land": 1},
         detect_seconds=0.0,
-        dispatch_seconds=0.0,
+        dispatch_seconds=dispatch,
         recheck_seconds=1.0,
         measured_seconds=0.0,
         measured_worker_minutes=0.0,
@@ -28,6 +28,12 @@ def test_serial_tests_and_pushes_one_patch_after_the_other():
     # test 10 s, push 2 s, three times over
     assert (r.drain_seconds, r.landed, r.ejected) == (36.0, 3, 0)
     assert r.worker_minutes == round(3 * 12 / 60, 1)
+
+
+def test_every_build_waits_for_the_masters_reaction_even_when_a_worker_is_free():
+    r = simulate(history(["pass"] * 3, dispatch=0.5), window=1)
+    # each test and each push starts half a second after the build before it ended
+    assert r.drain_seconds == 36.0 + 6 * 0.5
 
 
 def test_a_pipeline_overlaps_each_push_with_the_next_test():
