@@ -7,7 +7,9 @@ test) and are rechecked by a comment when ejected. The test suite takes T second
 approved at once; the clock stops when every patch has landed or ended ejected.
 
 Approval latency is the shortest time from an LGTM to the first build of that patch starting
-(the gate's reaction time, with the poll interval stated); the median includes queueing.
+(the gate's reaction time, with the poll interval stated); the median includes queueing. Buildbot
+records a build's start in whole seconds (truncated), so a start is taken as the middle of its
+second: the latencies are good to +/- 0.5 s, never negative.
 
 The ideal lower bound: R test runs are unavoidable (one per patch, plus one more per flaky
 patch); with W workers and a suite of T seconds they need at least ceil(R / W) * T seconds.
@@ -117,7 +119,8 @@ def run_one(
         for b in builds:
             issue = (b.get("properties") or {}).get("gate_issue", [None])[0]
             if issue in approved_at and b.get("started_at"):
-                first_start[issue] = min(first_start.get(issue, 1e18), b["started_at"])
+                # the middle of the whole second Buildbot recorded
+                first_start[issue] = min(first_start.get(issue, 1e18), b["started_at"] + 0.5)
         latencies = sorted(first_start[i] - approved_at[i] for i in first_start)
         runs = patches + fates.count("flaky")
         ideal = math.ceil(runs / workers) * test_seconds

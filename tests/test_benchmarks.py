@@ -47,3 +47,4 @@ def test_drain_harness_runs_a_tiny_queue_in_both_modes(tmp_path):
     assert result["landed"] + result["failing"] == 3
     assert 0 < result["ideal_over_measured"] < 1
     assert result["approval_latency_seconds"] is not None
+    assert result["approval_latency_seconds"] > 0  # a build cannot start before its approval
