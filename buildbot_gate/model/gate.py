@@ -142,6 +142,7 @@ def _recheck(step: _Step, ev: Recheck) -> None:
             seq=step.state.next_seq,
             attempts=0,
             urgent=False,
+            express=False,
             rechecks=done.rechecks + 1,
         )
         step.add(item)
@@ -149,6 +150,9 @@ def _recheck(step: _Step, ev: Recheck) -> None:
 
 
 def _merge_now(step: _Step, ev: MergeNow) -> None:
+    """A waiting item goes express: tested at once against the branch tip, outside the pipeline
+    window (the queue keeps running), then landed before the items in the pipeline; when it
+    lands, only those whose trees share a file with it are tested again (:func:`_spare`)."""
     items = [i for i in step.state.items if i.issue == ev.issue]
     if not items:
         step.emit(Refuse(ev.issue, f"issue {ev.issue} is not in any gate queue (approve it first)"))
@@ -157,10 +161,16 @@ def _merge_now(step: _Step, ev: MergeNow) -> None:
         if item.urgent or item.state != ItemState.QUEUED:
             continue  # already first, or already building
         urgent = step.replace(
-            item, attrs.evolve(item, urgent=True, reason=f"merge now, by {ev.requester}")
+            item,
+            attrs.evolve(item, urgent=True, express=True, reason=f"merge now, by {ev.requester}"),
         )
         step.emit(
-            Notify(urgent, Decision.PROMOTED, f"moved to the head of the {item.branch} queue")
+            Notify(
+                urgent,
+                Decision.PROMOTED,
+                f"tested now against the {item.branch} tip, outside the queue, and landed "
+                "before the patches in it",
+            )
         )
 
 
@@ -246,6 +256,7 @@ def _started(step: _Step, ev: TestStarted | LandStarted) -> None:
                 buildset=ev.buildset,
                 base=item.base or ev.base,
                 advisory_buildset=ev.advisory_buildset,
+                paths=ev.paths,
             ),
         )
     else:
@@ -302,6 +313,9 @@ def _requeued(item: Item, reason: str, *, attempt: bool = False) -> Item:
         slot=None,
         tested_node=None,
         tested_buildset=None,
+        tested_digest=None,
+        paths=None,
+        rebased_over=(),
         retry_pending=False,
         attempts=item.attempts + (1 if attempt else 0),
         reason=reason,
@@ -333,6 +347,7 @@ def _finished(step: _Step, ev: BuildsetFinished, policy: Policy) -> None:
             buildset=None,
             tested_node=ev.node,
             tested_buildset=ev.buildset,
+            tested_digest=ev.digest,
             reason=ev.detail,
         )
         step.replace(item, tested)  # lands once everything ahead of it has landed
@@ -343,6 +358,10 @@ def _finished(step: _Step, ev: BuildsetFinished, policy: Policy) -> None:
             item, state=ItemState.LANDED, buildset=None, landed_node=ev.node, reason=ev.detail
         )
         step.finish(item, landed)
+        if item.express:
+            spared = _spare(step, landed) or "no patch was in the pipeline"
+            step.emit(Notify(landed, Decision.LANDED, spared))
+            return
         step.emit(Notify(landed, Decision.LANDED, ev.detail))
         _resize(step, item.branch, policy, grow=True)
         _rebase_behind(step, landed)
@@ -359,6 +378,47 @@ def _finished(step: _Step, ev: BuildsetFinished, policy: Policy) -> None:
         _infra_failure(step, item, ev, policy)
 
 
+def _spare(step: _Step, express: Item) -> str:
+    """``express`` landed ahead of the pipeline: an item whose tree shares no file with it keeps
+    its test results and will land rebased on top of it; the others (and any whose files are not
+    known) are tested again on the new tip. Returns what was done, for the landing comment."""
+    theirs = set(express.paths) if express.paths is not None else None
+    kept: list[int] = []
+    rebuilt: list[int] = []
+    for other in step.state.queue(express.branch):
+        current = step.state.find(other.issue, other.branch)
+        if current is None or current.express or current.state == ItemState.QUEUED:
+            continue  # waiting items will be tested on the new tip anyway
+        if current.state == ItemState.FAILING:
+            continue  # its failure stands either way
+        shared = theirs is None or current.paths is None or bool(theirs & set(current.paths))
+        if shared or current.base is None:
+            reason = f"urgent issue {express.issue} landed ahead of it, touching the same files"
+            again = _reset(step, current, reason)
+            step.emit(Notify(again, Decision.RESET, reason))
+            rebuilt.append(current.issue)
+            continue
+        step.replace(
+            current,
+            attrs.evolve(
+                current,
+                base=express.landed_node,
+                rebased_over=(*current.rebased_over, express.issue),
+            ),
+        )
+        kept.append(current.issue)
+    said = []
+    if kept:
+        said.append(
+            "kept the test results of "
+            + ", ".join(f"issue {i}" for i in kept)
+            + " (no file in common)"
+        )
+    if rebuilt:
+        said.append("testing again " + ", ".join(f"issue {i}" for i in rebuilt))
+    return "; ".join(said)
+
+
 def _rebase_behind(step: _Step, landed: Item) -> None:
     """``landed`` is now part of the branch: the items tested on it are now based on its node."""
     for other in list(step.state.items):
@@ -370,8 +430,11 @@ def _rebase_behind(step: _Step, landed: Item) -> None:
 def _failing(step: _Step, item: Item, reason: str, policy: Policy) -> None:
     """The item failed: it is ejected once at the head (its failure may yet be the fault of an
     item ahead of it, which would reset it); the items behind it go on without it."""
+    if item.express:
+        _eject(step, item, reason)  # tested alone on the tip: the failure is its own
+        return
     _resize(step, item.branch, policy, grow=False)
-    if step.state.queue(item.branch)[0] is item:
+    if _pipeline(step.state, item.branch)[0] is item:
         _eject(step, item, reason)  # nothing ahead of it: the failure is its own
         return
     failing = step.replace(
@@ -449,16 +512,24 @@ def _schedule(step: _Step, policy: Policy, branches: set[str] | None = None) -> 
         _fill_window(step, branch, policy)
 
 
+def _pipeline(state: GateState, branch: str) -> list[Item]:
+    """The branch's queue without its express items."""
+    return [i for i in state.queue(branch) if not i.express]
+
+
 def _settle_head(step: _Step, branch: str) -> None:
     while True:
         queue = step.state.queue(branch)
-        if not queue:
-            return
-        head = queue[0]
-        if head.state == ItemState.FAILING:
-            _eject(step, head, head.reason)  # nothing ahead of it is left to blame
+        pipeline = [i for i in queue if not i.express]
+        if pipeline and pipeline[0].state == ItemState.FAILING:
+            _eject(step, pipeline[0], pipeline[0].reason)  # nothing ahead of it left to blame
             continue
-        if head.state == ItemState.TESTED:
+        if any(i.state == ItemState.LANDING for i in queue):
+            return  # one push at a time
+        express = [i for i in queue if i.express]
+        # An express item lands next: until it has, the tip is kept still for it.
+        head = express[0] if express else pipeline[0] if pipeline else None
+        if head is not None and head.state == ItemState.TESTED:
             landing = step.replace(
                 head, attrs.evolve(head, state=ItemState.LANDING, reason="landing")
             )
@@ -466,8 +537,29 @@ def _settle_head(step: _Step, branch: str) -> None:
         return
 
 
-def _fill_window(step: _Step, branch: str, policy: Policy) -> None:
+def _start_express(step: _Step, branch: str) -> None:
+    """Test the first waiting express item against the tip, once nothing is being pushed."""
     queue = step.state.queue(branch)
+    express = [i for i in queue if i.express]
+    if not express or express[0].state != ItemState.QUEUED or express[0].key in step.state.held:
+        return
+    if any(i.state == ItemState.LANDING for i in queue):
+        return  # tested on the tip that push makes
+    testing = attrs.evolve(
+        express[0],
+        state=ItemState.TESTING,
+        base=None,
+        ahead=(),
+        slot=None,
+        reason="testing against the tip, ahead of the queue",
+    )
+    step.replace(express[0], testing)
+    step.emit(StartTest(testing, ()))
+
+
+def _fill_window(step: _Step, branch: str, policy: Policy) -> None:
+    _start_express(step, branch)
+    queue = _pipeline(step.state, branch)
     live = [i for i in queue if i.live]
     window = step.state.window(branch, policy)
     for candidate in (i for i in queue if i.state == ItemState.QUEUED):

@@ -64,6 +64,18 @@ class Item:
     buildset: int | None = None
     # A release manager said "merge now": the item goes ahead of every other waiting item.
     urgent: bool = False
+    # ... and, queued when it was said, it is tested at once against the branch tip outside the
+    # pipeline window, then lands before the items in the pipeline (which wait to land).
+    express: bool = False
+    # The files the tested tree changes on its base (its own patch and the stack under it), as
+    # the test build's launcher read them from the diffs; None while unknown.
+    paths: tuple[str, ...] | None = None
+    # Express items that landed while this one was in the pipeline and share no file with its
+    # tree: its test results still stand, and it lands rebased on top of them.
+    rebased_over: tuple[int, ...] = ()
+    # Digest of the tested commit's own diff (the same in every green build): what a rebased
+    # landing must reproduce exactly.
+    tested_digest: str | None = None
     attempts: int = 0
     reason: str = ""
     # Speculative pipelining: the issues (same branch, in order) whose patches are applied on
@@ -106,6 +118,9 @@ class Item:
         kwargs["state"] = ItemState(kwargs.get("state", "queued"))
         kwargs["ahead"] = tuple(int(i) for i in kwargs.get("ahead", ()))
         kwargs["verdicts"] = tuple(str(v) for v in kwargs.get("verdicts", ()))
+        kwargs["rebased_over"] = tuple(int(i) for i in kwargs.get("rebased_over", ()))
+        if kwargs.get("paths") is not None:
+            kwargs["paths"] = tuple(str(p) for p in kwargs["paths"])
         return cls(**kwargs)
 
     @property
@@ -151,7 +166,8 @@ class Recheck:
 
 @attrs.frozen
 class MergeNow:
-    """A release manager put the issue's queued items at the head of their branch queues."""
+    """A release manager wants the issue landed first: its queued items are tested at once
+    against their branch tips, outside the pipeline, and land before the items in it."""
 
     issue: int
     requester: str
@@ -166,6 +182,8 @@ class TestStarted:
     base: str
     buildset: int
     advisory_buildset: int | None = None
+    # The files the tested tree changes on ``base`` (the patch and the stack under it).
+    paths: tuple[str, ...] | None = None
 
 
 @attrs.frozen
@@ -194,6 +212,8 @@ class BuildsetFinished:
     detail: str = ""
     # Failure attribution's verdict when the tests failed first ("flaky: test_x"...), if any.
     verdict: str | None = None
+    # The digest of the tested commit's own diff, when the builds passed.
+    digest: str | None = None
 
 
 @attrs.frozen
@@ -229,7 +249,9 @@ class StartTest:
 
 @attrs.frozen
 class StartLand:
-    """Create the land buildset: same base, same patch, push ``item.tested_node``."""
+    """Create the land buildset: same base, same patch, push ``item.tested_node``; or, for an
+    item ``rebased_over`` express items, the same patch on the new tip, whose own diff must be
+    the tested one (``item.tested_digest``)."""
 
     item: Item
 

@@ -56,14 +56,15 @@ class GateState:
     def queue(self, branch: str) -> list[Item]:
         """The active items of one branch, head first.
 
-        Items in the pipeline (building, tested, failing) stay in the order they entered it;
+        Express items ("merge now" said while they waited) come first: they land next. Then
+        the items in the pipeline (building, tested, failing), in the order they entered it;
         behind them the waiting ones: "merge now" items first, otherwise approval order.
         """
         cached = self._queues.get(branch)
         if cached is None:
             cached = sorted(
                 (i for i in self.items if i.branch == branch),
-                key=lambda i: (i.slot is None, i.slot or 0, not i.urgent, i.seq),
+                key=lambda i: (not i.express, i.slot is None, i.slot or 0, not i.urgent, i.seq),
             )
             self._queues[branch] = cached
         return list(cached)

@@ -2,9 +2,13 @@
 
 The simulation plays the adapters: it creates buildsets, lets branches move under the gate's
 feet, and pushes only when the landing base is still the tip (as `hg push` without -f does).
+Issue ``n`` changes the file ``f{n % 3}.py``, so that a merge-now (express) item shares files
+with some of the pipeline and not with the rest.
 """
 
 from __future__ import annotations
+
+import re
 
 import attrs
 from hypothesis import given
@@ -18,6 +22,7 @@ from buildbot_gate.model import Decision
 from buildbot_gate.model import GateState
 from buildbot_gate.model import ItemState
 from buildbot_gate.model import LandStarted
+from buildbot_gate.model import MergeNow
 from buildbot_gate.model import Notify
 from buildbot_gate.model import Outcome
 from buildbot_gate.model import Policy
@@ -33,6 +38,15 @@ from buildbot_gate.model import tick
 BRANCHES = ("default", "3.4")
 
 
+def files(issue: int) -> set[str]:
+    return {f"f{issue % 3}.py"}
+
+
+def changes(node: str) -> list[str]:
+    """The patches in a simulated tree: its node's "issue.patchset" components."""
+    return [c for c in node.split("+") if re.fullmatch(r"\d+\.\d+", c)]
+
+
 @attrs.define
 class Buildset:
     kind: str  # "test" or "land"
@@ -42,6 +56,8 @@ class Buildset:
     seq: int
     base: str
     node: str | None = None
+    express: bool = False
+    tested_node: str | None = None
 
 
 @attrs.define
@@ -56,7 +72,10 @@ class World:
     policy: Policy = attrs.Factory(Policy)
     state: GateState = attrs.Factory(GateState)
     tips: dict[str, str] = attrs.Factory(lambda: {b: f"{b}-root" for b in BRANCHES})
-    pushed: dict[str, list[tuple[int, str]]] = attrs.Factory(lambda: {b: [] for b in BRANCHES})
+    # (seq, pushed node, tested node, express)
+    pushed: dict[str, list[tuple[int, str, str, bool]]] = attrs.Factory(
+        lambda: {b: [] for b in BRANCHES}
+    )
     running: dict[int, Buildset] = attrs.Factory(dict)
     next_bsid: int = 500
     passed_tests: set[tuple[int, str, str]] = attrs.Factory(set)  # (seq, base, node)
@@ -76,15 +95,26 @@ class World:
                 item = action.item
                 base = item.base or self.tips[item.branch]
                 assert [i.issue for i in action.stack] == list(item.ahead)
+                if item.express:
+                    assert action.stack == () and item.ahead == ()
                 tree = base + "".join(f"+{i.issue}.{i.patchset}" for i in action.stack)
                 bs = Buildset("test", item.issue, item.patchset, item.branch, item.seq, tree)
-                self.apply(TestStarted(item.issue, item.branch, base, self.new_buildset(bs)))
+                bs.express = item.express
+                paths = set().union(*(files(i.issue) for i in (*action.stack, item)))
+                bsid = self.new_buildset(bs)
+                self.apply(TestStarted(item.issue, item.branch, base, bsid, None, tuple(paths)))
             elif isinstance(action, StartLand):
                 item = action.item
                 # The land build rebuilds the patch on the item's base: the same node as tested,
                 # or the Land step refuses to push.
                 assert item.ahead == ()
-                assert f"{item.base}+{item.issue}.{item.patchset}" == item.tested_node
+                rebuilt = f"{item.base}+{item.issue}.{item.patchset}"
+                if item.rebased_over:
+                    # The same patch on the tip express items moved: its own change is the one
+                    # tested (the Land step compares digests); the tree differs.
+                    assert item.tested_node.endswith(f"+{item.issue}.{item.patchset}")
+                else:
+                    assert rebuilt == item.tested_node
                 assert (item.seq, item.tested_node) in {(t[0], t[2]) for t in self.passed_tests}
                 bs = Buildset(
                     "land",
@@ -93,6 +123,8 @@ class World:
                     item.branch,
                     item.seq,
                     item.base,
+                    rebuilt,
+                    item.express,
                     item.tested_node,
                 )
                 self.apply(LandStarted(item.issue, item.branch, self.new_buildset(bs)))
@@ -110,9 +142,14 @@ class World:
     def check_window(self) -> None:
         """Never more test builds than the window allows, and one push at a time."""
         for branch in BRANCHES:
-            tests = [b for b in self.running.values() if b.branch == branch and b.kind == "test"]
+            tests = [
+                b
+                for b in self.running.values()
+                if b.branch == branch and b.kind == "test" and not b.express
+            ]
             lands = [b for b in self.running.values() if b.branch == branch and b.kind == "land"]
-            assert len(tests) + len(lands) <= self.policy.window(branch)
+            queued = [b for b in lands if not b.express]  # express items are outside the window
+            assert len(tests) + len(queued) <= self.policy.window(branch)
             assert len(lands) <= 1
 
     def check_pipeline(self) -> None:
@@ -128,9 +165,11 @@ class World:
             assert not [a for a in extra if isinstance(a, StartTest | StartLand)], extra
         for branch in BRANCHES:
             queue = self.state.queue(branch)
-            live = [i.issue for i in queue if i.live]
+            live = [i.issue for i in queue if i.live and not i.express]
             for item in queue:
-                if item.live:
+                if item.express:
+                    assert item.ahead == ()
+                elif item.live:
                     ahead = live[: live.index(item.issue)]
                     assert list(item.ahead) == ahead, (item, ahead)
                 else:
@@ -156,12 +195,31 @@ class World:
         elif choice == "infra":
             self.apply(BuildsetFinished(bsid, Outcome.INFRA))
         elif self.tips[bs.branch] == bs.base:  # hg push without -f: only onto the tested base
-            assert bs.node in {t[2] for t in self.passed_tests}, "an untested tree is pushed"
+            assert bs.tested_node in {t[2] for t in self.passed_tests}, "an untested push"
+            if bs.node != bs.tested_node:
+                self.check_rebased(bs)
             self.tips[bs.branch] = bs.node
-            self.pushed[bs.branch].append((bs.seq, bs.node))
+            self.pushed[bs.branch].append((bs.seq, bs.node, bs.tested_node, bs.express))
             self.apply(BuildsetFinished(bsid, Outcome.LANDED, node=bs.node))
         else:
             self.apply(BuildsetFinished(bsid, Outcome.PUSH_RACE))
+
+    def check_rebased(self, bs: Buildset) -> None:
+        """A push that is not the tested tree: the tested tree plus express items only, each
+        sharing no file with the patches in the tested tree."""
+        tested, pushed = changes(bs.tested_node), changes(bs.node)
+        assert set(tested) <= set(pushed), (bs.tested_node, bs.node)
+        assert bs.node.split("+")[0] == bs.tested_node.split("+")[0], "the branch moved"
+        order = [(changes(n)[-1], x) for _, n, _, x in self.pushed[bs.branch]]
+        for extra in set(pushed) - set(tested):
+            at = next((k for k, (c, x) in enumerate(order) if c == extra and x), None)
+            assert at is not None, f"{extra} is no express item"
+            # The patches of the tested tree that had not landed when the express item did.
+            landed_before = {c for c, _ in order[:at]}
+            mine = set().union(
+                *(files(int(c.split(".")[0])) for c in tested if c not in landed_before)
+            )
+            assert not files(int(extra.split(".")[0])) & mine, f"{extra} shares a file"
 
     def direct_push(self, branch: str) -> None:
         self.direct_pushes += 1
@@ -195,6 +253,7 @@ ops = st.one_of(
     st.tuples(st.just("withdraw"), st.integers(1, 6)),
     st.tuples(st.just("startfail"), st.integers(1, 6), st.sampled_from(BRANCHES)),
     st.tuples(st.just("restart")),
+    st.tuples(st.just("mergenow"), st.integers(1, 6)),
 )
 
 
@@ -218,6 +277,8 @@ def run(world: World, program) -> None:
             world.apply(StartFailed(op[1], op[2], "hg unreachable"))
         elif kind == "restart":
             world.restart()
+        elif kind == "mergenow":
+            world.apply(MergeNow(op[1], "rm@x"))
         world.check_window()
 
 
@@ -228,14 +289,41 @@ def test_only_tested_trees_land_in_queue_order_and_nothing_is_forgotten(program,
     world = World(policy=Policy(windows={"default": window}))
     run(world, program)
     world.drain()
+    check_outcome(world)
+
+
+# Busy pipelines on one branch with release managers saying "merge now" often.
+busy = st.one_of(
+    st.tuples(st.just("approve"), st.integers(1, 6), st.just("default"), st.integers(1, 2)),
+    st.tuples(
+        st.just("finish"), st.integers(0, 5), st.sampled_from(["pass", "pass", "pass", "fail"])
+    ),
+    st.tuples(st.just("mergenow"), st.integers(1, 6)),
+    st.tuples(st.just("push"), st.just("default")),
+    st.tuples(st.just("restart")),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(busy, max_size=40), st.integers(1, 4))
+def test_merge_now_lands_first_and_spares_only_what_shares_no_file(program, window):
+    world = World(policy=Policy(windows={"default": window}))
+    run(world, program)
+    world.drain()
+    check_outcome(world)
+
+
+def check_outcome(world: World) -> None:
 
     for branch, pushes in world.pushed.items():
-        seqs = [seq for seq, _ in pushes]
-        # Items of one branch land in queue (approval) order.
-        assert seqs == sorted(seqs), f"{branch} landed out of order: {seqs}"
-        # An item lands only after a green run of exactly (its base + its patch).
-        for seq, node in pushes:
-            assert any(t[0] == seq and t[2] == node for t in world.passed_tests)
+        seqs = [seq for seq, _, _, _ in pushes]
+        # Items of one branch land in queue (approval) order, but for "merge now" ones.
+        queued = [seq for seq, _, _, express in pushes if not express]
+        assert queued == sorted(queued), f"{branch} landed out of order: {queued}"
+        # An item lands only after a green run of exactly (its base + its patch), or of its
+        # patch on a tree that express items (checked at the push) moved since.
+        for seq, _, tested, _ in pushes:
+            assert any(t[0] == seq and t[2] == tested for t in world.passed_tests)
         # Nothing lands twice.
         assert len(set(seqs)) == len(seqs)
 
@@ -253,5 +341,5 @@ def test_only_tested_trees_land_in_queue_order_and_nothing_is_forgotten(program,
                 t[2] == item.landed_node for t in world.passed_tests
             )
             assert (item.seq, item.landed_node) in {
-                (s, n) for pushes in world.pushed.values() for s, n in pushes
+                (s, n) for pushes in world.pushed.values() for s, n, _, _ in pushes
             }

@@ -63,19 +63,6 @@ def test_a_withdrawn_approval_cannot_be_rechecked():
     assert any(isinstance(a, Refuse) for a in actions)
 
 
-def test_merge_now_puts_a_waiting_item_ahead_of_the_others_but_behind_the_running_one():
-    state, _ = approve(GateState(), 101)
-    state, _ = approve(state, 102)
-    state, _ = approve(state, 103)
-    state, actions = decide(state, MergeNow(103, "rm@example.org"))
-    assert notifications(actions) == [(103, Decision.PROMOTED)]
-    assert [i.issue for i in state.queue("default")] == [101, 103, 102]
-    # When the running item is decided, the urgent one runs next.
-    state, _ = decide(state, TestStarted(101, "default", "base1", 500))
-    state, actions = decide(state, BuildsetFinished(500, Outcome.CONFLICT))
-    assert [a.item.issue for a in actions if isinstance(a, StartTest)] == [103]
-
-
 def test_merge_now_of_an_issue_not_queued_is_refused():
     state, actions = decide(GateState(), MergeNow(5, "rm@example.org"))
     assert [a.issue for a in actions if isinstance(a, Refuse)] == [5]
