@@ -8,6 +8,12 @@ per stable builder, or the docs builders for a docs-only patch - is green and co
 changeset with the same manifest (the tested tree's identity) as the repository holds. Every
 changeset in the repository carrying the gate's ``Approved-by:`` trailer must be one of those
 pushes: a gate-style changeset that no green land build accounts for is an untested push.
+
+One exception, and it is checked as strictly: a patch whose tests passed before a "merge now"
+(express) item landed under it, touching none of its files, lands rebased on top of it
+(``gate_rebased_over``). Its pushed changeset cannot be the tested one; instead its own change
+(the digest of its git-format diff, recomputed here from the repository) must be the one every
+tested build committed, and it must share no file with the express items it was rebased over.
 """
 
 from __future__ import annotations
@@ -25,6 +31,8 @@ from typing import TypeVar
 
 import attrs
 import sqlalchemy as sa
+
+from buildbot_gate.diffs import change_digest
 
 T = TypeVar("T")
 
@@ -73,7 +81,9 @@ class Report:
 def audit(repo: str, db_url: str, hgbin: str = "hg") -> Report:
     with _local(repo, hgbin) as path:
         manifests = _changesets(path, hgbin)
-    return read_database(db_url, lambda db: _audit(db, manifests))
+        return read_database(
+            db_url, lambda db: _audit(db, manifests, lambda node: _change(path, hgbin, node))
+        )
 
 
 def read_database(db_url: str, read: Callable[[Any], T]) -> T:
@@ -86,7 +96,11 @@ def read_database(db_url: str, read: Callable[[Any], T]) -> T:
         engine.dispose()
 
 
-def _audit(db: Any, changesets: dict[str, tuple[str, bool]]) -> Report:
+def _audit(
+    db: Any,
+    changesets: dict[str, tuple[str, bool]],
+    change_of: Callable[[str], tuple[str, frozenset[str]]],
+) -> Report:
     builders = {r.id: r.name for r in db.execute(sa.text("SELECT id, name FROM builders"))}
     props: dict[int, dict[str, Any]] = {}
     for r in db.execute(sa.text("SELECT buildid, name, value FROM build_properties")):
@@ -112,6 +126,12 @@ def _audit(db: Any, changesets: dict[str, tuple[str, bool]]) -> Report:
 
     report = Report()
     pushed: set[str] = set()
+    # (issue, branch) -> the node its green land build pushed
+    landed_as: dict[tuple[Any, Any], str] = {}
+    for b in builds:
+        p = props.get(b.id, {})
+        if p.get("gate_outcome") == "landed" and b.results == SUCCESS:
+            landed_as[(p.get("gate_issue"), p.get("gate_branch"))] = str(p.get("gate_node") or "")
     for b in builds:
         p = props.get(b.id, {})
         if p.get("gate_outcome") != "landed" or b.results != SUCCESS:
@@ -128,6 +148,9 @@ def _audit(db: Any, changesets: dict[str, tuple[str, bool]]) -> Report:
         if not isinstance(tested_bs, int):
             landing.problems.append("the land build names no tested buildset")
             continue
+        rebased_over = p.get("gate_rebased_over") or []
+        if rebased_over:
+            _check_rebased(landing, p, rebased_over, landed_as, change_of)
         done = latest_in_buildset.get(tested_bs, {})
         for brid in requests.get(tested_bs, []):
             t = done.get(brid)
@@ -138,6 +161,13 @@ def _audit(db: Any, changesets: dict[str, tuple[str, bool]]) -> Report:
             where = f"{builders.get(t.builderid, t.builderid)} #{t.number}"
             if t.results != SUCCESS or tp.get("gate_outcome") != "tested":
                 landing.problems.append(f"{where} was not green")
+            elif rebased_over:
+                if tp.get("gate_digest") != p.get("gate_digest"):
+                    landing.problems.append(f"{where} tested another change (digest differs)")
+                else:
+                    tested_as = str(tp.get("gate_node"))[:12]
+                    over = ", ".join(map(str, rebased_over))
+                    landing.tested_on.append(f"{where} (as {tested_as}, rebased over {over})")
             elif tp.get("gate_node") != node:
                 landing.problems.append(f"{where} tested {str(tp.get('gate_node'))[:12]}")
             elif tp.get("gate_manifest") != manifest:
@@ -148,6 +178,44 @@ def _audit(db: Any, changesets: dict[str, tuple[str, bool]]) -> Report:
             landing.problems.append(f"buildset {tested_bs} has no builds")
     report.unaccounted = [n for n, (_, gate) in changesets.items() if gate and n not in pushed]
     return report
+
+
+def _check_rebased(
+    landing: Landing,
+    p: dict[str, Any],
+    rebased_over: list[Any],
+    landed_as: dict[tuple[Any, Any], str],
+    change_of: Callable[[str], tuple[str, frozenset[str]]],
+) -> None:
+    """A landing rebased over express items: the pushed change is the tested one, on files
+    none of those items touched."""
+    digest, files = change_of(landing.node)
+    if digest != p.get("gate_digest"):
+        landing.problems.append("the pushed change is not the one its land build committed")
+    for issue in rebased_over:
+        express = landed_as.get((issue, p.get("gate_branch")))
+        if not express:
+            landing.problems.append(f"rebased over issue {issue}, which no land build pushed")
+            continue
+        shared = files & change_of(express)[1]
+        if shared:
+            landing.problems.append(
+                f"rebased over issue {issue}, which changed {', '.join(sorted(shared))} too"
+            )
+
+
+def _change(path: str, hgbin: str, node: str) -> tuple[str, frozenset[str]]:
+    """A changeset's own change: the digest of its git-format diff, and the files it touches."""
+    template = "{join(files, '\\0')}\\0\\0{diff()}"
+    out = subprocess.run(
+        [hgbin, "--config", "diff.git=1", "log", "-R", path, "-r", node, "--template", template],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={"HGPLAIN": "1", "HGRCPATH": "", "HGENCODING": "utf-8", "PATH": _path()},
+    ).stdout
+    files, _, diff = out.partition("\0\0")
+    return change_digest(diff), frozenset(f for f in files.split("\0") if f)
 
 
 def _changesets(path: str, hgbin: str) -> dict[str, tuple[str, bool]]:

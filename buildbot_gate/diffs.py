@@ -9,6 +9,7 @@ refused with a reason its owner can act on.
 
 from __future__ import annotations
 
+import hashlib
 import posixpath
 import re
 
@@ -224,3 +225,10 @@ def _check_symlink(path: str, added: list[str]) -> None:
         raise DiffError(f"the symlink {path!r} points outside the checkout ({target!r})")
     if resolved.split("/")[0].rstrip(". ").lower() == ".hg":
         raise DiffError(f"the symlink {path!r} points into .hg/ ({target!r})")
+
+
+def change_digest(git_diff: str) -> str:
+    """The identity of a commit's own change, whatever its parent: the SHA-256 of its diff in
+    git format (``hg --config diff.git=1 log --template '{diff()}'``: no node ids, no dates).
+    Two commits with the same digest change the same files in the same way."""
+    return hashlib.sha256(git_diff.encode("utf-8", "surrogateescape")).hexdigest()

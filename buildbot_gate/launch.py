@@ -62,6 +62,11 @@ class BuildsetLauncher:
             else:
                 base = await branch_tip(self.hgbin, str(self.repourl), item.branch)
             below = [await self._stacked(other) for other in stack]
+            # What the tested tree changes on its base: an express item landing later keeps
+            # this item's results only if it touches none of these.
+            paths = set(summary.paths)
+            for entry in below:
+                paths.update(entry.pop("paths"))
         except (StartError, TipError, DiffError) as e:
             log.warn("{item}: could not start: {e}", item=item.describe(), e=e)
             await self._apply(StartFailed(item.issue, item.branch, str(e)))
@@ -91,6 +96,10 @@ class BuildsetLauncher:
         props.setProperty("gate_docs_only", docs_only, "Gate")
         if land:
             props.setProperty("gate_expected_node", item.tested_node, "Gate")
+            if item.rebased_over:
+                # Tested before the express item(s) landed under it: the change must be the same.
+                props.setProperty("gate_rebased_over", list(item.rebased_over), "Gate")
+                props.setProperty("gate_expected_digest", item.tested_digest, "Gate")
             # For the auditor: the green builds this push rests on.
             props.setProperty("gate_tested_buildset", item.tested_buildset, "Gate")
             builders: Sequence[str] = [str(self.landBuilder)]
@@ -127,7 +136,9 @@ class BuildsetLauncher:
                 properties=props,
                 builderNames=self.unstableBuilders,
             )
-        await self._apply(TestStarted(item.issue, item.branch, str(base), bsid, advisory))
+        await self._apply(
+            TestStarted(item.issue, item.branch, str(base), bsid, advisory, tuple(sorted(paths)))
+        )
 
     async def _change(self, item: Item) -> dict[str, Any]:
         change = await self.master.data.get(("changes", item.changeid))
@@ -141,8 +152,10 @@ class BuildsetLauncher:
         """How a build commits the patch of ``item`` under another one: exactly as ``item``'s own
         builds do, so that the changeset ids match."""
         change = await self._change(item)
-        summarize(_change_prop(change, "gate_diff"))  # refuse now what the step would refuse
+        # Refused now what the step would refuse; the paths are taken out by _start.
+        paths = summarize(_change_prop(change, "gate_diff")).paths
         return {
+            "paths": list(paths),
             "changeid": item.changeid,
             "issue": item.issue,
             "patchset": item.patchset,

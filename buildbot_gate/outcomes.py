@@ -41,6 +41,7 @@ class BuildReport:
     failed_tests: tuple[str, ...] = ()  # the tests a failed run named (gate_failed_tests)
     verdict: str | None = None  # failure attribution's verdict (gate_verdict)
     worker: str | None = None  # the worker that ran it
+    digest: str | None = None  # the tested commit's own change (gate_digest)
 
     def describe(self) -> str:
         where = f"{self.builder} (build {self.number})" if self.number is not None else self.builder
@@ -89,6 +90,7 @@ async def read_builds(master: Any, bsid: int) -> list[BuildReport]:
                 failed_tests=tuple(str(t) for t in (_prop(props, "gate_failed_tests") or [])),
                 verdict=_prop(props, "gate_verdict"),
                 worker=workers.get(wid) if wid is not None else None,
+                digest=_prop(props, "gate_digest"),
             )
         )
     return reports
@@ -159,7 +161,11 @@ def tested(bsid: int, reports: list[BuildReport]) -> BuildsetFinished:
     where = ", ".join(r.builder for r in reports)
     flaky = next((r.verdict for r in reports if r.verdict), None)
     detail = f"passed on {where}" + (f"; {flaky} (failed, then passed on rerun)" if flaky else "")
-    return BuildsetFinished(bsid, Outcome.PASSED, node=nodes.pop(), detail=detail, verdict=flaky)
+    digests = {r.digest for r in reports}
+    digest = digests.pop() if len(digests) == 1 else None
+    return BuildsetFinished(
+        bsid, Outcome.PASSED, node=nodes.pop(), detail=detail, verdict=flaky, digest=digest
+    )
 
 
 def landed(bsid: int, reports: list[BuildReport]) -> BuildsetFinished:

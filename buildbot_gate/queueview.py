@@ -80,6 +80,8 @@ def item_json(item: Item, position: int) -> dict[str, Any]:
         "approver": item.approver,
         "state": item.state.value,
         "urgent": item.urgent,
+        "express": item.express,
+        "rebased_over": list(item.rebased_over),
         "ahead": list(item.ahead),
         "attempts": item.attempts,
         "reason": item.reason,

@@ -38,6 +38,14 @@ def comment_text(msg: Mapping[str, Any]) -> str | None:
         repourl = (msg.get("repourl") or "").rstrip("/")
         where = f"{repourl}/rev/{node[:12]}" if repourl.startswith("http") else node
         lines = [f"Landed patchset {ps} on {branch} as {node[:12]}: {where}"]
+        if msg.get("express"):
+            lines.append(f"Merged now, ahead of the queue: {detail}.")
+        over = ", ".join(f"issue {i}" for i in msg.get("rebased_over") or [])
+        if over:
+            lines.append(
+                f"Tested before the urgent {over} landed under it, on files it does not touch: "
+                "pushed on top of it, the same change as tested."
+            )
         lines += _build_lines(msg.get("tested") or [], "Tested on")
         lines += _build_lines(msg.get("builds") or [], "Pushed by")
         lines += _verdict_line(msg)
@@ -63,7 +71,7 @@ def comment_text(msg: Mapping[str, Any]) -> str | None:
     if decision == "rechecked":
         return f"Queued again for {branch} (patchset {ps}): {detail}."
     if decision == "promoted":
-        return f"Merge now: patchset {ps} {detail}."
+        return f"Merge now: patchset {ps} is {detail}."
     if decision == "queued":
         return f"Queued patchset {ps} for {branch}: {detail}"
     return None

@@ -463,6 +463,8 @@ class GateScheduler(
                 "repourl": self.repourl,
                 "cost": cost,
                 "verdicts": list(item.verdicts),
+                "express": item.express,
+                "rebased_over": list(item.rebased_over),
             },
         )
 

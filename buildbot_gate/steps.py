@@ -31,6 +31,7 @@ from buildbot.process.results import WARNINGS
 from buildbot.util import bytes2unicode
 
 from buildbot_gate.diffs import DiffError
+from buildbot_gate.diffs import change_digest
 from buildbot_gate.diffs import summarize
 
 OUTCOME = "gate_outcome"
@@ -236,14 +237,26 @@ class ApplyPatch(HgStep):
             )
         await self.addCompleteLog("patch", text)
         await self.commit(text, int(level), author, date, comment, "the patch")
+        # The changeset, its tree, and its own diff (git format: no node ids, no dates), whose
+        # digest a landing rebased over an express item must reproduce.
         ident = await self.hg(
-            "log", "--debug", "--rev", ".", "--template", "{node} {manifest}\n", collect=True
+            "--config",
+            "diff.git=1",
+            "log",
+            "--debug",
+            "--rev",
+            ".",
+            "--template",
+            "{node} {manifest}\n{diff()}",
+            collect=True,
         )
-        node, _, manifest = bytes2unicode(ident.stdout).strip().partition(" ")
+        head, _, own_diff = bytes2unicode(ident.stdout).partition("\n")
+        node, _, manifest = head.strip().partition(" ")
         if ident.didFail() or not _NODE.match(node):
             raise _Failed("conflict", "could not read the committed changeset")
         self.setProperty("gate_node", node, self.name)
         self.setProperty("gate_manifest", manifest.rpartition(":")[2], self.name)
+        self.setProperty("gate_digest", change_digest(own_diff), self.name)
         on_top = f" on top of {len(stack)} queued" if stack else ""
         self.descriptionDone = [f"committed {node[:12]}{on_top}"]
 
@@ -420,7 +433,20 @@ class Land(HgStep):
     async def act(self) -> None:
         node = self.getProperty("gate_node")
         expected = self.getProperty("gate_expected_node")
-        if not expected or node != expected:
+        rebased_over = self.getProperty("gate_rebased_over") or []
+        if rebased_over:
+            # Its tests passed before express items landed under it, on files it does not
+            # touch: the tree differs, so the change itself must be exactly the tested one.
+            digest = self.getProperty("gate_digest")
+            wanted = self.getProperty("gate_expected_digest")
+            if not wanted or digest != wanted:
+                raise _Failed(
+                    "tree_mismatch",
+                    f"rebased on top of issue(s) {', '.join(map(str, rebased_over))}, the patch "
+                    f"changes the tree differently from the tested {str(expected)[:12]}: "
+                    "not pushed",
+                )
+        elif not expected or node != expected:
             raise _Failed(
                 "tree_mismatch",
                 f"rebuilt {str(node)[:12]} but the tests passed on {str(expected)[:12]}: "

@@ -81,3 +81,30 @@ def test_pushing_a_node_already_upstream_says_no_changes_found(upstream: Path, t
     again = hg(tmp_path / "w1", "push", "--rev", node, str(upstream))
     assert again.returncode == 1
     assert "no changes found" in again.stdout + again.stderr
+
+
+def own_digest(work: Path) -> str:
+    """What ApplyPatch records as ``gate_digest`` for the commit it made."""
+    from buildbot_gate.diffs import change_digest
+
+    template = "{node} {manifest}\n{diff()}"
+    out = hg(work, "--config", "diff.git=1", "log", "--debug", "--rev", ".", "--template", template)
+    return change_digest(out.stdout.partition("\n")[2])
+
+
+def test_the_same_change_on_a_tip_moved_elsewhere_has_the_same_digest(
+    upstream: Path, tmp_path: Path
+):
+    # A landing rebased over an express item is pushed only if this holds.
+    apply_as_the_step_does(upstream, tmp_path / "tested")
+    tested = own_digest(tmp_path / "tested")
+    (upstream / "Doc.rst").write_text("Urgent docs\n")
+    hg(upstream, "commit", "-A", "-u", "RM <rm@example.org>", "-d", "1600000100 0", "-m", "docs")
+    rebased_node = apply_as_the_step_does(upstream, tmp_path / "rebased")
+    assert own_digest(tmp_path / "rebased") == tested
+    assert rebased_node != hg(tmp_path / "tested", "log", "-r", ".", "-T", "{node}").stdout
+    # The same diff where the express item changed the same file's context: another change.
+    (upstream / "calc.py").write_text("ZERO = 0\nONE = 1\n")
+    hg(upstream, "commit", "-u", "RM <rm@example.org>", "-d", "1600000200 0", "-m", "calc")
+    apply_as_the_step_does(upstream, tmp_path / "overlap")
+    assert own_digest(tmp_path / "overlap") != tested

@@ -15,6 +15,7 @@ from buildbot.test.steps import ExpectStat
 from buildbot.test.steps import TestBuildStepMixin
 from twisted.trial import unittest
 
+from buildbot_gate.diffs import change_digest
 from buildbot_gate.steps import HG_ENV
 from buildbot_gate.steps import ApplyPatch
 from buildbot_gate.steps import AttributeFailure
@@ -27,6 +28,11 @@ BASE = "a" * 40
 NODE = "b" * 40
 MANIFEST = "c" * 40
 DIFF = "diff --git a/x.py b/x.py\n--- a/x.py\n+++ b/x.py\n@@ -1 +1 @@\n-a\n+b\n"
+OWN_DIFF = "diff --git a/x.py b/x.py\n--- a/x.py\n+++ b/x.py\n@@ -1,1 +1,1 @@\n-a\n+b\n"
+IDENT = (
+    "--config", "diff.git=1", "log", "--debug", "--rev", ".",
+    "--template", "{node} {manifest}\n{diff()}",
+)  # fmt: skip
 AUTHOR = "Ann <ann@example.org>"
 MESSAGE = "Fix it\n\nReviewed-on: http://review.example.org/1/"
 
@@ -127,13 +133,12 @@ class ApplyPatchTest(StepCase):
         self.expect_commands(
             hg("import", "--no-commit", "-p", "1", "-", initial_stdin=DIFF).exit(0),
             hg("commit", "--user", AUTHOR, "--date", "1700000000 0", "--message", MESSAGE).exit(0),
-            hg("log", "--debug", "--rev", ".", "--template", "{node} {manifest}\n")
-            .stdout(f"{NODE} 3:{MANIFEST}\n")
-            .exit(0),
+            hg(*IDENT).stdout(f"{NODE} 3:{MANIFEST}\n{OWN_DIFF}").exit(0),
         )
         self.expect_outcome(result=SUCCESS, state_string=f"committed {NODE[:12]}")
         self.expect_property("gate_node", NODE)
         self.expect_property("gate_manifest", MANIFEST)
+        self.expect_property("gate_digest", change_digest(OWN_DIFF))
         return self.run_step()
 
     async def test_the_build_links_to_the_review_named_after_issue_and_patchset(self):
@@ -148,9 +153,7 @@ class ApplyPatchTest(StepCase):
         self.expect_commands(
             hg("import", "--no-commit", "-p", "1", "-", initial_stdin=DIFF).exit(0),
             hg("commit", "--user", AUTHOR, "--date", "1700000000 0", "--message", MESSAGE).exit(0),
-            hg("log", "--debug", "--rev", ".", "--template", "{node} {manifest}\n")
-            .stdout(f"{NODE} 3:{MANIFEST}\n")
-            .exit(0),
+            hg(*IDENT).stdout(f"{NODE} 3:{MANIFEST}\n{OWN_DIFF}").exit(0),
         )
         self.expect_outcome(result=SUCCESS)
         await self.run_step()
@@ -204,9 +207,7 @@ class ApplyPatchTest(StepCase):
             ).exit(0),
             hg("import", "--no-commit", "-p", "1", "-", initial_stdin=DIFF).exit(0),
             hg("commit", "--user", AUTHOR, "--date", "1700000000 0", "--message", MESSAGE).exit(0),
-            hg("log", "--debug", "--rev", ".", "--template", "{node} {manifest}\n")
-            .stdout(f"{NODE} 3:{MANIFEST}\n")
-            .exit(0),
+            hg(*IDENT).stdout(f"{NODE} 3:{MANIFEST}\n{OWN_DIFF}").exit(0),
         )
         self.expect_outcome(
             result=SUCCESS, state_string=f"committed {NODE[:12]} on top of 1 queued"
@@ -343,6 +344,27 @@ class LandTest(StepCase):
 
     def test_a_rebuilt_node_that_differs_from_the_tested_one_is_never_pushed(self):
         self.setup_land(node="d" * 40)
+        self.expect_outcome(result=FAILURE)
+        self.expect_property("gate_outcome", "tree_mismatch")
+        return self.run_step()
+
+    def setup_rebased_land(self, digest):
+        rebased = "e" * 40  # the same patch on the tip an express item moved
+        self.setup_land(node=rebased, expected=NODE)
+        self.build.setProperty("gate_rebased_over", [109], "Gate")
+        self.build.setProperty("gate_expected_digest", "f" * 64, "Gate")
+        self.build.setProperty("gate_digest", digest, "apply_patch")
+        return rebased
+
+    def test_a_landing_rebased_over_an_express_item_pushes_the_same_change(self):
+        rebased = self.setup_rebased_land("f" * 64)
+        self.expect_commands(hg("push", "--rev", rebased, URL).exit(0))
+        self.expect_outcome(result=SUCCESS, state_string=f"pushed {rebased[:12]}")
+        self.expect_property("gate_outcome", "landed")
+        return self.run_step()
+
+    def test_a_rebased_change_that_differs_from_the_tested_one_is_never_pushed(self):
+        self.setup_rebased_land("0" * 64)
         self.expect_outcome(result=FAILURE)
         self.expect_property("gate_outcome", "tree_mismatch")
         return self.run_step()

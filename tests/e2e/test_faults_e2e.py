@@ -190,7 +190,7 @@ def test_the_merge_now_form_checks_the_login_against_the_release_managers(world)
         world.release()
     world.wait_comment(waiting, "Landed", timeout=120)
     order = [c["desc"].splitlines()[0] for c in world.upstream.log("branch(default)")]
-    assert order[-3:] == ["Keeps the builder busy", "Urgent, by the form", "Waits its turn"]
+    assert order[-3:] == ["Urgent, by the form", "Keeps the builder busy", "Waits its turn"]
 
 
 def test_no_secret_shows_in_logs_build_properties_or_comments(world):

@@ -60,7 +60,9 @@
         h("td", null, item.owner),
         h("td", null, item.approver),
         h("td", { className: "gate-state gate-state-" + item.state }, item.state,
-          item.ahead.length ? " (on top of " + item.ahead.join(", ") + ")" : ""),
+          item.express ? " (ahead of the queue, on the tip)" : "",
+          item.ahead.length ? " (on top of " + item.ahead.join(", ") + ")" : "",
+          item.rebased_over.length ? " (lands over urgent " + item.rebased_over.join(", ") + ")" : ""),
         h("td", null, buildLinks(item.builds)),
         h("td", null, duration(item.in_queue_seconds)),
         h("td", null, item.eta_seconds === null || item.eta_seconds === undefined ? "" : "in about " + duration(item.eta_seconds))
