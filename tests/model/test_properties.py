@@ -286,10 +286,7 @@ def run(world: World, program) -> None:
 @given(st.lists(ops, max_size=40), st.integers(1, 4))
 def test_only_tested_trees_land_in_queue_order_and_nothing_is_forgotten(program, window):
     # "default" is pipelined with a window of ``window``; "3.4" stays serial.
-    world = World(policy=Policy(windows={"default": window}))
-    run(world, program)
-    world.drain()
-    check_outcome(world)
+    play(program, window)
 
 
 # Busy pipelines on one branch with release managers saying "merge now" often.
@@ -307,13 +304,14 @@ busy = st.one_of(
 @settings(max_examples=300, deadline=None)
 @given(st.lists(busy, max_size=40), st.integers(1, 4))
 def test_merge_now_lands_first_and_spares_only_what_shares_no_file(program, window):
+    play(program, window)
+
+
+def play(program, window: int) -> None:
+    """Run ``program``, drain the queues, and check what landed and what is left."""
     world = World(policy=Policy(windows={"default": window}))
     run(world, program)
     world.drain()
-    check_outcome(world)
-
-
-def check_outcome(world: World) -> None:
 
     for branch, pushes in world.pushed.items():
         seqs = [seq for seq, _, _, _ in pushes]
