@@ -1,7 +1,7 @@
 """Every benchmark in one command: model scale, poller scale and the drain, printed and saved.
 
     python benchmarks/run_all.py           # about 13 minutes on 2 cores: drains with K = 20
-    python benchmarks/run_all.py --full    # adds the K = 100 drains: about 75 minutes more
+    python benchmarks/run_all.py --full    # adds the K = 100 drains: about 66 minutes in all
 
 Each benchmark writes its JSON under ``benchmarks/results/`` (with the machine's description) and
 prints its table; this command runs them one after the other, never side by side, so no
