@@ -7,10 +7,13 @@ from __future__ import annotations
 
 import attrs
 
+from buildbot_gate.model.express import _merge_now
+from buildbot_gate.model.express import _pipeline
+from buildbot_gate.model.express import _spare
+from buildbot_gate.model.express import _start_express
 from buildbot_gate.model.items import Action
 from buildbot_gate.model.items import Approved
 from buildbot_gate.model.items import BuildsetFinished
-from buildbot_gate.model.items import CancelBuildset
 from buildbot_gate.model.items import Decision
 from buildbot_gate.model.items import Event
 from buildbot_gate.model.items import Item
@@ -26,39 +29,13 @@ from buildbot_gate.model.items import StartFailed
 from buildbot_gate.model.items import StartLand
 from buildbot_gate.model.items import StartTest
 from buildbot_gate.model.items import TestStarted
-from buildbot_gate.model.state import HISTORY_LIMIT
+from buildbot_gate.model.resets import _cancel
+from buildbot_gate.model.resets import _requeued
+from buildbot_gate.model.resets import _reset
+from buildbot_gate.model.resets import _reset_behind
+from buildbot_gate.model.resets import _Step
 from buildbot_gate.model.state import GateState
 from buildbot_gate.model.state import Policy
-
-
-class _Step:
-    """Accumulates the new state and the actions while one event is decided."""
-
-    def __init__(self, state: GateState) -> None:
-        self.state = state
-        self.actions: list[Action] = []
-        self.touched: set[str] = set()  # branches whose items changed: to be scheduled again
-
-    def replace(self, old: Item, new: Item) -> Item:
-        items = tuple(new if i is old else i for i in self.state.items)
-        self.state = attrs.evolve(self.state, items=items)
-        self.touched.add(new.branch)
-        return new
-
-    def add(self, item: Item) -> None:
-        seq = max(self.state.next_seq, item.seq + 1)
-        self.state = attrs.evolve(self.state, items=(*self.state.items, item), next_seq=seq)
-        self.touched.add(item.branch)
-
-    def finish(self, old: Item, new: Item) -> None:
-        """Move ``old`` out of the queue into the history as ``new``."""
-        self.touched.add(old.branch)
-        items = tuple(i for i in self.state.items if i is not old)
-        done = (*self.state.done, new)[-HISTORY_LIMIT:]
-        self.state = attrs.evolve(self.state, items=items, done=done)
-
-    def emit(self, *actions: Action) -> None:
-        self.actions.extend(actions)
 
 
 def decide(
@@ -149,31 +126,6 @@ def _recheck(step: _Step, ev: Recheck) -> None:
         step.emit(Notify(item, Decision.RECHECKED, item.reason))
 
 
-def _merge_now(step: _Step, ev: MergeNow) -> None:
-    """A waiting item goes express: tested at once against the branch tip, outside the pipeline
-    window (the queue keeps running), then landed before the items in the pipeline; when it
-    lands, only those whose trees share a file with it are tested again (:func:`_spare`)."""
-    items = [i for i in step.state.items if i.issue == ev.issue]
-    if not items:
-        step.emit(Refuse(ev.issue, f"issue {ev.issue} is not in any gate queue (approve it first)"))
-        return
-    for item in items:
-        if item.urgent or item.state != ItemState.QUEUED:
-            continue  # already first, or already building
-        urgent = step.replace(
-            item,
-            attrs.evolve(item, urgent=True, express=True, reason=f"merge now, by {ev.requester}"),
-        )
-        step.emit(
-            Notify(
-                urgent,
-                Decision.PROMOTED,
-                f"tested now against the {item.branch} tip, outside the queue, and landed "
-                "before the patches in it",
-            )
-        )
-
-
 def _withdrawn(step: _Step, issue: int, reason: str) -> None:
     for item in [i for i in step.state.items if i.issue == issue]:
         _withdraw_item(step, item, reason)
@@ -196,51 +148,6 @@ def _withdraw_item(step: _Step, item: Item, reason: str) -> None:
     step.state = attrs.evolve(step.state, held=step.state.held - {item.key})
     step.emit(Notify(gone, Decision.WITHDRAWN, reason))
     _reset_behind(step, item, f"issue {item.issue} left the queue ahead of it", charge=True)
-
-
-def _cancel(step: _Step, item: Item, reason: str) -> None:
-    """Stop the builds still running for ``item`` (its results no longer matter)."""
-    for bsid in (item.buildset, item.advisory_buildset):
-        if bsid is not None:
-            step.emit(CancelBuildset(bsid, reason))
-
-
-def _reset(step: _Step, item: Item, reason: str, *, attempt: bool = False) -> Item:
-    """Take ``item`` out of the pipeline, back to waiting; the items tested on it follow."""
-    _cancel(step, item, f"{item.describe()} reset: {reason}")
-    again = step.replace(item, _requeued(item, reason, attempt=attempt))
-    _reset_behind(step, item, f"issue {item.issue} ahead of it is tested again")
-    return again
-
-
-def _reset_behind(step: _Step, gone: Item, reason: str, *, charge: bool = False) -> None:
-    """Every item whose tested tree contains ``gone``'s patch must be tested again without it.
-
-    ``charge``: ``gone`` failed or left, so the resets are its cost (shown on its comment)."""
-    # All of these are tested again, directly or because one ahead of them is.
-    behind = [i for i in step.state.queue(gone.branch) if gone.issue in i.ahead]
-    for other in behind:
-        current = step.state.find(other.issue, other.branch)
-        if current is None or gone.issue not in current.ahead:
-            continue
-        again = _reset(step, current, reason)
-        step.emit(Notify(again, Decision.RESET, reason))
-    if charge and behind:
-        _charge_resets(step, gone, len(behind))
-
-
-def _charge_resets(step: _Step, culprit: Item, count: int) -> None:
-    """Add ``count`` resets to ``culprit``'s record, in the queue or in the history."""
-    current = step.state.find(culprit.issue, culprit.branch)
-    if current is not None:
-        step.replace(current, attrs.evolve(current, resets_caused=current.resets_caused + count))
-        return
-    done = list(step.state.done)
-    for i in range(len(done) - 1, -1, -1):
-        if done[i].key == culprit.key:
-            done[i] = attrs.evolve(done[i], resets_caused=done[i].resets_caused + count)
-            step.state = attrs.evolve(step.state, done=tuple(done))
-            return
 
 
 def _started(step: _Step, ev: TestStarted | LandStarted) -> None:
@@ -302,26 +209,6 @@ def _resume(step: _Step) -> None:
     step.state = attrs.evolve(step.state, held=frozenset())
 
 
-def _requeued(item: Item, reason: str, *, attempt: bool = False) -> Item:
-    return attrs.evolve(
-        item,
-        state=ItemState.QUEUED,
-        buildset=None,
-        advisory_buildset=None,
-        base=None,
-        ahead=(),
-        slot=None,
-        tested_node=None,
-        tested_buildset=None,
-        tested_digest=None,
-        paths=None,
-        rebased_over=(),
-        retry_pending=False,
-        attempts=item.attempts + (1 if attempt else 0),
-        reason=reason,
-    )
-
-
 def _finished(step: _Step, ev: BuildsetFinished, policy: Policy) -> None:
     found = step.state.by_buildset(ev.buildset)
     if found is None:
@@ -376,47 +263,6 @@ def _finished(step: _Step, ev: BuildsetFinished, policy: Policy) -> None:
                 step.emit(Notify(again, decision, reason))
     else:
         _infra_failure(step, item, ev, policy)
-
-
-def _spare(step: _Step, express: Item) -> str:
-    """``express`` landed ahead of the pipeline: an item whose tree shares no file with it keeps
-    its test results and will land rebased on top of it; the others (and any whose files are not
-    known) are tested again on the new tip. Returns what was done, for the landing comment."""
-    theirs = set(express.paths) if express.paths is not None else None
-    kept: list[int] = []
-    rebuilt: list[int] = []
-    for other in step.state.queue(express.branch):
-        current = step.state.find(other.issue, other.branch)
-        if current is None or current.express or current.state == ItemState.QUEUED:
-            continue  # waiting items will be tested on the new tip anyway
-        if current.state == ItemState.FAILING:
-            continue  # its failure stands either way
-        shared = theirs is None or current.paths is None or bool(theirs & set(current.paths))
-        if shared or current.base is None:
-            reason = f"urgent issue {express.issue} landed ahead of it, touching the same files"
-            again = _reset(step, current, reason)
-            step.emit(Notify(again, Decision.RESET, reason))
-            rebuilt.append(current.issue)
-            continue
-        step.replace(
-            current,
-            attrs.evolve(
-                current,
-                base=express.landed_node,
-                rebased_over=(*current.rebased_over, express.issue),
-            ),
-        )
-        kept.append(current.issue)
-    said = []
-    if kept:
-        said.append(
-            "kept the test results of "
-            + ", ".join(f"issue {i}" for i in kept)
-            + " (no file in common)"
-        )
-    if rebuilt:
-        said.append("testing again " + ", ".join(f"issue {i}" for i in rebuilt))
-    return "; ".join(said)
 
 
 def _rebase_behind(step: _Step, landed: Item) -> None:
@@ -512,11 +358,6 @@ def _schedule(step: _Step, policy: Policy, branches: set[str] | None = None) -> 
         _fill_window(step, branch, policy)
 
 
-def _pipeline(state: GateState, branch: str) -> list[Item]:
-    """The branch's queue without its express items."""
-    return [i for i in state.queue(branch) if not i.express]
-
-
 def _settle_head(step: _Step, branch: str) -> None:
     while True:
         queue = step.state.queue(branch)
@@ -535,26 +376,6 @@ def _settle_head(step: _Step, branch: str) -> None:
             )
             step.emit(StartLand(landing))
         return
-
-
-def _start_express(step: _Step, branch: str) -> None:
-    """Test the first waiting express item against the tip, once nothing is being pushed."""
-    queue = step.state.queue(branch)
-    express = [i for i in queue if i.express]
-    if not express or express[0].state != ItemState.QUEUED or express[0].key in step.state.held:
-        return
-    if any(i.state == ItemState.LANDING for i in queue):
-        return  # tested on the tip that push makes
-    testing = attrs.evolve(
-        express[0],
-        state=ItemState.TESTING,
-        base=None,
-        ahead=(),
-        slot=None,
-        reason="testing against the tip, ahead of the queue",
-    )
-    step.replace(express[0], testing)
-    step.emit(StartTest(testing, ()))
 
 
 def _fill_window(step: _Step, branch: str, policy: Policy) -> None:

@@ -154,9 +154,12 @@ def test_an_express_item_waits_for_a_push_already_under_way():
     g.passed(101)
     assert [a.item.issue for a in g.landing] == [101]
     g.send(MergeNow(109, "rm@example.org"))
-    assert 109 not in g.tests_started()  # the tip is about to move
+    # Express, but still waiting: the tip is about to move under it.
+    waiting = g.item(109)
+    assert (waiting.express, waiting.state, waiting.buildset) == (True, ItemState.QUEUED, None)
     g.landed(101)
-    assert g.tests_started()[-1] == 109
+    started = g.item(109)
+    assert (started.state, g.tests_started()[-1]) == (ItemState.TESTING, 109)
 
 
 def test_express_state_survives_persistence():

@@ -1,0 +1,112 @@
+"""Merge now without a world reset: the express lane beside the pipeline.
+
+A release manager's "merge now" on a waiting item makes it express: tested at once against the
+branch tip outside the pipeline window, landed before the pipeline (which holds its pushes), and
+then only the pipeline items whose tested trees share a file with it are tested again.
+"""
+
+from __future__ import annotations
+
+import attrs
+
+from buildbot_gate.model.items import Decision
+from buildbot_gate.model.items import Item
+from buildbot_gate.model.items import ItemState
+from buildbot_gate.model.items import MergeNow
+from buildbot_gate.model.items import Notify
+from buildbot_gate.model.items import Refuse
+from buildbot_gate.model.items import StartTest
+from buildbot_gate.model.resets import _reset
+from buildbot_gate.model.resets import _Step
+from buildbot_gate.model.state import GateState
+
+
+def _merge_now(step: _Step, ev: MergeNow) -> None:
+    """A waiting item goes express: tested at once against the branch tip, outside the pipeline
+    window (the queue keeps running), then landed before the items in the pipeline; when it
+    lands, only those whose trees share a file with it are tested again (:func:`_spare`)."""
+    items = [i for i in step.state.items if i.issue == ev.issue]
+    if not items:
+        step.emit(Refuse(ev.issue, f"issue {ev.issue} is not in any gate queue (approve it first)"))
+        return
+    for item in items:
+        if item.urgent or item.state != ItemState.QUEUED:
+            continue  # already first, or already building
+        urgent = step.replace(
+            item,
+            attrs.evolve(item, urgent=True, express=True, reason=f"merge now, by {ev.requester}"),
+        )
+        step.emit(
+            Notify(
+                urgent,
+                Decision.PROMOTED,
+                f"tested now against the {item.branch} tip, outside the queue, and landed "
+                "before the patches in it",
+            )
+        )
+
+
+def _spare(step: _Step, express: Item) -> str:
+    """``express`` landed ahead of the pipeline: an item whose tree shares no file with it keeps
+    its test results and will land rebased on top of it; the others (and any whose files are not
+    known) are tested again on the new tip. Returns what was done, for the landing comment."""
+    theirs = set(express.paths) if express.paths is not None else None
+    kept: list[int] = []
+    rebuilt: list[int] = []
+    for other in step.state.queue(express.branch):
+        current = step.state.find(other.issue, other.branch)
+        if current is None or current.express or current.state == ItemState.QUEUED:
+            continue  # waiting items will be tested on the new tip anyway
+        if current.state == ItemState.FAILING:
+            continue  # its failure stands either way
+        shared = theirs is None or current.paths is None or bool(theirs & set(current.paths))
+        if shared or current.base is None:
+            reason = f"urgent issue {express.issue} landed ahead of it, touching the same files"
+            again = _reset(step, current, reason)
+            step.emit(Notify(again, Decision.RESET, reason))
+            rebuilt.append(current.issue)
+            continue
+        step.replace(
+            current,
+            attrs.evolve(
+                current,
+                base=express.landed_node,
+                rebased_over=(*current.rebased_over, express.issue),
+            ),
+        )
+        kept.append(current.issue)
+    said = []
+    if kept:
+        said.append(
+            "kept the test results of "
+            + ", ".join(f"issue {i}" for i in kept)
+            + " (no file in common)"
+        )
+    if rebuilt:
+        said.append("testing again " + ", ".join(f"issue {i}" for i in rebuilt))
+    return "; ".join(said)
+
+
+def _pipeline(state: GateState, branch: str) -> list[Item]:
+    """The branch's queue without its express items."""
+    return [i for i in state.queue(branch) if not i.express]
+
+
+def _start_express(step: _Step, branch: str) -> None:
+    """Test the first waiting express item against the tip, once nothing is being pushed."""
+    queue = step.state.queue(branch)
+    express = [i for i in queue if i.express]
+    if not express or express[0].state != ItemState.QUEUED or express[0].key in step.state.held:
+        return
+    if any(i.state == ItemState.LANDING for i in queue):
+        return  # tested on the tip that push makes
+    testing = attrs.evolve(
+        express[0],
+        state=ItemState.TESTING,
+        base=None,
+        ahead=(),
+        slot=None,
+        reason="testing against the tip, ahead of the queue",
+    )
+    step.replace(express[0], testing)
+    step.emit(StartTest(testing, ()))

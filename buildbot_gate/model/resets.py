@@ -1,0 +1,111 @@
+"""The record one decision is built in, and the rule every decision leans on: an item taken out of
+the pipeline takes with it every item tested on top of it.
+"""
+
+from __future__ import annotations
+
+import attrs
+
+from buildbot_gate.model.items import Action
+from buildbot_gate.model.items import CancelBuildset
+from buildbot_gate.model.items import Decision
+from buildbot_gate.model.items import Item
+from buildbot_gate.model.items import ItemState
+from buildbot_gate.model.items import Notify
+from buildbot_gate.model.state import HISTORY_LIMIT
+from buildbot_gate.model.state import GateState
+
+
+class _Step:
+    """Accumulates the new state and the actions while one event is decided."""
+
+    def __init__(self, state: GateState) -> None:
+        self.state = state
+        self.actions: list[Action] = []
+        self.touched: set[str] = set()  # branches whose items changed: to be scheduled again
+
+    def replace(self, old: Item, new: Item) -> Item:
+        items = tuple(new if i is old else i for i in self.state.items)
+        self.state = attrs.evolve(self.state, items=items)
+        self.touched.add(new.branch)
+        return new
+
+    def add(self, item: Item) -> None:
+        seq = max(self.state.next_seq, item.seq + 1)
+        self.state = attrs.evolve(self.state, items=(*self.state.items, item), next_seq=seq)
+        self.touched.add(item.branch)
+
+    def finish(self, old: Item, new: Item) -> None:
+        """Move ``old`` out of the queue into the history as ``new``."""
+        self.touched.add(old.branch)
+        items = tuple(i for i in self.state.items if i is not old)
+        done = (*self.state.done, new)[-HISTORY_LIMIT:]
+        self.state = attrs.evolve(self.state, items=items, done=done)
+
+    def emit(self, *actions: Action) -> None:
+        self.actions.extend(actions)
+
+
+def _cancel(step: _Step, item: Item, reason: str) -> None:
+    """Stop the builds still running for ``item`` (its results no longer matter)."""
+    for bsid in (item.buildset, item.advisory_buildset):
+        if bsid is not None:
+            step.emit(CancelBuildset(bsid, reason))
+
+
+def _reset(step: _Step, item: Item, reason: str, *, attempt: bool = False) -> Item:
+    """Take ``item`` out of the pipeline, back to waiting; the items tested on it follow."""
+    _cancel(step, item, f"{item.describe()} reset: {reason}")
+    again = step.replace(item, _requeued(item, reason, attempt=attempt))
+    _reset_behind(step, item, f"issue {item.issue} ahead of it is tested again")
+    return again
+
+
+def _reset_behind(step: _Step, gone: Item, reason: str, *, charge: bool = False) -> None:
+    """Every item whose tested tree contains ``gone``'s patch must be tested again without it.
+
+    ``charge``: ``gone`` failed or left, so the resets are its cost (shown on its comment)."""
+    # All of these are tested again, directly or because one ahead of them is.
+    behind = [i for i in step.state.queue(gone.branch) if gone.issue in i.ahead]
+    for other in behind:
+        current = step.state.find(other.issue, other.branch)
+        if current is None or gone.issue not in current.ahead:
+            continue
+        again = _reset(step, current, reason)
+        step.emit(Notify(again, Decision.RESET, reason))
+    if charge and behind:
+        _charge_resets(step, gone, len(behind))
+
+
+def _charge_resets(step: _Step, culprit: Item, count: int) -> None:
+    """Add ``count`` resets to ``culprit``'s record, in the queue or in the history."""
+    current = step.state.find(culprit.issue, culprit.branch)
+    if current is not None:
+        step.replace(current, attrs.evolve(current, resets_caused=current.resets_caused + count))
+        return
+    done = list(step.state.done)
+    for i in range(len(done) - 1, -1, -1):
+        if done[i].key == culprit.key:
+            done[i] = attrs.evolve(done[i], resets_caused=done[i].resets_caused + count)
+            step.state = attrs.evolve(step.state, done=tuple(done))
+            return
+
+
+def _requeued(item: Item, reason: str, *, attempt: bool = False) -> Item:
+    return attrs.evolve(
+        item,
+        state=ItemState.QUEUED,
+        buildset=None,
+        advisory_buildset=None,
+        base=None,
+        ahead=(),
+        slot=None,
+        tested_node=None,
+        tested_buildset=None,
+        tested_digest=None,
+        paths=None,
+        rebased_over=(),
+        retry_pending=False,
+        attempts=item.attempts + (1 if attempt else 0),
+        reason=reason,
+    )
