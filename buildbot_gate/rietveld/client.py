@@ -82,8 +82,8 @@ class RietveldClient:
             # Twisted retries a GET that meets a kept-alive connection the server has just
             # closed, never a POST: an HTTP/1.0 server that hangs up without "Connection: close"
             # would lose every comment. So each POST opens a connection of its own.
-            fresh = HTTPConnectionPool(reactor, persistent=False)
-            self._post_http: Any = treq.client.HTTPClient(Agent(reactor, pool=fresh))
+            fresh: Any = Agent(reactor, pool=HTTPConnectionPool(reactor, persistent=False))
+            self._post_http: Any = treq.client.HTTPClient(fresh)
         else:
             self._pool = None
             self._post_http = http
