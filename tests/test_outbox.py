@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime
 from typing import Any
 
+from buildbot.test import fakedb
 from buildbot.test.fake import fakemaster
 from buildbot.test.reactor import TestReactorMixin
 from twisted.internet import defer
@@ -16,10 +17,12 @@ from twisted.trial import unittest
 from buildbot_gate import outbox
 from buildbot_gate.outbox import Letter
 from buildbot_gate.outbox import Outbox
+from buildbot_gate.queueview import undelivered_json
 from buildbot_gate.reporter import RietveldReporter
 from buildbot_gate.reporter import comment_text
 from buildbot_gate.rietveld.client import ServerError
 from buildbot_gate.rietveld.client import Unreachable
+from buildbot_gate.www import outboxes
 
 LANDED = {
     "decision": "landed",
@@ -81,7 +84,8 @@ class OutboxTest(TestReactorMixin, unittest.TestCase):
     def setUp(self):
         self.setup_test_reactor()
         self.reactor.advance(1_000_000)
-        self.master = yield fakemaster.make_master(self, wantDb=True, wantMq=True)
+        self.master = yield fakemaster.make_master(self, wantData=True)
+        yield self.master.db.insert_test_data([fakedb.Master(id=self.master.masterid)])
         self.master.mq.verifyMessages = False  # the gate's own routing keys
         yield self.master.startService()
         self.addCleanup(self.master.stopService)
@@ -164,12 +168,28 @@ class OutboxTest(TestReactorMixin, unittest.TestCase):
         self.assertEqual(len(given_up), 1, given_up)
         self.assertIn("issue 42", given_up[0])
         self.assertIn("Landed patchset 3", given_up[0])
+        # The queue page says so.
+        page = undelivered_json((yield defer.ensureDeferred(outboxes(self.master, reporter.name))))
+        self.assertEqual(page["count"], 1)
+        self.assertEqual(page["pending"], 0)
+        self.assertEqual([c["issue"] for c in page["recent"]], [42])
+        self.assertIn("HTTP 500", page["recent"][0]["error"])
         # Expired means no more tries, even when the server is back.
         tries = len(self.server.attempts)
         self.server.down = False
         self.reactor.pump([600] * 10)
         self.assertEqual(len(self.server.attempts), tries)
         self.assertEqual(self.server.comments, [])
+
+    @defer.inlineCallbacks
+    def test_the_queue_page_counts_comments_still_being_retried(self):
+        yield self.start_reporter()
+        self.server.down = True
+        self.decide()
+        page = undelivered_json(
+            (yield defer.ensureDeferred(outboxes(self.master, "RietveldReporter")))
+        )
+        self.assertEqual((page["count"], page["pending"]), (0, 1))
 
     @defer.inlineCallbacks
     def test_the_same_decision_heard_twice_is_posted_once(self):
