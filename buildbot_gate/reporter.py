@@ -132,7 +132,13 @@ class RietveldReporter(service.BuildbotService):
         maxRetryDelay: float = outbox.DEFAULT_MAX_RETRY_DELAY,
         expireAfter: float = outbox.DEFAULT_EXPIRE_AFTER,
         name: str | None = None,
+        retries: int | None = None,
     ) -> None:
+        if retries is not None:
+            config.error(
+                "RietveldReporter: retries is no longer a setting: comments are retried until "
+                "delivered or expireAfter seconds have passed"
+            )
         if not url or not str(url).startswith(("http://", "https://")):
             config.error("RietveldReporter: url must be the Rietveld server's http(s) address")
         if not retryDelay > 0:
@@ -152,6 +158,7 @@ class RietveldReporter(service.BuildbotService):
         maxRetryDelay: float = outbox.DEFAULT_MAX_RETRY_DELAY,
         expireAfter: float = outbox.DEFAULT_EXPIRE_AFTER,
         name: str | None = None,
+        retries: int | None = None,
     ) -> Any:
         self.url = str(url).rstrip("/")
         # Credentials may be util.Secret(...): rendered here, never logged.

@@ -6,6 +6,8 @@ from __future__ import annotations
 import datetime
 from typing import Any
 
+import pytest
+from buildbot import config
 from buildbot.test import fakedb
 from buildbot.test.fake import fakemaster
 from buildbot.test.reactor import TestReactorMixin
@@ -277,3 +279,18 @@ def test_the_outbox_survives_its_json_form():
         "a", 1, "hello", 5.0, attempts=1, next_try=17.0, error="HTTP 500"
     )
     assert box.knows("b") and not box.knows("c")
+
+
+@pytest.mark.parametrize(
+    ("settings", "said"),
+    [
+        ({"retryDelay": 0}, "retryDelay must be a positive number"),
+        ({"retryDelay": 60, "maxRetryDelay": 10}, "maxRetryDelay cannot be shorter"),
+        ({"expireAfter": -1}, "expireAfter must be a positive number"),
+        ({"retries": 5}, "retries is no longer a setting"),
+    ],
+)
+def test_bad_reporter_settings_are_config_errors(settings, said):
+    with pytest.raises(config.ConfigErrors) as e:
+        RietveldReporter(url="http://rietveld.example", **settings)
+    assert said in str(e.value)
