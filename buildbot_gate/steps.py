@@ -341,6 +341,12 @@ class RunTests(buildstep.ShellMixin, buildstep.BuildStep):
         return WARNINGS if self.attributed else FAILURE
 
 
+# The failed tests' names come from the output of the patch's own tests: only plain names go
+# on a command line (never an option, a second argument, or cmd.exe syntax on Windows).
+_TEST_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.:/\[\]-]{0,199}")
+_MAX_RERUN = 50
+
+
 class AttributeFailure(HgStep):
     """After a failed test run: whose failure is it? Reruns only the failed tests.
 
@@ -348,6 +354,8 @@ class AttributeFailure(HgStep):
     (``gate_outcome`` back to ``tested``). If not, on the branch tip without the patch: if they
     fail there too the tip is broken (``tip_broken``: the patch is held, not ejected), otherwise
     the patch broke them (``test_failed``, with their names). The verdict is ``gate_verdict``.
+    The names follow ``rerunSeparator`` (``--``: "no options after this"; None for a runner
+    that cannot take it); a failure naming a test the gate will not pass on stays the patch's.
     """
 
     name = "attribute"
@@ -361,18 +369,23 @@ class AttributeFailure(HgStep):
         rerunCommand: str | Sequence[str],
         timeout: int = 1200,
         env: Mapping[str, str] | None = None,
+        rerunSeparator: str | None = "--",
         **kwargs: Any,
     ) -> None:
         kwargs.setdefault("doStepIf", _tests_failed)
         kwargs.setdefault("hideStepIf", lambda results, step: results == SKIPPED)
         super().__init__(timeout=timeout, **kwargs)
         self.rerunCommand = rerunCommand
+        self.rerunSeparator = rerunSeparator
         self.run_env = dict(env or {})
 
     async def rerun(self, names: Sequence[str]) -> bool:
         """Run the failed tests again in the checkout; True when they pass."""
+        if not all(_TEST_NAME.fullmatch(n) for n in names):
+            raise _Failed("test_failed", "tests failed (a test name unfit for a command line)")
         base = self.rerunCommand
-        argv = (base.split() if isinstance(base, str) else list(base)) + list(names)
+        argv = base.split() if isinstance(base, str) else list(base)
+        argv += [self.rerunSeparator, *names] if self.rerunSeparator else list(names)
         cmd = remotecommand.RemoteShellCommand(
             self.workdir,
             argv,
@@ -389,6 +402,12 @@ class AttributeFailure(HgStep):
         names = [str(n) for n in (self.getProperty("gate_failed_tests") or [])]
         if not names:
             raise _Failed("test_failed", "tests failed (no failed test named to rerun)")
+        odd = [n for n in names if not _TEST_NAME.fullmatch(n)]
+        if odd or len(names) > _MAX_RERUN:
+            # Rerunning only some would call the others flaky unseen: the failure stays the patch's.
+            what = f"{len(odd)} unusual test name(s)" if odd else f"over {_MAX_RERUN} failed tests"
+            await self.stdio_log.addHeader(f"gate: not rerun: {[n[:80] for n in odd[:5]]}\n")
+            raise _Failed("test_failed", f"tests failed ({what}: not attributed)")
         listed = ", ".join(names)
         await self.stdio_log.addHeader(f"gate: rerunning {listed} in the tested tree\n")
         if await self.rerun(names):

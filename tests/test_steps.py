@@ -272,16 +272,16 @@ class FailureAttributionTest(StepCase):
         self.expect_property("gate_outcome", "test_failed")
         return self.run_step()
 
-    def attribute(self, failed=("test_net",)):
-        self.setup_step(AttributeFailure(rerunCommand=self.RERUN))
+    def attribute(self, failed=("test_net",), **kw):
+        self.setup_step(AttributeFailure(rerunCommand=self.RERUN, **kw))
         self.build.setProperty("gate_outcome", "test_failed", "test")
         self.build.setProperty("gate_failed_tests", list(failed), "test")
         self.build.setProperty("gate_base", BASE, "checkout")
 
-    def rerun(self, rc):
+    def rerun(self, rc, names=("--", "test_net")):
         return ExpectShell(
             workdir="wkdir",
-            command=[*self.RERUN, "test_net"],
+            command=[*self.RERUN, *names],
             log_environ=False,
             env={},
             timeout=1200,
@@ -326,6 +326,41 @@ class FailureAttributionTest(StepCase):
         self.attribute(failed=())
         self.expect_outcome(result=FAILURE)
         self.expect_property("gate_outcome", "test_failed")
+        return self.run_step()
+
+    def test_a_test_name_read_from_the_output_is_never_an_option(self):
+        # The patch's tests print "FAIL --config=..." and "FAIL -c": whatever the pattern
+        # captured, the runner gets no option from it, and the failure stays the patch's.
+        self.attribute(failed=("test_net", "--config=evil.py"))
+        self.expect_commands()  # nothing rerun: not even the tests with plain names
+        self.expect_outcome(
+            result=FAILURE,
+            state_string="tests failed (1 unusual test name(s): not attributed) (failure)",
+        )
+        self.expect_property("gate_outcome", "test_failed")
+        return self.run_step()
+
+    def test_names_with_spaces_shell_syntax_or_no_end_are_not_rerun_either(self):
+        odd = ["-c", "test_a test_b", "test_a\n-c", "t&calc", "t|x", "t%PATH%", "x" * 201, ""]
+        self.attribute(failed=("test_net", "test.test_os.Case.test_x[1-2]", *odd))
+        self.expect_outcome(
+            result=FAILURE,
+            state_string="tests failed (8 unusual test name(s): not attributed) (failure)",
+        )
+        return self.run_step()
+
+    def test_too_many_failed_tests_are_not_rerun(self):
+        self.attribute(failed=[f"test_{i}" for i in range(51)])
+        self.expect_outcome(
+            result=FAILURE,
+            state_string="tests failed (over 50 failed tests: not attributed) (failure)",
+        )
+        return self.run_step()
+
+    def test_a_runner_that_cannot_take_a_separator_gets_the_names_alone(self):
+        self.attribute(rerunSeparator=None)
+        self.expect_commands(self.rerun(0, names=("test_net",)))
+        self.expect_outcome(result=SUCCESS)
         return self.run_step()
 
 
