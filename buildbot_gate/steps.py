@@ -28,6 +28,7 @@ from buildbot.process.results import FAILURE
 from buildbot.process.results import SKIPPED
 from buildbot.process.results import SUCCESS
 from buildbot.process.results import WARNINGS
+from buildbot.steps.worker import CompositeStepMixin
 from buildbot.util import bytes2unicode
 
 from buildbot_gate.diffs import DiffError
@@ -186,7 +187,11 @@ class GateCheckout(HgStep):
         return not (await self.hg("pull", "--rev", base, str(self.repourl))).didFail()
 
 
-class ApplyPatch(HgStep):
+# Beside the working copy, not in it: hg reads a commit message from here (``--logfile``).
+COMMIT_MESSAGE_FILE = "gate-commit-message.txt"
+
+
+class ApplyPatch(HgStep, CompositeStepMixin):
     """Commit the patches of the items ahead (speculative pipelining), then the approved diff.
 
     The author, date and message come from the scheduler, so every builder (and the landing
@@ -197,6 +202,7 @@ class ApplyPatch(HgStep):
     name = "apply_patch"
     description = ["applying patch"]
     descriptionDone = ["patch applied"]
+    logEnviron = False  # for CompositeStepMixin's file commands
 
     async def act(self) -> None:
         ss = self.sourcestamp()
@@ -269,9 +275,21 @@ class ApplyPatch(HgStep):
                 "conflict",
                 f"{what} does not apply" if what != "the patch" else "patch does not apply",
             )
-        commit = await self.hg(
-            "commit", "--user", str(author), "--date", str(date), "--message", str(message)
-        )
+        # Never on the command line: buildbot-worker runs a command whose arguments hold a
+        # newline through a .bat file on Windows, which cuts the message. hg reads the file as
+        # it would the argument (lines joined with "\n", then stripped): the same changeset.
+        self.rc_log = self.stdio_log  # where CompositeStepMixin's file commands report
+        path = self.build.path_module.join("..", COMMIT_MESSAGE_FILE)
+        written = await self.downloadFileContentToWorker(path, str(message), workdir=self.workdir)
+        if not written:
+            raise _Failed("checkout_failed", "could not write the commit message on the worker")
+        try:
+            commit = await self.hg(
+                "commit", "--user", str(author), "--date", str(date), "--logfile", path
+            )
+        finally:
+            where = self.build.path_module.join(self.workdir, path)
+            await self.runRmFile(where, abandonOnFailure=False)
         if commit.didFail():
             raise _Failed("conflict", f"{what} changes nothing, or could not be committed")
 
