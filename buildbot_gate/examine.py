@@ -17,9 +17,11 @@ from buildbot_gate import protocol
 from buildbot_gate.people import DirectoryUnavailable
 from buildbot_gate.people import People
 from buildbot_gate.people import Person
+from buildbot_gate.ratelimit import SenderLimit
 from buildbot_gate.rietveld import approvals
 from buildbot_gate.rietveld.approvals import Approval
 from buildbot_gate.rietveld.approvals import Rules
+from buildbot_gate.rietveld.client import AnswerTooLarge
 from buildbot_gate.rietveld.client import RietveldClient
 from buildbot_gate.rietveld.nomination import target_branches
 from buildbot_gate.rietveld.records import Issue
@@ -33,6 +35,15 @@ class _Held(Exception):
     """The issue cannot be judged now (people directory down); look again next poll."""
 
 
+class _Refused(Exception):
+    """The patchset's diff cannot be queued (too large, not text): say why, once."""
+
+    def __init__(self, key: str, why: str) -> None:
+        super().__init__(why)
+        self.key = key
+        self.why = why
+
+
 class IssueExaminer:
     """Examines one issue at a time; the poller supplies the client, rules and settings."""
 
@@ -43,10 +54,14 @@ class IssueExaminer:
     _client: RietveldClient
     _people: People
     _rules: Rules
+    _refusals: SenderLimit
+    maxDiffBytes: int | None
+    _forgotten_mark: str = ""  # requests up to this date belong to forgotten records
 
     async def _examine(self, number: int, tracked: dict[str, Any], watch: set[int]) -> None:
         issue = await self._client.get_issue(number, messages=True)
         rec = tracked.setdefault(str(number), {"ps": None, "queued": [], "mark": "", "told": []})
+        rec["at"] = issue.modified_raw  # what is forgotten first when too many are kept
         latest = issue.latest_patchset
         if rec["ps"] is not None and (issue.closed or latest != rec["ps"]):
             why = (
@@ -82,17 +97,15 @@ class IssueExaminer:
         owner = people[issue.owner_email.lower()]
         for v in verdicts:
             if v.refusal:
-                self._tell(issue, rec, f"frozen:{v.branch}:{latest}", v.branch, v.refusal)
+                key = f"frozen:{v.branch}:{latest}"
+                self._tell(issue, rec, key, v.branch, v.refusal, owner.email)
         if standing and not owner.agreement:
             watch.add(number)  # queued by itself once the agreement is signed
-            self._tell(issue, rec, f"agreement:{latest}", None, _no_agreement(owner))
+            self._tell(issue, rec, f"agreement:{latest}", None, _no_agreement(owner), owner.email)
         elif standing:
             todo = [v for v in verdicts if v.approval and v.branch not in rec["queued"]]
-            diff = await self._diff(issue, latest) if todo else None
-            if todo and diff is None:
-                why = "Not queued: the diff of this patchset is not UTF-8 text."
-                self._tell(issue, rec, f"encoding:{latest}", None, why)
-            elif todo and diff is not None:
+            diff = await self._acceptable_diff(issue, rec, latest, owner) if todo else None
+            if diff is not None:
                 for v in todo:
                     assert v.approval is not None
                     await self._approve(issue, v.approval, v.branch, diff, sorted(patchset.files))
@@ -109,17 +122,36 @@ class IssueExaminer:
                 raise _Held(str(e)) from None
         return found
 
-    async def _diff(self, issue: Issue, patchset: int) -> str | None:
-        raw = await self._client.get_diff(issue.issue, patchset)
+    async def _acceptable_diff(
+        self, issue: Issue, rec: dict[str, Any], patchset: int, owner: Person
+    ) -> str | None:
+        try:
+            return await self._diff(issue, patchset)
+        except _Refused as r:
+            self._tell(issue, rec, r.key, None, r.why, owner.email)
+            return None
+
+    async def _diff(self, issue: Issue, patchset: int) -> str:
+        """The diff as text; _Refused, before any of it is stored, when the gate cannot take it."""
+        limit = self.maxDiffBytes
+        try:
+            raw = await self._client.get_diff(issue.issue, patchset)
+        except AnswerTooLarge as e:
+            size = str(e.declared) if e.declared else f"more than {e.limit}"
+            raise _Refused(f"size:{patchset}", _too_large(size, limit)) from None
+        if limit is not None and len(raw) > limit:
+            raise _Refused(f"size:{patchset}", _too_large(str(len(raw)), limit))
         try:
             return raw.decode("utf-8")
         except UnicodeDecodeError:
-            return None
+            why = "Not queued: the diff of this patchset is not UTF-8 text."
+            raise _Refused(f"encoding:{patchset}", why) from None
 
     async def _requests(
         self, issue: Issue, rec: dict[str, Any], people: dict[str, Person], created: Any
     ) -> None:
-        for cmd in approvals.commands(issue, rec["mark"], created):
+        after = max(rec["mark"], self._forgotten_mark)
+        for cmd in approvals.commands(issue, after, created):
             rec["mark"] = str(cmd.date)
             person = people.get(cmd.sender) or Person(cmd.sender, known=False)
             if cmd.kind == approvals.RECHECK:
@@ -127,7 +159,7 @@ class IssueExaminer:
                     await self._request(issue, protocol.RECHECK, cmd.sender)
                 else:
                     why = f"Sorry, {cmd.sender}: rechecks here are for {_who(self._rules)}."
-                    self._tell(issue, rec, f"recheck:{cmd.date}", None, why)
+                    self._tell(issue, rec, f"recheck:{cmd.date}", None, why, cmd.sender)
             elif self._rules.may_merge_now(person):
                 await self._request(issue, protocol.MERGE_NOW, cmd.sender)
             else:
@@ -136,7 +168,7 @@ class IssueExaminer:
                     f"Sorry, {cmd.sender}: only the release managers ({managers}) can ask the "
                     "gate to merge a patch ahead of the queue. The patch keeps its place."
                 )
-                self._tell(issue, rec, f"merge-now:{cmd.date}", None, why)
+                self._tell(issue, rec, f"merge-now:{cmd.date}", None, why, cmd.sender)
 
     # --- what the gate is told --------------------------------------------------------------
 
@@ -197,12 +229,31 @@ class IssueExaminer:
         await self._add_change(issue, category, branch=None, props=props)
 
     def _tell(
-        self, issue: Issue, rec: dict[str, Any], key: str, branch: str | None, detail: str
+        self,
+        issue: Issue,
+        rec: dict[str, Any],
+        key: str,
+        branch: str | None,
+        detail: str,
+        sender: str,
     ) -> None:
-        """Announce a refusal once: the same refusal is never repeated on later polls."""
+        """Announce a refusal once: the same refusal is never repeated on later polls.
+
+        ``sender`` is who caused it; past their share of refusals it is logged, not commented."""
         if key in rec["told"]:
             return
         rec["told"] = [*rec["told"], key][-_TOLD_LIMIT:]
+        if not self._refusals.allow(sender):
+            if self._refusals.first_silence(sender):
+                log.warn(
+                    "refusals caused by {who} are no longer commented (more than {n} per hour); "
+                    "issue {i} refused: {detail}",
+                    who=sender,
+                    n=self._refusals.per_window,
+                    i=issue.issue,
+                    detail=detail,
+                )
+            return
         log.info("issue {n} refused: {detail}", n=issue.issue, detail=detail)
         protocol.announce(
             self.master,
@@ -220,6 +271,10 @@ def _no_agreement(owner: Person) -> str:
         f"Not queued: the patch owner ({owner.email}) has not signed the contributor agreement. "
         "The gate will queue the patch by itself once the agreement is recorded on the tracker."
     )
+
+
+def _too_large(size: str, limit: int | None) -> str:
+    return f"Not queued: the patch is {size} bytes; the gate takes patches of at most {limit}."
 
 
 def _who(rules: Rules) -> str:
