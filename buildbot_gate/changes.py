@@ -282,6 +282,9 @@ class RietveldPoller(ClaimsPromptly, IssueExaminer, ReconfigurablePollingChangeS
         for number in sorted(watch - examined):
             try:
                 await self._examine(number, state["tracked"], watch)
+            except AnswerTooLarge as e:
+                log.warn("{name}: issue {n} no longer watched: {e}", name=self.name, n=number, e=e)
+                watch.discard(number)
             except RietveldError as e:
                 log.warn("{name}: issue {n} not re-read: {e}", name=self.name, n=number, e=e)
         # The server's bound is inclusive and second-grained: remember what we saw in that second.
