@@ -56,11 +56,14 @@ class IssueExaminer:
     _rules: Rules
     _refusals: SenderLimit
     maxDiffBytes: int | None
-    _forgotten_mark: str = ""  # requests up to this date belong to forgotten records
+    _forgotten_mark: str = ""  # approvals and requests up to this time belong to forgotten issues
 
     async def _examine(self, number: int, tracked: dict[str, Any], watch: set[int]) -> None:
         issue = await self._client.get_issue(number, messages=True)
-        rec = tracked.setdefault(str(number), {"ps": None, "queued": [], "mark": "", "told": []})
+        fresh = str(number) not in tracked
+        # A forgotten issue's approvals and requests up to the mark were acted on already.
+        floor = self._forgotten_mark if fresh else ""
+        rec = tracked.setdefault(str(number), {"ps": None, "queued": [], "mark": floor, "told": []})
         rec["at"] = issue.modified_raw  # what is forgotten first when too many are kept
         latest = issue.latest_patchset
         if rec["ps"] is not None and (issue.closed or latest != rec["ps"]):
@@ -90,6 +93,8 @@ class IssueExaminer:
             issue.description, self.defaultBranch, self.bugfixBranches, issue.target_ref
         )
         verdicts = approvals.evaluate(issue, patchset.created, people, branches, self._rules)
+        if floor:
+            verdicts = [v for v in verdicts if not _acted_on(v, floor)]
         standing = [v.approval for v in verdicts if v.approval]
         watch.discard(number)
         if rec["ps"] == latest and rec["queued"] and not standing:
@@ -150,8 +155,7 @@ class IssueExaminer:
     async def _requests(
         self, issue: Issue, rec: dict[str, Any], people: dict[str, Person], created: Any
     ) -> None:
-        after = max(rec["mark"], self._forgotten_mark)
-        for cmd in approvals.commands(issue, after, created):
+        for cmd in approvals.commands(issue, rec["mark"], created):
             rec["mark"] = str(cmd.date)
             person = people.get(cmd.sender) or Person(cmd.sender, known=False)
             if cmd.kind == approvals.RECHECK:
@@ -271,6 +275,10 @@ def _no_agreement(owner: Person) -> str:
         f"Not queued: the patch owner ({owner.email}) has not signed the contributor agreement. "
         "The gate will queue the patch by itself once the agreement is recorded on the tracker."
     )
+
+
+def _acted_on(verdict: approvals.BranchVerdict, floor: str) -> bool:
+    return verdict.approval is not None and str(verdict.approval.approved_at) <= floor
 
 
 def _too_large(size: str, limit: int | None) -> str:

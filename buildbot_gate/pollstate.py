@@ -12,13 +12,13 @@ from typing import Any
 DEFAULT_MAX_TRACKED = 5000
 
 
-def needed(rec: dict[str, Any], watched: bool) -> bool:
+def needed(rec: dict[str, Any], watched: bool, floor: str = "") -> bool:
     """Whether the record carries something the gate still needs (else it is dropped at once)."""
     return bool(
         watched
         or rec.get("ps") is not None
         or rec.get("queued")
-        or rec.get("mark")
+        or str(rec.get("mark", "")) > floor
         or rec.get("told")
         or rec.get("held")
     )
@@ -28,12 +28,13 @@ def prune(state: dict[str, Any], cap: int) -> list[int]:
     """Forget empty records, then the oldest past ``cap``; return the issues forgotten early.
 
     A record holding a queued approval or waiting (for the agreement, for the tracker) is
-    forgotten only when such records alone pass the cap. The latest request date among the
-    forgotten is kept as ``forgotten_mark``, so a forgotten issue's old ``recheck`` or
-    ``merge now`` is not acted on again when the issue changes later."""
+    forgotten only when such records alone pass the cap. The latest time the forgotten issues
+    were seen changed is kept as ``forgotten_mark``: when a forgotten issue changes again, its
+    approvals, ``recheck`` and ``merge now`` up to then are not acted on a second time."""
     tracked: dict[str, dict[str, Any]] = state["tracked"]
     watch = set(state["watch"])
-    for key in [k for k, rec in tracked.items() if not needed(rec, int(k) in watch)]:
+    mark = str(state.get("forgotten_mark", ""))
+    for key in [k for k, rec in tracked.items() if not needed(rec, int(k) in watch, mark)]:
         del tracked[key]
     excess = len(tracked) - cap
     if excess <= 0:
@@ -45,9 +46,9 @@ def prune(state: dict[str, Any], cap: int) -> list[int]:
         return (pinned, str(rec.get("at", "")))
 
     forgotten = sorted(tracked, key=age)[:excess]
-    mark = str(state.get("forgotten_mark", ""))
     for key in forgotten:
-        mark = max(mark, str(tracked.pop(key).get("mark", "")))
+        rec = tracked.pop(key)
+        mark = max(mark, str(rec.get("at", "")), str(rec.get("mark", "")))
         watch.discard(int(key))
     state["forgotten_mark"] = mark
     state["watch"] = sorted(watch)

@@ -182,6 +182,29 @@ class SavedState(PollerCase):
         )
 
     @defer.inlineCallbacks
+    def test_a_forgotten_approval_is_not_queued_again_but_a_later_one_is(self):
+        yield self.make_poller(maxTrackedIssues=3)
+        self.store.clock = Clock(one_second_apart())
+        issues = [self.issue() for _ in range(6)]
+        for n in issues:
+            self.store.lgtm(n, CORE)
+        yield self.poll()
+        self.assertEqual(len(self.changes("gate:approved")), 6)
+        state = yield self.saved()
+        self.assertEqual(sorted(state["tracked"]), [str(n) for n in issues[3:]])
+        old = issues[0]
+        self.store.post_message(old, ANN, "thanks!")  # a forgotten issue changes
+        searches = self.store.requests.count("GET /search")
+        yield self.poll()
+        self.assertGreater(self.store.requests.count("GET /search"), searches)
+        self.assertIn(f"GET /api/{old}", self.store.requests)  # read again...
+        self.assertEqual(len(self.changes("gate:approved")), 6)  # ...and not queued twice
+        self.store.upload_patchset(old, DIFF.replace("+b", "+c"))
+        self.store.lgtm(old, CORE, "LGTM again")
+        yield self.poll()
+        self.assertEqual(len(self.changes("gate:approved")), 7)
+
+    @defer.inlineCallbacks
     def test_state_is_saved_only_when_something_changed(self):
         yield self.make_poller()
         saves = []
