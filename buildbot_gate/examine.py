@@ -282,7 +282,10 @@ def _acted_on(verdict: approvals.BranchVerdict, floor: str) -> bool:
 
 
 def _too_large(size: str, limit: int | None) -> str:
-    return f"Not queued: the patch is {size} bytes; the gate takes patches of at most {limit}."
+    return (
+        f"Not queued: the patch is {size} bytes; the gate takes patches of at most {limit}. "
+        "Nothing was run; upload a new patchset to try again."
+    )
 
 
 def _who(rules: Rules) -> str:

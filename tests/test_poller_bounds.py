@@ -17,6 +17,8 @@ from tests.test_poller import CORE
 from tests.test_poller import DIFF
 from tests.test_poller import PollerCase
 
+AGAIN = " Nothing was run; upload a new patchset to try again."
+
 
 def one_second_apart():
     ticks = itertools.count()
@@ -48,10 +50,11 @@ class DiffAndAnswerSizes(PollerCase):
         self.assertEqual(
             details,
             {
-                over: "Not queued: the patch is 300 bytes; the gate takes patches of at most 200.",
+                over: "Not queued: the patch is 300 bytes; the gate takes patches of at most 200."
+                + AGAIN,
                 # Read no further than 200 + 65536 bytes (the stand-in sends no length).
                 huge: "Not queued: the patch is more than 65736 bytes; "
-                "the gate takes patches of at most 200.",
+                "the gate takes patches of at most 200." + AGAIN,
             },
         )
         self.assertTrue(

@@ -68,12 +68,14 @@ class RoundupPeopleTest(unittest.TestCase):
         self.tracker.add_user("dora", "dora@example.org")
         first = yield self.lookup("dora@example.org")
         self.assertFalse(first.agreement)
-        self.tracker.set_flags("dora", agreement=True)
+        self.tracker.set_flags("dora", agreement=True, committer=True)
         cached = yield self.lookup("dora@example.org")
         self.assertFalse(cached.agreement)
+        self.assertFalse(cached.committer)
         self.clock.advance(61)
         fresh = yield self.lookup("dora@example.org")
         self.assertTrue(fresh.agreement)
+        self.assertTrue(fresh.committer)  # a new committer counts within the TTL
 
     @defer.inlineCallbacks
     def test_cache_keeps_at_most_cache_size_people_least_recently_asked_forgotten_first(self):
