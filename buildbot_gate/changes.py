@@ -11,6 +11,7 @@ issue lives in the Buildbot database, so a restarted master neither repeats nor 
 from __future__ import annotations
 
 import datetime
+import json
 from collections.abc import Sequence
 from typing import Any
 from typing import ClassVar
@@ -23,17 +24,27 @@ from twisted.logger import Logger
 
 from buildbot_gate.cluster import ClaimsPromptly
 from buildbot_gate.cluster import still_ours
+from buildbot_gate.diffs import DEFAULT_MAX_BYTES
 from buildbot_gate.examine import IssueExaminer
 from buildbot_gate.people import People
 from buildbot_gate.people import StaticPeople
+from buildbot_gate.pollstate import DEFAULT_MAX_TRACKED
+from buildbot_gate.pollstate import prune
+from buildbot_gate.ratelimit import SenderLimit
 from buildbot_gate.rietveld.approvals import DEFAULT_APPROVAL_MARGIN
 from buildbot_gate.rietveld.approvals import Rules
+from buildbot_gate.rietveld.client import DEFAULT_MAX_ANSWER_BYTES
+from buildbot_gate.rietveld.client import AnswerTooLarge
 from buildbot_gate.rietveld.client import RietveldClient
 from buildbot_gate.rietveld.client import RietveldError
 
 log = Logger()
 
 _WATERMARK_FORMAT = "%Y-%m-%d %H:%M:%S"
+
+# A diff is read up to this much past maxDiffBytes, so most refusals can name its exact size.
+DIFF_SLACK_BYTES = 65_536
+DEFAULT_REFUSALS_PER_HOUR = 10
 
 
 def _watermark(t: datetime.datetime) -> str:
@@ -60,6 +71,10 @@ class RietveldPoller(ClaimsPromptly, IssueExaminer, ReconfigurablePollingChangeS
         "since",
         "pollInterval",
         "pollAtLaunch",
+        "maxDiffBytes",
+        "maxAnswerBytes",
+        "maxRefusalsPerSender",
+        "maxTrackedIssues",
     )
 
     def __init__(self, url: str, **kwargs: Any) -> None:
@@ -85,6 +100,10 @@ class RietveldPoller(ClaimsPromptly, IssueExaminer, ReconfigurablePollingChangeS
         pollInterval: int = 60,
         pollAtLaunch: bool = True,
         name: str | None = None,
+        maxDiffBytes: int | None = DEFAULT_MAX_BYTES,
+        maxAnswerBytes: int = DEFAULT_MAX_ANSWER_BYTES,
+        maxRefusalsPerSender: int | None = DEFAULT_REFUSALS_PER_HOUR,
+        maxTrackedIssues: int = DEFAULT_MAX_TRACKED,
         **kwargs: Any,
     ) -> None:
         super().checkConfig(
@@ -105,6 +124,17 @@ class RietveldPoller(ClaimsPromptly, IssueExaminer, ReconfigurablePollingChangeS
             config.error("RietveldPoller: approvalMargin cannot be negative")
         if frozenBranches and not releaseManagers:
             config.error("RietveldPoller: frozenBranches needs releaseManagers to approve there")
+        limits: dict[str, Any] = {
+            "maxDiffBytes": maxDiffBytes,
+            "maxAnswerBytes": maxAnswerBytes,
+            "maxRefusalsPerSender": maxRefusalsPerSender,
+            "maxTrackedIssues": maxTrackedIssues,
+        }
+        for arg, value in limits.items():
+            optional = arg in ("maxDiffBytes", "maxRefusalsPerSender")
+            if not (optional and value is None) and not _positive(value):
+                none = " (or None for no limit)" if optional else ""
+                config.error(f"RietveldPoller: {arg} must be a positive number{none}: {value!r}")
         if since is not None:
             try:
                 datetime.datetime.strptime(since, _WATERMARK_FORMAT)
@@ -131,6 +161,10 @@ class RietveldPoller(ClaimsPromptly, IssueExaminer, ReconfigurablePollingChangeS
         pollInterval: int = 60,
         pollAtLaunch: bool = True,
         name: str | None = None,
+        maxDiffBytes: int | None = DEFAULT_MAX_BYTES,
+        maxAnswerBytes: int = DEFAULT_MAX_ANSWER_BYTES,
+        maxRefusalsPerSender: int | None = DEFAULT_REFUSALS_PER_HOUR,
+        maxTrackedIssues: int = DEFAULT_MAX_TRACKED,
         **kwargs: Any,
     ) -> Any:
         self.url = str(url).rstrip("/")
@@ -148,7 +182,17 @@ class RietveldPoller(ClaimsPromptly, IssueExaminer, ReconfigurablePollingChangeS
         self._people: People = people or StaticPeople(committers, agreements)
         self._rules = Rules.build(releaseManagers, frozenBranches, rechecks, approvalMargin)
         rendered = yield self.renderSecrets(dict(headers or {}))
-        self._client = RietveldClient(self.url, headers=rendered)
+        self.maxDiffBytes = maxDiffBytes
+        self.maxAnswerBytes = maxAnswerBytes
+        self.maxRefusalsPerSender = maxRefusalsPerSender
+        self.maxTrackedIssues = maxTrackedIssues
+        diff_limit = maxAnswerBytes if maxDiffBytes is None else maxDiffBytes + DIFF_SLACK_BYTES
+        self._client = RietveldClient(
+            self.url, headers=rendered, max_answer_bytes=maxAnswerBytes, max_diff_bytes=diff_limit
+        )
+        if getattr(self, "_refusals", None) is None:
+            self._refusals = SenderLimit(maxRefusalsPerSender, 3600, self.master.reactor)
+        self._refusals.per_window = maxRefusalsPerSender  # a reconfig keeps who said what
         yield super().reconfigService(
             name=name, pollInterval=pollInterval, pollAtLaunch=pollAtLaunch, **kwargs
         )
@@ -191,6 +235,8 @@ class RietveldPoller(ClaimsPromptly, IssueExaminer, ReconfigurablePollingChangeS
             self.master.reactor.callLater(0, self._step_down)
             return
         state = await self._load()
+        before = json.dumps(state, sort_keys=True)
+        self._forgotten_mark = str(state.get("forgotten_mark", ""))
         watermark: str = state["modified_after"]
         seen = {tuple(s) for s in state["seen"]}
         watch = set(state["watch"])
@@ -226,6 +272,10 @@ class RietveldPoller(ClaimsPromptly, IssueExaminer, ReconfigurablePollingChangeS
                 continue
             try:
                 await self._examine(summary.issue, state["tracked"], watch)
+            except AnswerTooLarge as e:
+                # Asking again gets the same answer until the issue changes: skip it, say it once.
+                log.warn("{name}: issue {n} skipped: {e}", name=self.name, n=summary.issue, e=e)
+                watch.discard(summary.issue)
             except RietveldError as e:
                 # Do not move the watermark past an issue we could not read: retry it next poll.
                 log.warn(
@@ -241,10 +291,33 @@ class RietveldPoller(ClaimsPromptly, IssueExaminer, ReconfigurablePollingChangeS
         for number in sorted(watch - examined):
             try:
                 await self._examine(number, state["tracked"], watch)
+            except AnswerTooLarge as e:
+                log.warn("{name}: issue {n} no longer watched: {e}", name=self.name, n=number, e=e)
+                watch.discard(number)
             except RietveldError as e:
                 log.warn("{name}: issue {n} not re-read: {e}", name=self.name, n=number, e=e)
         # The server's bound is inclusive and second-grained: remember what we saw in that second.
-        state["seen"] = [list(k) for k in seen if str(k[1])[:19] >= new_mark]
+        # Past the cap (a flood within one second), an issue forgotten here is merely read again.
+        kept = sorted((k for k in seen if str(k[1])[:19] >= new_mark), key=lambda k: (k[1], k[0]))
+        state["seen"] = [list(k) for k in kept[-self.maxTrackedIssues :]]
         state["modified_after"] = new_mark
         state["watch"] = sorted(watch)
-        await self.setState("poller", state)
+        self._forget(state)
+        if json.dumps(state, sort_keys=True) != before:
+            await self.setState("poller", state)
+
+    def _forget(self, state: dict[str, Any]) -> None:
+        early = prune(state, self.maxTrackedIssues)
+        if early:
+            log.warn(
+                "{name}: remembering at most {cap} issues (maxTrackedIssues); forgot the {n} "
+                "least recently changed, from issue {first}",
+                name=self.name,
+                cap=self.maxTrackedIssues,
+                n=len(early),
+                first=early[0],
+            )
+
+
+def _positive(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value > 0

@@ -17,9 +17,11 @@ from buildbot_gate import protocol
 from buildbot_gate.people import DirectoryUnavailable
 from buildbot_gate.people import People
 from buildbot_gate.people import Person
+from buildbot_gate.ratelimit import SenderLimit
 from buildbot_gate.rietveld import approvals
 from buildbot_gate.rietveld.approvals import Approval
 from buildbot_gate.rietveld.approvals import Rules
+from buildbot_gate.rietveld.client import AnswerTooLarge
 from buildbot_gate.rietveld.client import RietveldClient
 from buildbot_gate.rietveld.nomination import target_branches
 from buildbot_gate.rietveld.records import Issue
@@ -33,6 +35,15 @@ class _Held(Exception):
     """The issue cannot be judged now (people directory down); look again next poll."""
 
 
+class _Refused(Exception):
+    """The patchset's diff cannot be queued (too large, not text): say why, once."""
+
+    def __init__(self, key: str, why: str) -> None:
+        super().__init__(why)
+        self.key = key
+        self.why = why
+
+
 class IssueExaminer:
     """Examines one issue at a time; the poller supplies the client, rules and settings."""
 
@@ -43,10 +54,17 @@ class IssueExaminer:
     _client: RietveldClient
     _people: People
     _rules: Rules
+    _refusals: SenderLimit
+    maxDiffBytes: int | None
+    _forgotten_mark: str = ""  # approvals and requests up to this time belong to forgotten issues
 
     async def _examine(self, number: int, tracked: dict[str, Any], watch: set[int]) -> None:
         issue = await self._client.get_issue(number, messages=True)
-        rec = tracked.setdefault(str(number), {"ps": None, "queued": [], "mark": "", "told": []})
+        fresh = str(number) not in tracked
+        # A forgotten issue's approvals and requests up to the mark were acted on already.
+        floor = self._forgotten_mark if fresh else ""
+        rec = tracked.setdefault(str(number), {"ps": None, "queued": [], "mark": floor, "told": []})
+        rec["at"] = issue.modified_raw  # what is forgotten first when too many are kept
         latest = issue.latest_patchset
         if rec["ps"] is not None and (issue.closed or latest != rec["ps"]):
             why = (
@@ -75,6 +93,8 @@ class IssueExaminer:
             issue.description, self.defaultBranch, self.bugfixBranches, issue.target_ref
         )
         verdicts = approvals.evaluate(issue, patchset.created, people, branches, self._rules)
+        if floor:
+            verdicts = [v for v in verdicts if not _acted_on(v, floor)]
         standing = [v.approval for v in verdicts if v.approval]
         watch.discard(number)
         if rec["ps"] == latest and rec["queued"] and not standing:
@@ -82,17 +102,15 @@ class IssueExaminer:
         owner = people[issue.owner_email.lower()]
         for v in verdicts:
             if v.refusal:
-                self._tell(issue, rec, f"frozen:{v.branch}:{latest}", v.branch, v.refusal)
+                key = f"frozen:{v.branch}:{latest}"
+                self._tell(issue, rec, key, v.branch, v.refusal, owner.email)
         if standing and not owner.agreement:
             watch.add(number)  # queued by itself once the agreement is signed
-            self._tell(issue, rec, f"agreement:{latest}", None, _no_agreement(owner))
+            self._tell(issue, rec, f"agreement:{latest}", None, _no_agreement(owner), owner.email)
         elif standing:
             todo = [v for v in verdicts if v.approval and v.branch not in rec["queued"]]
-            diff = await self._diff(issue, latest) if todo else None
-            if todo and diff is None:
-                why = "Not queued: the diff of this patchset is not UTF-8 text."
-                self._tell(issue, rec, f"encoding:{latest}", None, why)
-            elif todo and diff is not None:
+            diff = await self._acceptable_diff(issue, rec, latest, owner) if todo else None
+            if diff is not None:
                 for v in todo:
                     assert v.approval is not None
                     await self._approve(issue, v.approval, v.branch, diff, sorted(patchset.files))
@@ -109,12 +127,30 @@ class IssueExaminer:
                 raise _Held(str(e)) from None
         return found
 
-    async def _diff(self, issue: Issue, patchset: int) -> str | None:
-        raw = await self._client.get_diff(issue.issue, patchset)
+    async def _acceptable_diff(
+        self, issue: Issue, rec: dict[str, Any], patchset: int, owner: Person
+    ) -> str | None:
+        try:
+            return await self._diff(issue, patchset)
+        except _Refused as r:
+            self._tell(issue, rec, r.key, None, r.why, owner.email)
+            return None
+
+    async def _diff(self, issue: Issue, patchset: int) -> str:
+        """The diff as text; _Refused, before any of it is stored, when the gate cannot take it."""
+        limit = self.maxDiffBytes
+        try:
+            raw = await self._client.get_diff(issue.issue, patchset)
+        except AnswerTooLarge as e:
+            size = str(e.declared) if e.declared else f"more than {e.limit}"
+            raise _Refused(f"size:{patchset}", _too_large(size, limit)) from None
+        if limit is not None and len(raw) > limit:
+            raise _Refused(f"size:{patchset}", _too_large(str(len(raw)), limit))
         try:
             return raw.decode("utf-8")
         except UnicodeDecodeError:
-            return None
+            why = "Not queued: the diff of this patchset is not UTF-8 text."
+            raise _Refused(f"encoding:{patchset}", why) from None
 
     async def _requests(
         self, issue: Issue, rec: dict[str, Any], people: dict[str, Person], created: Any
@@ -127,7 +163,7 @@ class IssueExaminer:
                     await self._request(issue, protocol.RECHECK, cmd.sender)
                 else:
                     why = f"Sorry, {cmd.sender}: rechecks here are for {_who(self._rules)}."
-                    self._tell(issue, rec, f"recheck:{cmd.date}", None, why)
+                    self._tell(issue, rec, f"recheck:{cmd.date}", None, why, cmd.sender)
             elif self._rules.may_merge_now(person):
                 await self._request(issue, protocol.MERGE_NOW, cmd.sender)
             else:
@@ -136,7 +172,7 @@ class IssueExaminer:
                     f"Sorry, {cmd.sender}: only the release managers ({managers}) can ask the "
                     "gate to merge a patch ahead of the queue. The patch keeps its place."
                 )
-                self._tell(issue, rec, f"merge-now:{cmd.date}", None, why)
+                self._tell(issue, rec, f"merge-now:{cmd.date}", None, why, cmd.sender)
 
     # --- what the gate is told --------------------------------------------------------------
 
@@ -197,12 +233,31 @@ class IssueExaminer:
         await self._add_change(issue, category, branch=None, props=props)
 
     def _tell(
-        self, issue: Issue, rec: dict[str, Any], key: str, branch: str | None, detail: str
+        self,
+        issue: Issue,
+        rec: dict[str, Any],
+        key: str,
+        branch: str | None,
+        detail: str,
+        sender: str,
     ) -> None:
-        """Announce a refusal once: the same refusal is never repeated on later polls."""
+        """Announce a refusal once: the same refusal is never repeated on later polls.
+
+        ``sender`` is who caused it; past their share of refusals it is logged, not commented."""
         if key in rec["told"]:
             return
         rec["told"] = [*rec["told"], key][-_TOLD_LIMIT:]
+        if not self._refusals.allow(sender):
+            if self._refusals.first_silence(sender):
+                log.warn(
+                    "refusals caused by {who} are no longer commented (more than {n} per hour); "
+                    "issue {i} refused: {detail}",
+                    who=sender,
+                    n=self._refusals.per_window,
+                    i=issue.issue,
+                    detail=detail,
+                )
+            return
         log.info("issue {n} refused: {detail}", n=issue.issue, detail=detail)
         protocol.announce(
             self.master,
@@ -219,6 +274,17 @@ def _no_agreement(owner: Person) -> str:
     return (
         f"Not queued: the patch owner ({owner.email}) has not signed the contributor agreement. "
         "The gate will queue the patch by itself once the agreement is recorded on the tracker."
+    )
+
+
+def _acted_on(verdict: approvals.BranchVerdict, floor: str) -> bool:
+    return verdict.approval is not None and str(verdict.approval.approved_at) <= floor
+
+
+def _too_large(size: str, limit: int | None) -> str:
+    return (
+        f"Not queued: the patch is {size} bytes; the gate takes patches of at most {limit}. "
+        "Nothing was run; upload a new patchset to try again."
     )
 
 

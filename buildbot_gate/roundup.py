@@ -2,23 +2,29 @@
 
 As on bugs.python.org, the tracker's user class carries ``iscommitter`` and ``contrib_form``; the
 gate looks a person up by the e-mail address Rietveld shows (``address`` or one of the
-``alternate_addresses``). Answers are cached briefly; a tracker that cannot answer raises
-DirectoryUnavailable so the poller holds the patch instead of judging it.
+``alternate_addresses``). Answers are cached briefly (bounded in time and in number); a tracker
+that cannot answer, or answers too much, raises DirectoryUnavailable so the poller holds the patch.
 """
 
 from __future__ import annotations
 
 import base64
 import json
+from collections import OrderedDict
 from typing import Any
 
 import treq
 
 from buildbot_gate.net import NETWORK_ERRORS as _NETWORK_ERRORS
+from buildbot_gate.net import BodyTooLarge
+from buildbot_gate.net import read_body
 from buildbot_gate.people import DirectoryUnavailable
 from buildbot_gate.people import Person
 
 _FIELDS = "address,alternate_addresses,iscommitter,contrib_form"
+
+DEFAULT_CACHE_SIZE = 1000  # people remembered at once; the least recently asked go first
+DEFAULT_MAX_ANSWER_BYTES = 1_000_000  # a user lookup is a few hundred bytes
 
 
 class RoundupPeople:
@@ -33,12 +39,16 @@ class RoundupPeople:
         timeout: float = 10.0,
         clock: Any = None,
         http: Any = None,
+        cache_size: int = DEFAULT_CACHE_SIZE,
+        max_answer_bytes: int = DEFAULT_MAX_ANSWER_BYTES,
     ) -> None:
         from twisted.internet import reactor
 
         self.url = url.rstrip("/")
         self.user = user
         self.ttl = ttl
+        self.cache_size = cache_size
+        self.max_answer_bytes = max_answer_bytes
         self.timeout = timeout
         self._clock: Any = clock or reactor  # what the cache's lifetime is measured with
         if http is None:
@@ -58,7 +68,8 @@ class RoundupPeople:
             "Referer": [self.url + "/"],
             "Origin": [self.url],
         }
-        self._cache: dict[str, tuple[float, Person]] = {}
+        # email -> (expiry, person), least recently asked first.
+        self._cache: OrderedDict[str, tuple[float, Person]] = OrderedDict()
         self.requests = 0
 
     def __repr__(self) -> str:
@@ -71,7 +82,16 @@ class RoundupPeople:
             self.user,
             self._headers["Authorization"],
             self.ttl,
-        ) == (other.url, other.user, other._headers["Authorization"], other.ttl)
+            self.cache_size,
+            self.max_answer_bytes,
+        ) == (
+            other.url,
+            other.user,
+            other._headers["Authorization"],
+            other.ttl,
+            other.cache_size,
+            other.max_answer_bytes,
+        )
 
     def __hash__(self) -> int:
         return hash((self.url, self.user))
@@ -79,11 +99,14 @@ class RoundupPeople:
     async def lookup(self, email: str) -> Person:
         key = email.strip().lower()
         now = self._clock.seconds()
-        cached = self._cache.get(key)
+        cached = self._cache.pop(key, None)
         if cached is not None and cached[0] > now:
+            self._cache[key] = cached
             return cached[1]
         person = await self._fetch(key)
         self._cache[key] = (now + self.ttl, person)
+        while len(self._cache) > self.cache_size:
+            self._cache.popitem(last=False)
         return person
 
     async def _fetch(self, email: str) -> Person:
@@ -109,10 +132,12 @@ class RoundupPeople:
                 headers=self._headers,
                 timeout=self.timeout,
             )
-            body = await treq.content(response)
+            body = await read_body(response, self.max_answer_bytes)
         except _NETWORK_ERRORS as e:
             why = (str(e) or type(e).__name__).splitlines()[0][:160]
             raise DirectoryUnavailable(f"{what}: no answer ({why})") from None
+        except BodyTooLarge as e:
+            raise DirectoryUnavailable(f"{what}: answered more than {e.limit} bytes") from None
         if response.code in (401, 403):
             raise DirectoryUnavailable(f"{what}: HTTP {response.code}, the gate's login failed")
         if response.code != 200:

@@ -154,3 +154,57 @@ def test_random_roundup_answers_fail_closed(data):
         else:
             for user in users:
                 assert _has_address(user, "ann@example.org") in (True, False)
+
+
+class _Chunks:
+    """A treq response whose body arrives in the given chunks (what deliverBody hands out)."""
+
+    def __init__(self, chunks: list[bytes], length: int | None) -> None:
+        self.chunks = chunks
+        self.length = length
+        self.delivered = 0
+
+    def deliverBody(self, protocol) -> None:
+        from twisted.python.failure import Failure
+        from twisted.web.client import ResponseDone
+
+        class _Transport:
+            def loseConnection(self) -> None:
+                pass
+
+            def stopProducing(self) -> None:
+                pass
+
+        protocol.makeConnection(_Transport())
+        for chunk in self.chunks:
+            if protocol.finished is None:  # the reader hung up: nothing more is sent
+                return
+            self.delivered += len(chunk)
+            protocol.dataReceived(chunk)
+        protocol.connectionLost(Failure(ResponseDone()))
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    chunks=st.lists(st.binary(min_size=1, max_size=64), max_size=30),
+    limit=st.integers(min_value=0, max_value=1000),
+    announce=st.booleans(),
+)
+def test_a_body_is_read_whole_up_to_the_limit_and_refused_past_it(chunks, limit, announce):
+    from twisted.internet import defer
+
+    from buildbot_gate.net import BodyTooLarge
+    from buildbot_gate.net import read_body
+
+    whole = b"".join(chunks)
+    response = _Chunks(chunks, len(whole) if announce else None)
+    got = []
+    d = defer.ensureDeferred(read_body(response, limit))
+    d.addBoth(got.append)
+    (result,) = got  # the fake delivers synchronously
+    if len(whole) <= limit:
+        assert result == whole
+    else:
+        assert result.check(BodyTooLarge)
+        # Nothing is read once the limit is passed: at most one chunk beyond it.
+        assert response.delivered <= limit + 64

@@ -40,7 +40,9 @@ class FakeTracker:
         return self.people.get(email.lower(), Person(email.lower(), known=False))
 
 
-class PollerTest(ChangeSourceMixin, unittest.TestCase):
+class PollerCase(ChangeSourceMixin, unittest.TestCase):
+    """A poller against the stand-in over real HTTP, with a tracker the test edits."""
+
     @defer.inlineCallbacks
     def setUp(self):
         yield self.setUpChangeSource(want_real_reactor=True)
@@ -80,6 +82,8 @@ class PollerTest(ChangeSourceMixin, unittest.TestCase):
     def issue(self, owner=ANN, description="Branch: default"):
         return self.store.create_issue(owner, "Fix it", DIFF, description=description)
 
+
+class PollerTest(PollerCase):
     @defer.inlineCallbacks
     def test_committer_lgtm_queues_one_change_per_nominated_branch(self):
         yield self.make_poller()

@@ -68,12 +68,42 @@ class RoundupPeopleTest(unittest.TestCase):
         self.tracker.add_user("dora", "dora@example.org")
         first = yield self.lookup("dora@example.org")
         self.assertFalse(first.agreement)
-        self.tracker.set_flags("dora", agreement=True)
+        self.tracker.set_flags("dora", agreement=True, committer=True)
         cached = yield self.lookup("dora@example.org")
         self.assertFalse(cached.agreement)
+        self.assertFalse(cached.committer)
         self.clock.advance(61)
         fresh = yield self.lookup("dora@example.org")
         self.assertTrue(fresh.agreement)
+        self.assertTrue(fresh.committer)  # a new committer counts within the TTL
+
+    @defer.inlineCallbacks
+    def test_cache_keeps_at_most_cache_size_people_least_recently_asked_forgotten_first(self):
+        people = RoundupPeople(
+            self.tracker.url,
+            self.tracker.gate_user,
+            self.tracker.gate_password,
+            ttl=3600,
+            clock=self.clock,
+            cache_size=2,
+        )
+        for name in ("eve", "fay", "gus"):
+            self.tracker.add_user(name, f"{name}@example.org")
+        yield self.lookup("eve@example.org", people)
+        yield self.lookup("fay@example.org", people)
+        yield self.lookup("eve@example.org", people)  # eve asked last: fay is the oldest
+        yield self.lookup("gus@example.org", people)
+        self.assertEqual(len(people._cache), 2)
+        self.tracker.set_flags("eve", committer=True)
+        self.tracker.set_flags("fay", committer=True)
+        asked = people.requests
+        eve = yield self.lookup("eve@example.org", people)  # still cached, within the hour
+        self.assertFalse(eve.committer)
+        self.assertEqual(people.requests, asked)
+        fay = yield self.lookup("fay@example.org", people)  # forgotten: asked again, fresh
+        self.assertTrue(fay.committer)
+        self.assertGreater(people.requests, asked)
+        self.assertEqual(len(people._cache), 2)
 
     @defer.inlineCallbacks
     def test_wrong_password_is_unavailable_not_a_non_committer(self):

@@ -15,6 +15,8 @@ from urllib.parse import urlsplit
 import treq
 
 from buildbot_gate.net import NETWORK_ERRORS as _NETWORK_ERRORS
+from buildbot_gate.net import BodyTooLarge
+from buildbot_gate.net import read_body
 from buildbot_gate.rietveld.records import Issue
 from buildbot_gate.rietveld.records import MalformedResponse
 from buildbot_gate.rietveld.records import Patchset
@@ -24,6 +26,7 @@ from buildbot_gate.rietveld.records import parse_patchset
 from buildbot_gate.rietveld.records import parse_search
 
 __all__ = [
+    "AnswerTooLarge",
     "Forbidden",
     "MalformedResponse",
     "NotAuthenticated",
@@ -55,8 +58,20 @@ class Unreachable(RietveldError):
     """No answer at all: refused, reset, timed out, DNS."""
 
 
+class AnswerTooLarge(MalformedResponse):
+    """The answer passed the client's size limit; it was dropped unread past the limit."""
+
+    def __init__(self, message: str, limit: int, declared: int | None) -> None:
+        super().__init__(message)
+        self.limit = limit
+        self.declared = declared  # the size the server announced, when it did
+
+
 # Search pages we ask for; Rietveld allows up to 1000.
 PAGE_SIZE = 100
+
+# The most a JSON answer (an issue with all its messages, a search page) may take.
+DEFAULT_MAX_ANSWER_BYTES = 10_000_000
 
 
 class RietveldClient:
@@ -66,8 +81,12 @@ class RietveldClient:
         headers: Mapping[str, str] | None = None,
         timeout: float = 30.0,
         http: Any = None,
+        max_answer_bytes: int = DEFAULT_MAX_ANSWER_BYTES,
+        max_diff_bytes: int = DEFAULT_MAX_ANSWER_BYTES,
     ) -> None:
         self.base_url = base_url.rstrip("/")
+        self.max_answer_bytes = max_answer_bytes
+        self.max_diff_bytes = max_diff_bytes
         self._headers = {k: v for k, v in (headers or {}).items() if v is not None}
         self.timeout = timeout
         if http is None:
@@ -108,8 +127,9 @@ class RietveldClient:
         return parse_patchset(await self._json(f"/api/{int(issue)}/{int(patchset)}"))
 
     async def get_diff(self, issue: int, patchset: int) -> bytes:
-        """The patchset's whole unified diff, exactly as uploaded."""
-        _, body = await self._request("GET", f"/download/issue{int(issue)}_{int(patchset)}.diff")
+        """The patchset's whole unified diff, as uploaded (AnswerTooLarge past the limit)."""
+        path = f"/download/issue{int(issue)}_{int(patchset)}.diff"
+        _, body = await self._request("GET", path, limit=self.max_diff_bytes)
         return body
 
     async def search(
@@ -177,6 +197,7 @@ class RietveldClient:
         params: Mapping[str, str] | None = None,
         data: Mapping[str, str] | None = None,
         headers: Mapping[str, str] | None = None,
+        limit: int | None = None,
     ) -> tuple[int, bytes]:
         url = self.base_url + path
         what = f"{method} {path}"
@@ -193,9 +214,12 @@ class RietveldClient:
                 allow_redirects=False,
                 timeout=self.timeout,
             )
-            body = await treq.content(response)
+            body = await read_body(response, limit or self.max_answer_bytes)
         except _NETWORK_ERRORS as e:
             raise Unreachable(f"{what}: {self.base_url} did not answer ({_why(e)})") from None
+        except BodyTooLarge as e:
+            message = f"Rietveld answered more than {e.limit} bytes for {what}"
+            raise AnswerTooLarge(message, e.limit, e.declared) from None
         code = response.code
         if 200 <= code < 300:
             return code, body
