@@ -665,3 +665,18 @@ class SignedChangesTest(SchedulerCase):
         yield self.deliver(copy)
         self.assertEqual(self.sched.state.items, ())
         self.assertEqual(len(self.addBuildsetCalls), 1)
+
+    @defer.inlineCallbacks
+    def test_a_change_signed_on_another_master_of_the_cluster_verifies(self):
+        # The key is in the shared database: another master (no key in memory) reads the same.
+        yield self.make_scheduler()
+        change = yield self.signedChange(
+            who="Ann <ann@example.org>",
+            branch="default",
+            category="gate:approved",
+            comments="Fix",
+            properties=self.APPROVAL,
+        )
+        signing._keys.clear()
+        yield self.deliver(change)
+        self.assertEqual(len(self.addBuildsetCalls), 1)
