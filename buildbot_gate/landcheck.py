@@ -34,13 +34,13 @@ class CheckLanding(HgStep):
 
     async def act(self) -> None:
         issue, branch = self.getProperty("gate_issue"), self.getProperty("gate_branch")
-        bsid = self.build.requests[0].bsid
+        buildsets = {request.bsid for request in self.build.requests}
         scheduler = str(self.getProperty("scheduler") or "")
         refusal = f"not the gate's current landing for issue {issue}: nothing pushed"
         waited = 0.0
         while True:
             item = await self._item(scheduler, issue, branch)
-            if item is not None and item.state == ItemState.LANDING and item.buildset == bsid:
+            if item is not None and item.state == ItemState.LANDING and item.buildset in buildsets:
                 return
             pending = item is not None and item.state == ItemState.LANDING and not item.buildset
             if not pending or waited >= RECORD_WAIT:
