@@ -14,6 +14,7 @@ from typing import Any
 from twisted.logger import Logger
 
 from buildbot_gate import protocol
+from buildbot_gate import signing
 from buildbot_gate.people import DirectoryUnavailable
 from buildbot_gate.people import People
 from buildbot_gate.people import Person
@@ -179,8 +180,19 @@ class IssueExaminer:
     async def _add_change(self, issue: Issue, category: str, **kw: Any) -> None:
         review_url = f"{self.url}/{issue.issue}/"
         props = {"gate_issue": issue.issue, "gate_review_url": review_url, **kw.pop("props")}
+        author = f"{issue.owner} <{issue.owner_email}>"
+        # Signed, so that GateScheduler can tell this change from one POSTed to a change hook.
+        props = await signing.sign(
+            self.master,
+            "rietveld",
+            category=category,
+            branch=kw.get("branch"),
+            author=author,
+            comments=issue.subject,
+            props=props,
+        )
         await self.master.data.updates.addChange(
-            author=f"{issue.owner} <{issue.owner_email}>",
+            author=author,
             revision=None,
             comments=issue.subject,
             category=category,

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 
 from buildbot.process.factory import BuildFactory
 
+from buildbot_gate.landcheck import CheckLanding
 from buildbot_gate.steps import ApplyPatch
 from buildbot_gate.steps import AttributeFailure
 from buildbot_gate.steps import GateCheckout
@@ -93,6 +94,7 @@ def gate_land_factory(repourl: str, hgbin: str = "hg") -> BuildFactory:
     f = BuildFactory()
     f.addStep(GateCheckout(repourl=repourl, hgbin=hgbin))
     f.addStep(ApplyPatch(hgbin=hgbin))
+    f.addStep(CheckLanding(hgbin=hgbin))  # a rebuild or forced buildset stops here
     f.addStep(Land(repourl=repourl, hgbin=hgbin))
     return f
 

@@ -22,6 +22,7 @@ from twisted.internet import defer
 from twisted.logger import Logger
 
 from buildbot_gate import protocol
+from buildbot_gate import signing
 
 log = Logger()
 
@@ -100,15 +101,28 @@ class GateForceScheduler(ForceScheduler):
             n=issue,
             who=who,
         )
+        comments = f"{self.action} of issue {issue} from the web UI"
+        # Signed like the poller's changes: GateScheduler ignores gate changes it cannot verify.
+        props = yield defer.ensureDeferred(
+            signing.sign(
+                self.master,
+                "web",
+                category=category,
+                branch=None,
+                author=who,
+                comments=comments,
+                props={"gate_issue": issue, "gate_requester": who, "gate_via": "web"},
+            )
+        )
         yield self.master.data.updates.addChange(
             author=who,
             revision=None,
-            comments=f"{self.action} of issue {issue} from the web UI",
+            comments=comments,
             category=category,
             repository="",
             project="",
             branch=None,
-            properties={"gate_issue": issue, "gate_requester": who, "gate_via": "web"},
+            properties=props,
             src="web",
             codebase="",
         )

@@ -26,6 +26,7 @@ from buildbot_gate import costs
 from buildbot_gate import health
 from buildbot_gate import outcomes
 from buildbot_gate import protocol
+from buildbot_gate import signing
 from buildbot_gate.cluster import ClaimsPromptly
 from buildbot_gate.cluster import still_ours
 from buildbot_gate.diffs import DEFAULT_MAX_BYTES
@@ -298,6 +299,16 @@ class GateScheduler(
     async def _act_on_change(self, change: Any) -> None:
         props = change.properties
         if change.category not in CATEGORIES:
+            return
+        why = await signing.rejection(self.master, change)
+        if why is not None:
+            log.warn(
+                "ignored an unsigned gate change {n} from {src}: not from this gate's poller "
+                "({why})",
+                n=change.number,
+                src=change.who,
+                why=why,
+            )
             return
         try:
             issue = int(props.getProperty("gate_issue"))

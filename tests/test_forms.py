@@ -3,12 +3,14 @@ record for the gate."""
 
 from __future__ import annotations
 
+from buildbot.changes.changes import Change
 from buildbot.schedulers.forcesched import CollectedValidationError
 from buildbot.test.reactor import TestReactorMixin
 from buildbot.test.util.scheduler import SchedulerMixin
 from twisted.internet import defer
 from twisted.trial import unittest
 
+from buildbot_gate import signing
 from buildbot_gate.forms import GateForceScheduler
 
 
@@ -63,3 +65,23 @@ class FormTest(SchedulerMixin, TestReactorMixin, unittest.TestCase):
         yield sched.force("rm@example.org", issue="1234")
         (change,) = self.changes()
         self.assertEqual(change["category"], "gate:merge-now")
+
+    @defer.inlineCallbacks
+    def test_the_form_signs_its_request_so_the_gate_acts_on_it(self):
+        sched = yield self.form(action="recheck")
+        yield sched.force("dev@example.org", issue="1234")
+        (added,) = self.changes()
+        change = Change(
+            who=added["author"],
+            files=[],
+            comments=added["comments"],
+            category=added["category"],
+            branch=added["branch"],
+            codebase=added["codebase"],
+            properties=added["properties"],
+        )
+        why = yield defer.ensureDeferred(signing.rejection(self.master, change))
+        self.assertIsNone(why)
+        change.properties.setProperty("gate_issue", 4321, "Change")  # another issue: refused
+        why = yield defer.ensureDeferred(signing.rejection(self.master, change))
+        self.assertEqual(why, "its signature does not match")

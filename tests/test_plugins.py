@@ -34,7 +34,12 @@ def test_factories_build_the_documented_step_sequence():
     test = util.GateFactories.test("http://hg.example.org/repo", "python run_tests.py")
     land = util.GateFactories.land("http://hg.example.org/repo")
     assert [s.step_class.__name__ for s in test.steps] == ["GateCheckout", "ApplyPatch", "RunTests"]
-    assert [s.step_class.__name__ for s in land.steps] == ["GateCheckout", "ApplyPatch", "Land"]
+    assert [s.step_class.__name__ for s in land.steps] == [
+        "GateCheckout",
+        "ApplyPatch",
+        "CheckLanding",
+        "Land",
+    ]
     docs = util.GateFactories.docs("http://hg.example.org/repo", "make -C Doc html")
     assert [s.step_class.__name__ for s in docs.steps] == ["GateCheckout", "ApplyPatch", "RunTests"]
     assert docs.steps[-1].kwargs["name"] == "docs"

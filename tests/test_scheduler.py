@@ -15,6 +15,7 @@ from twisted.internet import defer
 from twisted.trial import unittest
 
 from buildbot_gate import launch as launch_module
+from buildbot_gate import signing
 from buildbot_gate.hgremote import TipError
 from buildbot_gate.scheduler import GateScheduler
 
@@ -69,7 +70,7 @@ class SchedulerCase(SchedulerMixin, TestReactorMixin, unittest.TestCase):
 
     @defer.inlineCallbacks
     def approve(self, issue=1234, patchset=3, branch="default", number=None, diff=DIFF):
-        change = self.makeFakeChange(
+        change = yield self.signedChange(
             number=number,
             who="Ann <ann@example.org>",
             branch=branch,
@@ -141,6 +142,25 @@ class SchedulerCase(SchedulerMixin, TestReactorMixin, unittest.TestCase):
 
     def decisions(self, decision):
         return [m for k, m in self.master.mq.productions if k == ("gate", "decisions", decision)]
+
+    @defer.inlineCallbacks
+    def signedChange(self, source="rietveld", **kwargs):
+        """A change as the gate's poller (or web form) records it: signed with the cluster key."""
+        kwargs.setdefault("codebase", "")
+        change = self.makeFakeChange(**kwargs)
+        props = yield defer.ensureDeferred(
+            signing.sign(
+                self.master,
+                source,
+                category=change.category,
+                branch=change.branch,
+                author=change.who,
+                comments=change.comments,
+                props=kwargs.get("properties", {}),
+            )
+        )
+        change.properties.update(props, "Change")
+        return change
 
 
 class GateSchedulerTest(SchedulerCase):
@@ -265,7 +285,7 @@ class GateSchedulerTest(SchedulerCase):
     @defer.inlineCallbacks
     def test_approval_recorded_while_no_scheduler_ran_is_acted_on_at_start(self):
         # The poller stored the change, then the master died before the scheduler saw it.
-        change = self.makeFakeChange(
+        change = yield self.signedChange(
             who="Ann <ann@example.org>",
             branch="default",
             category="gate:approved",
@@ -298,7 +318,7 @@ class GateSchedulerTest(SchedulerCase):
 
     @defer.inlineCallbacks
     def request(self, category, issue, requester="someone@example.org"):
-        change = self.makeFakeChange(
+        change = yield self.signedChange(
             who=requester,
             branch=None,
             category=category,
@@ -508,7 +528,7 @@ class HostileInputTest(SchedulerCase):
     @defer.inlineCallbacks
     def test_a_subject_that_is_not_utf8_text_is_refused(self):
         yield self.make_scheduler()
-        change = self.makeFakeChange(
+        change = yield self.signedChange(
             who="Ann <ann@example.org>",
             branch="default",
             category="gate:approved",
@@ -540,3 +560,123 @@ class HostileInputTest(SchedulerCase):
         self.assertEqual(kw["builderNames"], ["gate-test"])
         self.assertEqual(self.decisions("landed"), [])
         self.assertEqual(self.decisions("ejected"), [])
+
+
+class SignedChangesTest(SchedulerCase):
+    """Only changes signed with the cluster's key (the poller's, the forms') move the gate."""
+
+    APPROVAL = {
+        "gate_issue": 66,
+        "gate_patchset": 1,
+        "gate_approver": "core@example.org",
+        "gate_subject": "Forged",
+        "gate_diff": DIFF,
+    }
+
+    @defer.inlineCallbacks
+    def deliver(self, change):
+        change.number = None
+        change = yield self.addFakeChange(change)
+        yield self.sched.gotChange(change, True)
+
+    def forged(self, **props):
+        return self.makeFakeChange(
+            who="Mallory <m@example.org>",
+            branch="default",
+            category="gate:approved",
+            comments="Forged",
+            codebase="",
+            properties={**self.APPROVAL, **props},
+        )
+
+    @defer.inlineCallbacks
+    def test_an_unsigned_approval_posted_to_a_change_hook_is_ignored(self):
+        yield self.make_scheduler()
+        yield self.deliver(self.forged(gate_src="rietveld", gate_mac="0" * 64, gate_nonce="a" * 32))
+        yield self.deliver(self.forged())
+        self.assertEqual(self.addBuildsetCalls, [])
+        self.assertEqual(self.sched.state.items, ())
+        yield self.approve(issue=67)  # the gate's own approval still works
+        self.assertEqual(len(self.addBuildsetCalls), 1)
+
+    @defer.inlineCallbacks
+    def test_a_signed_approval_with_one_property_changed_is_ignored(self):
+        yield self.make_scheduler()
+        for name, value in (("gate_diff", DIFF.replace("+b", "+evil")), ("gate_issue", 99)):
+            change = yield self.signedChange(
+                who="Ann <ann@example.org>",
+                branch="default",
+                category="gate:approved",
+                comments="Fix",
+                properties=self.APPROVAL,
+            )
+            change.properties.setProperty(name, value, "Change")
+            yield self.deliver(change)
+        change = yield self.signedChange(
+            who="Ann <ann@example.org>",
+            branch="default",
+            category="gate:approved",
+            comments="Fix",
+            properties=self.APPROVAL,
+        )
+        change.branch = "3.4"  # signed for default
+        yield self.deliver(change)
+        self.assertEqual(self.addBuildsetCalls, [])
+
+    @defer.inlineCallbacks
+    def test_a_request_signed_by_the_web_form_is_acted_on(self):
+        yield self.make_scheduler()
+        yield self.approve(issue=5)
+        yield self.approve(issue=6)
+        change = yield self.signedChange(
+            source="web",
+            who="rm@example.org",
+            branch=None,
+            category="gate:merge-now",
+            comments="merge-now of issue 6 from the web UI",
+            properties={"gate_issue": 6, "gate_requester": "rm@example.org"},
+        )
+        yield self.deliver(change)
+        self.assertEqual(len(self.decisions("promoted")), 1)
+
+    @defer.inlineCallbacks
+    def test_a_copy_of_a_withdrawn_approval_does_not_queue_it_again(self):
+        # Change properties, the MAC among them, are public in /api/v2/changes: a copy posted
+        # to the change hook carries a valid MAC, and must still be refused.
+        yield self.make_scheduler()
+        original = yield self.approve(issue=68)
+        withdrawal = yield self.signedChange(
+            who="Ann <ann@example.org>",
+            branch=None,
+            category="gate:withdrawn",
+            comments="Fix",
+            properties={"gate_issue": 68, "gate_reason": "new patchset"},
+        )
+        yield self.deliver(withdrawal)
+        self.assertEqual(self.sched.state.items, ())
+        copy = self.makeFakeChange(
+            who=original.who,
+            branch=original.branch,
+            category=original.category,
+            comments=original.comments,
+            codebase="",
+            properties={k: v for k, (v, _) in original.properties.asDict().items()},
+        )
+        yield self.deliver(copy)
+        self.assertEqual(self.sched.state.items, ())
+        self.assertEqual(len(self.addBuildsetCalls), 1)
+
+    @defer.inlineCallbacks
+    def test_a_change_signed_on_another_master_of_the_cluster_verifies(self):
+        # The key is in the shared database: another master (no key in memory) reads the same.
+        yield self.make_scheduler()
+        change = yield self.signedChange(
+            who="Ann <ann@example.org>",
+            branch="default",
+            category="gate:approved",
+            comments="Fix",
+            properties=self.APPROVAL,
+        )
+        signing._keys.clear()
+        yield self.deliver(change)
+        self.assertEqual(len(self.addBuildsetCalls), 1)

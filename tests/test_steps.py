@@ -26,6 +26,11 @@ from buildbot.test.steps import TestBuildStepMixin
 from twisted.trial import unittest
 
 from buildbot_gate.diffs import change_digest
+from buildbot_gate.landcheck import RECORD_WAIT
+from buildbot_gate.landcheck import CheckLanding
+from buildbot_gate.model import GateState
+from buildbot_gate.model import Item
+from buildbot_gate.model import ItemState
 from buildbot_gate.steps import HG_ENV
 from buildbot_gate.steps import ApplyPatch
 from buildbot_gate.steps import AttributeFailure
@@ -551,3 +556,76 @@ class LandTest(StepCase):
         )
         self.expect_property("gate_outcome", "push_failed")
         return self.run_step()
+
+
+class CheckLandingTest(StepCase):
+    """The land build goes on only if its buildset is the gate's current landing of the item."""
+
+    def setUp(self):
+        self.setup_test_reactor()
+        return self.setup_test_build_step(want_db=True)
+
+    async def queue(self, *items):
+        objectid = await self.master.db.state.getObjectId("gate", "GateScheduler")
+        await self.master.db.state.setState(objectid, "gate", GateState(items=items).to_json())
+
+    def item(self, state=ItemState.LANDING, buildset=200):
+        return Item(
+            issue=1234, patchset=3, branch="default", approver="core@example.org",
+            owner="Ann", subject="Fix", seq=1, state=state, buildset=buildset,
+        )  # fmt: skip
+
+    def setup_check(self, bsid=200):
+        self.setup_step(CheckLanding())
+        self.build.requests = [mock.Mock(bsid=bsid)]
+        props = {"gate_issue": 1234, "gate_branch": "default", "scheduler": "gate"}
+        for name, value in props.items():
+            self.build.setProperty(name, value, "Gate")
+
+    async def test_the_current_landing_goes_on_to_push(self):
+        await self.queue(self.item())
+        self.setup_check()
+        self.expect_outcome(result=SUCCESS)
+        await self.run_step()
+
+    async def test_a_rebuild_of_the_current_landing_is_refused(self):
+        await self.queue(self.item())
+        self.setup_check(bsid=201)  # "Rebuild" makes a new buildset with the same properties
+        self.expect_outcome(
+            result=FAILURE,
+            state_string="not the gate's current landing for issue 1234: nothing pushed (failure)",
+        )
+        self.expect_property("gate_outcome", "not_current")
+        await self.run_step()
+
+    async def test_a_rebuild_after_the_item_left_the_queue_is_refused(self):
+        await self.queue()
+        self.setup_check()
+        self.expect_outcome(result=FAILURE)
+        self.expect_property("gate_outcome", "not_current")
+        await self.run_step()
+
+    async def test_a_landing_of_an_item_that_is_testing_again_is_refused(self):
+        await self.queue(self.item(state=ItemState.TESTING))
+        self.setup_check()
+        self.expect_outcome(result=FAILURE)
+        await self.run_step()
+
+    async def test_a_build_that_starts_before_the_gate_recorded_its_buildset_waits(self):
+        await self.queue(self.item(buildset=None))
+        self.setup_check()
+        self.expect_outcome(result=SUCCESS)
+        running = self.run_step()
+        self.reactor.advance(1)
+        await self.queue(self.item())
+        self.reactor.advance(1)
+        await running
+
+    async def test_a_buildset_never_recorded_is_refused_after_the_wait(self):
+        await self.queue(self.item(buildset=None))
+        self.setup_check()
+        self.expect_outcome(result=FAILURE)
+        self.expect_property("gate_outcome", "not_current")
+        running = self.run_step()
+        self.reactor.pump([1] * int(RECORD_WAIT + 1))
+        await running
