@@ -81,6 +81,7 @@ class RietveldPoller(ClaimsPromptly, IssueExaminer, ReconfigurablePollingChangeS
         kwargs.setdefault("name", f"RietveldPoller:{url}")
         self._failed_polls = 0  # consecutive searches Rietveld failed
         self._quiet_until = 0.0  # no poll before this reactor time (back-off)
+        self._loaded_saved = False  # whether the last _load found a saved state
         super().__init__(url, **kwargs)
 
     def checkConfig(  # type: ignore[override]
@@ -213,6 +214,7 @@ class RietveldPoller(ClaimsPromptly, IssueExaminer, ReconfigurablePollingChangeS
 
     async def _load(self) -> dict[str, Any]:
         state = await self.getState("poller", None)
+        self._loaded_saved = state is not None
         if state is None:
             start = self.since or _watermark(datetime.datetime.utcnow())
             state = {"modified_after": start, "seen": []}
@@ -235,7 +237,8 @@ class RietveldPoller(ClaimsPromptly, IssueExaminer, ReconfigurablePollingChangeS
             self.master.reactor.callLater(0, self._step_down)
             return
         state = await self._load()
-        before = json.dumps(state, sort_keys=True)
+        # None at the first start, so the starting watermark is saved even if nothing changed.
+        before = json.dumps(state, sort_keys=True) if self._loaded_saved else None
         self._forgotten_mark = str(state.get("forgotten_mark", ""))
         watermark: str = state["modified_after"]
         seen = {tuple(s) for s in state["seen"]}

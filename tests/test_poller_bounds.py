@@ -208,6 +208,17 @@ class SavedState(PollerCase):
         self.assertEqual(len(self.changes("gate:approved")), 7)
 
     @defer.inlineCallbacks
+    def test_the_first_poll_saves_its_watermark_though_it_found_nothing(self):
+        # Otherwise every poll is a "first start" whose watermark is now, and an issue changed
+        # between two polls is never seen.
+        yield self.make_poller()
+        yield self.poll()
+        self.assertIn("GET /search", self.store.requests)
+        saved = yield self.poller.getState("poller", None)
+        self.assertIsNotNone(saved)
+        self.assertIn("modified_after", saved)
+
+    @defer.inlineCallbacks
     def test_state_is_saved_only_when_something_changed(self):
         yield self.make_poller()
         saves = []
