@@ -12,6 +12,7 @@ from typing import Any
 
 from buildbot.data import resultspec
 from buildbot.process.properties import Properties
+from twisted.internet import threads
 from twisted.logger import Logger
 
 from buildbot_gate.diffs import DiffError
@@ -56,7 +57,7 @@ class BuildsetLauncher:
         try:
             change = await self._change(item)
             diff = _change_prop(change, "gate_diff")
-            summary = summarize(diff)
+            summary = await threads.deferToThread(summarize, diff)  # CPU work: off the reactor
             if land or item.base:
                 base = item.base
             else:
@@ -153,7 +154,7 @@ class BuildsetLauncher:
         builds do, so that the changeset ids match."""
         change = await self._change(item)
         # Refused now what the step would refuse; the paths are taken out by _start.
-        paths = summarize(_change_prop(change, "gate_diff")).paths
+        paths = (await threads.deferToThread(summarize, _change_prop(change, "gate_diff"))).paths
         return {
             "paths": list(paths),
             "changeid": item.changeid,
