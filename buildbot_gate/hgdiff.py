@@ -81,7 +81,17 @@ def read(
     working copy; without it, every path hg could pick is named."""
     raws = [raw for text in texts for raw in _events(text)]
     level = strip_level(raws) if strip is None else strip
-    return [_resolve(raw, level, exists) for raw in raws], level
+    if exists is None:
+        return [_resolve(raw, level, None) for raw in raws], level
+    # hg asks the working copy as it is when it reaches each file: earlier files of the patch
+    # may have created or removed the names it looks at.
+    now = _WorkingCopy(exists)
+    ops = []
+    for raw in raws:
+        op = _resolve(raw, level, now.exists)
+        now.apply(op)
+        ops.append(op)
+    return ops, level
 
 
 def strip_level(raws: list[_Raw]) -> int:
@@ -178,6 +188,28 @@ def _choices(
 
 def _stripped(name: bytes, strip: int) -> bytes:
     return hgpatch.pathtransform(name, strip, b"")[1]
+
+
+class _WorkingCopy:
+    """The files that exist as hg goes through a patch: the base's, as changed so far."""
+
+    def __init__(self, base: Callable[[str], bool]) -> None:
+        self.base = base
+        self.created: set[str] = set()
+        self.removed: set[str] = set()
+
+    def exists(self, path: str) -> bool:
+        if path in self.created or any(c.startswith(path + "/") for c in self.created):
+            return True
+        return path not in self.removed and self.base(path)
+
+    def apply(self, op: FileOp) -> None:
+        gone = {op.source} if op.op == "RENAME" and op.source else set()
+        if op.op == "DELETE":
+            gone |= op.paths
+        made = op.paths if op.op in ("ADD", "COPY", "RENAME") else frozenset()
+        self.removed |= gone - made
+        self.created = (self.created - gone) | made
 
 
 class _Exists:

@@ -45,42 +45,42 @@ def test_a_removed_line_that_looks_like_a_header_is_still_a_removed_line():
     assert inspect(diff).paths == ("x.sql",)
 
 
-@pytest.mark.parametrize(
-    "diff, reason",
-    [
-        (new_file("../outside.py", ["x"]), "leaves the checkout"),
-        (new_file("Lib/../../etc/passwd", ["x"]), "leaves the checkout"),
-        (
-            "--- /etc/passwd\n+++ /etc/passwd\n@@ -1 +1 @@\n-root\n+toor\n",
-            "absolute",
-        ),
-        (new_file(".hg/hgrc", ["[hooks]", "update = rm -rf ~"]), "inside .hg/"),
-        (new_file(".HG./hgrc", ["[hooks]"]), "inside .hg/"),
-        (new_file("sub/.hg/store/x", ["x"]), "inside .hg/"),
-        (new_file(".hgsub", ["evil = https://evil.example.org/repo"]), "subrepository"),
-        (new_file(".hgsubstate", ["0" * 40 + " evil"]), "subrepository"),
-        (new_file("tools/.hgrc", ["[extensions]"]), "configuration"),
-        (new_file("link", ["/etc/passwd"], mode="120000"), "symlink"),
-        (new_file("Lib/link", ["../../../home"], mode="120000"), "symlink"),
-        (new_file("link", [".hg/hgrc"], mode="120000"), "symlink"),
-        (
-            "diff --git a/x.png b/x.png\nnew file mode 100644\nGIT binary patch\nliteral 3\n",
-            "binary",
-        ),
-        ("Binary files a/x.png and b/x.png differ\n", "binary"),
-        (GIT_EDIT.replace("+    return b + a", "+    return b + a\x00"), "NUL"),
-        (GIT_EDIT.replace("@@ -1,2 +1,2 @@", "@@ -1,2 +1,5 @@"), "incomplete hunk"),
-        (GIT_EDIT.replace("@@ -1,2 +1,2 @@", "@@ one two @@"), "bad hunk #1"),
-        (GIT_EDIT.replace(" def add", "?def add"), "malformed hunk line"),
-        ("--- a/x\n+++ b/x\nno hunk here\n", "no file changes"),
-        ("@@ -1 +1 @@\n-a\n+b\n", "no file changes"),
-        ("just some text\n", "no file changes"),
-        ("", "no file changes"),
-        (new_file("x\\..\\..\\evil.py", ["x"]), "backslash"),
-        (new_file("bad\x07name", ["x"]), "control characters"),
-        (GIT_EDIT.replace("return b", "return \udcff"), "not valid UTF-8"),
-    ],
-)
+HOSTILE = [
+    (new_file("../outside.py", ["x"]), "leaves the checkout"),
+    (new_file("Lib/../../etc/passwd", ["x"]), "leaves the checkout"),
+    (
+        "--- /etc/passwd\n+++ /etc/passwd\n@@ -1 +1 @@\n-root\n+toor\n",
+        "absolute",
+    ),
+    (new_file(".hg/hgrc", ["[hooks]", "update = rm -rf ~"]), "inside .hg/"),
+    (new_file(".HG./hgrc", ["[hooks]"]), "inside .hg/"),
+    (new_file("sub/.hg/store/x", ["x"]), "inside .hg/"),
+    (new_file(".hgsub", ["evil = https://evil.example.org/repo"]), "subrepository"),
+    (new_file(".hgsubstate", ["0" * 40 + " evil"]), "subrepository"),
+    (new_file("tools/.hgrc", ["[extensions]"]), "configuration"),
+    (new_file("link", ["/etc/passwd"], mode="120000"), "symlink"),
+    (new_file("Lib/link", ["../../../home"], mode="120000"), "symlink"),
+    (new_file("link", [".hg/hgrc"], mode="120000"), "symlink"),
+    (
+        "diff --git a/x.png b/x.png\nnew file mode 100644\nGIT binary patch\nliteral 3\n",
+        "binary",
+    ),
+    ("Binary files a/x.png and b/x.png differ\n", "binary"),
+    (GIT_EDIT.replace("+    return b + a", "+    return b + a\x00"), "NUL"),
+    (GIT_EDIT.replace("@@ -1,2 +1,2 @@", "@@ -1,2 +1,5 @@"), "incomplete hunk"),
+    (GIT_EDIT.replace("@@ -1,2 +1,2 @@", "@@ one two @@"), "bad hunk #1"),
+    (GIT_EDIT.replace(" def add", "?def add"), "malformed hunk line"),
+    ("--- a/x\n+++ b/x\nno hunk here\n", "no file changes"),
+    ("@@ -1 +1 @@\n-a\n+b\n", "no file changes"),
+    ("just some text\n", "no file changes"),
+    ("", "no file changes"),
+    (new_file("x\\..\\..\\evil.py", ["x"]), "backslash"),
+    (new_file("bad\x07name", ["x"]), "control characters"),
+    (GIT_EDIT.replace("return b", "return \udcff"), "not valid UTF-8"),
+]
+
+
+@pytest.mark.parametrize("diff, reason", HOSTILE)
 def test_hostile_or_broken_patches_are_refused_with_a_reason(diff, reason):
     with pytest.raises(DiffError, match=reason):
         inspect(diff)
