@@ -95,6 +95,10 @@ class BuildsetLauncher:
         # The patches of the items ahead, committed in this order before this one.
         props.setProperty("gate_stack", below, "Gate")
         props.setProperty("gate_docs_only", docs_only, "Gate")
+        if docs_only:
+            # For the auditor: the paths that made a docs build enough.
+            docs_paths = list(per_branch(self.docsPaths, item.branch, ()))
+            props.setProperty("gate_docs_paths", docs_paths, "Gate")
         if land:
             props.setProperty("gate_expected_node", item.tested_node, "Gate")
             if item.rebased_over:

@@ -450,6 +450,8 @@ class FleetAndPipelineTest(SchedulerCase):
         _, kw = self.addBuildsetCalls[0]
         self.assertEqual(kw["builderNames"], ["gate-docs"])
         self.assertEqual(kw["properties"]["gate_docs_only"], (True, "Gate"))
+        # The auditor checks the pushed changeset against the paths that made docs enough.
+        self.assertEqual(kw["properties"]["gate_docs_paths"], (["Doc/**"], "Gate"))
 
     @defer.inlineCallbacks
     def test_docs_paths_are_per_branch(self):
