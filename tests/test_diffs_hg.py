@@ -202,7 +202,7 @@ def compare(scratch: Scratch, diff: str, base: dict[str, bytes]) -> str:
     if gate is None:
         kind = "refused, hg fails too" if not applied.ok else "refused, hg applies"
         if applied.ok and applied.dangers:
-            kind = "refused, hg would write a " + applied.dangers[0].split(":")[0]
+            kind = "refused, hg would make: " + applied.dangers[0].split(":")[0]
     elif not applied.ok:
         kind = "accepted, hg fails (conflict)"
     else:
