@@ -8,14 +8,33 @@ checks in :mod:`buildbot_gate.diffs` run on the file operations this module retu
 from __future__ import annotations
 
 import io
+import sys
 from collections.abc import Callable
 from collections.abc import Iterator
 from typing import Any
 
 import attrs
-from mercurial import error as hgerror
-from mercurial import patch as hgpatch
-from mercurial import ui as uimod
+
+
+def _import_mercurial() -> tuple[Any, Any, Any]:
+    """Mercurial takes ``sys.stdout.buffer`` (and stdin's, stderr's) when first imported; in a
+    master, twistd has replaced them with loggers that have none. hg's own answer to a missing
+    stream is a file that refuses writes: the gate never asks hg to print anything."""
+    saved = sys.stdin, sys.stdout, sys.stderr
+    try:
+        for name in ("stdin", "stdout", "stderr"):
+            if not hasattr(getattr(sys, name), "buffer"):
+                setattr(sys, name, None)
+        from mercurial import error
+        from mercurial import patch
+        from mercurial import ui
+
+        return error, patch, ui
+    finally:
+        sys.stdin, sys.stdout, sys.stderr = saved
+
+
+hgerror, hgpatch, uimod = _import_mercurial()
 
 
 class Unreadable(ValueError):

@@ -220,3 +220,27 @@ def test_the_paths_are_the_files_hg_picks_or_every_name_it_could_pick():
     assert inspect(diff, exists=lambda p: p != "x").paths == ("Lib/new.py",)
     with pytest.raises(DiffError, match="subrepository"):
         inspect(diff.replace("Lib/new.py", ".hgsub"))  # hg writes it if it exists
+
+
+def test_the_reader_loads_in_a_master_whose_stdout_is_a_logger():
+    """twistd replaces sys.stdout with a logger without ``.buffer``, which Mercurial reads when
+    first imported: the master must still load the gate and read diffs."""
+    import subprocess
+    import sys
+
+    script = (
+        "import sys\n"
+        "from twisted.python.log import StdioOnnaStick\n"
+        "sys.stdout = StdioOnnaStick(0, 'utf-8')\n"
+        "sys.stderr = StdioOnnaStick(1, 'utf-8')\n"
+        "from buildbot_gate.diffs import inspect\n"
+        "sys.__stdout__.write(repr(inspect(open(sys.argv[1]).read()).paths))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script, "/dev/stdin"],
+        input=GIT_EDIT,
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "('calc.py',)"
