@@ -84,9 +84,14 @@ def patches(data: bytes) -> list[bytes]:
         for chunk in hgpatch.split(io.BytesIO(data)):
             with hgpatch.extract(ui, chunk) as extracted:
                 name = extracted.get(b"filename")
+                if extracted.get(b"p2"):
+                    # hg import sets both parents when the first is the base: a merge commit.
+                    raise Unreadable("the patch is an exported merge (two '# Parent' lines)")
                 if name:
                     with open(name, "rb") as f:
                         found.append(f.read())
+    except Unreadable:
+        raise
     except Exception as e:  # hg import fails on these too (bad mail headers, for one)
         raise Unreadable(f"hg cannot read the patch: {_message(e)}") from None
     return found

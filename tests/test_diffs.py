@@ -213,6 +213,15 @@ def test_a_mailed_or_mime_encoded_patch_is_read_as_hg_import_reads_it():
         inspect(mime)
 
 
+def test_an_exported_merge_is_refused():
+    """hg import makes the working copy a merge when an exported patch names the base and a
+    second parent: the gate would commit a merge with a changeset nobody reviewed."""
+    merge = f"# HG changeset patch\n# Parent {'a' * 40}\n# Parent {'b' * 40}\nFix\n\n{GIT_EDIT}"
+    with pytest.raises(DiffError, match="merge"):
+        inspect(merge)
+    assert inspect(merge.replace(f"# Parent {'b' * 40}\n", "")).paths == ("calc.py",)
+
+
 def test_the_paths_are_the_files_hg_picks_or_every_name_it_could_pick():
     diff = "--- Lib/old.py\n+++ Lib/new.py\n@@ -1 +1 @@\n-a\n+b\n"
     assert inspect(diff).paths == ("Lib/new.py", "Lib/old.py")
