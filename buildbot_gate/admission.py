@@ -10,6 +10,7 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
+from buildbot_gate.diffs import HG_FILES
 from buildbot_gate.diffs import DiffError
 from buildbot_gate.diffs import inspect
 from buildbot_gate.diffs import summarize
@@ -18,7 +19,9 @@ from buildbot_gate.paths import matches
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]|\n(?=.)")
 
 
-def unsafe(owner: Any, subject: Any, diff: Any, max_bytes: int | None) -> str | None:
+def unsafe(
+    owner: Any, subject: Any, diff: Any, max_bytes: int | None, allow_hg_files: Sequence[str] = ()
+) -> str | None:
     """Why the patch must not reach a worker (hostile or broken diff, bad metadata), or None."""
     for what, value in (("owner", owner), ("subject", subject)):
         text = str(value or "")
@@ -29,7 +32,7 @@ def unsafe(owner: Any, subject: Any, diff: Any, max_bytes: int | None) -> str | 
         if _CONTROL.search(text if what == "owner" else text.replace("\n", " ")):
             return f"the {what} of the issue contains control characters"
     try:
-        inspect(str(diff or ""), max_bytes)
+        inspect(str(diff or ""), max_bytes, allow_hg_files)
     except DiffError as e:
         return str(e)
     return None
@@ -57,6 +60,16 @@ def shared_news_edit(
         f"Not queued: the patch edits {', '.join(shared)}, which every queued patch would "
         f"conflict on; {where} instead, and upload a new patchset."
     )
+
+
+def hg_files_error(value: Any) -> str | None:
+    """What is wrong with an ``allowHgFiles`` setting, or None."""
+    if isinstance(value, str) or not isinstance(value, Sequence):
+        return f"allowHgFiles is a list of file names, not {value!r}"
+    odd = [v for v in value if v not in HG_FILES]
+    if odd:
+        return f"allowHgFiles may name only {', '.join(HG_FILES)}, not {', '.join(map(repr, odd))}"
+    return None
 
 
 def window_size(value: Any) -> int | None:

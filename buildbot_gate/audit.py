@@ -14,6 +14,10 @@ One exception, and it is checked as strictly: a patch whose tests passed before 
 (``gate_rebased_over``). Its pushed changeset cannot be the tested one; instead its own change
 (the digest of its git-format diff, recomputed here from the repository) must be the one every
 tested build committed, and it must share no file with the express items it was rebased over.
+
+A landing only docs builders tested (``gate_docs_only``) is not taken on trust either: the files
+its pushed changeset touches, read from the repository, must all be under the docs paths the
+scheduler recorded (``gate_docs_paths``; ``Doc/**`` when a build predates that property).
 """
 
 from __future__ import annotations
@@ -33,10 +37,12 @@ import attrs
 import sqlalchemy as sa
 
 from buildbot_gate.diffs import change_digest
+from buildbot_gate.paths import matches
 
 T = TypeVar("T")
 
 SUCCESS = 0
+DEFAULT_DOCS_PATHS = ("Doc/**",)
 
 
 @attrs.define
@@ -176,6 +182,10 @@ def _audit(
                 landing.tested_on.append(where)
         if not landing.tested_on and not landing.problems:
             landing.problems.append(f"buildset {tested_bs} has no builds")
+        docs = [props.get(t.id, {}) for t in done.values()]
+        docs = [tp for tp in docs if tp.get("gate_docs_only")]
+        if docs:
+            _check_docs_only(landing, docs, change_of)
     report.unaccounted = [n for n, (_, gate) in changesets.items() if gate and n not in pushed]
     return report
 
@@ -202,6 +212,25 @@ def _check_rebased(
             landing.problems.append(
                 f"rebased over issue {issue}, which changed {', '.join(sorted(shared))} too"
             )
+
+
+def _check_docs_only(
+    landing: Landing,
+    tested: list[dict[str, Any]],
+    change_of: Callable[[str], tuple[str, frozenset[str]]],
+) -> None:
+    """Only docs builds tested this landing: every file its pushed changeset touches must be
+    under the docs paths those builds were chosen for."""
+    globs: list[str] = []
+    for tp in tested:
+        recorded = tp.get("gate_docs_paths")
+        globs += [str(g) for g in recorded] if isinstance(recorded, list) else DEFAULT_DOCS_PATHS
+    outside = sorted(f for f in change_of(landing.node)[1] if not any(matches(f, g) for g in globs))
+    if outside:
+        landing.problems.append(
+            f"only a docs build tested it, but it changed {', '.join(outside)} "
+            f"(outside {', '.join(sorted(set(globs)))})"
+        )
 
 
 def _change(path: str, hgbin: str, node: str) -> tuple[str, frozenset[str]]:

@@ -1,42 +1,33 @@
-"""Reading unified diffs as uploaded to Rietveld: which files they touch, their strip level, and
-whether the gate may apply them at all.
+"""Which files a patch uploaded to Rietveld changes, its strip level, and whether the gate may apply
+it at all, read with Mercurial's own patch reader so that the gate checks what ``hg import`` does.
 
-Pure text processing, no IO. The scheduler calls :func:`inspect` before anything is sent to a
-worker: a patch that escapes the checkout, touches ``.hg/`` or hg's code-running files, adds a
-symlink pointing outside, carries binary data, is too large or is not a well-formed diff is
-refused with a reason its owner can act on.
+The scheduler calls :func:`inspect` before anything is sent to a worker: a patch that escapes the
+checkout, touches ``.hg/`` or hg's code-running files, adds a symlink or an executable bit,
+carries binary data, is too large or is not a diff hg applies is refused with a reason its owner
+can act on.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
-import posixpath
 import re
+from collections.abc import Callable
+from collections.abc import Iterable
 
 import attrs
 
+from buildbot_gate import hgdiff
+
 DEFAULT_MAX_BYTES = 1_000_000
 
-_GIT_HEADER = re.compile(r"^diff --git a/(?P<a>\S+) b/(?P<b>\S+)$")
-_HUNK = re.compile(r"^@@ -(?P<o>\d+)(?:,(?P<oc>\d+))? \+(?P<n>\d+)(?:,(?P<nc>\d+))? @@")
-_REVISION_SUFFIX = re.compile(r"\s+\((revision \d+|working copy|nonexistent)\)$")
-_GIT_EXTENDED = (
-    "index ",
-    "old mode ",
-    "new mode ",
-    "deleted file mode ",
-    "new file mode ",
-    "similarity index ",
-    "dissimilarity index ",
-    "rename from ",
-    "rename to ",
-    "copy from ",
-    "copy to ",
-)
-_SYMLINK_MODE = "120000"
 # Files hg reads from the working copy that can make it fetch or run things on the worker.
 _CODE_RUNNING = {".hgrc", "hgrc", ".hgsub", ".hgsubstate"}
+# Files that change how hg behaves in every clone (tags, ignored files, line endings): refused
+# unless the admin allows them (GateScheduler's allowHgFiles).
+HG_FILES = (".hgtags", ".hgignore", ".hgeol")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_BINARY = re.compile(r"^(GIT binary patch|Binary files )", re.MULTILINE)
 
 
 class DiffError(ValueError):
@@ -45,147 +36,95 @@ class DiffError(ValueError):
 
 @attrs.frozen
 class DiffSummary:
-    paths: tuple[str, ...]  # paths as they are in the repository (prefix stripped)
+    paths: tuple[str, ...]  # the files hg import changes (in the repository, prefix stripped)
     strip: int  # the -p level to apply it with
 
 
-@attrs.define
-class _File:
-    paths: list[str] = attrs.Factory(list)  # as written, maybe with a/ b/ prefixes
-    bare: list[str] = attrs.Factory(list)  # rename/copy paths: never prefixed
-    symlink: bool = False
-    added: list[str] = attrs.Factory(list)
-
-
-def _clean(path: str) -> str:
-    path = path.split("\t", 1)[0]
-    return _REVISION_SUFFIX.sub("", path.strip())
-
-
-def inspect(diff: str, max_bytes: int | None = DEFAULT_MAX_BYTES) -> DiffSummary:
-    """Check that the gate may apply ``diff``; return its paths and strip level."""
+def inspect(
+    diff: str,
+    max_bytes: int | None = DEFAULT_MAX_BYTES,
+    allow_hg_files: Iterable[str] = (),
+    exists: Callable[[str], bool] | None = None,
+) -> DiffSummary:
+    """Check that the gate may apply ``diff`` with ``hg import --no-commit -p <strip> -``; return
+    the files it changes and that strip level. ``exists`` says which paths exist at the base when
+    known (hg picks between a diff's two names by that); otherwise every name hg could pick is
+    checked and returned."""
     if max_bytes is not None:
         size = len(diff.encode("utf-8", "surrogatepass"))
         if size > max_bytes:
             raise DiffError(
                 f"the patch is {size} bytes; the gate takes patches of at most {max_bytes}"
             )
-    if "\x00" in diff:
-        raise DiffError("the patch contains binary data (a NUL byte); upload binary files by hand")
+    data = _text(diff)
+    if _BINARY.search(diff):
+        raise DiffError("the patch changes a binary file; upload it by hand")
     try:
-        diff.encode("utf-8")
-    except UnicodeEncodeError:
-        raise DiffError("the patch is not valid UTF-8 text") from None
-    files = _parse(diff.split("\n"))
-    if not files:
-        raise DiffError("the patch contains no file changes")
-    git_style = any(f.paths and f.paths[0].startswith("git:") for f in files)
-    written = [p.removeprefix("git:") for f in files for p in f.paths if p != "/dev/null"]
-    prefixed = bool(written) and all(p.startswith(("a/", "b/")) for p in written)
-    strip = 1 if git_style or prefixed else 0
+        texts = hgdiff.patches(data)
+        for text in texts:
+            if text != data:  # decoded from MIME or cut from a mailbox: check it again
+                _text(text.decode("utf-8", "surrogateescape"))
+        ops, strip = hgdiff.read(texts, None, exists)
+    except hgdiff.Unreadable as e:
+        raise DiffError(str(e)) from None
+    allowed = {name.lower() for name in allow_hg_files}
     paths: set[str] = set()
-    for f in files:
-        mine = {p.removeprefix("git:") for p in f.paths if p not in ("/dev/null", "git:/dev/null")}
-        repo = {p[2:] if strip else p for p in mine} | set(f.bare)
-        for p in repo:
-            _check_path(p)
-        if f.symlink:
-            for p in repo:
-                _check_symlink(p, f.added)
-        paths |= repo
+    for op in ops:
+        _check(op, allowed)
+        paths |= op.touched
     if not paths:
         raise DiffError("the patch contains no file changes")
     return DiffSummary(paths=tuple(sorted(paths)), strip=strip)
 
 
+@functools.lru_cache(maxsize=16)
 def summarize(diff: str) -> DiffSummary:
-    """:func:`inspect` without a size limit (for patches already accepted)."""
-    return inspect(diff, max_bytes=None)
+    """:func:`inspect` for patches already accepted: no size limit, and the files the admin may
+    allow (``HG_FILES``) pass, as admission decided. Remembers the last few answers: the
+    scheduler reads the same patch at every start."""
+    return inspect(diff, max_bytes=None, allow_hg_files=HG_FILES)
 
 
-def _parse(lines: list[str]) -> list[_File]:
-    files: list[_File] = []
-    i = 0
-    n = len(lines)
-    while i < n:
-        line = lines[i]
-        if line.startswith("diff --git "):
-            m = _GIT_HEADER.match(line)
-            if not m:
-                raise DiffError(f"malformed git diff header: {line[:80]!r}")
-            f = _File(paths=[f"git:a/{m.group('a')}", f"git:b/{m.group('b')}"])
-            files.append(f)
-            i += 1
-            while i < n and lines[i].startswith(_GIT_EXTENDED):
-                _extended(f, lines[i])
-                i += 1
-            if i < n and (
-                lines[i].startswith("GIT binary patch") or lines[i].startswith("Binary files ")
-            ):
-                raise DiffError(
-                    f"the patch changes a binary file ({m.group('b')}); upload it by hand"
-                )
-            if i + 1 < n and lines[i].startswith("--- ") and lines[i + 1].startswith("+++ "):
-                i = _hunks(f, lines, i + 2)
-            continue
-        if line.startswith("Binary files ") or line.startswith("GIT binary patch"):
-            raise DiffError("the patch changes a binary file; upload it by hand")
-        if line.startswith("--- ") and i + 1 < n and lines[i + 1].startswith("+++ "):
-            f = _File(paths=[_clean(line[4:]), _clean(lines[i + 1][4:])])
-            files.append(f)
-            i = _hunks(f, lines, i + 2)
-            continue
-        if line.startswith("@@"):
-            raise DiffError(f"a hunk outside any file (line {i + 1}): the diff is malformed")
-        i += 1  # Index:, ===, commit message text: leading garbage, as patch tools allow
-    return files
+def _text(diff: str) -> bytes:
+    if "\x00" in diff:
+        raise DiffError("the patch contains binary data (a NUL byte); upload binary files by hand")
+    try:
+        return diff.encode("utf-8")
+    except UnicodeEncodeError:
+        raise DiffError("the patch is not valid UTF-8 text") from None
 
 
-def _extended(f: _File, line: str) -> None:
-    for key in ("rename from ", "rename to ", "copy from ", "copy to "):
-        if line.startswith(key):
-            f.bare.append(line[len(key) :].strip())
-    for key in ("new file mode ", "new mode "):
-        if line.startswith(key) and line[len(key) :].strip() == _SYMLINK_MODE:
-            f.symlink = True
+def _check(op: hgdiff.FileOp, allowed: set[str]) -> None:
+    for path in sorted(op.paths):
+        _check_path(path)
+        if op.touched:
+            _check_hg_file(path, allowed)
+    if op.source is not None:
+        _check_path(op.source)
+        if op.op == "RENAME":
+            _check_hg_file(op.source, allowed)
+    name = " or ".join(repr(p) for p in sorted(op.paths))
+    if op.binary:
+        raise DiffError(f"the patch changes a binary file ({name}); upload it by hand")
+    if op.link:
+        raise DiffError(
+            f"the patch makes {name} a symlink; the gate does not apply symlinks (a link can "
+            "point outside the checkout): ask a core developer to commit it by hand"
+        )
+    if op.executable:
+        raise DiffError(
+            f"the patch makes {name} executable; the gate does not set executable bits: ask a "
+            "core developer to commit it by hand"
+        )
 
 
-def _hunks(f: _File, lines: list[str], i: int) -> int:
-    """Consume the hunks of one file from line ``i``; return the index after them."""
-    n = len(lines)
-    if i >= n or not lines[i].startswith("@@"):
-        name = f.paths[-1].removeprefix("git:")
-        raise DiffError(f"malformed diff: no hunk after the header of {name}")
-    while i < n and lines[i].startswith("@@"):
-        m = _HUNK.match(lines[i])
-        if not m:
-            raise DiffError(f"malformed hunk header at line {i + 1}: {lines[i][:60]!r}")
-        old = int(m.group("oc")) if m.group("oc") is not None else 1
-        new = int(m.group("nc")) if m.group("nc") is not None else 1
-        i += 1
-        while old > 0 or new > 0:
-            if i >= n:
-                raise DiffError("malformed diff: a hunk ends early (its line counts do not match)")
-            line = lines[i]
-            if line.startswith("\\"):
-                i += 1
-                continue
-            kind = line[:1]
-            if kind in (" ", ""):
-                old, new = old - 1, new - 1
-            elif kind == "-":
-                old -= 1
-            elif kind == "+":
-                new -= 1
-                f.added.append(line[1:])
-            else:
-                raise DiffError(f"malformed hunk line {i + 1}: {line[:60]!r}")
-            if old < 0 or new < 0:
-                raise DiffError(f"malformed diff: hunk line counts do not match at line {i + 1}")
-            i += 1
-        while i < n and lines[i].startswith("\\"):
-            i += 1
-    return i
+def _check_hg_file(path: str, allowed: set[str]) -> None:
+    name = path.rsplit("/", 1)[-1].rstrip(". ").lower()
+    if name in HG_FILES and name not in allowed:
+        raise DiffError(
+            f"the patch changes {path!r}, which changes how hg behaves in every clone; this gate "
+            "does not apply such changes: ask a core developer to commit it by hand"
+        )
 
 
 def _check_path(path: str) -> None:
@@ -212,19 +151,6 @@ def _check_path(path: str) -> None:
                 f"the path {path!r} is an hg configuration or subrepository file, which could make "
                 "hg fetch or run code on the workers"
             )
-
-
-def _check_symlink(path: str, added: list[str]) -> None:
-    target = "".join(added).strip()
-    if not target:
-        return
-    if target.startswith("/") or re.match(r"^[A-Za-z]:", target) or "\\" in target:
-        raise DiffError(f"the symlink {path!r} points outside the checkout ({target!r})")
-    resolved = posixpath.normpath(posixpath.join(posixpath.dirname(path), target))
-    if resolved == ".." or resolved.startswith("../"):
-        raise DiffError(f"the symlink {path!r} points outside the checkout ({target!r})")
-    if resolved.split("/")[0].rstrip(". ").lower() == ".hg":
-        raise DiffError(f"the symlink {path!r} points into .hg/ ({target!r})")
 
 
 def change_digest(git_diff: str) -> str:

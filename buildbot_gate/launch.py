@@ -12,6 +12,7 @@ from typing import Any
 
 from buildbot.data import resultspec
 from buildbot.process.properties import Properties
+from twisted.internet import threads
 from twisted.logger import Logger
 
 from buildbot_gate.diffs import DiffError
@@ -56,7 +57,7 @@ class BuildsetLauncher:
         try:
             change = await self._change(item)
             diff = _change_prop(change, "gate_diff")
-            summary = summarize(diff)
+            summary = await threads.deferToThread(summarize, diff)  # CPU work: off the reactor
             if land or item.base:
                 base = item.base
             else:
@@ -94,6 +95,10 @@ class BuildsetLauncher:
         # The patches of the items ahead, committed in this order before this one.
         props.setProperty("gate_stack", below, "Gate")
         props.setProperty("gate_docs_only", docs_only, "Gate")
+        if docs_only:
+            # For the auditor: the paths that made a docs build enough.
+            docs_paths = list(per_branch(self.docsPaths, item.branch, ()))
+            props.setProperty("gate_docs_paths", docs_paths, "Gate")
         if land:
             props.setProperty("gate_expected_node", item.tested_node, "Gate")
             if item.rebased_over:
@@ -153,7 +158,7 @@ class BuildsetLauncher:
         builds do, so that the changeset ids match."""
         change = await self._change(item)
         # Refused now what the step would refuse; the paths are taken out by _start.
-        paths = summarize(_change_prop(change, "gate_diff")).paths
+        paths = (await threads.deferToThread(summarize, _change_prop(change, "gate_diff"))).paths
         return {
             "paths": list(paths),
             "changeid": item.changeid,

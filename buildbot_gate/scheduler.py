@@ -19,6 +19,7 @@ from buildbot.changes.changes import Change
 from buildbot.schedulers.base import ReconfigurableBaseScheduler
 from twisted.internet import defer
 from twisted.internet import task
+from twisted.internet import threads
 from twisted.logger import Logger
 
 from buildbot_gate import admission
@@ -98,6 +99,7 @@ class GateScheduler(
         "newsFiles",
         "newsDirectory",
         "maxDiffBytes",
+        "allowHgFiles",
         "quarantineAfter",
         "healthWindow",
     )
@@ -139,6 +141,7 @@ class GateScheduler(
         newsFiles: Sequence[str] = (),
         newsDirectory: str | None = None,
         maxDiffBytes: int | None = DEFAULT_MAX_BYTES,
+        allowHgFiles: Sequence[str] = (),
         quarantineAfter: int | None = 2,
         healthWindow: int = 5,
         **kwargs: Any,
@@ -167,6 +170,9 @@ class GateScheduler(
         for group in (unstableBuilders, docsBuilders, newsFiles):
             if isinstance(group, str):
                 config.error("GateScheduler: builder and file settings are lists, not strings")
+        hg_files = admission.hg_files_error(allowHgFiles)
+        if hg_files:
+            config.error(f"GateScheduler: {hg_files}")
         if quarantineAfter is not None and (
             not isinstance(quarantineAfter, int) or quarantineAfter < 1
         ):
@@ -196,6 +202,7 @@ class GateScheduler(
         newsFiles: Sequence[str] = (),
         newsDirectory: str | None = None,
         maxDiffBytes: int | None = DEFAULT_MAX_BYTES,
+        allowHgFiles: Sequence[str] = (),
         quarantineAfter: int | None = 2,
         healthWindow: int = 5,
         **kwargs: Any,
@@ -216,6 +223,7 @@ class GateScheduler(
         self.newsFiles = list(newsFiles)
         self.newsDirectory = newsDirectory
         self.maxDiffBytes = maxDiffBytes
+        self.allowHgFiles = list(allowHgFiles)
         self.quarantineAfter = quarantineAfter
         self.healthWindow = healthWindow
         self.policy = Policy(
@@ -327,7 +335,7 @@ class GateScheduler(
         if change.category == MERGE_NOW:
             await self._apply(MergeNow(issue, requester))
             return
-        unsafe = self._unsafe(change)
+        unsafe = await self._unsafe(change)
         if unsafe:
             log.info("issue {issue} not queued: {why}", issue=issue, why=unsafe)
             detail = f"Not queued: {unsafe}. Nothing was run; upload a new patchset to try again."
@@ -336,7 +344,7 @@ class GateScheduler(
                 {**self._refusal(issue, props, change.branch), "detail": detail},
             )
             return
-        news = self._edits_shared_news(change)
+        news = await self._edits_shared_news(change)
         if news:
             self._announce(
                 "refused",
@@ -426,22 +434,30 @@ class GateScheduler(
                 log.info("issue {issue}: {detail}", issue=action.issue, detail=action.detail)
                 self._announce("refused", {"issue": action.issue, "detail": action.detail})
 
-    def _unsafe(self, change: Any) -> str | None:
+    async def _unsafe(self, change: Any) -> str | None:
         props = change.properties
-        return admission.unsafe(
+        # Reading a diff of up to maxDiffBytes is CPU work: off the reactor thread.
+        unsafe: str | None = await threads.deferToThread(
+            admission.unsafe,
             change.who,
             props.getProperty("gate_subject"),
             props.getProperty("gate_diff"),
             self.maxDiffBytes,
+            self.allowHgFiles,
         )
+        return unsafe
 
     def _refusal(self, issue: int, props: Any, branch: str) -> dict[str, Any]:
         return admission.refusal(issue, props, branch, self.branches)
 
-    def _edits_shared_news(self, change: Any) -> str | None:
-        return admission.shared_news_edit(
-            change.properties.getProperty("gate_diff"), self.newsFiles, self.newsDirectory
+    async def _edits_shared_news(self, change: Any) -> str | None:
+        news: str | None = await threads.deferToThread(
+            admission.shared_news_edit,
+            change.properties.getProperty("gate_diff"),
+            self.newsFiles,
+            self.newsDirectory,
         )
+        return news
 
     async def _notify(self, action: Notify, reports: Sequence[outcomes.BuildReport]) -> None:
         item = action.item

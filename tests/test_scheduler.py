@@ -470,6 +470,8 @@ class FleetAndPipelineTest(SchedulerCase):
         _, kw = self.addBuildsetCalls[0]
         self.assertEqual(kw["builderNames"], ["gate-docs"])
         self.assertEqual(kw["properties"]["gate_docs_only"], (True, "Gate"))
+        # The auditor checks the pushed changeset against the paths that made docs enough.
+        self.assertEqual(kw["properties"]["gate_docs_paths"], (["Doc/**"], "Gate"))
 
     @defer.inlineCallbacks
     def test_docs_paths_are_per_branch(self):
@@ -546,6 +548,36 @@ class HostileInputTest(SchedulerCase):
         self.assertEqual(self.addBuildsetCalls, [])
         (refused,) = self.decisions("refused")
         self.assertIn("subject of the issue is not valid UTF-8", refused["detail"])
+
+    @defer.inlineCallbacks
+    def test_hgtags_changes_are_refused_by_default(self):
+        tags = DIFF.replace("calc.py", ".hgtags")
+        yield self.make_scheduler()
+        yield self.approve(diff=tags)
+        self.assertEqual(self.addBuildsetCalls, [])
+        (refused,) = self.decisions("refused")
+        self.assertIn("Not queued: the patch changes '.hgtags'", refused["detail"])
+
+    @defer.inlineCallbacks
+    def test_hgtags_changes_are_tested_when_the_admin_allows_them(self):
+        tags = DIFF.replace("calc.py", ".hgtags")
+        yield self.make_scheduler(allowHgFiles=[".hgtags"])
+        yield self.approve(diff=tags)
+        self.assertEqual(self.decisions("refused"), [])
+        (test_run,) = self.addBuildsetCalls
+        self.assertEqual(test_run[1]["sourcestamps"][0]["patch_body"], tags)
+
+    def test_allow_hg_files_names_only_hg_behaviour_files(self):
+        for bad in (".hgtags", [".hgrc"], [".hgsub"], ["Lib/.hgignore"]):
+            with self.assertRaises(config.ConfigErrors) as cm:
+                GateScheduler(
+                    name="gate",
+                    repourl="http://hg.example.org/cpython",
+                    testBuilders=["gate-test"],
+                    landBuilder="gate-land",
+                    allowHgFiles=bad,
+                )
+            self.assertIn("allowHgFiles", str(cm.exception))
 
     @defer.inlineCallbacks
     def test_a_land_build_that_cannot_rebuild_the_tested_changeset_retests(self):

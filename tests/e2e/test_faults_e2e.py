@@ -150,7 +150,7 @@ HOSTILE = [
         new_file_diff("link", ["/etc/passwd"]).replace(
             "new file mode 100644", "new file mode 120000"
         ),
-        "points outside the checkout",
+        "a symlink; the gate does not apply symlinks",
     ),
     (new_file_diff(".hgsub", ["evil = https://evil.example.org/r"]), "subrepository"),
 ]
