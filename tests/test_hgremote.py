@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 import tempfile
 import textwrap
@@ -47,6 +48,7 @@ def alive(pid: int) -> bool:
 class BranchTipTest(unittest.TestCase):
     def setUp(self):
         self.root = Path(tempfile.mkdtemp(prefix="hgremote-"))
+        self.addCleanup(shutil.rmtree, self.root, True)
 
     @defer.inlineCallbacks
     def test_a_hung_hg_identify_is_killed_at_its_timeout(self):
@@ -70,7 +72,9 @@ class BranchTipTest(unittest.TestCase):
 
     @defer.inlineCallbacks
     def test_a_failing_hg_says_why(self):
-        hgbin = fake_hg(self.root, "sys.stderr.write('abort: unknown revision\\n'); sys.exit(255)\n")
+        hgbin = fake_hg(
+            self.root, "sys.stderr.write('abort: unknown revision\\n'); sys.exit(255)\n"
+        )
         with self.assertRaises(TipError) as raised:
             yield defer.ensureDeferred(
                 branch_tip(hgbin, "http://hg.example.org/", "nope", timeout=30, reactor=reactor)
