@@ -25,6 +25,7 @@ from buildbot_gate.model.items import Outcome
 from buildbot_gate.model.items import Recheck
 from buildbot_gate.model.items import Refuse
 from buildbot_gate.model.items import Resume
+from buildbot_gate.model.items import ResumeBranch
 from buildbot_gate.model.items import StartFailed
 from buildbot_gate.model.items import StartLand
 from buildbot_gate.model.items import StartTest
@@ -54,6 +55,8 @@ def decide(
         _finished(step, event, policy)
     elif isinstance(event, Resume):
         _resume(step)
+    elif isinstance(event, ResumeBranch):
+        _resume_branch(step, event)
     elif isinstance(event, Recheck):
         _recheck(step, event)
     elif isinstance(event, MergeNow):
@@ -252,6 +255,8 @@ def _finished(step: _Step, ev: BuildsetFinished, policy: Policy) -> None:
         step.emit(Notify(landed, Decision.LANDED, ev.detail))
         _resize(step, item.branch, policy, grow=True)
         _rebase_behind(step, landed)
+    elif item.state == ItemState.LANDING and ev.outcome == Outcome.PUSH_REFUSED:
+        _push_refused(step, item, ev, policy)
     elif item.state == ItemState.LANDING and ev.outcome == Outcome.PUSH_RACE:
         # The branch moved under the gate: every tree tested on the old tip is stale.
         reason = "the branch moved before the push; retesting"
@@ -263,6 +268,47 @@ def _finished(step: _Step, ev: BuildsetFinished, policy: Policy) -> None:
                 step.emit(Notify(again, decision, reason))
     else:
         _infra_failure(step, item, ev, policy)
+
+
+def _push_refused(step: _Step, item: Item, ev: BuildsetFinished, policy: Policy) -> None:
+    """The server said no to the push of a tested tree. Tried again in place on the next tick,
+    up to ``push_attempts`` times; then the branch is held (visibly, with one notice) until an
+    admin resumes it: a refusal that does not go away must not be retried forever in silence."""
+    detail = ev.detail or "the push was refused"
+    failures = item.push_failures + 1
+    if failures < policy.push_attempts:
+        again = _retry_later(step, item, f"retrying: {detail}", attempt=False)
+        again = step.replace(again, attrs.evolve(again, push_failures=failures))
+        step.emit(Notify(again, Decision.REQUEUED, again.reason))
+        return
+    reason = f"push refused {failures} times, last: {detail}"
+    held = step.replace(
+        item,
+        attrs.evolve(
+            item,
+            buildset=None,
+            retry_pending=True,
+            push_failures=failures,
+            reason=f"held: {reason}",
+        ),
+    )
+    holds = dict(step.state.held_branches)
+    holds[item.branch] = reason
+    step.state = attrs.evolve(step.state, held_branches=tuple(sorted(holds.items())))
+    step.emit(Notify(held, Decision.HELD, reason))
+
+
+def _resume_branch(step: _Step, ev: ResumeBranch) -> None:
+    """Lift the hold: the held landing is pushed again on the next schedule, from a clean count."""
+    holds = dict(step.state.held_branches)
+    if holds.pop(ev.branch, None) is None:
+        return
+    step.state = attrs.evolve(step.state, held_branches=tuple(sorted(holds.items())))
+    for item in step.state.queue(ev.branch):
+        if item.push_failures:
+            reason = f"resumed by {ev.requester}"
+            step.replace(item, attrs.evolve(item, push_failures=0, reason=reason))
+    step.touched.add(ev.branch)
 
 
 def _rebase_behind(step: _Step, landed: Item) -> None:
@@ -307,8 +353,9 @@ def _resize(step: _Step, branch: str, policy: Policy, *, grow: bool) -> None:
 def _infra_failure(step: _Step, item: Item, ev: BuildsetFinished, policy: Policy) -> None:
     """Not the patch's fault: run the same thing again in place on the next tick (the items
     tested on top of it stay valid, since its tree does not change). A test run gives up after
-    ``max_attempts``; a push of a tested changeset never does (a dead hg server must not eject
-    good patches): it is retried every tick, and shows as such on the queue page."""
+    ``max_attempts``; a landing never does (a dead hg server must not eject good patches): it
+    is retried every tick, and shows as such on the queue page. A push the server refused is
+    not this: see :func:`_push_refused`."""
     detail = ev.detail or f"{ev.outcome.value} while {item.state.value}"
     if item.state == ItemState.TESTING and item.attempts + 1 >= policy.max_attempts:
         _failing(step, item, f"gave up after {item.attempts + 1} attempts: {detail}", policy)
@@ -353,6 +400,8 @@ def _schedule(step: _Step, policy: Policy, branches: set[str] | None = None) -> 
     for branch in step.state.branches():
         if branches is not None and branch not in branches:
             continue
+        if step.state.hold(branch) is not None:
+            continue  # nothing starts on a held branch, not even its tests
         _retry_pending(step, branch)
         _settle_head(step, branch)
         _fill_window(step, branch, policy)

@@ -106,6 +106,7 @@ def _requeued(item: Item, reason: str, *, attempt: bool = False) -> Item:
         paths=None,
         rebased_over=(),
         retry_pending=False,
+        push_failures=0,
         attempts=item.attempts + (1 if attempt else 0),
         reason=reason,
     )
