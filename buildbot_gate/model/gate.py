@@ -11,6 +11,8 @@ from buildbot_gate.model.express import _merge_now
 from buildbot_gate.model.express import _pipeline
 from buildbot_gate.model.express import _spare
 from buildbot_gate.model.express import _start_express
+from buildbot_gate.model.holds import _push_refused
+from buildbot_gate.model.holds import _resume_branch
 from buildbot_gate.model.items import Action
 from buildbot_gate.model.items import Approved
 from buildbot_gate.model.items import BuildsetFinished
@@ -34,6 +36,7 @@ from buildbot_gate.model.resets import _cancel
 from buildbot_gate.model.resets import _requeued
 from buildbot_gate.model.resets import _reset
 from buildbot_gate.model.resets import _reset_behind
+from buildbot_gate.model.resets import _retry_later
 from buildbot_gate.model.resets import _Step
 from buildbot_gate.model.state import GateState
 from buildbot_gate.model.state import Policy
@@ -182,21 +185,6 @@ def _start_failed(step: _Step, ev: StartFailed) -> None:
     _retry_later(step, item, f"could not start: {ev.reason}", attempt=False)
 
 
-def _retry_later(step: _Step, item: Item, reason: str, *, attempt: bool) -> Item:
-    again = step.replace(
-        item,
-        attrs.evolve(
-            item,
-            buildset=None,
-            retry_pending=True,
-            attempts=item.attempts + (1 if attempt else 0),
-            reason=reason,
-        ),
-    )
-    step.state = attrs.evolve(step.state, held=step.state.held | {item.key})
-    return again
-
-
 def _resume(step: _Step) -> None:
     for item in list(step.state.items):
         current = step.state.find(item.issue, item.branch)
@@ -268,47 +256,6 @@ def _finished(step: _Step, ev: BuildsetFinished, policy: Policy) -> None:
                 step.emit(Notify(again, decision, reason))
     else:
         _infra_failure(step, item, ev, policy)
-
-
-def _push_refused(step: _Step, item: Item, ev: BuildsetFinished, policy: Policy) -> None:
-    """The server said no to the push of a tested tree. Tried again in place on the next tick,
-    up to ``push_attempts`` times; then the branch is held (visibly, with one notice) until an
-    admin resumes it: a refusal that does not go away must not be retried forever in silence."""
-    detail = ev.detail or "the push was refused"
-    failures = item.push_failures + 1
-    if failures < policy.push_attempts:
-        again = _retry_later(step, item, f"retrying: {detail}", attempt=False)
-        again = step.replace(again, attrs.evolve(again, push_failures=failures))
-        step.emit(Notify(again, Decision.REQUEUED, again.reason))
-        return
-    reason = f"push refused {failures} times, last: {detail}"
-    held = step.replace(
-        item,
-        attrs.evolve(
-            item,
-            buildset=None,
-            retry_pending=True,
-            push_failures=failures,
-            reason=f"held: {reason}",
-        ),
-    )
-    holds = dict(step.state.held_branches)
-    holds[item.branch] = reason
-    step.state = attrs.evolve(step.state, held_branches=tuple(sorted(holds.items())))
-    step.emit(Notify(held, Decision.HELD, reason))
-
-
-def _resume_branch(step: _Step, ev: ResumeBranch) -> None:
-    """Lift the hold: the held landing is pushed again on the next schedule, from a clean count."""
-    holds = dict(step.state.held_branches)
-    if holds.pop(ev.branch, None) is None:
-        return
-    step.state = attrs.evolve(step.state, held_branches=tuple(sorted(holds.items())))
-    for item in step.state.queue(ev.branch):
-        if item.push_failures:
-            reason = f"resumed by {ev.requester}"
-            step.replace(item, attrs.evolve(item, push_failures=0, reason=reason))
-    step.touched.add(ev.branch)
 
 
 def _rebase_behind(step: _Step, landed: Item) -> None:
