@@ -1,4 +1,5 @@
-"""Force-build forms for the gate: "Recheck issue" and "Merge now (release managers)".
+"""Force-build forms for the gate: "Recheck issue", "Merge now (release managers)" and "Resume
+branch" (after the server kept refusing its pushes).
 
 They appear in the web UI like any force scheduler, but instead of starting builds they record a
 gate request as a change (category ``gate:recheck`` / ``gate:merge-now``), exactly what a
@@ -28,6 +29,7 @@ log = Logger()
 ACTIONS = {
     "recheck": (protocol.RECHECK, "Recheck issue", "Recheck"),
     "merge-now": (protocol.MERGE_NOW, "Merge now (release managers)", "Merge now"),
+    "resume-branch": (protocol.RESUME_BRANCH, "Resume a held branch", "Resume"),
 }
 
 
@@ -52,10 +54,11 @@ class GateForceScheduler(ForceScheduler):
         kwargs.setdefault(
             "reason", StringParameter(name="reason", label="Why (optional)", default="")
         )
-        kwargs.setdefault(
-            "properties",
-            [IntParameter(name="issue", label="Rietveld issue number", required=True)],
-        )
+        if action == "resume-branch":
+            asked = StringParameter(name="branch", label="Branch to resume", required=True)
+        else:
+            asked = IntParameter(name="issue", label="Rietveld issue number", required=True)
+        kwargs.setdefault("properties", [asked])
         return kwargs
 
     def checkConfig(  # type: ignore[override]
@@ -86,8 +89,11 @@ class GateForceScheduler(ForceScheduler):
     def force(  # type: ignore[override]
         self, owner: str | None, builderNames: Any = None, builderid: Any = None, **kwargs: Any
     ) -> Any:
-        issue = validate_issue(kwargs.get("issue"))
         who = (owner or "anonymous").strip()
+        if self.action == "resume-branch":
+            yield self._resume(who, validate_branch(kwargs.get("branch")))
+            return (None, {})
+        issue = validate_issue(kwargs.get("issue"))
         if self.action == "merge-now" and who.lower() not in self.releaseManagers:
             raise CollectedValidationError(
                 {"issue": f"only the release managers may merge now; you are {who!r}"}
@@ -113,6 +119,31 @@ class GateForceScheduler(ForceScheduler):
             codebase="",
         )
         return (None, {})
+
+    def _resume(self, who: str, branch: str) -> Any:
+        log.info("web form {name}: resume branch {b} by {who}", name=self.name, b=branch, who=who)
+        return self.master.data.updates.addChange(
+            author=who,
+            revision=None,
+            comments=f"resume branch {branch} from the web UI",
+            category=protocol.RESUME_BRANCH,
+            repository="",
+            project="",
+            branch=branch,
+            properties={"gate_requester": who, "gate_via": "web"},
+            src="web",
+            codebase="",
+        )
+
+
+def validate_branch(value: Any) -> str:
+    """The branch name typed into a form, or a validation error the form shows to the user."""
+    if isinstance(value, list):
+        value = value[0] if value else None
+    text = str(value if value is not None else "").strip()
+    if not text or any(c.isspace() for c in text):
+        raise CollectedValidationError({"branch": f"not a branch name: {text!r}"})
+    return text
 
 
 def validate_issue(value: Any) -> int:

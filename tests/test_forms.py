@@ -63,3 +63,18 @@ class FormTest(SchedulerMixin, TestReactorMixin, unittest.TestCase):
         yield sched.force("rm@example.org", issue="1234")
         (change,) = self.changes()
         self.assertEqual(change["category"], "gate:merge-now")
+
+    @defer.inlineCallbacks
+    def test_resume_form_records_a_resume_of_the_branch(self):
+        sched = yield self.form(name="resume", action="resume-branch")
+        self.assertEqual(sched.label, "Resume a held branch")
+        for bad in ("", "  ", "3.4 default"):
+            with self.assertRaises(CollectedValidationError):
+                yield sched.force("admin@example.org", branch=bad)
+        self.assertEqual(self.changes(), [])
+        yield sched.force("admin@example.org", branch="3.4")
+        (change,) = self.changes()
+        self.assertEqual(change["category"], "gate:resume-branch")
+        self.assertEqual(change["branch"], "3.4")
+        self.assertEqual(change["properties"]["gate_requester"], "admin@example.org")
+        self.assertEqual(self.addBuildsetCalls, [])
