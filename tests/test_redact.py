@@ -54,3 +54,17 @@ def test_credentials_are_split_off_and_unquoted():
         "pa@ss",
     )
     assert split_credentials("http://127.0.0.1:8000/") == ("http://127.0.0.1:8000/", None, None)
+
+
+def test_the_cli_never_prints_the_password_of_a_database_or_repository_url(capsys, tmp_path):
+    from buildbot_gate import cli
+
+    db_url = "sqlite://gate:hunter2@/nonexistent/state.sqlite"
+    assert cli.main(["replay", "--db-url", db_url]) == 2
+    assert cli.main(["audit", "--repo", str(tmp_path / "none"), "--db-url", db_url]) == 2
+    # A repository URL that cannot be cloned (nothing listens on port 1).
+    repo = "http://gate:hunter2@127.0.0.1:1/"
+    assert cli.main(["audit", "--repo", repo, "--db-url", "sqlite://"]) == 2
+    out, err = capsys.readouterr()
+    assert "cannot read" in err and "gate:***@" in err
+    assert "hunter2" not in out + err
