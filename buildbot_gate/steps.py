@@ -120,6 +120,12 @@ class HgStep(buildstep.CommandMixin, buildstep.BuildStep):
     def sourcestamp(self) -> Any:
         return self.build.getSourceStamp("")
 
+    def __str__(self) -> str:
+        # Buildbot logs a step as its constructor call: a repourl's password stays out of it.
+        return redact(super().__str__())
+
+    __repr__ = __str__
+
 
 class GateCheckout(HgStep):
     """A clean working copy at exactly the base revision the scheduler pinned.
@@ -443,6 +449,15 @@ class Land(CompositeStepMixin, HgStep):
             config.error("Land: repourl is required")
         super().__init__(repourl=repourl, **kwargs)
         self.pushAuth = pushAuth
+
+    def __str__(self) -> str:
+        text = super().__str__()
+        given = self._factory.kwargs.get("pushAuth")
+        if isinstance(given, str) and ":" in given:  # a literal, not a util.Secret
+            text = text.replace(given.partition(":")[2], "***")
+        return text
+
+    __repr__ = __str__
 
     async def act(self) -> None:
         node = self.getProperty("gate_node")

@@ -449,6 +449,7 @@ class LandCredentialsTest(StepCase):
                 self.assertNotIn(secret, text)
         self.assertNotIn(secret, str(step.descriptionDone))
         self.assertNotIn(secret, str(self.build.getProperties().asDict()))
+        self.assertNotIn(secret, f"{step} {step!r}")  # how Buildbot's master log names a step
 
     def assert_auth_file(self, user, password):
         written = b"".join(w if isinstance(w, bytes) else w.encode() for w in self.written)
@@ -479,6 +480,7 @@ class LandCredentialsTest(StepCase):
         step = self.get_nth_step(0)
         self.assertIn("http://gate:***@hg.example.org/", step.descriptionDone[0])
         self.assertNotIn(SECRET, str(step.descriptionDone))
+        self.assertNotIn(SECRET, f"{step} {step!r}")  # how Buildbot's master log names a step
         self.assertNotIn(SECRET, str(self.build.getProperties().asDict()))
 
     def test_a_push_secret_that_is_not_user_password_pushes_nothing(self):
