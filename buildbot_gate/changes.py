@@ -26,6 +26,7 @@ from buildbot_gate.cluster import still_ours
 from buildbot_gate.examine import IssueExaminer
 from buildbot_gate.people import People
 from buildbot_gate.people import StaticPeople
+from buildbot_gate.rietveld.approvals import DEFAULT_APPROVAL_MARGIN
 from buildbot_gate.rietveld.approvals import Rules
 from buildbot_gate.rietveld.client import RietveldClient
 from buildbot_gate.rietveld.client import RietveldError
@@ -52,6 +53,7 @@ class RietveldPoller(ClaimsPromptly, IssueExaminer, ReconfigurablePollingChangeS
         "releaseManagers",
         "frozenBranches",
         "rechecks",
+        "approvalMargin",
         "defaultBranch",
         "bugfixBranches",
         "headers",
@@ -75,6 +77,7 @@ class RietveldPoller(ClaimsPromptly, IssueExaminer, ReconfigurablePollingChangeS
         releaseManagers: Sequence[str] = (),
         frozenBranches: Sequence[str] = (),
         rechecks: str | Sequence[str] = "anyone",
+        approvalMargin: float = DEFAULT_APPROVAL_MARGIN,
         defaultBranch: str = "default",
         bugfixBranches: Sequence[str] = (),
         headers: dict[str, Any] | None = None,
@@ -96,6 +99,10 @@ class RietveldPoller(ClaimsPromptly, IssueExaminer, ReconfigurablePollingChangeS
             config.error("RietveldPoller: give either people= or committers=/agreements=")
         if isinstance(rechecks, str) and rechecks not in ("anyone", "committers"):
             config.error("RietveldPoller: rechecks is 'anyone', 'committers' or a list of e-mails")
+        if isinstance(approvalMargin, bool) or not isinstance(approvalMargin, int | float):
+            config.error("RietveldPoller: approvalMargin is a number of seconds")
+        elif approvalMargin < 0:
+            config.error("RietveldPoller: approvalMargin cannot be negative")
         if frozenBranches and not releaseManagers:
             config.error("RietveldPoller: frozenBranches needs releaseManagers to approve there")
         if since is not None:
@@ -116,6 +123,7 @@ class RietveldPoller(ClaimsPromptly, IssueExaminer, ReconfigurablePollingChangeS
         releaseManagers: Sequence[str] = (),
         frozenBranches: Sequence[str] = (),
         rechecks: str | Sequence[str] = "anyone",
+        approvalMargin: float = DEFAULT_APPROVAL_MARGIN,
         defaultBranch: str = "default",
         bugfixBranches: Sequence[str] = (),
         headers: dict[str, Any] | None = None,
@@ -132,12 +140,13 @@ class RietveldPoller(ClaimsPromptly, IssueExaminer, ReconfigurablePollingChangeS
         self.releaseManagers = releaseManagers
         self.frozenBranches = frozenBranches
         self.rechecks = rechecks
+        self.approvalMargin = approvalMargin
         self.defaultBranch = defaultBranch
         self.bugfixBranches = list(bugfixBranches)
         self.headers = headers
         self.since = since
         self._people: People = people or StaticPeople(committers, agreements)
-        self._rules = Rules.build(releaseManagers, frozenBranches, rechecks)
+        self._rules = Rules.build(releaseManagers, frozenBranches, rechecks, approvalMargin)
         rendered = yield self.renderSecrets(dict(headers or {}))
         self._client = RietveldClient(self.url, headers=rendered)
         yield super().reconfigService(

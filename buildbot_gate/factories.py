@@ -35,6 +35,7 @@ def gate_test_factory(
     hgbin: str = "hg",
     rerun_command: str | Sequence[str] | None = None,
     failed_pattern: str | None = None,
+    rerun_separator: str | None = "--",
 ) -> BuildFactory:
     """Check out the pinned base, apply and commit the patch, run ``test_command``.
 
@@ -56,7 +57,13 @@ def gate_test_factory(
     if attributed:
         assert rerun_command is not None
         f.addStep(
-            AttributeFailure(rerunCommand=rerun_command, timeout=test_timeout, env=env, hgbin=hgbin)
+            AttributeFailure(
+                rerunCommand=rerun_command,
+                timeout=test_timeout,
+                env=env,
+                hgbin=hgbin,
+                rerunSeparator=rerun_separator,
+            )
         )
     return f
 

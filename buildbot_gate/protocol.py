@@ -7,6 +7,7 @@ when the master dies); GateScheduler reads them; RietveldReporter listens to the
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 # Change categories. Every gate change carries the property gate_issue.
@@ -31,7 +32,9 @@ def announce(master: Any, decision: str, **msg: Any) -> None:
     """Tell the log watchers and the reporter about a decision on an issue.
 
     The message names the master that decided: on a cluster every master's reporter hears it
-    (the message queue is shared) and only that master's reporter comments, once."""
+    (the message queue is shared) and only that master's reporter comments, once. The id is
+    the decision's identity: the reporter's outbox posts one comment per id."""
     master.mq.produce(
-        decision_key(decision), {"decision": decision, "masterid": master.masterid, **msg}
+        decision_key(decision),
+        {"decision": decision, "masterid": master.masterid, "id": uuid.uuid4().hex, **msg},
     )

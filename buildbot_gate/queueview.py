@@ -19,6 +19,7 @@ import attrs
 from buildbot_gate.model import GateState
 from buildbot_gate.model import Item
 from buildbot_gate.model import ItemState
+from buildbot_gate.outbox import Outbox
 
 DEFAULT_TEST_SECONDS = 600.0
 DEFAULT_LAND_SECONDS = 60.0
@@ -143,4 +144,24 @@ def queue_json(
         },
         "branches": out,
         "recent": recent,
+    }
+
+
+def undelivered_json(outboxes: Sequence[Outbox]) -> dict[str, Any]:
+    """The reporters' outboxes (one per master): comments given up on, the latest first, and how
+    many are still being retried."""
+    lost = sorted((p for box in outboxes for p in box.lost), key=lambda p: p.created, reverse=True)
+    return {
+        "count": sum(box.lost_count for box in outboxes),
+        "pending": sum(len(box.pending) for box in outboxes),
+        "recent": [
+            {
+                "issue": p.issue,
+                "first_line": p.first_line,
+                "created": p.created,
+                "attempts": p.attempts,
+                "error": p.error,
+            }
+            for p in lost[:RECENT]
+        ],
     }

@@ -196,7 +196,11 @@ class GateCheckout(HgStep):
         return not (await self.hg("pull", "--rev", base, str(self.repourl))).didFail()
 
 
-class ApplyPatch(HgStep):
+# Beside the working copy, not in it: hg reads a commit message from here (``--logfile``).
+COMMIT_MESSAGE_FILE = "gate-commit-message.txt"
+
+
+class ApplyPatch(HgStep, CompositeStepMixin):
     """Commit the patches of the items ahead (speculative pipelining), then the approved diff.
 
     The author, date and message come from the scheduler, so every builder (and the landing
@@ -207,6 +211,7 @@ class ApplyPatch(HgStep):
     name = "apply_patch"
     description = ["applying patch"]
     descriptionDone = ["patch applied"]
+    logEnviron = False  # for CompositeStepMixin's file commands
 
     async def act(self) -> None:
         ss = self.sourcestamp()
@@ -279,9 +284,21 @@ class ApplyPatch(HgStep):
                 "conflict",
                 f"{what} does not apply" if what != "the patch" else "patch does not apply",
             )
-        commit = await self.hg(
-            "commit", "--user", str(author), "--date", str(date), "--message", str(message)
-        )
+        # Never on the command line: buildbot-worker runs a command whose arguments hold a
+        # newline through a .bat file on Windows, which cuts the message. hg reads the file as
+        # it would the argument (lines joined with "\n", then stripped): the same changeset.
+        self.rc_log = self.stdio_log  # where CompositeStepMixin's file commands report
+        path = self.build.path_module.join("..", COMMIT_MESSAGE_FILE)
+        written = await self.downloadFileContentToWorker(path, str(message), workdir=self.workdir)
+        if not written:
+            raise _Failed("checkout_failed", "could not write the commit message on the worker")
+        try:
+            commit = await self.hg(
+                "commit", "--user", str(author), "--date", str(date), "--logfile", path
+            )
+        finally:
+            where = self.build.path_module.join(self.workdir, path)
+            await self.runRmFile(where, abandonOnFailure=False)
         if commit.didFail():
             raise _Failed("conflict", f"{what} changes nothing, or could not be committed")
 
@@ -351,6 +368,12 @@ class RunTests(buildstep.ShellMixin, buildstep.BuildStep):
         return WARNINGS if self.attributed else FAILURE
 
 
+# The failed tests' names come from the output of the patch's own tests: only plain names go
+# on a command line (never an option, a second argument, or cmd.exe syntax on Windows).
+_TEST_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.:/\[\]-]{0,199}")
+_MAX_RERUN = 50
+
+
 class AttributeFailure(HgStep):
     """After a failed test run: whose failure is it? Reruns only the failed tests.
 
@@ -358,6 +381,8 @@ class AttributeFailure(HgStep):
     (``gate_outcome`` back to ``tested``). If not, on the branch tip without the patch: if they
     fail there too the tip is broken (``tip_broken``: the patch is held, not ejected), otherwise
     the patch broke them (``test_failed``, with their names). The verdict is ``gate_verdict``.
+    The names follow ``rerunSeparator`` (``--``: "no options after this"; None for a runner
+    that cannot take it); a failure naming a test the gate will not pass on stays the patch's.
     """
 
     name = "attribute"
@@ -371,18 +396,23 @@ class AttributeFailure(HgStep):
         rerunCommand: str | Sequence[str],
         timeout: int = 1200,
         env: Mapping[str, str] | None = None,
+        rerunSeparator: str | None = "--",
         **kwargs: Any,
     ) -> None:
         kwargs.setdefault("doStepIf", _tests_failed)
         kwargs.setdefault("hideStepIf", lambda results, step: results == SKIPPED)
         super().__init__(timeout=timeout, **kwargs)
         self.rerunCommand = rerunCommand
+        self.rerunSeparator = rerunSeparator
         self.run_env = dict(env or {})
 
     async def rerun(self, names: Sequence[str]) -> bool:
         """Run the failed tests again in the checkout; True when they pass."""
+        if not all(_TEST_NAME.fullmatch(n) for n in names):
+            raise _Failed("test_failed", "tests failed (a test name unfit for a command line)")
         base = self.rerunCommand
-        argv = (base.split() if isinstance(base, str) else list(base)) + list(names)
+        argv = base.split() if isinstance(base, str) else list(base)
+        argv += [self.rerunSeparator, *names] if self.rerunSeparator else list(names)
         cmd = remotecommand.RemoteShellCommand(
             self.workdir,
             argv,
@@ -399,6 +429,12 @@ class AttributeFailure(HgStep):
         names = [str(n) for n in (self.getProperty("gate_failed_tests") or [])]
         if not names:
             raise _Failed("test_failed", "tests failed (no failed test named to rerun)")
+        odd = [n for n in names if not _TEST_NAME.fullmatch(n)]
+        if odd or len(names) > _MAX_RERUN:
+            # Rerunning only some would call the others flaky unseen: the failure stays the patch's.
+            what = f"{len(odd)} unusual test name(s)" if odd else f"over {_MAX_RERUN} failed tests"
+            await self.stdio_log.addHeader(f"gate: not rerun: {[n[:80] for n in odd[:5]]}\n")
+            raise _Failed("test_failed", f"tests failed ({what}: not attributed)")
         listed = ", ".join(names)
         await self.stdio_log.addHeader(f"gate: rerunning {listed} in the tested tree\n")
         if await self.rerun(names):

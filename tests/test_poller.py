@@ -57,6 +57,8 @@ class PollerTest(ChangeSourceMixin, unittest.TestCase):
         kw.setdefault("people", self.tracker)
         kw.setdefault("since", "2000-01-01 00:00:00")
         kw.setdefault("pollAtLaunch", False)
+        # These tests approve right after an upload; the margin's own tests ask for it.
+        kw.setdefault("approvalMargin", 0)
         poller = yield self.attachChangeSource(RietveldPoller(self.url, **kw))
         self.addCleanup(lambda: defer.ensureDeferred(poller._client.close()))
         self.poller = poller
@@ -247,3 +249,29 @@ class PollerTest(ChangeSourceMixin, unittest.TestCase):
         yield self.poll()
         self.assertEqual(self.poller._failed_polls, 0)
         self.assertEqual(len(self.changes("gate:approved")), 1)
+
+    @defer.inlineCallbacks
+    def test_an_lgtm_racing_an_upload_waits_for_one_naming_the_patchset(self):
+        yield self.make_poller(approvalMargin=60)
+        n = self.issue()
+        self.store.upload_patchset(n, DIFF.replace("+b", "+c"))
+        self.store.lgtm(n, CORE, "LGTM")  # seconds after the upload: maybe about patchset 1
+        yield self.poll()
+        self.assertEqual(self.changes(), [])
+        (refused,) = self.refusals()
+        self.assertIn("too soon to be sure it is about that patch set", refused["detail"])
+        self.store.lgtm(n, CORE, "Looked at the new one too. LGTM ps2")
+        yield self.poll()
+        (approved,) = self.changes("gate:approved")
+        self.assertEqual(
+            approved["properties"]["gate_patchset"], self.store.issues[n].patchsets[-1].id
+        )
+        self.assertEqual(len(self.refusals()), 1)
+
+    def test_a_negative_or_non_numeric_approval_margin_is_a_config_error(self):
+        from buildbot import config
+
+        for bad in (-1, "60"):
+            with self.assertRaises(config.ConfigErrors) as cm:
+                RietveldPoller(self.url, approvalMargin=bad)
+            self.assertIn("approvalMargin", str(cm.exception))

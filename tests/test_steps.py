@@ -3,9 +3,16 @@ conclude from the answers (the outcome property the scheduler reads back)."""
 
 from __future__ import annotations
 
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
 from unittest import mock
 
 from buildbot.process import remotetransfer
+from buildbot.process.remotetransfer import StringFileReader
 from buildbot.process.results import FAILURE
 from buildbot.process.results import SUCCESS
 from buildbot.process.results import WARNINGS
@@ -39,6 +46,50 @@ IDENT = (
 )  # fmt: skip
 AUTHOR = "Ann <ann@example.org>"
 MESSAGE = "Fix it\n\nReviewed-on: http://review.example.org/1/"
+
+
+def committed(author, date, message, written=None, run=None):
+    """What ApplyPatch sends to commit: the message into a file beside the working copy, hg
+    reading it from there, the file removed. ``written`` collects the bytes sent; ``run``
+    runs the hg command for real."""
+
+    def sent(data):
+        assert data == message.encode("utf-8"), data  # the whole message, as UTF-8
+        if written is not None:
+            written.append(data)
+
+    commit = hg(
+        "commit", "--user", author, "--date", date, "--logfile", "../gate-commit-message.txt"
+    )
+    if run:
+        commit.behavior(run)
+    return [
+        ExpectDownloadFile(
+            workerdest="../gate-commit-message.txt",
+            workdir="wkdir",
+            reader=ExpectRemoteRef(StringFileReader),
+            blocksize=32 * 1024,
+            maxsize=None,
+            mode=None,
+        )
+        .download_string(sent, size=1 << 20)
+        .exit(0),
+        commit.exit(0),
+        ExpectRmfile(path="wkdir/../gate-commit-message.txt", log_environ=False).exit(0),
+    ]
+
+
+def real_hg(cwd, *args, stdin=None):
+    """Mercurial itself, as the worker runs it (same environment), for differential tests."""
+    done = subprocess.run(
+        [str(Path(sys.executable).with_name("hg")), *args],
+        cwd=cwd,
+        env={**os.environ, **HG_ENV},
+        input=stdin.encode() if stdin else None,
+        capture_output=True,
+        check=True,
+    )
+    return done.stdout.decode("utf-8")
 
 
 def hg(*args, **kw):
@@ -136,7 +187,7 @@ class ApplyPatchTest(StepCase):
         self.setup_apply()
         self.expect_commands(
             hg("import", "--no-commit", "-p", "1", "-", initial_stdin=DIFF).exit(0),
-            hg("commit", "--user", AUTHOR, "--date", "1700000000 0", "--message", MESSAGE).exit(0),
+            *committed(AUTHOR, "1700000000 0", MESSAGE),
             hg(*IDENT).stdout(f"{NODE} 3:{MANIFEST}\n{OWN_DIFF}").exit(0),
         )
         self.expect_outcome(result=SUCCESS, state_string=f"committed {NODE[:12]}")
@@ -156,7 +207,7 @@ class ApplyPatchTest(StepCase):
             self.build.setProperty(name, value, "Gate")
         self.expect_commands(
             hg("import", "--no-commit", "-p", "1", "-", initial_stdin=DIFF).exit(0),
-            hg("commit", "--user", AUTHOR, "--date", "1700000000 0", "--message", MESSAGE).exit(0),
+            *committed(AUTHOR, "1700000000 0", MESSAGE),
             hg(*IDENT).stdout(f"{NODE} 3:{MANIFEST}\n{OWN_DIFF}").exit(0),
         )
         self.expect_outcome(result=SUCCESS)
@@ -166,6 +217,78 @@ class ApplyPatchTest(StepCase):
             [(u.name, u.url) for u in step.urls],
             [("issue 1234 ps 3: Fix the frobnicator", "http://review.example.org/1234/")],
         )
+
+    async def test_a_multi_line_message_never_on_a_command_line_makes_the_same_changeset(self):
+        # Differential, with real hg: the step's way (message in a file) against the way it
+        # committed before (--message): the gate compares these nodes across builders and the
+        # landing build, so they must not change.
+        message = "Fix it \r\n\nIt broke on Windows, \u00fcnic\u00f6de too.\n\nReviewed-on: x\n\n"
+        root = Path(tempfile.mkdtemp(prefix="gate-commit-"))
+        self.addCleanup(shutil.rmtree, root, ignore_errors=True)
+        base = root / "base"
+        base.mkdir(parents=True)
+        real_hg(base, "init")
+        (base / "x.py").write_text("a\n")
+        real_hg(base, "commit", "--addremove", "--user", "t", "--date", "0 0", "--message", "base")
+        for clone in ("before", "wkdir"):
+            real_hg(root, "clone", "--quiet", str(base), str(root / clone))
+            real_hg(root / clone, "import", "--no-commit", "-p", "1", "-", stdin=DIFF)
+        real_hg(root / "before", "commit", "--user", AUTHOR, "--date", "1700000000 0",
+                "--message", message)  # fmt: skip
+        written, argvs = [], []
+
+        def on_worker(command):
+            # As buildbot-worker would: the downloaded file, then hg in the working copy.
+            (root / "gate-commit-message.txt").write_bytes(written[-1])
+            argvs.append(command.args["command"])
+            real_hg(root / command.args["workdir"], *command.args["command"][1:])
+
+        self.setup_step(ApplyPatch())
+        self.source(info=(AUTHOR, message))
+        self.build.setProperty("gate_commit_date", "1700000000 0", "Gate")
+        self.expect_commands(
+            hg("import", "--no-commit", "-p", "1", "-", initial_stdin=DIFF).exit(0),
+            *committed(AUTHOR, "1700000000 0", message, written, run=on_worker),
+            hg(*IDENT).stdout(f"{NODE} 3:{MANIFEST}\n{OWN_DIFF}").exit(0),
+        )
+        self.expect_outcome(result=SUCCESS)
+        await self.run_step()
+        self.assertFalse([arg for argv in argvs for arg in argv if "\n" in arg or "Fix" in arg])
+        node = {c: real_hg(root / c, "log", "-r", ".", "-T", "{node}") for c in ("before", "wkdir")}
+        self.assertEqual(node["wkdir"], node["before"])
+        self.assertEqual(
+            real_hg(root / "wkdir", "log", "-r", ".", "-T", "{desc}"),
+            message.strip().replace(" \r\n", "\n"),
+        )
+
+    def test_the_message_file_is_removed_even_when_the_commit_fails(self):
+        self.setup_apply()
+        download, commit, remove = committed(AUTHOR, "1700000000 0", MESSAGE)
+        commit.behaviors[-1] = ("rc", 1)
+        self.expect_commands(
+            hg("import", "--no-commit", "-p", "1", "-", initial_stdin=DIFF).exit(0),
+            download,
+            commit,
+            remove,
+        )
+        self.expect_outcome(
+            result=FAILURE,
+            state_string="the patch changes nothing, or could not be committed (failure)",
+        )
+        self.expect_property("gate_outcome", "conflict")
+        return self.run_step()
+
+    def test_a_message_the_worker_cannot_store_is_the_gates_trouble_not_a_conflict(self):
+        self.setup_apply()
+        download = committed(AUTHOR, "1700000000 0", MESSAGE)[0]
+        download.behaviors[-1] = ("rc", 1)
+        self.expect_commands(
+            hg("import", "--no-commit", "-p", "1", "-", initial_stdin=DIFF).exit(0),
+            download,
+        )
+        self.expect_outcome(result=FAILURE)
+        self.expect_property("gate_outcome", "checkout_failed")
+        return self.run_step()
 
     def test_patch_that_does_not_apply_is_a_conflict(self):
         self.setup_apply()
@@ -200,17 +323,9 @@ class ApplyPatchTest(StepCase):
         ahead, entry = self.stack_of_one()
         self.expect_commands(
             hg("import", "--no-commit", "-p", "1", "-", initial_stdin=ahead).exit(0),
-            hg(
-                "commit",
-                "--user",
-                entry["author"],
-                "--date",
-                entry["date"],
-                "--message",
-                entry["message"],
-            ).exit(0),
+            *committed(entry["author"], entry["date"], entry["message"]),
             hg("import", "--no-commit", "-p", "1", "-", initial_stdin=DIFF).exit(0),
-            hg("commit", "--user", AUTHOR, "--date", "1700000000 0", "--message", MESSAGE).exit(0),
+            *committed(AUTHOR, "1700000000 0", MESSAGE),
             hg(*IDENT).stdout(f"{NODE} 3:{MANIFEST}\n{OWN_DIFF}").exit(0),
         )
         self.expect_outcome(
@@ -276,16 +391,16 @@ class FailureAttributionTest(StepCase):
         self.expect_property("gate_outcome", "test_failed")
         return self.run_step()
 
-    def attribute(self, failed=("test_net",)):
-        self.setup_step(AttributeFailure(rerunCommand=self.RERUN))
+    def attribute(self, failed=("test_net",), **kw):
+        self.setup_step(AttributeFailure(rerunCommand=self.RERUN, **kw))
         self.build.setProperty("gate_outcome", "test_failed", "test")
         self.build.setProperty("gate_failed_tests", list(failed), "test")
         self.build.setProperty("gate_base", BASE, "checkout")
 
-    def rerun(self, rc):
+    def rerun(self, rc, names=("--", "test_net")):
         return ExpectShell(
             workdir="wkdir",
-            command=[*self.RERUN, "test_net"],
+            command=[*self.RERUN, *names],
             log_environ=False,
             env={},
             timeout=1200,
@@ -330,6 +445,41 @@ class FailureAttributionTest(StepCase):
         self.attribute(failed=())
         self.expect_outcome(result=FAILURE)
         self.expect_property("gate_outcome", "test_failed")
+        return self.run_step()
+
+    def test_a_test_name_read_from_the_output_is_never_an_option(self):
+        # The patch's tests print "FAIL --config=..." and "FAIL -c": whatever the pattern
+        # captured, the runner gets no option from it, and the failure stays the patch's.
+        self.attribute(failed=("test_net", "--config=evil.py"))
+        self.expect_commands()  # nothing rerun: not even the tests with plain names
+        self.expect_outcome(
+            result=FAILURE,
+            state_string="tests failed (1 unusual test name(s): not attributed) (failure)",
+        )
+        self.expect_property("gate_outcome", "test_failed")
+        return self.run_step()
+
+    def test_names_with_spaces_shell_syntax_or_no_end_are_not_rerun_either(self):
+        odd = ["-c", "test_a test_b", "test_a\n-c", "t&calc", "t|x", "t%PATH%", "x" * 201, ""]
+        self.attribute(failed=("test_net", "test.test_os.Case.test_x[1-2]", *odd))
+        self.expect_outcome(
+            result=FAILURE,
+            state_string="tests failed (8 unusual test name(s): not attributed) (failure)",
+        )
+        return self.run_step()
+
+    def test_too_many_failed_tests_are_not_rerun(self):
+        self.attribute(failed=[f"test_{i}" for i in range(51)])
+        self.expect_outcome(
+            result=FAILURE,
+            state_string="tests failed (over 50 failed tests: not attributed) (failure)",
+        )
+        return self.run_step()
+
+    def test_a_runner_that_cannot_take_a_separator_gets_the_names_alone(self):
+        self.attribute(rerunSeparator=None)
+        self.expect_commands(self.rerun(0, names=("test_net",)))
+        self.expect_outcome(result=SUCCESS)
         return self.run_step()
 
 

@@ -3,7 +3,9 @@
 The server computes ``approval`` from the text alone; the gate adds what the server cannot know:
 only committers count, only on the latest patchset, robots never count, a committer's own LGTM
 on their own patch counts (the server never marks it), a frozen branch needs a release manager,
-and a later "not lgtm" from a committer takes an approval back.
+and a later "not lgtm" from a committer takes an approval back. Where the server does not record
+which patchset a message was about, an LGTM counts only if it names the latest patchset or came
+long enough after its upload (``Rules.approval_margin``) that the reviewer cannot have missed it.
 """
 
 from __future__ import annotations
@@ -22,6 +24,9 @@ from buildbot_gate.rietveld.records import Message
 RECHECK = "recheck"
 MERGE_NOW = "merge now"
 
+# Long enough to notice a new patchset on the review page before writing "LGTM".
+DEFAULT_APPROVAL_MARGIN = 60.0
+
 
 @attrs.frozen
 class Approval:
@@ -39,6 +44,9 @@ class Rules:
     frozen: frozenset[str] = frozenset()  # branches in their release-candidate phase
     # Who may ask for a recheck: "anyone", "committers", or a set of e-mail addresses.
     rechecks: str | frozenset[str] = "anyone"
+    # Servers without per-message patchsets: how long after the latest upload an LGTM that does
+    # not name its patchset must come to count for it.
+    approval_margin: datetime.timedelta = datetime.timedelta(seconds=DEFAULT_APPROVAL_MARGIN)
 
     @classmethod
     def build(
@@ -46,12 +54,14 @@ class Rules:
         release_managers: Iterable[str] = (),
         frozen: Iterable[str] = (),
         rechecks: str | Iterable[str] = "anyone",
+        approval_margin: float = DEFAULT_APPROVAL_MARGIN,
     ) -> Rules:
         who = rechecks if isinstance(rechecks, str) else frozenset(r.lower() for r in rechecks)
         return cls(
             release_managers=frozenset(r.lower() for r in release_managers),
             frozen=frozenset(frozen),
             rechecks=who,
+            approval_margin=datetime.timedelta(seconds=approval_margin),
         )
 
     def may_recheck(self, person: Person) -> bool:
@@ -122,6 +132,66 @@ def about_latest(message: Message, latest: int, patchset_created: datetime.datet
     return message.date >= patchset_created
 
 
+# "LGTM ps3", "lgtm for patch set 3", "LGTM patchset #1003", "LGTM, patch-set 3".
+_NAMED_PATCHSET = re.compile(r"\b(?:ps|patch[ -]?set)\s*#?\s*(\d+)\b")
+
+
+def named_patchsets(text: str, patchsets: tuple[int, ...]) -> set[int]:
+    """The patchset ids an LGTM names on its own lines, by id or as the review page numbers them.
+
+    A name that is neither an id nor a position on the page stays in the set as itself, so
+    it never matches a real patchset.
+    """
+    named = set()
+    for line in _unquoted(text):
+        if "lgtm" not in line:
+            continue
+        for number in map(int, _NAMED_PATCHSET.findall(line)):
+            if number not in patchsets and 1 <= number <= len(patchsets):
+                number = patchsets[number - 1]  # "Patch Set 3" on the page: the third upload
+            named.add(number)
+    return named
+
+
+def unbound_approval(
+    issue: Issue, message: Message, patchset_created: datetime.datetime, margin: datetime.timedelta
+) -> str | None:
+    """Why an LGTM on the latest patchset may be about an earlier one, or None if it cannot be.
+
+    It is bound when it names the latest patchset, when the server says which patchset it was
+    written on, when its sender uploaded the patchset, or when it came ``margin`` after the
+    upload: an owner uploading while a reviewer writes "LGTM" gets no unseen patchset approved.
+    """
+    latest = issue.latest_patchset
+    assert latest is not None
+    shown = issue.patchsets.index(latest) + 1
+    sender = message.sender.lower()
+    named = named_patchsets(message.text, issue.patchsets)
+    if named:
+        if latest in named:
+            return None
+        names = ", ".join(str(_position(issue, n)) for n in sorted(named))
+        return (
+            f"Not queued: the LGTM of {sender} names patch set {names}, not the latest "
+            f'(patch set {shown}). Approve it with "LGTM ps{shown}".'
+        )
+    if message.patchset is not None or sender == issue.owner_email.lower():
+        return None
+    after = message.date - patchset_created
+    if after >= margin:
+        return None
+    return (
+        f"Not queued: the LGTM of {sender} came {after.total_seconds():.0f} s after patch set "
+        f"{shown} was uploaded, too soon to be sure it is about that patch set. Approve it with "
+        f'"LGTM ps{shown}", or with an LGTM written at least {margin.total_seconds():.0f} s '
+        "after the upload."
+    )
+
+
+def _position(issue: Issue, patchset: int) -> int:
+    return issue.patchsets.index(patchset) + 1 if patchset in issue.patchsets else patchset
+
+
 def people_to_look_up(issue: Issue) -> set[str]:
     """Everybody whose standing matters: the owner and whoever approved, objected or asked."""
     emails = {issue.owner_email.lower()}
@@ -139,10 +209,15 @@ def evaluate(
     branches: Iterable[str],
     rules: Rules,
 ) -> list[BranchVerdict]:
-    """The approval state of the latest patchset on each nominated branch."""
+    """The approval state of the latest patchset on each nominated branch.
+
+    An LGTM that may be about an earlier patchset (see :func:`unbound_approval`) is ignored;
+    why is the refusal of the first branch's verdict, so that it is said once, not per branch.
+    """
     latest = issue.latest_patchset
     owner = issue.owner_email.lower()
-    verdicts = []
+    verdicts: list[BranchVerdict] = []
+    unbound: str | None = None
     for branch in branches:
         standing: Approval | None = None
         refusal: str | None = None
@@ -161,6 +236,10 @@ def evaluate(
                 continue
             if not (m.approval or (mine and says_lgtm(m.text))):
                 continue
+            why = unbound_approval(issue, m, patchset_created, rules.approval_margin)
+            if why:
+                unbound = unbound or why
+                continue
             if branch in rules.frozen and sender not in rules.release_managers:
                 managers = ", ".join(sorted(rules.release_managers)) or "none configured"
                 refusal = (
@@ -171,6 +250,8 @@ def evaluate(
                 continue
             if standing is None:
                 standing = Approval(issue.issue, latest, sender, m.date)
+        if not verdicts:
+            refusal = refusal or unbound
         verdicts.append(BranchVerdict(branch, standing, None if standing else refusal))
     return verdicts
 

@@ -79,8 +79,14 @@ class RietveldClient:
             self._pool.maxPersistentPerHost = 4
             agent: Any = Agent(reactor, pool=self._pool)
             http = treq.client.HTTPClient(agent)
+            # Twisted retries a GET that meets a kept-alive connection the server has just
+            # closed, never a POST: an HTTP/1.0 server that hangs up without "Connection: close"
+            # would lose every comment. So each POST opens a connection of its own.
+            fresh: Any = Agent(reactor, pool=HTTPConnectionPool(reactor, persistent=False))
+            self._post_http: Any = treq.client.HTTPClient(fresh)
         else:
             self._pool = None
+            self._post_http = http
         self._http = http
         self.requests = 0  # how many HTTP requests this client made (benchmarks read it)
 
@@ -177,7 +183,8 @@ class RietveldClient:
         all_headers = {**self._headers, **(headers or {})}
         self.requests += 1
         try:
-            response = await self._http.request(
+            http = self._post_http if method == "POST" else self._http
+            response = await http.request(
                 method,
                 url,
                 params=dict(params or {}),

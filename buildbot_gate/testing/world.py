@@ -126,6 +126,8 @@ class GateWorld:
             "GATE_POLL_INTERVAL": str(poll_interval),
             "GATE_SINCE": "2000-01-01 00:00:00",
             "GATE_RETRY_INTERVAL": "2",
+            # The tests and the demo approve seconds after an upload, as nobody real would.
+            "GATE_APPROVAL_MARGIN": "0",
         }
         if web_port:
             env["GATE_WEB_PORT"] = str(web_port)

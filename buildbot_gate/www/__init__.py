@@ -4,7 +4,8 @@ A www plugin with no node build: ``static/scripts.js`` uses the React and plugin
 that Buildbot's own bundle exposes, and polls ``/plugins/gate/queue.json`` every two seconds.
 The JSON is built in the reactor thread from the gate's state in the Buildbot database, so it is
 the same whichever master runs the scheduler. Configure it with
-``c["www"]["plugins"]["gate"] = {"scheduler": "gate", "recheck": "recheck", "resume": "resume"}``.
+``c["www"]["plugins"]["gate"] = {"scheduler": "gate", "recheck": "recheck", "resume": "resume"}``
+(and ``"reporter"`` when the RietveldReporter has another name).
 """
 
 from __future__ import annotations
@@ -22,12 +23,14 @@ from twisted.logger import Logger
 from twisted.web import static
 
 from buildbot_gate import costs
+from buildbot_gate import outbox
 from buildbot_gate import outcomes
 from buildbot_gate.health import Health
 from buildbot_gate.model import GateState
 from buildbot_gate.quarantine import HEALTH_KEY
 from buildbot_gate.queueview import Durations
 from buildbot_gate.queueview import queue_json
+from buildbot_gate.queueview import undelivered_json
 from buildbot_gate.redact import redact
 
 log = Logger()
@@ -123,7 +126,19 @@ async def collect(master: Any, config: dict[str, Any]) -> dict[str, Any]:
     data["costs"] = await costs.daily_totals(master)
     kept = Health.from_json(await master.db.state.getState(objectid, HEALTH_KEY, None))
     data["quarantined"] = [{"worker": w, "reason": why} for w, why in kept.quarantined.items()]
+    reporter = str(config.get("reporter", "RietveldReporter"))
+    data["undelivered"] = undelivered_json(await outboxes(master, reporter))
     return data
+
+
+async def outboxes(master: Any, reporter: str) -> list[outbox.Outbox]:
+    """Every master's outbox of the named reporter (each master keeps its own row)."""
+    objectid = await master.db.state.getObjectId(reporter, outbox.OBJECT_CLASS)
+    found = []
+    for m in await master.data.get(("masters",)):
+        key = outbox.state_key(m["masterid"])
+        found.append(outbox.Outbox.from_json(await master.db.state.getState(objectid, key, None)))
+    return found
 
 
 async def _durations(master: Any, land_builder: str) -> Durations:

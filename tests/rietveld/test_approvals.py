@@ -181,3 +181,97 @@ def test_who_may_recheck_and_merge_now_is_configurable():
     assert not Rules.build(rechecks=["sam@example.org"]).may_recheck(core)
     assert Rules.build(release_managers=["RM@example.org"]).may_merge_now(PEOPLE[RM])
     assert not Rules.build(release_managers=[RM]).may_merge_now(core)
+
+
+# --- An LGTM must be about the latest patchset (servers without per-message patchsets) -------
+
+
+def lgtm_after(seconds, text="lgtm", sender=CORE, **kw) -> Message:
+    return Message(
+        sender=sender,
+        date=PS_CREATED + datetime.timedelta(seconds=seconds),
+        text=text,
+        approval=sender != OWNER,
+        disapproval=False,
+        **kw,
+    )
+
+
+def verdict(*messages, rules=None, branches=("default",), owner=OWNER):
+    return evaluate(issue(*messages, owner=owner), PS_CREATED, PEOPLE, branches, rules or Rules())
+
+
+def test_an_lgtm_racing_an_upload_is_ignored_and_says_why():
+    # The owner uploads patchset 2 while the reviewer, looking at patchset 1, writes "LGTM".
+    [v] = verdict(lgtm_after(10))
+    assert v.approval is None
+    assert CORE in v.refusal and "10 s after patch set 2" in v.refusal
+    assert '"LGTM ps2"' in v.refusal
+
+
+def test_an_lgtm_counts_from_the_margin_on():
+    assert verdict(lgtm_after(59))[0].approval is None
+    assert verdict(lgtm_after(60))[0].approval.approver == CORE
+    assert verdict(lgtm_after(3600))[0].refusal is None
+
+
+def test_the_margin_is_the_admins_choice():
+    assert verdict(lgtm_after(10), rules=Rules.build(approval_margin=0))[0].approval is not None
+    assert verdict(lgtm_after(300), rules=Rules.build(approval_margin=600))[0].approval is None
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["LGTM ps2", "lgtm PS 2", "LGTM for patch set 2", "LGTM patchset 2", "LGTM, patch-set #2"],
+)
+def test_an_lgtm_naming_the_latest_patchset_counts_at_once(text):
+    [v] = verdict(lgtm_after(1, text))
+    assert v.approval.approver == CORE and v.approval.patchset == 9
+
+
+def test_a_patchset_is_named_by_its_place_on_the_page_or_by_its_id():
+    assert verdict(lgtm_after(1, "LGTM patchset 9"))[0].approval is not None
+    assert verdict(lgtm_after(1, "LGTM patchset 8"))[0].approval is None
+
+
+def test_an_lgtm_naming_an_older_patchset_never_approves_the_latest():
+    # However long after the upload: the reviewer said which patchset they approved.
+    [v] = verdict(lgtm_after(3600, "LGTM ps1"))
+    assert v.approval is None
+    assert "names patch set 1, not the latest (patch set 2)" in v.refusal
+    assert verdict(lgtm_after(3600, "LGTM ps7"))[0].approval is None  # no such patchset
+
+
+def test_a_named_patchset_counts_only_on_an_lgtm_line_of_the_reviewers_own():
+    quoted = "> LGTM ps2\nlgtm"  # quoting someone else's naming binds nothing
+    assert verdict(lgtm_after(10, quoted))[0].approval is None
+    elsewhere = "ps2 fixes the test.\nlgtm"
+    assert verdict(lgtm_after(10, elsewhere))[0].approval is None
+
+
+def test_an_lgtm_written_before_the_upload_stays_stale_even_naming_it():
+    assert verdict(lgtm_after(-10, "LGTM ps2"))[0].approval is None
+
+
+def test_the_owners_own_lgtm_needs_no_margin():
+    mine = Message(
+        sender=CORE, date=PS_CREATED + datetime.timedelta(seconds=2), text="LGTM",
+        approval=False, disapproval=False,
+    )  # fmt: skip
+    assert verdict(mine, owner=CORE)[0].approval.approver == CORE
+
+
+def test_a_server_that_records_the_patchset_needs_no_margin():
+    assert verdict(lgtm_after(2, patchset=9))[0].approval is not None
+    assert verdict(lgtm_after(3600, "LGTM ps1", patchset=9))[0].approval is None
+
+
+def test_an_early_lgtm_does_not_hide_a_later_good_one():
+    [v] = verdict(lgtm_after(5), lgtm_after(120, sender=RM))
+    assert v.approval.approver == RM and v.refusal is None
+
+
+def test_why_an_lgtm_was_ignored_is_said_once_not_per_branch():
+    verdicts = verdict(lgtm_after(10), branches=("3.4", "default"))
+    assert [v.approval for v in verdicts] == [None, None]
+    assert [bool(v.refusal) for v in verdicts] == [True, False]

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import datetime
+import re
 import socket
 
 from twisted.internet import defer
+from twisted.internet import endpoints
+from twisted.internet import protocol
 from twisted.internet import reactor
+from twisted.internet.endpoints import TCP4ClientEndpoint
 from twisted.trial import unittest
 from twisted.web.server import Site
 
@@ -206,3 +210,90 @@ class StandinRefusals(unittest.TestCase):
         self.assertEqual(r.code, 403)
         yield r.content()
         self.assertEqual(self.store.messages(n), [])
+
+
+class _Collect(protocol.Protocol):
+    """Sends one request to the stand-in and keeps everything it answers until it hangs up."""
+
+    def __init__(self, request: bytes) -> None:
+        self.request = request
+        self.answer = b""
+        self.done: defer.Deferred[bytes] = defer.Deferred()
+
+    def connectionMade(self):
+        self.transport.write(self.request)
+
+    def dataReceived(self, data):
+        self.answer += data
+
+    def connectionLost(self, reason):
+        self.done.callback(self.answer)
+
+
+class _Http10Front(protocol.Protocol):
+    """An old server in front of the stand-in: it answers every request in HTTP/1.0 with a
+    Content-Length, says nothing about the connection (no ``Connection: close``) and closes it
+    once the answer is sent, so a client that keeps the connection finds it dead."""
+
+    def __init__(self, backend_port: int) -> None:
+        self.backend_port = backend_port
+        self.buffer = b""
+        self.forwarded = False
+
+    def dataReceived(self, data):
+        self.buffer += data
+        head, sep, body = self.buffer.partition(b"\r\n\r\n")
+        length = re.search(rb"(?im)^content-length:\s*(\d+)\s*$", head)
+        if not sep or self.forwarded or len(body) < (int(length.group(1)) if length else 0):
+            return
+        self.forwarded = True
+        lines = head.split(b"\r\n")
+        method, target, _ = lines[0].split(b" ", 2)
+        kept = [h for h in lines[1:] if not h.lower().startswith(b"connection:")]
+        request = b"\r\n".join([method + b" " + target + b" HTTP/1.0", *kept, b"", b""]) + body
+        collect = _Collect(request)
+        endpoint = TCP4ClientEndpoint(reactor, "127.0.0.1", self.backend_port)
+        endpoints.connectProtocol(endpoint, collect)
+        collect.done.addCallback(self.answer)
+
+    def answer(self, raw: bytes) -> None:
+        head, _, body = raw.partition(b"\r\n\r\n")
+        lines = head.split(b"\r\n")
+        status = b"HTTP/1.0 " + lines[0].split(b" ", 1)[1]
+        skip = (b"connection:", b"content-length:", b"transfer-encoding:", b"keep-alive:")
+        kept = [h for h in lines[1:] if not h.lower().startswith(skip)]
+        length = b"Content-Length: %d" % len(body)
+        self.transport.write(b"\r\n".join([status, *kept, length, b"", b""]) + body)
+        self.transport.loseConnection()
+
+
+class ClientAgainstAnOldServer(unittest.TestCase):
+    """A server that answers HTTP/1.0 and closes each connection without saying so."""
+
+    def setUp(self):
+        self.store = Store()
+        self.store.add_account("gate@example.org", "tok")
+        backend = reactor.listenTCP(
+            0, Site(StandinApp(self.store).resource()), interface="127.0.0.1"
+        )
+        self.addCleanup(backend.stopListening)
+        front = protocol.Factory.forProtocol(
+            lambda: _Http10Front(backend.getHost().port)  # type: ignore[arg-type]
+        )
+        port = reactor.listenTCP(0, front, interface="127.0.0.1")
+        self.addCleanup(port.stopListening)
+        self.client = rc.RietveldClient(
+            f"http://127.0.0.1:{port.getHost().port}", headers={"Authorization": "Bearer tok"}
+        )
+        self.addCleanup(lambda: defer.ensureDeferred(self.client.close()))
+
+    @defer.inlineCallbacks
+    def test_comments_arrive_though_the_server_closes_every_connection(self):
+        n = self.store.create_issue("ann@example.org", "Fix add", DIFF)
+        yield defer.ensureDeferred(self.client.publish(n, "Landed as abc123"))
+        yield defer.ensureDeferred(self.client.publish(n, "Ejected: test failed"))
+        self.assertEqual(
+            [m.text for m in self.store.messages(n)], ["Landed as abc123", "Ejected: test failed"]
+        )
+        # The old server really answered each request on a connection of its own.
+        self.assertEqual(self.store.requests.count(f"POST /{n}/publish"), 2)

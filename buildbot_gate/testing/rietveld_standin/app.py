@@ -221,6 +221,9 @@ class StandinApp:
     def publish(self, request: Request, number: str) -> bytes:
         if (failed := self._guard(request)) is not None:
             return failed
+        if self.store.comment_refusal is not None:
+            request.setResponseCode(self.store.comment_refusal)
+            return b"<html><body>Comments are refused for now</body></html>"
         who = self._account(request)
         if who is None:
             request.setResponseCode(302)
@@ -315,6 +318,11 @@ class StandinApp:
     @app.route(f"{CONTROL}/faults", methods=["POST"])
     def c_fault(self, request: Request) -> bytes:
         self.store.fail(**self._body(request))
+        return self._json(request, {"ok": True})
+
+    @app.route(f"{CONTROL}/refuse_comments", methods=["POST"])
+    def c_refuse_comments(self, request: Request) -> bytes:
+        self.store.refuse_comments(self._body(request).get("status"))
         return self._json(request, {"ok": True})
 
     @app.route(f"{CONTROL}/requests", methods=["GET"])

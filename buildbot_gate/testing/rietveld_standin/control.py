@@ -75,5 +75,9 @@ class StandinControl:
             "POST", "/faults", {"path": path, "status": status, "times": times, "body": body}
         )
 
+    def refuse_comments(self, status: int | None = 500) -> None:
+        """Every comment post is answered with ``status`` until called with None."""
+        self._call("POST", "/refuse_comments", {"status": status})
+
     def requests(self) -> list[str]:
         return self._call("GET", "/requests")

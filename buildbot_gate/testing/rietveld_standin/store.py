@@ -191,6 +191,7 @@ class Store:
         self.issues: dict[int, StoredIssue] = {}
         self.accounts: dict[str, str] = {}  # credential -> e-mail
         self.faults: list[Fault] = []
+        self.comment_refusal: int | None = None  # answer every publish with this status
         self.requests: list[str] = []  # "METHOD /path" of every API request served
         self._ids = itertools.count(1000)
         self._patch_ids = itertools.count(1)
@@ -292,6 +293,10 @@ class Store:
         """Make the next ``times`` requests under ``path`` fail (status 200 + body = malformed)."""
         default = "<html><body>Server Error</body></html>" if status >= 500 else "{not json"
         self.faults.append(Fault(path, status, default if body is None else body, times))
+
+    def refuse_comments(self, status: int | None = 500) -> None:
+        """Answer every comment post with ``status`` (nothing stored) until called with None."""
+        self.comment_refusal = status
 
     # --- shapes ---------------------------------------------------------------------------
 

@@ -25,7 +25,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
-    only = set(argv[1:]) if argv[:1] == ["--only"] else None
+    # "--only -- NAME...": the gate puts "--" before names read from test output.
+    only = {n for n in argv[1:] if n != "--"} if argv[:1] == ["--only"] else None
     if only is not None:
         return run_checks(only)
     started = os.environ.get("GATE_SAMPLE_STARTED")

@@ -178,6 +178,27 @@
         }))));
   }
 
+  function Undelivered(props) {
+    const u = props.undelivered;
+    if (!u || (!u.count && !u.pending)) {
+      return null;
+    }
+    return h("div", null,
+      u.count
+        ? h("div", { className: "alert alert-danger gate-undelivered", "data-gate-undelivered": u.count },
+            h("strong", null, u.count + (u.count === 1 ? " comment" : " comments") + " could not be delivered"),
+            " to Rietveld and were given up (the master log has each one): ",
+            u.recent.map(function (c, i) {
+              return h("span", { key: i, "data-gate-undelivered-issue": c.issue },
+                (i ? "; " : "") + "issue " + c.issue + ": " + c.first_line);
+            }))
+        : null,
+      u.pending
+        ? h("p", { className: "gate-comments-pending", "data-gate-comments-pending": u.pending },
+            u.pending + (u.pending === 1 ? " comment" : " comments") + " waiting for Rietveld, retried until delivered.")
+        : null);
+  }
+
   function GateQueuePage() {
     const [data, setData] = React.useState(null);
     const [error, setError] = React.useState("");
@@ -217,6 +238,7 @@
             }),
             ". Their runs no longer gate; unpause a worker on its Workers page to restore it.")
         : null,
+      h(Undelivered, { undelivered: data.undelivered }),
       data.branches.map(function (b) { return h(QueueTable, { key: b.branch, branch: b, resume: data.resume }); }),
       h(Recent, { items: data.recent, recheck: data.recheck }),
       h(Costs, { rows: data.costs })
