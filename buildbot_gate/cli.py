@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from buildbot_gate.redact import redact
 from buildbot_gate.testing.processes import SAMPLE
 from buildbot_gate.testing.processes import free_port
 from buildbot_gate.testing.world import COMMITTER
@@ -191,11 +192,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, terminate)
     if args.command == "demo":
         return demo(args)
-    if args.command == "audit":
-        return audit_command(args)
-    if args.command == "replay":
-        return replay_command(args)
+    if args.command in ("audit", "replay"):
+        return _reading(args)
     return 2
+
+
+def _reading(args: argparse.Namespace) -> int:
+    """Run a command that reads the master's database: its failure is one line, with the
+    password of every URL in it hidden (a database URL carries one, and so may --repo)."""
+    try:
+        return audit_command(args) if args.command == "audit" else replay_command(args)
+    except Exception as e:
+        said = (str(e).strip().splitlines() or [type(e).__name__])[0]
+        print(f"buildbot-gate {args.command}: {redact(said)}", file=sys.stderr)
+        return 2
 
 
 def _window(text: str) -> int:
@@ -222,7 +232,10 @@ def replay_command(args: argparse.Namespace) -> int:
         return 2
     except (sa.exc.SQLAlchemyError, sa.exc.ArgumentError) as e:
         first = str(e).splitlines()[0]
-        print(f"buildbot-gate replay: cannot read {args.db_url}: {first}", file=sys.stderr)
+        print(
+            f"buildbot-gate replay: cannot read {redact(args.db_url)}: {redact(first)}",
+            file=sys.stderr,
+        )
         return 2
     for line in report(history, windows, actual):
         print(line)

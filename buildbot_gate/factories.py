@@ -89,13 +89,26 @@ def gate_docs_factory(
     return _checked_then(run, repourl, hgbin)
 
 
-def gate_land_factory(repourl: str, hgbin: str = "hg") -> BuildFactory:
-    """Rebuild the tested changeset and push exactly it."""
+def gate_land_factory(
+    repourl: str,
+    hgbin: str = "hg",
+    push_url: str | None = None,
+    push_auth: object = None,
+    push_config: str | None = None,
+) -> BuildFactory:
+    """Rebuild the tested changeset and push exactly it.
+
+    Push rights (see :class:`Land`): ``push_config``, an hg config file on the land worker with
+    an ``[auth]`` section (or ``[ui] ssh`` for ssh); or ``push_auth``, ``"user:password"`` from a
+    Buildbot secret (``util.Secret("hg-push")``); or ``push_url``, the URL to push to when it is
+    not ``repourl`` (its ``user:password@`` is never shown).
+    """
     f = BuildFactory()
     f.addStep(GateCheckout(repourl=repourl, hgbin=hgbin))
     f.addStep(ApplyPatch(hgbin=hgbin))
     f.addStep(CheckLanding(hgbin=hgbin))  # a rebuild or forced buildset stops here
-    f.addStep(Land(repourl=repourl, hgbin=hgbin))
+    env = {"HGRCPATH": push_config} if push_config else None
+    f.addStep(Land(repourl=push_url or repourl, hgbin=hgbin, pushAuth=push_auth, env=env))
     return f
 
 

@@ -1,4 +1,5 @@
-"""Force-build forms for the gate: "Recheck issue" and "Merge now (release managers)".
+"""Force-build forms for the gate: "Recheck issue", "Merge now (release managers)" and "Resume
+branch" (after the server kept refusing its pushes).
 
 They appear in the web UI like any force scheduler, but instead of starting builds they record a
 gate request as a change (category ``gate:recheck`` / ``gate:merge-now``), exactly what a
@@ -29,6 +30,7 @@ log = Logger()
 ACTIONS = {
     "recheck": (protocol.RECHECK, "Recheck issue", "Recheck"),
     "merge-now": (protocol.MERGE_NOW, "Merge now (release managers)", "Merge now"),
+    "resume-branch": (protocol.RESUME_BRANCH, "Resume a held branch", "Resume"),
 }
 
 
@@ -53,10 +55,11 @@ class GateForceScheduler(ForceScheduler):
         kwargs.setdefault(
             "reason", StringParameter(name="reason", label="Why (optional)", default="")
         )
-        kwargs.setdefault(
-            "properties",
-            [IntParameter(name="issue", label="Rietveld issue number", required=True)],
-        )
+        if action == "resume-branch":
+            asked = StringParameter(name="branch", label="Branch to resume", required=True)
+        else:
+            asked = IntParameter(name="issue", label="Rietveld issue number", required=True)
+        kwargs.setdefault("properties", [asked])
         return kwargs
 
     def checkConfig(  # type: ignore[override]
@@ -87,8 +90,11 @@ class GateForceScheduler(ForceScheduler):
     def force(  # type: ignore[override]
         self, owner: str | None, builderNames: Any = None, builderid: Any = None, **kwargs: Any
     ) -> Any:
-        issue = validate_issue(kwargs.get("issue"))
         who = (owner or "anonymous").strip()
+        if self.action == "resume-branch":
+            yield self._resume(who, validate_branch(kwargs.get("branch")))
+            return (None, {})
+        issue = validate_issue(kwargs.get("issue"))
         if self.action == "merge-now" and who.lower() not in self.releaseManagers:
             raise CollectedValidationError(
                 {"issue": f"only the release managers may merge now; you are {who!r}"}
@@ -102,31 +108,54 @@ class GateForceScheduler(ForceScheduler):
             who=who,
         )
         comments = f"{self.action} of issue {issue} from the web UI"
-        # Signed like the poller's changes: GateScheduler ignores gate changes it cannot verify.
-        props = yield defer.ensureDeferred(
-            signing.sign(
-                self.master,
-                "web",
-                category=category,
-                branch=None,
-                author=who,
-                comments=comments,
-                props={"gate_issue": issue, "gate_requester": who, "gate_via": "web"},
-            )
+        props = {"gate_issue": issue, "gate_requester": who, "gate_via": "web"}
+        yield defer.ensureDeferred(self._record(who, category, None, comments, props))
+        return (None, {})
+
+    def _resume(self, who: str, branch: str) -> Any:
+        log.info("web form {name}: resume branch {b} by {who}", name=self.name, b=branch, who=who)
+        comments = f"resume branch {branch} from the web UI"
+        props = {"gate_requester": who, "gate_via": "web"}
+        return defer.ensureDeferred(
+            self._record(who, protocol.RESUME_BRANCH, branch, comments, props)
         )
-        yield self.master.data.updates.addChange(
+
+    async def _record(
+        self, who: str, category: str, branch: str | None, comments: str, props: dict[str, Any]
+    ) -> None:
+        """Record the request as a change, signed like the poller's: GateScheduler ignores gate
+        changes it cannot verify."""
+        signed = await signing.sign(
+            self.master,
+            "web",
+            category=category,
+            branch=branch,
+            author=who,
+            comments=comments,
+            props=props,
+        )
+        await self.master.data.updates.addChange(
             author=who,
             revision=None,
             comments=comments,
             category=category,
             repository="",
             project="",
-            branch=None,
-            properties=props,
+            branch=branch,
+            properties=signed,
             src="web",
             codebase="",
         )
-        return (None, {})
+
+
+def validate_branch(value: Any) -> str:
+    """The branch name typed into a form, or a validation error the form shows to the user."""
+    if isinstance(value, list):
+        value = value[0] if value else None
+    text = str(value if value is not None else "").strip()
+    if not text or any(c.isspace() for c in text):
+        raise CollectedValidationError({"branch": f"not a branch name: {text!r}"})
+    return text
 
 
 def validate_issue(value: Any) -> int:

@@ -21,6 +21,7 @@ from buildbot.reporters.utils import getURLForBuild
 
 from buildbot_gate.model import BuildsetFinished
 from buildbot_gate.model import Outcome
+from buildbot_gate.redact import redact
 
 _INFRA_RESULTS = {EXCEPTION, RETRY, CANCELLED, SKIPPED}
 _TEST_FAILURES = {"test_failed": "tests failed", "test_timeout": "tests timed out"}
@@ -42,6 +43,7 @@ class BuildReport:
     verdict: str | None = None  # failure attribution's verdict (gate_verdict)
     worker: str | None = None  # the worker that ran it
     digest: str | None = None  # the tested commit's own change (gate_digest)
+    failed_text: str | None = None  # what the failed step said (its text, passwords hidden)
 
     def describe(self) -> str:
         where = f"{self.builder} (build {self.number})" if self.number is not None else self.builder
@@ -74,9 +76,8 @@ async def read_builds(master: Any, bsid: int) -> list[BuildReport]:
         if wid is not None and wid not in workers:
             found = await master.data.get(("workers", wid))
             workers[wid] = found["name"] if found else str(wid)
-        failed = [
-            s["name"] for s in steps if s["results"] not in (None, SUCCESS, WARNINGS, SKIPPED)
-        ]
+        failed_steps = [s for s in steps if s["results"] not in (None, SUCCESS, WARNINGS, SKIPPED)]
+        failed = [s["name"] for s in failed_steps]
         reports.append(
             BuildReport(
                 builder=builder_name,
@@ -91,6 +92,9 @@ async def read_builds(master: Any, bsid: int) -> list[BuildReport]:
                 verdict=_prop(props, "gate_verdict"),
                 worker=workers.get(wid) if wid is not None else None,
                 digest=_prop(props, "gate_digest"),
+                failed_text=redact(failed_steps[0].get("state_string") or "")
+                if failed_steps
+                else None,
             )
         )
     return reports
@@ -177,6 +181,10 @@ def landed(bsid: int, reports: list[BuildReport]) -> BuildsetFinished:
         return BuildsetFinished(bsid, Outcome.LANDED, node=r.node, detail=_on(r))
     if r.outcome == "push_race":
         return BuildsetFinished(bsid, Outcome.PUSH_RACE, detail=f"branch moved ({_on(r)})")
+    if r.outcome == "push_failed":
+        # hg ran and the server said no (no rights, a hook refused it): counted towards a hold.
+        said = f"{r.failed_text}: " if r.failed_text else ""
+        return BuildsetFinished(bsid, Outcome.PUSH_REFUSED, detail=f"{said}{_on(r)}")
     if r.outcome == "tree_mismatch":
         # What was tested cannot be rebuilt (the base moved or changed): test it again.
         return BuildsetFinished(

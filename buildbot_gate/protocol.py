@@ -17,7 +17,10 @@ APPROVED = (
 WITHDRAWN = "gate:withdrawn"  # + gate_reason
 RECHECK = "gate:recheck"  # + gate_requester, gate_patchset (optional)
 MERGE_NOW = "gate:merge-now"  # + gate_requester
-CATEGORIES = (APPROVED, WITHDRAWN, RECHECK, MERGE_NOW)
+# An admin lifts the hold on a branch whose pushes were refused: no gate_issue, the change's
+# branch names it; + gate_requester.
+RESUME_BRANCH = "gate:resume-branch"
+CATEGORIES = (APPROVED, WITHDRAWN, RECHECK, MERGE_NOW, RESUME_BRANCH)
 
 
 def decision_key(decision: str) -> tuple[str, str, str]:

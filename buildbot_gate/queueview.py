@@ -87,6 +87,7 @@ def item_json(item: Item, position: int) -> dict[str, Any]:
         "attempts": item.attempts,
         "reason": item.reason,
         "verdicts": list(item.verdicts),
+        "push_failures": item.push_failures,
         "tested_node": item.tested_node,
         "landed_node": item.landed_node,
     }
@@ -126,6 +127,8 @@ def queue_json(
                 "items": items,
                 # Failure attribution found the tip failing without any patch: items are held.
                 "tip_broken": branch in state.tip_broken,
+                # Its pushes were refused again and again: why, until an admin resumes it.
+                "held": state.hold(branch),
             }
         )
     recent = [

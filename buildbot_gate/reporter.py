@@ -23,13 +23,15 @@ from buildbot_gate import outbox
 from buildbot_gate.costs import Cost
 from buildbot_gate.outbox import Letter
 from buildbot_gate.outbox import Outbox
+from buildbot_gate.redact import redact
 from buildbot_gate.rietveld.client import RietveldClient
 from buildbot_gate.rietveld.client import RietveldError
 
 log = Logger()
 
 # Decisions the patch owner must hear about; the rest go to the master log only.
-DEFAULT_COMMENT_ON = ("landed", "ejected", "refused", "withdrawn", "rechecked", "promoted")
+DEFAULT_COMMENT_ON: tuple[str, ...] = ("landed", "ejected", "refused", "withdrawn", "rechecked")
+DEFAULT_COMMENT_ON += ("promoted", "held")  # held: the owner hears why the patch waits
 
 
 def comment_text(msg: Mapping[str, Any]) -> str | None:
@@ -40,7 +42,7 @@ def comment_text(msg: Mapping[str, Any]) -> str | None:
     detail = msg.get("detail") or ""
     if decision == "landed":
         node = msg.get("node") or "?"
-        repourl = (msg.get("repourl") or "").rstrip("/")
+        repourl = redact(msg.get("repourl") or "").rstrip("/")
         where = f"{repourl}/rev/{node[:12]}" if repourl.startswith("http") else node
         lines = [f"Landed patchset {ps} on {branch} as {node[:12]}: {where}"]
         if msg.get("express"):
@@ -77,6 +79,13 @@ def comment_text(msg: Mapping[str, Any]) -> str | None:
         return f"Queued again for {branch} (patchset {ps}): {detail}."
     if decision == "promoted":
         return f"Merge now: patchset {ps} is {detail}."
+    if decision == "held":
+        return (
+            f"Not landed yet: the repository refused the push of patchset {ps} to {branch} "
+            f"({redact(str(detail))}). The {branch} queue is held: nothing lands on it until an "
+            "admin fixes the cause and resumes the branch (the Resume branch form); this patch "
+            "is then pushed as tested, without testing it again."
+        )
     if decision == "queued":
         return f"Queued patchset {ps} for {branch}: {detail}"
     return None

@@ -44,6 +44,7 @@ from buildbot_gate.model import Policy
 from buildbot_gate.model import Recheck
 from buildbot_gate.model import Refuse
 from buildbot_gate.model import Resume
+from buildbot_gate.model import ResumeBranch
 from buildbot_gate.model import StartLand
 from buildbot_gate.model import StartTest
 from buildbot_gate.model import Withdrawn
@@ -53,6 +54,7 @@ from buildbot_gate.paths import per_branch
 from buildbot_gate.protocol import CATEGORIES
 from buildbot_gate.protocol import MERGE_NOW
 from buildbot_gate.protocol import RECHECK
+from buildbot_gate.protocol import RESUME_BRANCH
 from buildbot_gate.protocol import WITHDRAWN
 from buildbot_gate.quarantine import HEALTH_KEY
 from buildbot_gate.quarantine import WorkerQuarantine
@@ -89,6 +91,7 @@ class GateScheduler(
         "testBuilders",
         "landBuilder",
         "maxAttempts",
+        "pushAttempts",
         "retryInterval",
         "hgbin",
         "window",
@@ -131,6 +134,7 @@ class GateScheduler(
         testBuilders: Sequence[str] = (),
         landBuilder: str | None = None,
         maxAttempts: int = 3,
+        pushAttempts: int = 3,
         retryInterval: float = 30,
         hgbin: str | None = None,
         window: Any = "serial",
@@ -159,6 +163,11 @@ class GateScheduler(
             config.error("GateScheduler: landBuilder (the builder that pushes) is required")
         if not isinstance(maxAttempts, int) or maxAttempts < 1:
             config.error("GateScheduler: maxAttempts must be a positive integer")
+        if not isinstance(pushAttempts, int) or pushAttempts < 1:
+            config.error(
+                "GateScheduler: pushAttempts (refused pushes before a branch is held) must be "
+                "a positive integer"
+            )
         windows = window.values() if isinstance(window, Mapping) else [window]
         for w in windows:
             if admission.window_size(w) is None:
@@ -192,6 +201,7 @@ class GateScheduler(
         testBuilders: Sequence[str] = (),
         landBuilder: str | None = None,
         maxAttempts: int = 3,
+        pushAttempts: int = 3,
         retryInterval: float = 30,
         hgbin: str | None = None,
         window: Any = "serial",
@@ -213,6 +223,7 @@ class GateScheduler(
         self.testBuilders = list(testBuilders)
         self.landBuilder = landBuilder
         self.maxAttempts = maxAttempts
+        self.pushAttempts = pushAttempts
         self.retryInterval = retryInterval
         self.hgbin = hgbin or _default_hg()
         self.window = window
@@ -228,6 +239,7 @@ class GateScheduler(
         self.healthWindow = healthWindow
         self.policy = Policy(
             max_attempts=maxAttempts,
+            push_attempts=pushAttempts,
             windows={
                 b: admission.window_size(per_branch(window, b, "serial")) or 1
                 for b in self.branches
@@ -318,6 +330,9 @@ class GateScheduler(
                 why=why,
             )
             return
+        if change.category == RESUME_BRANCH:
+            await self._resume_branch(change)
+            return
         try:
             issue = int(props.getProperty("gate_issue"))
         except (TypeError, ValueError):
@@ -371,6 +386,20 @@ class GateScheduler(
             changeid=change.number,
         )
         await self._apply(event)
+
+    async def _resume_branch(self, change: Any) -> None:
+        branch = str(change.branch or "")
+        who = str(change.properties.getProperty("gate_requester") or change.who or "somebody")
+        why = self._state.hold(branch)
+        if why is None:
+            log.info(
+                "branch {branch!r} is not held: nothing to resume ({who})", branch=branch, who=who
+            )
+            return
+        log.info(
+            "branch {branch} resumed by {who} (it was held: {why})", branch=branch, who=who, why=why
+        )
+        await self._apply(ResumeBranch(branch, who))
 
     def _buildset_complete(self, key: Any, msg: dict[str, Any]) -> Any:
         # Every completion is looked at under the lock: the buildset may belong to an item whose

@@ -34,6 +34,8 @@ from buildbot.util import bytes2unicode
 from buildbot_gate.diffs import DiffError
 from buildbot_gate.diffs import change_digest
 from buildbot_gate.diffs import summarize
+from buildbot_gate.redact import redact
+from buildbot_gate.redact import split_credentials
 
 OUTCOME = "gate_outcome"
 
@@ -79,11 +81,12 @@ class HgStep(buildstep.CommandMixin, buildstep.BuildStep):
         collect: bool = False,
         stdin: str | None = None,
         ok: tuple[int, ...] = (0,),
+        env: Mapping[str, str] | None = None,
     ) -> remotecommand.RemoteShellCommand:
         cmd = remotecommand.RemoteShellCommand(
             self.workdir,
             [self.hgbin, *args],
-            env=self.env,
+            env={**self.env, **(env or {})},
             logEnviron=False,
             timeout=self.timeout,
             collectStdout=collect,
@@ -116,6 +119,12 @@ class HgStep(buildstep.CommandMixin, buildstep.BuildStep):
 
     def sourcestamp(self) -> Any:
         return self.build.getSourceStamp("")
+
+    def __str__(self) -> str:
+        # Buildbot logs a step as its constructor call: a repourl's password stays out of it.
+        return redact(super().__str__())
+
+    __repr__ = __str__
 
 
 class GateCheckout(HgStep):
@@ -450,22 +459,41 @@ def _tests_failed(step: Any) -> bool:
     return bool(step.getProperty(OUTCOME) == "test_failed")
 
 
-class Land(HgStep):
+class Land(CompositeStepMixin, HgStep):
     """Push the tested changeset, and nothing else, to the repository; never with --force.
 
     Refuses to push when the changeset rebuilt here differs from the one the tests passed on.
     A push refused because the branch moved (a new remote head) is outcome ``push_race``: the
     scheduler then retests the patch on the new tip.
+
+    Push rights come from the land worker's own hg ``[auth]`` configuration, or from
+    ``pushAuth`` (``"user:password"``, typically ``util.Secret("hg-push")``) or a
+    ``user:password@`` in ``repourl``: those are written to an hg config file beside the working
+    copy, readable only by the worker's user, used by this one ``hg push`` and removed after it.
+    The URL in logs and texts never carries the password.
     """
 
     name = "land"
     description = ["landing"]
     descriptionDone = ["landed"]
+    renderables = ("pushAuth",)
+    logEnviron = False
+    AUTH_FILE = ".gate-push-auth.hgrc"  # in the working copy's parent: never inside the clone
 
-    def __init__(self, repourl: str, **kwargs: Any) -> None:
+    def __init__(self, repourl: str, pushAuth: Any = None, **kwargs: Any) -> None:
         if not repourl:
             config.error("Land: repourl is required")
         super().__init__(repourl=repourl, **kwargs)
+        self.pushAuth = pushAuth
+
+    def __str__(self) -> str:
+        text = super().__str__()
+        given = self._factory.kwargs.get("pushAuth")
+        if isinstance(given, str) and ":" in given:  # a literal, not a util.Secret
+            text = text.replace(given.partition(":")[2], "***")
+        return text
+
+    __repr__ = __str__
 
     async def act(self) -> None:
         node = self.getProperty("gate_node")
@@ -489,7 +517,7 @@ class Land(HgStep):
                 f"rebuilt {str(node)[:12]} but the tests passed on {str(expected)[:12]}: "
                 "not pushed",
             )
-        push = await self.hg("push", "--rev", node, str(self.repourl), collect=True, ok=(0, 1))
+        push = await self.push(node)
         said = bytes2unicode(push.stdout) + bytes2unicode(push.stderr)
         if push.rc == 0 or (push.rc == 1 and "no changes found" in said):
             self.setProperty(OUTCOME, "landed", self.name)
@@ -498,4 +526,36 @@ class Land(HgStep):
         if "new remote head" in said:
             raise _Failed("push_race", "the branch moved since the test run; push refused")
         last = [line for line in said.splitlines() if line.strip()]
-        raise _Failed("push_failed", f"push failed: {last[-1] if last else f'exit {push.rc}'}")
+        why = last[-1] if last else f"exit {push.rc}"
+        raise _Failed("push_failed", redact(f"push failed: {why}"))
+
+    async def push(self, node: str) -> remotecommand.RemoteShellCommand:
+        """``hg push --rev node``, with the push credentials in a file only while it runs."""
+        url, user, password = split_credentials(str(self.repourl))
+        if self.pushAuth:
+            user, _, password = str(self.pushAuth).partition(":")
+            if not user or not password:
+                raise _Failed("push_setup_failed", "pushAuth is not of the form user:password")
+        if not password:
+            return await self.hg("push", "--rev", node, str(self.repourl), collect=True, ok=(0, 1))
+        if any(c in f"{user}{password}" for c in "\r\n"):
+            raise _Failed("push_setup_failed", "the push user or password spans several lines")
+        path = self.build.path_module.join("..", self.AUTH_FILE)
+        auth = (
+            "[auth]\ngate.prefix = *\ngate.schemes = http https\n"
+            f"gate.username = {user}\ngate.password = {password}\n"
+        )
+        written = await self.downloadFileContentToWorker(path, auth, mode=0o600)
+        try:
+            if written is None:
+                raise _Failed("push_setup_failed", "could not write the push credentials")
+            await self.stdio_log.addHeader(f"gate: pushing to {url} as {user}\n")
+            # Read after the push configuration the admin gave the step (env HGRCPATH), if any.
+            given = self.env.get("HGRCPATH")
+            hgrc = f"{given}{self.build.path_module.pathsep}{path}" if given else path
+            return await self.hg(
+                "push", "--rev", node, url, collect=True, ok=(0, 1), env={"HGRCPATH": hgrc}
+            )
+        finally:
+            where = self.build.path_module.join(self.workdir, path)
+            await self.runRmFile(where, abandonOnFailure=False)

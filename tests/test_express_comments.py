@@ -36,3 +36,33 @@ def test_the_merge_now_answer_says_what_happens_next():
         {"decision": "promoted", "patchset": 2, "detail": "tested now against the default tip"}
     )
     assert text == "Merge now: patchset 2 is tested now against the default tip."
+
+
+def test_a_held_branch_tells_the_owner_why_the_patch_waits_without_a_password():
+    text = comment_text(
+        {
+            "decision": "held",
+            "patchset": 2,
+            "branch": "3.4",
+            "detail": "push refused 3 times, last: abort: authorization failed at "
+            "https://gate:hunter2@hg.example.org/",
+        }
+    )
+    assert text is not None
+    assert "refused the push of patchset 2 to 3.4" in text
+    assert "resumes the branch" in text
+    assert "hunter2" not in text and "gate:***@" in text
+
+
+def test_a_landing_comment_never_shows_the_password_of_the_repository_url():
+    text = comment_text(
+        {
+            "decision": "landed",
+            "patchset": 1,
+            "branch": "default",
+            "node": "a" * 40,
+            "repourl": "https://gate:hunter2@hg.example.org/cpython",
+        }
+    )
+    assert text is not None and "hunter2" not in text
+    assert "https://gate:***@hg.example.org/cpython/rev/aaaaaaaaaaaa" in text

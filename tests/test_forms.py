@@ -66,12 +66,8 @@ class FormTest(SchedulerMixin, TestReactorMixin, unittest.TestCase):
         (change,) = self.changes()
         self.assertEqual(change["category"], "gate:merge-now")
 
-    @defer.inlineCallbacks
-    def test_the_form_signs_its_request_so_the_gate_acts_on_it(self):
-        sched = yield self.form(action="recheck")
-        yield sched.force("dev@example.org", issue="1234")
-        (added,) = self.changes()
-        change = Change(
+    def as_change(self, added):
+        return Change(
             who=added["author"],
             files=[],
             comments=added["comments"],
@@ -80,8 +76,33 @@ class FormTest(SchedulerMixin, TestReactorMixin, unittest.TestCase):
             codebase=added["codebase"],
             properties=added["properties"],
         )
+
+    @defer.inlineCallbacks
+    def test_the_form_signs_its_request_so_the_gate_acts_on_it(self):
+        sched = yield self.form(action="recheck")
+        yield sched.force("dev@example.org", issue="1234")
+        (added,) = self.changes()
+        change = self.as_change(added)
         why = yield defer.ensureDeferred(signing.rejection(self.master, change))
         self.assertIsNone(why)
         change.properties.setProperty("gate_issue", 4321, "Change")  # another issue: refused
         why = yield defer.ensureDeferred(signing.rejection(self.master, change))
         self.assertEqual(why, "its signature does not match")
+
+    @defer.inlineCallbacks
+    def test_resume_form_records_a_resume_of_the_branch(self):
+        sched = yield self.form(name="resume", action="resume-branch")
+        self.assertEqual(sched.label, "Resume a held branch")
+        for bad in ("", "  ", "3.4 default"):
+            with self.assertRaises(CollectedValidationError):
+                yield sched.force("admin@example.org", branch=bad)
+        self.assertEqual(self.changes(), [])
+        yield sched.force("admin@example.org", branch="3.4")
+        (change,) = self.changes()
+        self.assertEqual(change["category"], "gate:resume-branch")
+        self.assertEqual(change["branch"], "3.4")
+        self.assertEqual(change["properties"]["gate_requester"], "admin@example.org")
+        self.assertEqual(self.addBuildsetCalls, [])
+        # Signed like every gate change, or GateScheduler would ignore the resume.
+        why = yield defer.ensureDeferred(signing.rejection(self.master, self.as_change(change)))
+        self.assertIsNone(why)

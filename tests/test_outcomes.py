@@ -50,3 +50,24 @@ def test_a_flaky_run_that_passed_on_rerun_counts_as_tested_and_keeps_its_verdict
     )
     assert (ev.outcome, ev.node, ev.verdict) == (Outcome.PASSED, NODE, "flaky: test_net")
     assert "flaky: test_net (failed, then passed on rerun)" in ev.detail
+
+
+def test_a_push_the_server_refused_is_a_refusal_naming_why():
+    r = BuildReport(
+        "gate-land",
+        7,
+        None,
+        FAILURE,
+        "push_failed",
+        NODE,
+        "land",
+        failed_text="push failed: abort: pretxnchangegroup hook exited with status 1",
+    )
+    event = outcomes.landed(42, [r])
+    assert event.outcome == Outcome.PUSH_REFUSED
+    assert "pretxnchangegroup hook exited with status 1" in event.detail
+
+
+def test_a_landing_that_never_reached_the_push_is_infrastructure():
+    r = report("gate-land", FAILURE, "checkout_failed", step="checkout")
+    assert outcomes.landed(42, [r]).outcome == Outcome.INFRA

@@ -69,3 +69,14 @@ def test_queue_json_lists_every_gated_branch_even_when_empty():
     assert first["review_url"] == "http://review/1/"
     assert second["ahead"] == [1]
     assert data["branches"][0]["items"] == []
+
+
+def test_a_held_branch_shows_why_on_the_page():
+    import attrs
+
+    state = attrs.evolve(
+        state_with([1], window=1), held_branches=(("default", "push refused 3 times"),)
+    )
+    data = queue_json(state, {"default": 1}, Durations(T, L), 1000.0, {}, {}, {}, {}, ["3.4"])
+    held = {b["branch"]: b["held"] for b in data["branches"]}
+    assert held == {"3.4": None, "default": "push refused 3 times"}

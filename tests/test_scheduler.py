@@ -91,7 +91,7 @@ class SchedulerCase(SchedulerMixin, TestReactorMixin, unittest.TestCase):
         return change
 
     @defer.inlineCallbacks
-    def finish(self, bsid, builder_id, results, props):
+    def finish(self, bsid, builder_id, results, props, number=7):
         """Record a finished build for buildset ``bsid`` and deliver the completion message."""
         buildid = self.next_buildid
         self.next_buildid += 1
@@ -104,7 +104,7 @@ class SchedulerCase(SchedulerMixin, TestReactorMixin, unittest.TestCase):
             ),
             fakedb.Build(
                 id=buildid,
-                number=7,
+                number=number,
                 buildrequestid=buildid,
                 builderid=builder_id,
                 workerid=13,
@@ -712,3 +712,64 @@ class SignedChangesTest(SchedulerCase):
         signing._keys.clear()
         yield self.deliver(change)
         self.assertEqual(len(self.addBuildsetCalls), 1)
+
+
+class RefusedPushTest(SchedulerCase):
+    """A push the server refuses for good holds its branch, visibly, until an admin resumes it."""
+
+    REFUSED = {"gate_node": TESTED, "gate_outcome": "push_failed"}
+
+    @defer.inlineCallbacks
+    def held_after_refusals(self):
+        yield self.make_scheduler(pushAttempts=2)
+        yield self.approve()
+        yield self.finish(500, 300, SUCCESS, {"gate_node": TESTED, "gate_outcome": "tested"})
+        yield self.finish(501, 301, FAILURE, self.REFUSED)
+        self.reactor.advance(31)  # the retry tick: pushed again
+        self.assertEqual(self.addBuildsetCalls[2][1]["builderNames"], ["gate-land"])
+        yield self.finish(502, 301, FAILURE, self.REFUSED, number=8)
+
+    @defer.inlineCallbacks
+    def test_after_the_configured_attempts_the_branch_is_held_and_said_once(self):
+        yield self.held_after_refusals()
+        for _ in range(3):
+            self.reactor.advance(31)
+        self.assertEqual(len(self.addBuildsetCalls), 3)  # test, land, land: nothing more
+        (held,) = self.decisions("held")
+        self.assertEqual(held["issue"], 1234)
+        self.assertIn("push refused 2 times", held["detail"])
+        state = yield self.sched.getState("gate")
+        self.assertIn("push refused 2 times", state["held_branches"]["default"])
+        self.assertEqual(self.decisions("landed"), [])
+        self.assertEqual(self.decisions("ejected"), [])
+
+    @defer.inlineCallbacks
+    def test_an_admin_resume_pushes_the_tested_node_again(self):
+        yield self.held_after_refusals()
+        change = yield self.signedChange(
+            source="web",
+            who="admin@example.org",
+            branch="default",
+            category="gate:resume-branch",
+            properties={"gate_requester": "admin@example.org"},
+        )
+        change = yield self.addFakeChange(change)
+        yield self.sched.gotChange(change, True)
+        _, kw = self.addBuildsetCalls[3]
+        self.assertEqual(kw["builderNames"], ["gate-land"])
+        self.assertEqual(kw["properties"]["gate_expected_node"], (TESTED, "Gate"))
+        state = yield self.sched.getState("gate")
+        self.assertEqual(state["held_branches"], {})
+
+    def test_push_attempts_must_be_a_positive_integer(self):
+        from buildbot import config
+
+        with self.assertRaises(config.ConfigErrors) as cm:
+            GateScheduler(
+                name="gate",
+                repourl="http://hg",
+                testBuilders=["t"],
+                landBuilder="l",
+                pushAttempts=0,
+            )
+        self.assertIn("pushAttempts", str(cm.exception))

@@ -11,6 +11,7 @@ import tempfile
 from pathlib import Path
 from unittest import mock
 
+from buildbot.process import remotetransfer
 from buildbot.process.remotetransfer import StringFileReader
 from buildbot.process.results import FAILURE
 from buildbot.process.results import SUCCESS
@@ -629,3 +630,89 @@ class CheckLandingTest(StepCase):
         running = self.run_step()
         self.reactor.pump([1] * int(RECORD_WAIT + 1))
         await running
+
+
+AUTH_PATH = "../.gate-push-auth.hgrc"  # beside the working copy, never inside the clone
+SECRET = "pa55-w0rd"
+
+
+class LandCredentialsTest(StepCase):
+    """Push rights given to the land step never show in its logs or texts."""
+
+    def setup_land(self, repourl=URL, push_auth=None):
+        self.setup_step(Land(repourl=repourl, pushAuth=push_auth))
+        self.build.setProperty("gate_node", NODE, "apply_patch")
+        self.build.setProperty("gate_expected_node", NODE, "Gate")
+        self.written = []
+
+    def expect_push(self, push):
+        self.expect_commands(
+            ExpectDownloadFile(
+                workerdest=AUTH_PATH,
+                workdir="wkdir",
+                mode=0o600,
+                blocksize=32 * 1024,
+                maxsize=None,
+                reader=ExpectRemoteRef(remotetransfer.StringFileReader),
+            )
+            .download_string(self.written.append)
+            .exit(0),
+            push,
+            ExpectRmfile(path=f"wkdir/{AUTH_PATH}", log_environ=False).exit(0),
+        )
+
+    def push(self):
+        env = {**HG_ENV, "HGRCPATH": AUTH_PATH}
+        return ExpectShell(
+            workdir="wkdir",
+            command=["hg", "push", "--rev", NODE, URL],
+            env=env,
+            log_environ=False,
+        )
+
+    def assert_never_shown(self, secret):
+        step = self.get_nth_step(0)
+        for log in step.logs.values():
+            for text in (log.header, log.stdout, log.stderr):
+                self.assertNotIn(secret, text)
+        self.assertNotIn(secret, str(step.descriptionDone))
+        self.assertNotIn(secret, str(self.build.getProperties().asDict()))
+        self.assertNotIn(secret, f"{step} {step!r}")  # how Buildbot's master log names a step
+
+    def assert_auth_file(self, user, password):
+        written = b"".join(w if isinstance(w, bytes) else w.encode() for w in self.written)
+        self.assertIn(f"username = {user}\n".encode(), written)
+        self.assertIn(f"password = {password}\n".encode(), written)
+
+    async def test_a_secret_reaches_hg_only_through_a_file_removed_after_the_push(self):
+        self.setup_land(push_auth=f"gate:{SECRET}")
+        self.expect_push(self.push().exit(0))
+        self.expect_outcome(result=SUCCESS, state_string=f"pushed {NODE[:12]}")
+        await self.run_step()
+        self.assert_auth_file("gate", SECRET)
+        self.assert_never_shown(SECRET)
+
+    async def test_a_password_in_the_url_is_moved_to_the_file_and_hidden_on_failure(self):
+        self.setup_land(repourl=f"http://gate:{SECRET}@hg.example.org/cpython")
+        refused = (
+            self.push()
+            .stdout("pushing to http://gate:***@hg.example.org/cpython\n")
+            .stderr(f"abort: authorization failed at http://gate:{SECRET}@hg.example.org/\n")
+            .exit(255)
+        )
+        self.expect_push(refused)
+        self.expect_outcome(result=FAILURE)
+        self.expect_property("gate_outcome", "push_failed")
+        await self.run_step()
+        self.assert_auth_file("gate", SECRET)
+        step = self.get_nth_step(0)
+        self.assertIn("http://gate:***@hg.example.org/", step.descriptionDone[0])
+        self.assertNotIn(SECRET, str(step.descriptionDone))
+        self.assertNotIn(SECRET, f"{step} {step!r}")  # how Buildbot's master log names a step
+        self.assertNotIn(SECRET, str(self.build.getProperties().asDict()))
+
+    def test_a_push_secret_that_is_not_user_password_pushes_nothing(self):
+        self.setup_land(push_auth="no-colon-here")
+        self.expect_outcome(result=FAILURE)
+        self.expect_property("gate_outcome", "push_setup_failed")
+        return self.run_step()

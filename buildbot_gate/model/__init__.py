@@ -18,6 +18,7 @@ from buildbot_gate.model.items import Outcome
 from buildbot_gate.model.items import Recheck
 from buildbot_gate.model.items import Refuse
 from buildbot_gate.model.items import Resume
+from buildbot_gate.model.items import ResumeBranch
 from buildbot_gate.model.items import StartFailed
 from buildbot_gate.model.items import StartLand
 from buildbot_gate.model.items import StartTest
@@ -42,6 +43,7 @@ __all__ = [
     "Recheck",
     "Refuse",
     "Resume",
+    "ResumeBranch",
     "StartFailed",
     "StartLand",
     "StartTest",

@@ -11,6 +11,8 @@ from buildbot_gate.model.express import _merge_now
 from buildbot_gate.model.express import _pipeline
 from buildbot_gate.model.express import _spare
 from buildbot_gate.model.express import _start_express
+from buildbot_gate.model.holds import _push_refused
+from buildbot_gate.model.holds import _resume_branch
 from buildbot_gate.model.items import Action
 from buildbot_gate.model.items import Approved
 from buildbot_gate.model.items import BuildsetFinished
@@ -25,6 +27,7 @@ from buildbot_gate.model.items import Outcome
 from buildbot_gate.model.items import Recheck
 from buildbot_gate.model.items import Refuse
 from buildbot_gate.model.items import Resume
+from buildbot_gate.model.items import ResumeBranch
 from buildbot_gate.model.items import StartFailed
 from buildbot_gate.model.items import StartLand
 from buildbot_gate.model.items import StartTest
@@ -33,6 +36,7 @@ from buildbot_gate.model.resets import _cancel
 from buildbot_gate.model.resets import _requeued
 from buildbot_gate.model.resets import _reset
 from buildbot_gate.model.resets import _reset_behind
+from buildbot_gate.model.resets import _retry_later
 from buildbot_gate.model.resets import _Step
 from buildbot_gate.model.state import GateState
 from buildbot_gate.model.state import Policy
@@ -54,6 +58,8 @@ def decide(
         _finished(step, event, policy)
     elif isinstance(event, Resume):
         _resume(step)
+    elif isinstance(event, ResumeBranch):
+        _resume_branch(step, event)
     elif isinstance(event, Recheck):
         _recheck(step, event)
     elif isinstance(event, MergeNow):
@@ -179,21 +185,6 @@ def _start_failed(step: _Step, ev: StartFailed) -> None:
     _retry_later(step, item, f"could not start: {ev.reason}", attempt=False)
 
 
-def _retry_later(step: _Step, item: Item, reason: str, *, attempt: bool) -> Item:
-    again = step.replace(
-        item,
-        attrs.evolve(
-            item,
-            buildset=None,
-            retry_pending=True,
-            attempts=item.attempts + (1 if attempt else 0),
-            reason=reason,
-        ),
-    )
-    step.state = attrs.evolve(step.state, held=step.state.held | {item.key})
-    return again
-
-
 def _resume(step: _Step) -> None:
     for item in list(step.state.items):
         current = step.state.find(item.issue, item.branch)
@@ -252,6 +243,8 @@ def _finished(step: _Step, ev: BuildsetFinished, policy: Policy) -> None:
         step.emit(Notify(landed, Decision.LANDED, ev.detail))
         _resize(step, item.branch, policy, grow=True)
         _rebase_behind(step, landed)
+    elif item.state == ItemState.LANDING and ev.outcome == Outcome.PUSH_REFUSED:
+        _push_refused(step, item, ev, policy)
     elif item.state == ItemState.LANDING and ev.outcome == Outcome.PUSH_RACE:
         # The branch moved under the gate: every tree tested on the old tip is stale.
         reason = "the branch moved before the push; retesting"
@@ -307,8 +300,9 @@ def _resize(step: _Step, branch: str, policy: Policy, *, grow: bool) -> None:
 def _infra_failure(step: _Step, item: Item, ev: BuildsetFinished, policy: Policy) -> None:
     """Not the patch's fault: run the same thing again in place on the next tick (the items
     tested on top of it stay valid, since its tree does not change). A test run gives up after
-    ``max_attempts``; a push of a tested changeset never does (a dead hg server must not eject
-    good patches): it is retried every tick, and shows as such on the queue page."""
+    ``max_attempts``; a landing never does (a dead hg server must not eject good patches): it
+    is retried every tick, and shows as such on the queue page. A push the server refused is
+    not this: see :func:`_push_refused`."""
     detail = ev.detail or f"{ev.outcome.value} while {item.state.value}"
     if item.state == ItemState.TESTING and item.attempts + 1 >= policy.max_attempts:
         _failing(step, item, f"gave up after {item.attempts + 1} attempts: {detail}", policy)
@@ -353,6 +347,8 @@ def _schedule(step: _Step, policy: Policy, branches: set[str] | None = None) -> 
     for branch in step.state.branches():
         if branches is not None and branch not in branches:
             continue
+        if step.state.hold(branch) is not None:
+            continue  # nothing starts on a held branch, not even its tests
         _retry_pending(step, branch)
         _settle_head(step, branch)
         _fill_window(step, branch, policy)

@@ -41,6 +41,7 @@ class Outcome(enum.StrEnum):
     PUSH_RACE = "push_race"  # the branch moved between test and push
     INFRA = "infra"  # cancelled, worker lost, exception, push failed: not the patch's fault
     TIP_BROKEN = "tip_broken"  # the failed tests fail on the branch tip without the patch too
+    PUSH_REFUSED = "push_refused"  # the server refused the push (no rights, a hook said no...)
 
 
 @attrs.frozen
@@ -94,6 +95,8 @@ class Item:
     rechecks: int = 0
     # Failure attribution's verdicts on its runs, oldest first ("flaky: test_net", ...).
     verdicts: tuple[str, ...] = ()
+    # Pushes of its tested tree the server refused in a row: at the limit the branch is held.
+    push_failures: int = 0
 
     @property
     def key(self) -> tuple[int, str]:
@@ -221,6 +224,14 @@ class Resume:
     """The gate (re)started: reconsider items whose buildset was never created."""
 
 
+@attrs.frozen
+class ResumeBranch:
+    """An admin lifts the hold on ``branch`` (its pushes were refused): push again from there."""
+
+    branch: str
+    requester: str
+
+
 Event = (
     Approved
     | Withdrawn
@@ -231,6 +242,7 @@ Event = (
     | StartFailed
     | BuildsetFinished
     | Resume
+    | ResumeBranch
 )
 
 
@@ -274,6 +286,7 @@ class Decision(enum.StrEnum):
     WITHDRAWN = "withdrawn"
     FAILING = "failing"  # failed behind other items: ejected at the head unless reset first
     RESET = "reset"  # an item ahead changed: tested again on the new tree
+    HELD = "held"  # its pushes were refused again and again: the branch waits for an admin
 
 
 @attrs.frozen

@@ -106,6 +106,22 @@ def _requeued(item: Item, reason: str, *, attempt: bool = False) -> Item:
         paths=None,
         rebased_over=(),
         retry_pending=False,
+        push_failures=0,
         attempts=item.attempts + (1 if attempt else 0),
         reason=reason,
     )
+
+
+def _retry_later(step: _Step, item: Item, reason: str, *, attempt: bool) -> Item:
+    again = step.replace(
+        item,
+        attrs.evolve(
+            item,
+            buildset=None,
+            retry_pending=True,
+            attempts=item.attempts + (1 if attempt else 0),
+            reason=reason,
+        ),
+    )
+    step.state = attrs.evolve(step.state, held=step.state.held | {item.key})
+    return again

@@ -26,6 +26,7 @@ class Policy:
     """
 
     max_attempts: int = 3  # infrastructure failures tolerated before an item is ejected
+    push_attempts: int = 3  # refused pushes of one tree before its branch is held
     windows: Mapping[str, int] = attrs.field(factory=dict)
     default_window: int = 1
     window_floor: int = 2
@@ -48,6 +49,9 @@ class GateState:
     # Branches whose tip fails tests without any patch (failure attribution): their items are
     # held, not ejected, until a run passes again.
     tip_broken: frozenset[str] = frozenset()
+    # Branches held because the server keeps refusing their push, with the reason: nothing is
+    # started on them until an admin resumes them (ResumeBranch).
+    held_branches: tuple[tuple[str, str], ...] = ()
     # Queues already sorted for this (immutable) state; not part of its value.
     _queues: dict[str, list[Item]] = attrs.field(
         factory=dict, init=False, eq=False, repr=False, hash=False
@@ -84,6 +88,10 @@ class GateState:
                 return item
         return None
 
+    def hold(self, branch: str) -> str | None:
+        """Why ``branch`` is held, or None when it is not."""
+        return dict(self.held_branches).get(branch)
+
     def window(self, branch: str, policy: Policy) -> int:
         ceiling = policy.window(branch)
         current = dict(self.windows).get(branch, ceiling)
@@ -98,6 +106,7 @@ class GateState:
             "next_slot": self.next_slot,
             "windows": dict(self.windows),
             "tip_broken": sorted(self.tip_broken),
+            "held_branches": dict(self.held_branches),
         }
 
     @classmethod
@@ -112,4 +121,7 @@ class GateState:
             next_slot=int(data.get("next_slot", 1)),
             windows=tuple(sorted((str(b), int(w)) for b, w in data.get("windows", {}).items())),
             tip_broken=frozenset(str(b) for b in data.get("tip_broken", [])),
+            held_branches=tuple(
+                sorted((str(b), str(r)) for b, r in data.get("held_branches", {}).items())
+            ),
         )

@@ -4,8 +4,8 @@ A www plugin with no node build: ``static/scripts.js`` uses the React and plugin
 that Buildbot's own bundle exposes, and polls ``/plugins/gate/queue.json`` every two seconds.
 The JSON is built in the reactor thread from the gate's state in the Buildbot database, so it is
 the same whichever master runs the scheduler. Configure it with
-``c["www"]["plugins"]["gate"] = {"scheduler": "gate", "recheck": "recheck"}`` (and
-``"reporter"`` when the RietveldReporter has another name).
+``c["www"]["plugins"]["gate"] = {"scheduler": "gate", "recheck": "recheck", "resume": "resume"}``
+(and ``"reporter"`` when the RietveldReporter has another name).
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ from buildbot_gate.quarantine import HEALTH_KEY
 from buildbot_gate.queueview import Durations
 from buildbot_gate.queueview import queue_json
 from buildbot_gate.queueview import undelivered_json
+from buildbot_gate.redact import redact
 
 log = Logger()
 
@@ -52,7 +53,8 @@ class GatePlugin(Application):
                 log.failure("gate queue.json failed")
                 request.setResponseCode(500)
                 data = {"error": f"{type(e).__name__}: {e}"}
-            return json.dumps(data).encode("utf-8")
+            # Nothing the page shows carries a password, even one a URL brought in by mistake.
+            return redact(json.dumps(data)).encode("utf-8")
 
         @app.route("/", branch=True)
         def assets(request: Any) -> Any:
@@ -119,6 +121,7 @@ async def collect(master: Any, config: dict[str, Any]) -> dict[str, Any]:
     )
     data["scheduler"] = name
     data["recheck"] = config.get("recheck", "recheck")
+    data["resume"] = config.get("resume")  # the "Resume branch" form, if the admin set one up
     # Worker time spent by the gate, per branch per day, for the last week.
     data["costs"] = await costs.daily_totals(master)
     kept = Health.from_json(await master.db.state.getState(objectid, HEALTH_KEY, None))

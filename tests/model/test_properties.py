@@ -27,6 +27,7 @@ from buildbot_gate.model import Notify
 from buildbot_gate.model import Outcome
 from buildbot_gate.model import Policy
 from buildbot_gate.model import Resume
+from buildbot_gate.model import ResumeBranch
 from buildbot_gate.model import StartFailed
 from buildbot_gate.model import StartLand
 from buildbot_gate.model import StartTest
@@ -151,6 +152,9 @@ class World:
             queued = [b for b in lands if not b.express]  # express items are outside the window
             assert len(tests) + len(queued) <= self.policy.window(branch)
             assert len(lands) <= 1
+            if self.state.hold(branch) is not None:
+                # Held after refused pushes: nothing is pushed there until an admin resumes it.
+                assert not lands, f"a push on held branch {branch}"
 
     def check_pipeline(self) -> None:
         """An item is tested only on top of live items ahead of it, in queue order; a build whose
@@ -184,6 +188,7 @@ class World:
                 "fail": Outcome.TEST_FAILED,
                 "conflict": Outcome.CONFLICT,
                 "infra": Outcome.INFRA,
+                "refused": Outcome.INFRA,
             }[choice]
             node = None
             if outcome == Outcome.PASSED:
@@ -194,6 +199,8 @@ class World:
             self.apply(BuildsetFinished(bsid, outcome, node=node))
         elif choice == "infra":
             self.apply(BuildsetFinished(bsid, Outcome.INFRA))
+        elif choice == "refused":  # the server said no (a hook, no rights): not pushed
+            self.apply(BuildsetFinished(bsid, Outcome.PUSH_REFUSED))
         elif self.tips[bs.branch] == bs.base:  # hg push without -f: only onto the tested base
             assert bs.tested_node in {t[2] for t in self.passed_tests}, "an untested push"
             if bs.node != bs.tested_node:
@@ -231,6 +238,8 @@ class World:
         self.apply(Resume())
 
     def drain(self) -> None:
+        for branch, _ in self.state.held_branches:  # the admin fixed the server's refusal
+            self.apply(ResumeBranch(branch, "admin"))
         for _ in range(1000):
             if not self.running:
                 self.state, actions = tick(self.state, self.policy)
@@ -247,8 +256,10 @@ ops = st.one_of(
     st.tuples(
         st.just("finish"),
         st.integers(0, 5),
-        st.sampled_from(["pass", "pass", "fail", "conflict", "infra"]),
+        st.sampled_from(["pass", "pass", "fail", "conflict", "infra", "refused"]),
     ),
+    st.tuples(st.just("resume"), st.sampled_from(BRANCHES)),
+    st.tuples(st.just("tick")),
     st.tuples(st.just("push"), st.sampled_from(BRANCHES)),
     st.tuples(st.just("withdraw"), st.integers(1, 6)),
     st.tuples(st.just("startfail"), st.integers(1, 6), st.sampled_from(BRANCHES)),
@@ -279,6 +290,11 @@ def run(world: World, program) -> None:
             world.restart()
         elif kind == "mergenow":
             world.apply(MergeNow(op[1], "rm@x"))
+        elif kind == "resume":
+            world.apply(ResumeBranch(op[1], "admin"))
+        elif kind == "tick":  # the scheduler's periodic retry
+            world.state, actions = tick(world.state, world.policy)
+            world.act(actions)
         world.check_window()
 
 
@@ -309,7 +325,7 @@ def test_merge_now_lands_first_and_spares_only_what_shares_no_file(program, wind
 
 def play(program, window: int) -> None:
     """Run ``program``, drain the queues, and check what landed and what is left."""
-    world = World(policy=Policy(windows={"default": window}))
+    world = World(policy=Policy(windows={"default": window}, push_attempts=2))
     run(world, program)
     world.drain()
 
@@ -341,3 +357,20 @@ def play(program, window: int) -> None:
             assert (item.seq, item.landed_node) in {
                 (s, n) for pushes in world.pushed.values() for s, n, _, _ in pushes
             }
+
+
+# A server that often refuses pushes, and admins who resume held branches now and then.
+refusals = st.one_of(
+    st.tuples(st.just("approve"), st.integers(1, 4), st.sampled_from(BRANCHES), st.just(1)),
+    st.tuples(st.just("finish"), st.integers(0, 3), st.sampled_from(["pass", "refused"])),
+    st.tuples(st.just("tick")),
+    st.tuples(st.just("resume"), st.sampled_from(BRANCHES)),
+    st.tuples(st.just("push"), st.sampled_from(BRANCHES)),
+    st.tuples(st.just("restart")),
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(refusals, min_size=20, max_size=50), st.integers(1, 3))
+def test_a_held_branch_pushes_nothing_until_resumed_and_then_drains(program, window):
+    play(program, window)

@@ -75,6 +75,10 @@
         h("small", null, branch.window > 1 ? "pipelined, window " + branch.window : "serial"),
         branch.tip_broken ? h("span", { className: "label label-danger gate-tip-broken", "data-gate-tip-broken": branch.branch },
           " tip broken: its tests fail without any patch; items are held") : null),
+      branch.held ? h("div", { className: "alert alert-danger gate-held", "data-gate-held": branch.branch },
+        h("strong", null, "Held: "), branch.held,
+        ". Nothing lands on " + branch.branch + " until an admin fixes the cause and resumes it. ",
+        props.resume ? h(ResumeButton, { branch: branch.branch, scheduler: props.resume }) : null) : null,
       branch.items.length === 0
         ? h("p", { className: "gate-empty" }, "Nothing queued.")
         : h(
@@ -86,6 +90,30 @@
             h("tbody", null, rows)
           )
     );
+  }
+
+  function ResumeButton(props) {
+    const [said, setSaid] = React.useState("");
+    function resume() {
+      setSaid("asking ...");
+      fetch("api/v2/forceschedulers/" + encodeURIComponent(props.scheduler), {
+        method: "POST",
+        credentials: "same-origin",
+        headers: { "Content-Type": "application/json" },
+        body: JSON.stringify({
+          jsonrpc: "2.0", method: "force", id: 1, params: { branch: props.branch },
+        }),
+      })
+        .then(function (r) { return r.json(); })
+        .then(function (answer) {
+          setSaid(answer.error ? "refused: " + answer.error.message : "resume requested");
+        })
+        .catch(function (e) { setSaid("failed: " + e); });
+    }
+    return h("span", null,
+      h("button", { className: "btn btn-default btn-xs", onClick: resume, "data-gate-resume": props.branch },
+        "Resume branch"),
+      said ? h("span", { className: "gate-said" }, " " + said) : null);
   }
 
   function RecheckButton(props) {
@@ -211,7 +239,7 @@
             ". Their runs no longer gate; unpause a worker on its Workers page to restore it.")
         : null,
       h(Undelivered, { undelivered: data.undelivered }),
-      data.branches.map(function (b) { return h(QueueTable, { key: b.branch, branch: b }); }),
+      data.branches.map(function (b) { return h(QueueTable, { key: b.branch, branch: b, resume: data.resume }); }),
       h(Recent, { items: data.recent, recheck: data.recheck }),
       h(Costs, { rows: data.costs })
     );
