@@ -28,6 +28,7 @@ from buildbot_gate.model import GateState
 from buildbot_gate.quarantine import HEALTH_KEY
 from buildbot_gate.queueview import Durations
 from buildbot_gate.queueview import queue_json
+from buildbot_gate.scheduler import CHANGES_KEY
 
 log = Logger()
 
@@ -115,6 +116,12 @@ async def collect(master: Any, config: dict[str, Any]) -> dict[str, Any]:
         state, windows, durations, now, queued_at, running_for, builds, review_urls, branches
     )
     data["scheduler"] = name
+    # How far the scheduler has got: the last change it acted on (read from the database, so any
+    # master can say) and, on the master running it, its periodic ticks so far.
+    data["progress"] = {
+        "last_change": await master.db.state.getState(objectid, CHANGES_KEY, 0),
+        "ticks": getattr(sched, "ticks", None),
+    }
     data["recheck"] = config.get("recheck", "recheck")
     # Worker time spent by the gate, per branch per day, for the last week.
     data["costs"] = await costs.daily_totals(master)
