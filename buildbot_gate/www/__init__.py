@@ -23,12 +23,12 @@ from twisted.web import static
 
 from buildbot_gate import costs
 from buildbot_gate import outcomes
+from buildbot_gate import scheduler
 from buildbot_gate.health import Health
 from buildbot_gate.model import GateState
 from buildbot_gate.quarantine import HEALTH_KEY
 from buildbot_gate.queueview import Durations
 from buildbot_gate.queueview import queue_json
-from buildbot_gate.scheduler import CHANGES_KEY
 
 log = Logger()
 
@@ -119,7 +119,7 @@ async def collect(master: Any, config: dict[str, Any]) -> dict[str, Any]:
     # How far the scheduler has got: the last change it acted on (read from the database, so any
     # master can say) and, on the master running it, its periodic ticks so far.
     data["progress"] = {
-        "last_change": await master.db.state.getState(objectid, CHANGES_KEY, 0),
+        "last_change": await master.db.state.getState(objectid, scheduler.CHANGES_KEY, 0),
         "ticks": getattr(sched, "ticks", None),
     }
     data["recheck"] = config.get("recheck", "recheck")
