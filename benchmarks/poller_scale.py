@@ -56,6 +56,7 @@ def run(issues: int, interval: int, rounds: int, root: Path) -> dict:
                 "GATE_HG_URL": "http://127.0.0.1:9/",  # nothing is approved: never used
                 "GATE_POLL_INTERVAL": str(interval),
                 "GATE_WORKERS": "w1:pw",
+                "GATE_TEST_COMMAND": "python run_tests.py",  # never run: nothing is approved
             },
         )
         master.create().start()

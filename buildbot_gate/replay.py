@@ -49,6 +49,9 @@ class Result:
     worker_minutes: float
     landed: int
     ejected: int
+    # Each patch's end in the order the replay reached it: (issue, branch, "landed"|"ejected").
+    # Which patches land, and in what order, is the replay's structure, independent of timing.
+    finished: tuple[tuple[int, str, str], ...] = ()
 
 
 class _Sim:
@@ -74,6 +77,7 @@ class _Sim:
         self.flaky_seen: set[tuple[int, str]] = set()
         self.approved_at = {(p.issue, p.branch): p.approved_at for p in history.patches}
         self.finished: dict[tuple[int, str], tuple[str, float]] = {}
+        self.finished_order: list[tuple[int, str, str]] = []
         self.busy_seconds = 0.0
         self.failed_sets: set[int] = set()
 
@@ -204,12 +208,16 @@ class _Sim:
     def notified(self, action: Notify) -> None:
         item = action.item
         if action.decision == Decision.LANDED:
-            self.finished[item.key] = ("landed", self.now)
+            self.finish(item, "landed")
         elif action.decision == Decision.EJECTED:
             if self.fates.get(item.key) == "flaky" and not item.rechecks:
                 self.at(self.now + self.h.recheck_seconds, ("recheck", item.issue))
             else:
-                self.finished[item.key] = ("ejected", self.now)
+                self.finish(item, "ejected")
+
+    def finish(self, item: Any, how: str) -> None:
+        self.finished[item.key] = (how, self.now)
+        self.finished_order.append((item.issue, item.branch, how))
 
 
 def simulate(history: History, window: int, max_attempts: int = 3) -> Result:
@@ -229,6 +237,7 @@ def simulate(history: History, window: int, max_attempts: int = 3) -> Result:
         worker_minutes=round(sim.busy_seconds / 60, 1),
         landed=len(lands),
         ejected=sum(1 for what, _ in sim.finished.values() if what == "ejected"),
+        finished=tuple(sim.finished_order),
     )
 
 

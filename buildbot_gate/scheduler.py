@@ -125,6 +125,8 @@ class GateScheduler(
         self._last_change = 0
         self._stepping_down = False
         self._health = health.Health()
+        # Periodic ticks completed: queue.json shows it, so a test can wait for one.
+        self.ticks = 0
 
     def checkConfig(  # type: ignore[override]
         self,
@@ -419,6 +421,7 @@ class GateScheduler(
                 await self._restore_unpaused()
             state, actions = tick(self._state, self.policy)
             await self._commit(state, actions)
+            self.ticks += 1
 
     # --- decisions and actions --------------------------------------------------------------
 

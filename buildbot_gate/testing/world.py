@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import difflib
 import json
-import time
 import urllib.request
 from collections.abc import Mapping
 from collections.abc import Sequence
@@ -261,5 +260,33 @@ class GateWorld:
     def wait_runs_started(self, count: int, timeout: float = 90) -> None:
         wait_until(lambda: self.runs_started() >= count, timeout, f"{count} test runs to start")
 
-    def settle(self, seconds: float) -> None:
-        time.sleep(seconds)
+    def queue(self) -> dict[str, Any]:
+        """The gate's ``queue.json``, as the queue page reads it."""
+        with urllib.request.urlopen(self.master.url + "plugins/gate/queue.json", timeout=10) as r:
+            return dict(json.loads(r.read()))
+
+    def settle(self, *, timeout: float = 60) -> None:
+        """Wait for proof that the gate could have acted on all that happened before this call,
+        so a "nothing happened" assertion can follow: the stand-in answered a search that began
+        after it, the poll that made it ended (the next poll searched: polls never overlap), the
+        scheduler acted on every change recorded by then, and then ended a periodic tick.
+
+        On a cluster the tick is the first master's: use it only while that master runs the gate.
+        """
+        fresh = self.rietveld.fresh_searches()
+        wait_until(
+            lambda: self.rietveld.fresh_searches() >= fresh + 2,
+            timeout,
+            "a Rietveld poll that began after now to end",
+        )
+        changes = self.master.rest.get("changes", order="-changeid", limit=1)
+        latest = changes[0]["changeid"] if changes else 0
+
+        def acted() -> dict[str, Any] | None:
+            progress = dict(self.queue()["progress"])
+            return progress if progress["last_change"] >= latest else None
+
+        ticks = wait_until(acted, timeout, f"the scheduler to act on change {latest}")["ticks"]
+        wait_until(
+            lambda: self.queue()["progress"]["ticks"] > ticks, timeout, "a scheduler tick after it"
+        )

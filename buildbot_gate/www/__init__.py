@@ -25,6 +25,7 @@ from twisted.web import static
 from buildbot_gate import costs
 from buildbot_gate import outbox
 from buildbot_gate import outcomes
+from buildbot_gate import scheduler
 from buildbot_gate.health import Health
 from buildbot_gate.model import GateState
 from buildbot_gate.quarantine import HEALTH_KEY
@@ -120,6 +121,12 @@ async def collect(master: Any, config: dict[str, Any]) -> dict[str, Any]:
         state, windows, durations, now, queued_at, running_for, builds, review_urls, branches
     )
     data["scheduler"] = name
+    # How far the scheduler has got: the last change it acted on (read from the database, so any
+    # master can say) and, on the master running it, its periodic ticks so far.
+    data["progress"] = {
+        "last_change": await master.db.state.getState(objectid, scheduler.CHANGES_KEY, 0),
+        "ticks": getattr(sched, "ticks", None),
+    }
     data["recheck"] = config.get("recheck", "recheck")
     data["resume"] = config.get("resume")  # the "Resume branch" form, if the admin set one up
     # Worker time spent by the gate, per branch per day, for the last week.

@@ -161,9 +161,27 @@ def test_hostile_patches_are_refused_with_a_comment_before_any_build(world, diff
     issue = world.approve("Looks innocent", diff)
     comment = world.wait_comment(issue, "Not queued")
     assert reason in comment and "Nothing was run" in comment
-    world.settle(2)
+    world.settle()
     assert world.builds_for(issue) == []
+    assert issue not in gate_items(world)
     assert len(world.gate_comments(issue)) == 1
+
+
+def gate_items(world):
+    """Every issue queue.json shows: queued, under test or landing, or recently done."""
+    data = world.queue()
+    queued = [i["issue"] for branch in data["branches"] for i in branch["items"]]
+    return queued + [i["issue"] for i in data["recent"]]
+
+
+def test_settle_waits_for_a_poll_even_while_rietveld_fails(world):
+    # Three failed searches make the poller back off (1 + 2 + 4 s): an approval made now is seen
+    # only after that, and settle() must not return before it is.
+    world.rietveld.fail("/search", status=500, times=3)
+    issue = world.approve("Seen after an outage", new_file_diff("settled.py", ["S = 1"]))
+    world.settle()
+    assert issue in gate_items(world)
+    world.wait_comment(issue, "Landed", timeout=120)
 
 
 def test_force_forms_need_a_login_when_the_admin_enables_it(world):

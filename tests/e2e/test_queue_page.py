@@ -17,7 +17,6 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 import urllib.request
 from pathlib import Path
 
@@ -39,6 +38,25 @@ CHROMIUM_ARGS = [
     "--disable-sync",
 ]
 
+
+# Installed in the page: on every refresh the page renders (its data-gate-refreshes counter
+# moves), record the counter and the states of the rows of one issue.
+RECORD_REFRESHES = """issue => {
+  window.gateSeen = [];
+  const record = () => {
+    const page = document.querySelector(".gate-page[data-gate-refreshes]");
+    if (!page) { return; }
+    const n = Number(page.dataset.gateRefreshes);
+    const last = window.gateSeen[window.gateSeen.length - 1];
+    if (n === 0 || (last && last.n === n)) { return; }
+    const rows = document.querySelectorAll(`[data-gate-issue="${issue}"]`);
+    window.gateSeen.push({ n: n, states: Array.from(rows).map(r => r.dataset.gateState) });
+  };
+  new MutationObserver(record).observe(document.body, {
+    subtree: true, childList: true, attributes: true, attributeFilter: ["data-gate-refreshes"],
+  });
+  record();
+}"""
 
 DEMO_ARGS = ("--web-port", "0", "--interval", "1", "--test-seconds", "4", "--window", "2")
 
@@ -121,18 +139,21 @@ def test_queue_page_in_chromium_shows_the_queue_move_and_rechecks_an_ejected_pat
         try:
             page = browser.new_page(viewport={"width": 1400, "height": 900})
             page.goto(demo.url + "#/gatequeue")
-            page.wait_for_selector("text=Gate queue", timeout=30_000)
+            page.wait_for_selector(".gate-page[data-gate-refreshes]", timeout=30_000)
             # The page updates by itself: the docs patch goes from queued to testing to landed.
+            # Each refresh the page renders is recorded in the page as it happens, none sampled.
+            page.evaluate(RECORD_REFRESHES, docs)
+            page.wait_for_function(
+                "() => window.gateSeen.some(r => r.states.includes('landed'))", timeout=150_000
+            )
+            shown = page.evaluate("() => window.gateSeen")
+            numbers = [r["n"] for r in shown]
+            assert numbers == list(range(numbers[0], numbers[0] + len(numbers))), numbers
             seen: list[str] = []
-            deadline = time.monotonic() + 150
-            while time.monotonic() < deadline and "landed" not in seen:
-                states = page.eval_on_selector_all(
-                    f'[data-gate-issue="{docs}"]', "rows => rows.map(r => r.dataset.gateState)"
-                )
-                for s in states:
+            for r in shown:
+                for s in r["states"]:
                     if not seen or seen[-1] != s:
                         seen.append(s)
-                time.sleep(0.2)
             assert "queued" in seen and "testing" in seen and "landed" in seen, seen
             assert seen.index("queued") < seen.index("testing") < seen.index("landed"), seen
             # The broken patch was ejected: recheck it from the page.

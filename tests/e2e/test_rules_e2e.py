@@ -62,7 +62,7 @@ def test_unsigned_agreement_gets_one_comment_and_is_queued_once_signed(world):
     world.rietveld.lgtm(issue, COMMITTER)
     world.wait_comment(issue, "has not signed the contributor agreement")
     world.rietveld.post_message(issue, STRANGER, "Any news?")  # the issue changes: no repeat
-    world.settle(4)
+    world.settle()
     assert len(world.gate_comments(issue)) == 1
     assert world.builds_for(issue) == []
     world.tracker.set_flags("bob", agreement=True)
@@ -82,8 +82,9 @@ def test_new_patchset_after_approval_dequeues_and_cancels_the_running_build(worl
     [build] = world.builds_for(issue, "gate-test")
     assert build["results"] == CANCELLED
     world.release()
-    world.settle(3)
+    world.settle()
     assert world.landed(issue) == []
+    assert world.builds_for(issue, "gate-land") == []
 
 
 def test_frozen_branch_needs_a_release_manager(world):
@@ -167,7 +168,7 @@ def test_tracker_down_holds_the_patch_and_back_queues_it(world):
         wait_until(
             lambda: f"issue {issue} held" in world.master.log_text(), 60, "the hold in the log"
         )
-        world.settle(3)
+        world.settle()
         assert world.gate_comments(issue) == []
         assert world.builds_for(issue) == []
     finally:

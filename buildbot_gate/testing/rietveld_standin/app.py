@@ -202,6 +202,8 @@ class StandinApp:
             results: list[Any] = [i.id for i in page]
         else:
             results = [self.store.issue_json(i, with_messages) for i in page]
+        if not arg("cursor"):
+            self.store.fresh_searches += 1
         return self._json(request, {"cursor": next_cursor.rstrip("="), "results": results})
 
     @app.route("/xsrf_token", methods=["GET"])
@@ -328,3 +330,7 @@ class StandinApp:
     @app.route(f"{CONTROL}/requests", methods=["GET"])
     def c_requests(self, request: Request) -> bytes:
         return self._json(request, self.store.requests)
+
+    @app.route(f"{CONTROL}/searches", methods=["GET"])
+    def c_searches(self, request: Request) -> bytes:
+        return self._json(request, {"fresh": self.store.fresh_searches})

@@ -81,3 +81,7 @@ class StandinControl:
 
     def requests(self) -> list[str]:
         return self._call("GET", "/requests")
+
+    def fresh_searches(self) -> int:
+        """Searches answered from their first page (a poll makes one; its next pages, none)."""
+        return int(self._call("GET", "/searches")["fresh"])

@@ -193,6 +193,9 @@ class Store:
         self.faults: list[Fault] = []
         self.comment_refusal: int | None = None  # answer every publish with this status
         self.requests: list[str] = []  # "METHOD /path" of every API request served
+        # Searches answered from their first page (each poll makes one): a test's proof that the
+        # gate polled after an event.
+        self.fresh_searches = 0
         self._ids = itertools.count(1000)
         self._patch_ids = itertools.count(1)
         self._secret = b"standin-xsrf"

@@ -202,6 +202,9 @@
   function GateQueuePage() {
     const [data, setData] = React.useState(null);
     const [error, setError] = React.useState("");
+    // Refreshes shown so far, on the page as data-gate-refreshes: what changed, and when, is
+    // observable per refresh (the browser test watches it) rather than by sampling.
+    const [refreshes, setRefreshes] = React.useState(0);
     React.useEffect(function () {
       let alive = true;
       function poll() {
@@ -209,7 +212,13 @@
           .then(function (r) { return r.json(); })
           .then(function (d) {
             if (alive) {
-              if (d.error) { setError(d.error); } else { setData(d); setError(""); }
+              if (d.error) {
+                setError(d.error);
+              } else {
+                setData(d);
+                setError("");
+                setRefreshes(function (n) { return n + 1; });
+              }
             }
           })
           .catch(function (e) { if (alive) { setError(String(e)); } });
@@ -223,7 +232,7 @@
     }
     return h(
       "div",
-      { className: "container gate-page" },
+      { className: "container gate-page", "data-gate-refreshes": refreshes },
       h("h3", null, "Gate queue"),
       error ? h("p", { className: "gate-error" }, error) : null,
       h("p", { className: "gate-estimate" },
