@@ -29,7 +29,7 @@ BIN = Path(sys.executable).parent
 SAMPLE = Path(__file__).parent / "sample"
 EXAMPLE_CFG = Path(__file__).resolve().parents[2] / "master.cfg.example"
 
-HG_ENV = {"HGPLAIN": "1", "HGRCPATH": "", "HGENCODING": "utf-8"}
+HG_ENV = {"HGPLAIN": "1", "HGRCPATH": "", "HGRCSKIPREPO": "1", "HGENCODING": "utf-8"}
 
 
 class ProcessError(RuntimeError):
