@@ -8,7 +8,6 @@ from buildbot.config.master import FileLoader
 
 from buildbot_gate.testing.processes import EXAMPLE_CFG
 
-
 # What an admin sets anyway (so the file loads whichever settings it requires).
 SETTINGS = {
     "GATE_RIETVELD_URL": "http://review.example.org",

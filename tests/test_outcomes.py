@@ -50,3 +50,14 @@ def test_a_flaky_run_that_passed_on_rerun_counts_as_tested_and_keeps_its_verdict
     )
     assert (ev.outcome, ev.node, ev.verdict) == (Outcome.PASSED, NODE, "flaky: test_net")
     assert "flaky: test_net (failed, then passed on rerun)" in ev.detail
+
+
+def test_a_checkout_the_gate_could_not_make_is_its_own_trouble_not_the_patchs():
+    ev = outcomes.tested(
+        7,
+        [report("linux", FAILURE, "checkout_failed", step="checkout"), report("bsd", SUCCESS, "x")],
+    )
+    assert ev.outcome == Outcome.CHECKOUT_FAILED
+    assert ev.detail.startswith("the gate could not check out on linux")
+    landing = outcomes.landed(8, [report("gate-land", FAILURE, "checkout_failed")])
+    assert landing.outcome == Outcome.CHECKOUT_FAILED

@@ -41,6 +41,9 @@ class Outcome(enum.StrEnum):
     PUSH_RACE = "push_race"  # the branch moved between test and push
     INFRA = "infra"  # cancelled, worker lost, exception, push failed: not the patch's fault
     TIP_BROKEN = "tip_broken"  # the failed tests fail on the branch tip without the patch too
+    # The gate could not make a clean checkout even from scratch (hg server down, disk full): its
+    # own trouble, retried like INFRA but never counted against the patch.
+    CHECKOUT_FAILED = "checkout_failed"
 
 
 @attrs.frozen
