@@ -82,7 +82,12 @@ def gate_docs_factory(
 
 
 def gate_land_factory(repourl: str, hgbin: str = "hg") -> BuildFactory:
-    """Rebuild the tested changeset and push exactly it."""
+    """Rebuild the tested changeset and push exactly it.
+
+    In the land builder's own clone, where no test ever runs, checked by GateCheckout before
+    use; give the builder workers of its own (GATE_LAND_WORKERS in master.cfg.example) so that
+    no patch's test code ever shares a machine with push rights.
+    """
     f = BuildFactory()
     f.addStep(GateCheckout(repourl=repourl, hgbin=hgbin))
     f.addStep(ApplyPatch(hgbin=hgbin))
