@@ -185,19 +185,20 @@ def landed(bsid: int, reports: list[BuildReport]) -> BuildsetFinished:
         return BuildsetFinished(
             bsid, Outcome.PUSH_RACE, detail=f"the tested changeset could not be rebuilt ({_on(r)})"
         )
-    return _checkout_failed(bsid, reports) or BuildsetFinished(
+    return _checkout_failed(bsid, reports, "landing failed: ") or BuildsetFinished(
         bsid, Outcome.INFRA, detail=f"landing failed on {_on(r)}"
     )
 
 
-def _checkout_failed(bsid: int, reports: list[BuildReport]) -> BuildsetFinished | None:
+def _checkout_failed(
+    bsid: int, reports: list[BuildReport], prefix: str = ""
+) -> BuildsetFinished | None:
     """The gate's clone could not be made clean even from scratch: its trouble, not the patch's."""
     r = _first(reports, {"checkout_failed"})
     if r is None:
         return None
-    return BuildsetFinished(
-        bsid, Outcome.CHECKOUT_FAILED, detail=f"the gate could not check out on {_on(r)}"
-    )
+    detail = f"{prefix}the gate could not check out on {_on(r)}"
+    return BuildsetFinished(bsid, Outcome.CHECKOUT_FAILED, detail=detail)
 
 
 def _on(r: BuildReport) -> str:

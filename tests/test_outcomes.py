@@ -61,3 +61,4 @@ def test_a_checkout_the_gate_could_not_make_is_its_own_trouble_not_the_patchs():
     assert ev.detail.startswith("the gate could not check out on linux")
     landing = outcomes.landed(8, [report("gate-land", FAILURE, "checkout_failed")])
     assert landing.outcome == Outcome.CHECKOUT_FAILED
+    assert landing.detail.startswith("landing failed: the gate could not check out on gate-land")
