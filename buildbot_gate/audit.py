@@ -241,7 +241,13 @@ def _change(path: str, hgbin: str, node: str) -> tuple[str, frozenset[str]]:
         capture_output=True,
         text=True,
         check=True,
-        env={"HGPLAIN": "1", "HGRCPATH": "", "HGENCODING": "utf-8", "PATH": _path()},
+        env={
+            "HGPLAIN": "1",
+            "HGRCPATH": "",
+            "HGRCSKIPREPO": "1",
+            "HGENCODING": "utf-8",
+            "PATH": _path(),
+        },
     ).stdout
     files, _, diff = out.partition("\0\0")
     return change_digest(diff), frozenset(f for f in files.split("\0") if f)
@@ -254,7 +260,7 @@ def _changesets(path: str, hgbin: str) -> dict[str, tuple[str, bool]]:
         capture_output=True,
         text=True,
         check=True,
-        env={"HGPLAIN": "1", "HGRCPATH": "", "PATH": _path()},
+        env={"HGPLAIN": "1", "HGRCPATH": "", "HGRCSKIPREPO": "1", "PATH": _path()},
     ).stdout
     found = {}
     for record in out.split("\0\0"):
@@ -283,7 +289,7 @@ def _local(repo: str, hgbin: str) -> Iterator[str]:
             [hgbin, "clone", "--noupdate", "--quiet", repo, f"{tmp}/repo"],
             check=True,
             capture_output=True,
-            env={"HGPLAIN": "1", "HGRCPATH": "", "PATH": _path()},
+            env={"HGPLAIN": "1", "HGRCPATH": "", "HGRCSKIPREPO": "1", "PATH": _path()},
         )
         yield f"{tmp}/repo"
     finally:

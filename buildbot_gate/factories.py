@@ -102,6 +102,10 @@ def gate_land_factory(
     an ``[auth]`` section (or ``[ui] ssh`` for ssh); or ``push_auth``, ``"user:password"`` from a
     Buildbot secret (``util.Secret("hg-push")``); or ``push_url``, the URL to push to when it is
     not ``repourl`` (its ``user:password@`` is never shown).
+
+    In the land builder's own clone, where no test ever runs, checked by GateCheckout before
+    use; give the builder workers of its own (GATE_LAND_WORKERS in master.cfg.example) so that
+    no patch's test code ever shares a machine with push rights.
     """
     f = BuildFactory()
     f.addStep(GateCheckout(repourl=repourl, hgbin=hgbin))

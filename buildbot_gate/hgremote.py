@@ -68,7 +68,7 @@ async def branch_tip(
     hgbin: str, repourl: str, branch: str, *, timeout: float = 60, reactor: object = None
 ) -> str:
     """The full node of ``branch``'s tip in ``repourl``."""
-    env = {**os.environ, "HGPLAIN": "1", "HGRCPATH": ""}
+    env = {**os.environ, "HGPLAIN": "1", "HGRCPATH": "", "HGRCSKIPREPO": "1"}
     args = ["identify", "--debug", "--id", "--rev", branch, repourl]
     the_reactor: Any = reactor or default_reactor
     try:

@@ -152,6 +152,9 @@ def tested(bsid: int, reports: list[BuildReport]) -> BuildsetFinished:
     if other:
         r = other[0]
         return BuildsetFinished(bsid, Outcome.TEST_FAILED, detail=f"build failed on {_on(r)}")
+    checkout = _checkout_failed(bsid, reports)
+    if checkout:
+        return checkout
     infra = [r for r in reports if r.results not in (SUCCESS, WARNINGS)]
     if infra:
         return BuildsetFinished(bsid, Outcome.INFRA, detail=f"not completed on {_on(infra[0])}")
@@ -190,7 +193,20 @@ def landed(bsid: int, reports: list[BuildReport]) -> BuildsetFinished:
         return BuildsetFinished(
             bsid, Outcome.PUSH_RACE, detail=f"the tested changeset could not be rebuilt ({_on(r)})"
         )
-    return BuildsetFinished(bsid, Outcome.INFRA, detail=f"landing failed on {_on(r)}")
+    return _checkout_failed(bsid, reports, "landing failed: ") or BuildsetFinished(
+        bsid, Outcome.INFRA, detail=f"landing failed on {_on(r)}"
+    )
+
+
+def _checkout_failed(
+    bsid: int, reports: list[BuildReport], prefix: str = ""
+) -> BuildsetFinished | None:
+    """The gate's clone could not be made clean even from scratch: its trouble, not the patch's."""
+    r = _first(reports, {"checkout_failed"})
+    if r is None:
+        return None
+    detail = f"{prefix}the gate could not check out on {_on(r)}"
+    return BuildsetFinished(bsid, Outcome.CHECKOUT_FAILED, detail=detail)
 
 
 def _on(r: BuildReport) -> str:

@@ -39,8 +39,10 @@ from buildbot_gate.redact import split_credentials
 
 OUTCOME = "gate_outcome"
 
-# A clean, predictable hg on the worker: no user config, no localisation, UTF-8 metadata.
-HG_ENV = {"HGPLAIN": "1", "HGRCPATH": "", "HGENCODING": "utf-8"}
+# A clean, predictable hg on the worker: no user config, no localisation, UTF-8 metadata, and
+# no repository config either (HGRCSKIPREPO): a test run can write a hook into a clone's
+# .hg/hgrc, and the next hg command there, a push included, would run it.
+HG_ENV = {"HGPLAIN": "1", "HGRCPATH": "", "HGRCSKIPREPO": "1", "HGENCODING": "utf-8"}
 
 _NODE = re.compile(r"^[0-9a-f]{40}$")
 
@@ -130,8 +132,10 @@ class HgStep(buildstep.CommandMixin, buildstep.BuildStep):
 class GateCheckout(HgStep):
     """A clean working copy at exactly the base revision the scheduler pinned.
 
-    Reuses the worker's clone (pulling only what is missing), throws away local drafts left by
-    earlier runs, and removes every untracked and ignored file.
+    Reuses the worker's clone (pulling only what is missing) after checking it whatever the pull
+    does: an interrupted transaction is rolled back, repository config files are removed, local
+    drafts are stripped and every untracked and ignored file goes. A clone that cannot be
+    repaired is made again, so the gate's own checkout trouble never fails a patch.
     """
 
     name = "checkout"
@@ -148,52 +152,83 @@ class GateCheckout(HgStep):
         base = ss.revision if ss else None
         if not base or not _NODE.match(base):
             raise _Failed("checkout_failed", f"no base revision pinned (got {base!r})")
-        fail = "checkout_failed"
-        exists = await self.pathExists(self.build.path_module.join(self.workdir, ".hg"))
-        if not exists:
+        problem = await self.prepare(base, fresh=False)
+        if problem:
+            await self.stdio_log.addHeader(f"gate: {problem}; cloning again from scratch\n")
+            await self.runRmdir(self.workdir, abandonOnFailure=False)
+            problem = await self.prepare(base, fresh=True)
+            if problem:
+                raise _Failed("checkout_failed", problem)
+        self.setProperty("gate_base", base, self.name)
+        self.descriptionDone = [f"base {base[:12]}"]
+
+    async def prepare(self, base: str, fresh: bool) -> str | None:
+        """Bring the clone to ``base``, clean; None when done, otherwise what went wrong."""
+        hgdir = self.build.path_module.join(self.workdir, ".hg")
+        if fresh or not await self.pathExists(hgdir):
             if (await self.hg("init", ".")).didFail():
-                raise _Failed(fail, "hg init failed")
+                return "hg init failed"
+        else:
+            problem = await self.repair(hgdir)
+            if problem:
+                return problem
         if not await self.pull(base):
-            raise _Failed(fail, f"could not pull {base[:12]}")
+            return f"could not pull {base[:12]}"
         # First away from whatever an earlier run left: a build cancelled in the middle of a
         # stack leaves uncommitted edits on top of a local commit, and hg strip refuses those.
         if (await self.hg("update", "--clean", "--rev", base)).didFail():
-            raise _Failed(fail, f"could not update to {base[:12]}")
+            return f"could not update to {base[:12]}"
         drafts = await self.hg(
             "log", "--rev", "not public()", "--template", "{node}\n", collect=True
         )
         if drafts.didFail():
-            raise _Failed(fail, "hg log failed")
+            return "hg log failed"
         if drafts.stdout.strip():
             # Local commits from earlier runs (a push that was refused): never build on them.
             strip = await self.hg(
                 "--config", "extensions.strip=", "strip", "--no-backup", "--rev", "not public()"
             )
             if strip.didFail():
-                raise _Failed(fail, "could not strip local drafts")
+                return "could not strip local drafts"
         purge = await self.hg("--config", "extensions.purge=", "purge", "--all")
         if purge.didFail():
-            raise _Failed(fail, "could not purge the working copy")
-        self.setProperty("gate_base", base, self.name)
-        self.descriptionDone = [f"base {base[:12]}"]
+            return "could not purge the working copy"
+        return None
+
+    async def repair(self, hgdir: str) -> str | None:
+        """Undo what an earlier build or a test run may have left in the clone's ``.hg``.
+
+        Repository config (``hgrc``, ``hgrc-not-shared``) is never the gate's: removed (hg
+        ignores it anyway, see HG_ENV). A shared store lives elsewhere: cloned again. A
+        transaction interrupted by a kill (``hg recover`` finds its journal) is rolled back,
+        even when the pull that follows has nothing to fetch and would not notice it.
+        """
+        path = self.build.path_module
+        try:
+            listing = await self.runGlob(path.join(hgdir, "*"))
+        except buildstep.BuildStepFailed:
+            return "could not list .hg"
+        for found in listing:
+            name = path.basename(found)
+            if name == "sharedpath":
+                return "the clone shares another repository's store"
+            if name.startswith("hgrc"):
+                await self.stdio_log.addHeader(f"gate: removing {name}, not the gate's config\n")
+                if not await self.runRmdir(found, abandonOnFailure=False):
+                    return f"could not remove .hg/{name}"
+        recover = await self.hg("recover", ok=(0, 1))
+        if recover.didFail():
+            return "hg recover failed"
+        if recover.rc == 0:
+            await self.stdio_log.addHeader("gate: rolled back an interrupted transaction\n")
+        return None
 
     async def pull(self, base: str) -> bool:
-        """Pull ``base``, repairing what an interrupted build left behind.
-
-        A cancelled build (the pipeline cancels builds often) can kill hg mid-pull and leave an
-        abandoned transaction: ``hg recover`` clears it. If pulling still fails, the clone is
-        thrown away and made again, so one broken checkout never fails the builds after it.
-        """
-        if not (await self.hg("pull", "--rev", base, str(self.repourl))).didFail():
-            return True
-        await self.hg("recover", ok=(0, 1))
-        if not (await self.hg("pull", "--rev", base, str(self.repourl))).didFail():
-            return True
-        await self.stdio_log.addHeader("gate: pull failed twice; cloning again from scratch\n")
-        await self.runRmdir(self.workdir, abandonOnFailure=False)
-        if (await self.hg("init", ".")).didFail():
-            return False
-        return not (await self.hg("pull", "--rev", base, str(self.repourl))).didFail()
+        """Pull ``base``; a second try before the clone is blamed (a dropped connection)."""
+        for _ in range(2):
+            if not (await self.hg("pull", "--rev", base, str(self.repourl))).didFail():
+                return True
+        return False
 
 
 # Beside the working copy, not in it: hg reads a commit message from here (``--logfile``).

@@ -108,3 +108,39 @@ def test_the_same_change_on_a_tip_moved_elsewhere_has_the_same_digest(
     hg(upstream, "commit", "-u", "RM <rm@example.org>", "-d", "1600000200 0", "-m", "calc")
     apply_as_the_step_does(upstream, tmp_path / "overlap")
     assert own_digest(tmp_path / "overlap") != tested
+
+
+def test_a_hook_in_the_repositorys_own_hgrc_never_runs_under_the_gates_env(
+    upstream: Path, tmp_path: Path
+):
+    # A test run can write .hg/hgrc into any clone on its worker; HGRCPATH="" does not stop it.
+    marker = tmp_path / "hook-ran"
+    (upstream / ".hg" / "hgrc").write_text(f"[hooks]\npre-log = touch {marker}\n")
+    assert hg(upstream, "log", "--rev", "tip").returncode == 0
+    assert not marker.exists()
+    without = {k: v for k, v in HG_ENV.items() if k != "HGRCSKIPREPO"}
+    subprocess.run([tool("hg"), "log", "--rev", "tip"], cwd=upstream, env=child_env(without))
+    assert marker.exists()  # the same hook does run under an hg that reads the repository's hgrc
+
+
+def test_a_transaction_killed_midway_aborts_commits_until_hg_recover(
+    upstream: Path, tmp_path: Path
+):
+    # What a worker killing hg with signal 9 leaves behind, and what GateCheckout relies on:
+    # a pull with nothing new succeeds over it, hg recover exits 0 when it rolled something
+    # back and 1 when there was nothing to roll back.
+    work = tmp_path / "w1"
+    apply_as_the_step_does(upstream, work)
+    (work / "more.py").write_text("M = 1\n")
+    killed = hg(
+        work, "commit", "-A", "-m", "killed", "--config", "hooks.pretxncommit=kill -9 $PPID"
+    )
+    assert killed.returncode != 0
+    assert (work / ".hg" / "store" / "journal").exists()
+    assert hg(work, "pull", "--rev", "tip", str(upstream)).returncode == 0
+    (work / "other.py").write_text("O = 1\n")
+    again = hg(work, "commit", "-A", *COMMIT)
+    assert again.returncode != 0 and "abandoned transaction found" in again.stderr
+    assert hg(work, "recover").returncode == 0
+    assert hg(work, "recover").returncode == 1
+    assert hg(work, "commit", "-A", *COMMIT).returncode == 0

@@ -68,6 +68,18 @@ def test_a_push_the_server_refused_is_a_refusal_naming_why():
     assert "pretxnchangegroup hook exited with status 1" in event.detail
 
 
-def test_a_landing_that_never_reached_the_push_is_infrastructure():
+def test_a_landing_that_never_reached_the_push_is_no_refusal():
     r = report("gate-land", FAILURE, "checkout_failed", step="checkout")
-    assert outcomes.landed(42, [r]).outcome == Outcome.INFRA
+    assert outcomes.landed(42, [r]).outcome == Outcome.CHECKOUT_FAILED
+
+
+def test_a_checkout_the_gate_could_not_make_is_its_own_trouble_not_the_patchs():
+    ev = outcomes.tested(
+        7,
+        [report("linux", FAILURE, "checkout_failed", step="checkout"), report("bsd", SUCCESS, "x")],
+    )
+    assert ev.outcome == Outcome.CHECKOUT_FAILED
+    assert ev.detail.startswith("the gate could not check out on linux")
+    landing = outcomes.landed(8, [report("gate-land", FAILURE, "checkout_failed")])
+    assert landing.outcome == Outcome.CHECKOUT_FAILED
+    assert landing.detail.startswith("landing failed: the gate could not check out on gate-land")

@@ -18,6 +18,7 @@ from buildbot.process.results import SUCCESS
 from buildbot.process.results import WARNINGS
 from buildbot.test.reactor import TestReactorMixin
 from buildbot.test.steps import ExpectDownloadFile
+from buildbot.test.steps import ExpectGlob
 from buildbot.test.steps import ExpectRemoteRef
 from buildbot.test.steps import ExpectRmdir
 from buildbot.test.steps import ExpectRmfile
@@ -117,11 +118,7 @@ class GateCheckoutTest(StepCase):
         self.source()
         self.expect_commands(
             ExpectStat(file="wkdir/.hg", log_environ=False).exit(1),
-            hg("init", ".").exit(0),
-            hg("pull", "--rev", BASE, URL).exit(0),
-            hg("update", "--clean", "--rev", BASE).exit(0),
-            hg("log", "--rev", "not public()", "--template", "{node}\n").stdout("").exit(0),
-            hg("--config", "extensions.purge=", "purge", "--all").exit(0),
+            *fresh_clone(),
         )
         self.expect_outcome(result=SUCCESS, state_string=f"base {BASE[:12]}")
         self.expect_property("gate_base", BASE)
@@ -131,14 +128,12 @@ class GateCheckoutTest(StepCase):
         self.setup_step(GateCheckout(repourl=URL))
         self.source()
         self.expect_commands(
-            ExpectStat(file="wkdir/.hg", log_environ=False).exit(0),
+            *checked_clone(),
             hg("pull", "--rev", BASE, URL).exit(0),
             hg("update", "--clean", "--rev", BASE).exit(0),
             hg("log", "--rev", "not public()", "--template", "{node}\n").stdout(NODE).exit(0),
-            hg(
-                "--config", "extensions.strip=", "strip", "--no-backup", "--rev", "not public()"
-            ).exit(0),
-            hg("--config", "extensions.purge=", "purge", "--all").exit(0),
+            hg(*STRIP).exit(0),
+            hg(*PURGE).exit(0),
         )
         self.expect_outcome(result=SUCCESS)
         return self.run_step()
@@ -147,31 +142,100 @@ class GateCheckoutTest(StepCase):
         self.setup_step(GateCheckout(repourl=URL))
         self.source()
         self.expect_commands(
-            ExpectStat(file="wkdir/.hg", log_environ=False).exit(0),
+            *checked_clone(),
             hg("pull", "--rev", BASE, URL).exit(255),
-            hg("recover").exit(1),
             hg("pull", "--rev", BASE, URL).exit(255),
             ExpectRmdir(dir="wkdir", log_environ=False).exit(0),
             hg("init", ".").exit(0),
+            hg("pull", "--rev", BASE, URL).exit(255),
             hg("pull", "--rev", BASE, URL).exit(255),
         )
         self.expect_outcome(result=FAILURE, state_string=f"could not pull {BASE[:12]} (failure)")
         self.expect_property("gate_outcome", "checkout_failed")
         return self.run_step()
 
-    def test_a_pull_broken_by_a_cancelled_build_is_recovered(self):
+    def test_a_transaction_killed_midway_is_rolled_back_though_the_pull_has_nothing_new(self):
+        # hg killed by signal 9 leaves .hg/store/journal; a pull with nothing new succeeds over
+        # it, and the commit after it would abort with "abandoned transaction found".
+        self.setup_step(GateCheckout(repourl=URL))
+        self.source()
+        self.expect_commands(
+            *checked_clone(recovered=0),
+            *up_to_date(),
+        )
+        self.expect_outcome(result=SUCCESS, state_string=f"base {BASE[:12]}")
+        return self.run_step()
+
+    def test_repository_config_left_in_the_clone_is_removed_before_any_hg_runs(self):
+        # A test run may write a hook into .hg/hgrc; the gate never writes one.
+        self.setup_step(GateCheckout(repourl=URL))
+        self.source()
+        found = ["wkdir/.hg/requires", "wkdir/.hg/hgrc", "wkdir/.hg/hgrc-not-shared"]
+        self.expect_commands(
+            ExpectStat(file="wkdir/.hg", log_environ=False).exit(0),
+            ExpectGlob(path="wkdir/.hg/*", log_environ=False).files(found).exit(0),
+            ExpectRmdir(dir="wkdir/.hg/hgrc", log_environ=False).exit(0),
+            ExpectRmdir(dir="wkdir/.hg/hgrc-not-shared", log_environ=False).exit(0),
+            hg("recover").exit(1),
+            *up_to_date(),
+        )
+        self.expect_outcome(result=SUCCESS, state_string=f"base {BASE[:12]}")
+        return self.run_step()
+
+    def test_a_clone_sharing_another_store_is_made_again(self):
         self.setup_step(GateCheckout(repourl=URL))
         self.source()
         self.expect_commands(
             ExpectStat(file="wkdir/.hg", log_environ=False).exit(0),
-            hg("pull", "--rev", BASE, URL).exit(255),  # abandoned transaction
-            hg("recover").exit(0),
-            hg("pull", "--rev", BASE, URL).exit(0),
-            hg("update", "--clean", "--rev", BASE).exit(0),
-            hg("log", "--rev", "not public()", "--template", "{node}\n").stdout("").exit(0),
-            hg("--config", "extensions.purge=", "purge", "--all").exit(0),
+            ExpectGlob(path="wkdir/.hg/*", log_environ=False)
+            .files(["wkdir/.hg/sharedpath", "wkdir/.hg/requires"])
+            .exit(0),
+            ExpectRmdir(dir="wkdir", log_environ=False).exit(0),
+            *fresh_clone(),
         )
         self.expect_outcome(result=SUCCESS, state_string=f"base {BASE[:12]}")
+        return self.run_step()
+
+    def test_a_clone_that_cannot_be_recovered_is_made_again(self):
+        self.setup_step(GateCheckout(repourl=URL))
+        self.source()
+        self.expect_commands(
+            *checked_clone(recovered=255),
+            ExpectRmdir(dir="wkdir", log_environ=False).exit(0),
+            *fresh_clone(),
+        )
+        self.expect_outcome(result=SUCCESS, state_string=f"base {BASE[:12]}")
+        return self.run_step()
+
+    def test_drafts_that_cannot_be_stripped_make_the_clone_again_not_a_failed_patch(self):
+        self.setup_step(GateCheckout(repourl=URL))
+        self.source()
+        self.expect_commands(
+            *checked_clone(),
+            hg("pull", "--rev", BASE, URL).exit(0),
+            hg("update", "--clean", "--rev", BASE).exit(0),
+            hg("log", "--rev", "not public()", "--template", "{node}\n").stdout(NODE).exit(0),
+            hg(*STRIP).stderr("abort: abandoned transaction found\n").exit(255),
+            ExpectRmdir(dir="wkdir", log_environ=False).exit(0),
+            *fresh_clone(),
+        )
+        self.expect_outcome(result=SUCCESS, state_string=f"base {BASE[:12]}")
+        return self.run_step()
+
+    def test_a_clone_still_broken_after_cloning_again_is_a_checkout_failure(self):
+        self.setup_step(GateCheckout(repourl=URL))
+        self.source()
+        self.expect_commands(
+            *checked_clone(),
+            hg("pull", "--rev", BASE, URL).exit(0),
+            hg("update", "--clean", "--rev", BASE).exit(255),
+            ExpectRmdir(dir="wkdir", log_environ=False).exit(0),
+            hg("init", ".").exit(0),
+            hg("pull", "--rev", BASE, URL).exit(0),
+            hg("update", "--clean", "--rev", BASE).exit(255),
+        )
+        self.expect_outcome(result=FAILURE)
+        self.expect_property("gate_outcome", "checkout_failed")
         return self.run_step()
 
     def test_build_without_a_pinned_base_runs_nothing(self):
@@ -180,6 +244,35 @@ class GateCheckoutTest(StepCase):
         self.expect_outcome(result=FAILURE)
         self.expect_property("gate_outcome", "checkout_failed")
         return self.run_step()
+
+
+STRIP = ("--config", "extensions.strip=", "strip", "--no-backup", "--rev", "not public()")
+PURGE = ("--config", "extensions.purge=", "purge", "--all")
+
+
+def checked_clone(recovered=1):
+    """An existing clone's check: its .hg listed, then hg recover (exit 1: nothing to do)."""
+    return [
+        ExpectStat(file="wkdir/.hg", log_environ=False).exit(0),
+        ExpectGlob(path="wkdir/.hg/*", log_environ=False)
+        .files(["wkdir/.hg/requires", "wkdir/.hg/store"])
+        .exit(0),
+        hg("recover").exit(recovered),
+    ]
+
+
+def up_to_date():
+    """Pull the base, update to it; no drafts; purge."""
+    return [
+        hg("pull", "--rev", BASE, URL).exit(0),
+        hg("update", "--clean", "--rev", BASE).exit(0),
+        hg("log", "--rev", "not public()", "--template", "{node}\n").stdout("").exit(0),
+        hg(*PURGE).exit(0),
+    ]
+
+
+def fresh_clone():
+    return [hg("init", ".").exit(0), *up_to_date()]
 
 
 class ApplyPatchTest(StepCase):

@@ -304,10 +304,11 @@ def _infra_failure(step: _Step, item: Item, ev: BuildsetFinished, policy: Policy
     is retried every tick, and shows as such on the queue page. A push the server refused is
     not this: see :func:`_push_refused`."""
     detail = ev.detail or f"{ev.outcome.value} while {item.state.value}"
-    if item.state == ItemState.TESTING and item.attempts + 1 >= policy.max_attempts:
+    charged = ev.outcome != Outcome.CHECKOUT_FAILED  # the gate's own clone is never the patch's
+    if item.state == ItemState.TESTING and charged and item.attempts + 1 >= policy.max_attempts:
         _failing(step, item, f"gave up after {item.attempts + 1} attempts: {detail}", policy)
         return
-    again = _retry_later(step, item, f"retrying: {detail}", attempt=True)
+    again = _retry_later(step, item, f"retrying: {detail}", attempt=charged)
     step.emit(Notify(again, Decision.REQUEUED, again.reason))
 
 

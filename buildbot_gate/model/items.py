@@ -42,6 +42,9 @@ class Outcome(enum.StrEnum):
     INFRA = "infra"  # cancelled, worker lost, exception, push failed: not the patch's fault
     TIP_BROKEN = "tip_broken"  # the failed tests fail on the branch tip without the patch too
     PUSH_REFUSED = "push_refused"  # the server refused the push (no rights, a hook said no...)
+    # The gate could not make a clean checkout even from scratch (hg server down, disk full): its
+    # own trouble, retried like INFRA but never counted against the patch.
+    CHECKOUT_FAILED = "checkout_failed"
 
 
 @attrs.frozen

@@ -29,7 +29,9 @@ BIN = Path(sys.executable).parent
 SAMPLE = Path(__file__).parent / "sample"
 EXAMPLE_CFG = Path(__file__).resolve().parents[2] / "master.cfg.example"
 
-HG_ENV = {"HGPLAIN": "1", "HGRCPATH": "", "HGENCODING": "utf-8"}
+HG_ENV = {"HGPLAIN": "1", "HGRCPATH": "", "HGRCSKIPREPO": "1", "HGENCODING": "utf-8"}
+# hg serve reads its repository's .hg/hgrc, as a real server does (hooks that refuse a push...).
+SERVE_ENV = {k: v for k, v in HG_ENV.items() if k != "HGRCSKIPREPO"}
 
 
 class ProcessError(RuntimeError):
@@ -163,7 +165,7 @@ class HgUpstream:
                 "--errorlog",
                 str(self.root / "hgserve-error.log"),
             ],
-            env=child_env(HG_ENV),
+            env=child_env(SERVE_ENV),
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )

@@ -116,6 +116,19 @@ def test_infrastructure_failures_retry_then_give_up():
     assert "gave up after 3 attempts" in state.done[-1].reason
 
 
+def test_checkout_failures_are_retried_and_never_eject_the_patch():
+    # The gate's own clone (hg server down, disk full): retried every tick, shown as such.
+    state, _ = approve(GateState(), 101)
+    for bsid in range(500, 510):
+        state, _ = decide(state, TestStarted(101, "default", "b", bsid))
+        failed = BuildsetFinished(bsid, Outcome.CHECKOUT_FAILED, detail="could not check out")
+        state, actions = decide(state, failed)
+        assert notifications(actions) == [(101, Decision.REQUEUED)]
+    [item] = state.items
+    assert item.reason == "retrying: could not check out"
+    assert state.done == ()
+
+
 def test_repeated_approval_of_the_same_patchset_changes_nothing():
     state, _ = approve(GateState(), 101)
     again, actions = approve(state, 101)
