@@ -28,14 +28,14 @@ from buildbot.test.steps import TestBuildStepMixin
 from twisted.trial import unittest
 
 from buildbot_gate.diffs import change_digest
-from buildbot_gate.landcheck import RECORD_WAIT
-from buildbot_gate.landcheck import CheckLanding
 from buildbot_gate.model import GateState
 from buildbot_gate.model import Item
 from buildbot_gate.model import ItemState
 from buildbot_gate.steps import HG_ENV
+from buildbot_gate.steps import RECORD_WAIT
 from buildbot_gate.steps import ApplyPatch
 from buildbot_gate.steps import AttributeFailure
+from buildbot_gate.steps import CheckLanding
 from buildbot_gate.steps import GateCheckout
 from buildbot_gate.steps import Land
 from buildbot_gate.steps import RunTests
