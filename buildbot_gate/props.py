@@ -13,6 +13,8 @@ from typing import Final
 class Prop:
     """The ``gate_*`` property names, on changes (poller, forms) and builds (scheduler, steps)."""
 
+    PREFIX: Final = "gate_"  # every one of them starts so
+
     # On changes: who asked for what.
     ISSUE: Final = "gate_issue"
     PATCHSET: Final = "gate_patchset"
