@@ -37,7 +37,10 @@ import attrs
 import sqlalchemy as sa
 
 from buildbot_gate.diffs import change_digest
+from buildbot_gate.hg import HG_ENV
 from buildbot_gate.paths import matches
+from buildbot_gate.props import Prop
+from buildbot_gate.props import StepOutcome
 
 T = TypeVar("T")
 
@@ -110,7 +113,7 @@ def _audit(
     builders = {r.id: r.name for r in db.execute(sa.text("SELECT id, name FROM builders"))}
     props: dict[int, dict[str, Any]] = {}
     for r in db.execute(sa.text("SELECT buildid, name, value FROM build_properties")):
-        if r.name.startswith("gate_"):
+        if r.name.startswith(Prop.PREFIX):
             try:
                 props.setdefault(r.buildid, {})[r.name] = json.loads(r.value)
             except ValueError:
@@ -136,13 +139,13 @@ def _audit(
     landed_as: dict[tuple[Any, Any], str] = {}
     for b in builds:
         p = props.get(b.id, {})
-        if p.get("gate_outcome") == "landed" and b.results == SUCCESS:
-            landed_as[(p.get("gate_issue"), p.get("gate_branch"))] = str(p.get("gate_node") or "")
+        if p.get(Prop.OUTCOME) == StepOutcome.LANDED and b.results == SUCCESS:
+            landed_as[(p.get(Prop.ISSUE), p.get(Prop.BRANCH))] = str(p.get(Prop.NODE) or "")
     for b in builds:
         p = props.get(b.id, {})
-        if p.get("gate_outcome") != "landed" or b.results != SUCCESS:
+        if p.get(Prop.OUTCOME) != StepOutcome.LANDED or b.results != SUCCESS:
             continue
-        node = str(p.get("gate_node") or "")
+        node = str(p.get(Prop.NODE) or "")
         landing = Landing(node, f"{builders.get(b.builderid, b.builderid)} #{b.number}")
         report.landings.append(landing)
         pushed.add(node)
@@ -150,11 +153,11 @@ def _audit(
             landing.problems.append("the pushed changeset is not in the repository")
             continue
         manifest = changesets[node][0]
-        tested_bs = p.get("gate_tested_buildset")
+        tested_bs = p.get(Prop.TESTED_BUILDSET)
         if not isinstance(tested_bs, int):
             landing.problems.append("the land build names no tested buildset")
             continue
-        rebased_over = p.get("gate_rebased_over") or []
+        rebased_over = p.get(Prop.REBASED_OVER) or []
         if rebased_over:
             _check_rebased(landing, p, rebased_over, landed_as, change_of)
         done = latest_in_buildset.get(tested_bs, {})
@@ -165,25 +168,25 @@ def _audit(
                 continue
             tp = props.get(t.id, {})
             where = f"{builders.get(t.builderid, t.builderid)} #{t.number}"
-            if t.results != SUCCESS or tp.get("gate_outcome") != "tested":
+            if t.results != SUCCESS or tp.get(Prop.OUTCOME) != StepOutcome.TESTED:
                 landing.problems.append(f"{where} was not green")
             elif rebased_over:
-                if tp.get("gate_digest") != p.get("gate_digest"):
+                if tp.get(Prop.DIGEST) != p.get(Prop.DIGEST):
                     landing.problems.append(f"{where} tested another change (digest differs)")
                 else:
-                    tested_as = str(tp.get("gate_node"))[:12]
+                    tested_as = str(tp.get(Prop.NODE))[:12]
                     over = ", ".join(map(str, rebased_over))
                     landing.tested_on.append(f"{where} (as {tested_as}, rebased over {over})")
-            elif tp.get("gate_node") != node:
-                landing.problems.append(f"{where} tested {str(tp.get('gate_node'))[:12]}")
-            elif tp.get("gate_manifest") != manifest:
+            elif tp.get(Prop.NODE) != node:
+                landing.problems.append(f"{where} tested {str(tp.get(Prop.NODE))[:12]}")
+            elif tp.get(Prop.MANIFEST) != manifest:
                 landing.problems.append(f"{where} tested another tree (manifest differs)")
             else:
                 landing.tested_on.append(where)
         if not landing.tested_on and not landing.problems:
             landing.problems.append(f"buildset {tested_bs} has no builds")
         docs = [props.get(t.id, {}) for t in done.values()]
-        docs = [tp for tp in docs if tp.get("gate_docs_only")]
+        docs = [tp for tp in docs if tp.get(Prop.DOCS_ONLY)]
         if docs:
             _check_docs_only(landing, docs, change_of)
     report.unaccounted = [n for n, (_, gate) in changesets.items() if gate and n not in pushed]
@@ -200,10 +203,10 @@ def _check_rebased(
     """A landing rebased over express items: the pushed change is the tested one, on files
     none of those items touched."""
     digest, files = change_of(landing.node)
-    if digest != p.get("gate_digest"):
+    if digest != p.get(Prop.DIGEST):
         landing.problems.append("the pushed change is not the one its land build committed")
     for issue in rebased_over:
-        express = landed_as.get((issue, p.get("gate_branch")))
+        express = landed_as.get((issue, p.get(Prop.BRANCH)))
         if not express:
             landing.problems.append(f"rebased over issue {issue}, which no land build pushed")
             continue
@@ -223,7 +226,7 @@ def _check_docs_only(
     under the docs paths those builds were chosen for."""
     globs: list[str] = []
     for tp in tested:
-        recorded = tp.get("gate_docs_paths")
+        recorded = tp.get(Prop.DOCS_PATHS)
         globs += [str(g) for g in recorded] if isinstance(recorded, list) else DEFAULT_DOCS_PATHS
     outside = sorted(f for f in change_of(landing.node)[1] if not any(matches(f, g) for g in globs))
     if outside:
@@ -241,13 +244,7 @@ def _change(path: str, hgbin: str, node: str) -> tuple[str, frozenset[str]]:
         capture_output=True,
         text=True,
         check=True,
-        env={
-            "HGPLAIN": "1",
-            "HGRCPATH": "",
-            "HGRCSKIPREPO": "1",
-            "HGENCODING": "utf-8",
-            "PATH": _path(),
-        },
+        env={**HG_ENV, "PATH": _path()},
     ).stdout
     files, _, diff = out.partition("\0\0")
     return change_digest(diff), frozenset(f for f in files.split("\0") if f)
@@ -260,7 +257,7 @@ def _changesets(path: str, hgbin: str) -> dict[str, tuple[str, bool]]:
         capture_output=True,
         text=True,
         check=True,
-        env={"HGPLAIN": "1", "HGRCPATH": "", "HGRCSKIPREPO": "1", "PATH": _path()},
+        env={**HG_ENV, "PATH": _path()},
     ).stdout
     found = {}
     for record in out.split("\0\0"):
@@ -289,7 +286,7 @@ def _local(repo: str, hgbin: str) -> Iterator[str]:
             [hgbin, "clone", "--noupdate", "--quiet", repo, f"{tmp}/repo"],
             check=True,
             capture_output=True,
-            env={"HGPLAIN": "1", "HGRCPATH": "", "HGRCSKIPREPO": "1", "PATH": _path()},
+            env={**HG_ENV, "PATH": _path()},
         )
         yield f"{tmp}/repo"
     finally:

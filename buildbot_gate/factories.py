@@ -11,9 +11,9 @@ from collections.abc import Sequence
 
 from buildbot.process.factory import BuildFactory
 
-from buildbot_gate.landcheck import CheckLanding
 from buildbot_gate.steps import ApplyPatch
 from buildbot_gate.steps import AttributeFailure
+from buildbot_gate.steps import CheckLanding
 from buildbot_gate.steps import GateCheckout
 from buildbot_gate.steps import Land
 from buildbot_gate.steps import RunTests

@@ -21,10 +21,16 @@ from buildbot.reporters.utils import getURLForBuild
 
 from buildbot_gate.model import BuildsetFinished
 from buildbot_gate.model import Outcome
+from buildbot_gate.props import Prop
+from buildbot_gate.props import StepOutcome
+from buildbot_gate.props import prop_value
 from buildbot_gate.redact import redact
 
 _INFRA_RESULTS = {EXCEPTION, RETRY, CANCELLED, SKIPPED}
-_TEST_FAILURES = {"test_failed": "tests failed", "test_timeout": "tests timed out"}
+_TEST_FAILURES = {
+    StepOutcome.TEST_FAILED: "tests failed",
+    StepOutcome.TEST_TIMEOUT: "tests timed out",
+}
 
 
 @attrs.frozen
@@ -35,7 +41,7 @@ class BuildReport:
     number: int | None
     url: str | None
     results: int | None
-    outcome: str | None  # the gate_outcome property set by the steps
+    outcome: str | None  # what the steps said (a StepOutcome's value), or None
     node: str | None
     failed_step: str | None
     started_at: float | None = None  # epoch seconds; None until a worker took it
@@ -84,14 +90,14 @@ async def read_builds(master: Any, bsid: int) -> list[BuildReport]:
                 number=build["number"],
                 url=getURLForBuild(master, build["builderid"], build["number"]),
                 results=build["results"],
-                outcome=_prop(props, "gate_outcome"),
-                node=_prop(props, "gate_node"),
+                outcome=prop_value(props, Prop.OUTCOME),
+                node=prop_value(props, Prop.NODE),
                 failed_step=failed[0] if failed else None,
                 started_at=epoch(build.get("started_at")),
-                failed_tests=tuple(str(t) for t in (_prop(props, "gate_failed_tests") or [])),
-                verdict=_prop(props, "gate_verdict"),
+                failed_tests=tuple(str(t) for t in (prop_value(props, Prop.FAILED_TESTS) or [])),
+                verdict=prop_value(props, Prop.VERDICT),
                 worker=workers.get(wid) if wid is not None else None,
-                digest=_prop(props, "gate_digest"),
+                digest=prop_value(props, Prop.DIGEST),
                 failed_text=redact(failed_steps[0].get("state_string") or "")
                 if failed_steps
                 else None,
@@ -109,12 +115,7 @@ def epoch(value: Any) -> float | None:
     return float(value)
 
 
-def _prop(props: dict[str, Any], name: str) -> Any:
-    value = props.get(name)
-    return value[0] if isinstance(value, list | tuple) else value
-
-
-def _first(reports: list[BuildReport], outcomes: set[str]) -> BuildReport | None:
+def _first(reports: list[BuildReport], outcomes: set[StepOutcome]) -> BuildReport | None:
     for r in reports:
         if r.results == FAILURE and r.outcome in outcomes:
             return r
@@ -125,12 +126,12 @@ def tested(bsid: int, reports: list[BuildReport]) -> BuildsetFinished:
     """What a completed test buildset means: passed only if every gating build is green."""
     if not reports:
         return BuildsetFinished(bsid, Outcome.INFRA, detail="the buildset had no builds")
-    conflict = _first(reports, {"conflict"})
+    conflict = _first(reports, {StepOutcome.CONFLICT})
     if conflict:
         return BuildsetFinished(
             bsid, Outcome.CONFLICT, detail=f"patch does not apply ({_on(conflict)})"
         )
-    tip = _first(reports, {"tip_broken"})
+    tip = _first(reports, {StepOutcome.TIP_BROKEN})
     if tip:
         names = ", ".join(tip.failed_tests) or "its tests"
         return BuildsetFinished(
@@ -141,14 +142,16 @@ def tested(bsid: int, reports: list[BuildReport]) -> BuildsetFinished:
         )
     failed = _first(reports, set(_TEST_FAILURES))
     if failed:
-        what = _TEST_FAILURES[failed.outcome or "test_failed"]
+        what = _TEST_FAILURES[StepOutcome(failed.outcome or StepOutcome.TEST_FAILED)]
         if failed.failed_tests:
             what += f" ({', '.join(failed.failed_tests)})"
         return BuildsetFinished(
             bsid, Outcome.TEST_FAILED, detail=f"{what} on {_on(failed)}", verdict=failed.verdict
         )
     # A failure in a step the admin added (no gate_outcome) is the patch's failure too.
-    other = [r for r in reports if r.results == FAILURE and r.outcome != "checkout_failed"]
+    other = [
+        r for r in reports if r.results == FAILURE and r.outcome != StepOutcome.CHECKOUT_FAILED
+    ]
     if other:
         r = other[0]
         return BuildsetFinished(bsid, Outcome.TEST_FAILED, detail=f"build failed on {_on(r)}")
@@ -180,15 +183,15 @@ def landed(bsid: int, reports: list[BuildReport]) -> BuildsetFinished:
     r = reports[0] if reports else None
     if r is None:
         return BuildsetFinished(bsid, Outcome.INFRA, detail="land build never ran")
-    if r.outcome == "landed" and r.results in (SUCCESS, WARNINGS):
+    if r.outcome == StepOutcome.LANDED and r.results in (SUCCESS, WARNINGS):
         return BuildsetFinished(bsid, Outcome.LANDED, node=r.node, detail=_on(r))
-    if r.outcome == "push_race":
+    if r.outcome == StepOutcome.PUSH_RACE:
         return BuildsetFinished(bsid, Outcome.PUSH_RACE, detail=f"branch moved ({_on(r)})")
-    if r.outcome == "push_failed":
+    if r.outcome == StepOutcome.PUSH_FAILED:
         # hg ran and the server said no (no rights, a hook refused it): counted towards a hold.
         said = f"{r.failed_text}: " if r.failed_text else ""
         return BuildsetFinished(bsid, Outcome.PUSH_REFUSED, detail=f"{said}{_on(r)}")
-    if r.outcome == "tree_mismatch":
+    if r.outcome == StepOutcome.TREE_MISMATCH:
         # What was tested cannot be rebuilt (the base moved or changed): test it again.
         return BuildsetFinished(
             bsid, Outcome.PUSH_RACE, detail=f"the tested changeset could not be rebuilt ({_on(r)})"
@@ -202,7 +205,7 @@ def _checkout_failed(
     bsid: int, reports: list[BuildReport], prefix: str = ""
 ) -> BuildsetFinished | None:
     """The gate's clone could not be made clean even from scratch: its trouble, not the patch's."""
-    r = _first(reports, {"checkout_failed"})
+    r = _first(reports, {StepOutcome.CHECKOUT_FAILED})
     if r is None:
         return None
     detail = f"{prefix}the gate could not check out on {_on(r)}"

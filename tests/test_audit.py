@@ -14,9 +14,10 @@ import sqlalchemy as sa
 from buildbot.db import model
 
 from buildbot_gate.audit import audit
+from buildbot_gate.hg import HG_ENV
 
 HG = str(Path(sys.executable).parent / "hg")
-ENV = {**os.environ, "HGRCPATH": "", "HGRCSKIPREPO": "1", "HGPLAIN": "1"}
+ENV = {**os.environ, **HG_ENV}
 
 
 def hg(repo: Path, *args: str) -> str:

@@ -9,6 +9,7 @@ from buildbot.process.results import WARNINGS
 from buildbot_gate import outcomes
 from buildbot_gate.model import Outcome
 from buildbot_gate.outcomes import BuildReport
+from buildbot_gate.props import StepOutcome
 
 NODE = "b" * 40
 
@@ -83,3 +84,45 @@ def test_a_checkout_the_gate_could_not_make_is_its_own_trouble_not_the_patchs():
     landing = outcomes.landed(8, [report("gate-land", FAILURE, "checkout_failed")])
     assert landing.outcome == Outcome.CHECKOUT_FAILED
     assert landing.detail.startswith("landing failed: the gate could not check out on gate-land")
+
+
+# What each outcome a step writes means for its item, on a failed build of each kind: every
+# StepOutcome must appear here, so a new one cannot reach outcomes.py unread.
+ON_TEST_BUILD = {
+    "checkout_failed": Outcome.CHECKOUT_FAILED,
+    "conflict": Outcome.CONFLICT,
+    "tested": Outcome.TEST_FAILED,  # a step the admin added failed after the tests passed
+    "test_failed": Outcome.TEST_FAILED,
+    "test_timeout": Outcome.TEST_FAILED,
+    "tip_broken": Outcome.TIP_BROKEN,
+    "not_current": Outcome.TEST_FAILED,
+    "tree_mismatch": Outcome.TEST_FAILED,
+    "landed": Outcome.TEST_FAILED,
+    "push_race": Outcome.TEST_FAILED,
+    "push_failed": Outcome.TEST_FAILED,
+    "push_setup_failed": Outcome.TEST_FAILED,
+}
+ON_LAND_BUILD = {
+    "checkout_failed": Outcome.CHECKOUT_FAILED,
+    "conflict": Outcome.INFRA,
+    "tested": Outcome.INFRA,
+    "test_failed": Outcome.INFRA,
+    "test_timeout": Outcome.INFRA,
+    "tip_broken": Outcome.INFRA,
+    "not_current": Outcome.INFRA,  # a rebuild the gate did not ask for: nothing pushed
+    "tree_mismatch": Outcome.PUSH_RACE,  # tested again on the new tip
+    "landed": Outcome.INFRA,  # a failed build, whatever it said
+    "push_race": Outcome.PUSH_RACE,
+    "push_failed": Outcome.PUSH_REFUSED,
+    "push_setup_failed": Outcome.INFRA,
+}
+
+
+def test_every_step_outcome_has_a_meaning_for_its_item():
+    assert set(ON_TEST_BUILD) == set(ON_LAND_BUILD) == {o.value for o in StepOutcome}
+    for said, meant in ON_TEST_BUILD.items():
+        assert outcomes.tested(7, [report("linux", FAILURE, said)]).outcome == meant, said
+    for said, meant in ON_LAND_BUILD.items():
+        assert outcomes.landed(7, [report("gate-land", FAILURE, said)]).outcome == meant, said
+    landed = outcomes.landed(7, [report("gate-land", SUCCESS, "landed")])
+    assert (landed.outcome, landed.node) == (Outcome.LANDED, NODE)

@@ -43,3 +43,22 @@ def test_factories_build_the_documented_step_sequence():
     docs = util.GateFactories.docs("http://hg.example.org/repo", "make -C Doc html")
     assert [s.step_class.__name__ for s in docs.steps] == ["GateCheckout", "ApplyPatch", "RunTests"]
     assert docs.steps[-1].kwargs["name"] == "docs"
+
+
+def test_every_step_keeps_its_import_path_after_the_split_into_a_package():
+    # master.cfg files import the steps from buildbot_gate.steps, whichever module holds them.
+    families = {
+        "GateCheckout": "checkout",
+        "ApplyPatch": "apply",
+        "RunTests": "run",
+        "AttributeFailure": "run",
+        "Land": "land",
+        "CheckLanding": "land",
+        "HgStep": "base",
+    }
+    for name, family in families.items():
+        cls = getattr(gate_steps, name)
+        assert cls.__module__ == f"buildbot_gate.steps.{family}", name
+    assert set(families) <= set(gate_steps.__all__)
+    for name in gate_steps.__all__:
+        assert getattr(gate_steps, name) is not None

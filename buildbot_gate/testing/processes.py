@@ -23,13 +23,13 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from buildbot_gate.hg import HG_ENV
 from buildbot_gate.testing.rietveld_standin import StandinControl
 
 BIN = Path(sys.executable).parent
 SAMPLE = Path(__file__).parent / "sample"
 EXAMPLE_CFG = Path(__file__).resolve().parents[2] / "master.cfg.example"
 
-HG_ENV = {"HGPLAIN": "1", "HGRCPATH": "", "HGRCSKIPREPO": "1", "HGENCODING": "utf-8"}
 # hg serve reads its repository's .hg/hgrc, as a real server does (hooks that refuse a push...).
 SERVE_ENV = {k: v for k, v in HG_ENV.items() if k != "HGRCSKIPREPO"}
 

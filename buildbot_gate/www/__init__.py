@@ -28,6 +28,8 @@ from buildbot_gate import outcomes
 from buildbot_gate import scheduler
 from buildbot_gate.health import Health
 from buildbot_gate.model import GateState
+from buildbot_gate.props import Prop
+from buildbot_gate.props import change_prop
 from buildbot_gate.quarantine import HEALTH_KEY
 from buildbot_gate.queueview import Durations
 from buildbot_gate.queueview import queue_json
@@ -71,7 +73,7 @@ async def collect(master: Any, config: dict[str, Any]) -> dict[str, Any]:
     """Everything the page shows, read through the database and the data API."""
     name = str(config.get("scheduler", "gate"))
     objectid = await master.db.state.getObjectId(name, "GateScheduler")
-    state = GateState.from_json(await master.db.state.getState(objectid, "gate", None))
+    state = GateState.from_json(await master.db.state.getState(objectid, scheduler.STATE_KEY, None))
     sched = master.scheduler_manager.namedServices.get(name)
     branches = list(getattr(sched, "branches", []) or [])
     windows = {}
@@ -115,8 +117,7 @@ async def collect(master: Any, config: dict[str, Any]) -> dict[str, Any]:
         if not change:
             continue
         queued_at[item.changeid] = float(change["when_timestamp"])
-        url = (change.get("properties") or {}).get("gate_review_url")
-        review_urls[item.issue] = url[0] if isinstance(url, list | tuple) else (url or "")
+        review_urls[item.issue] = change_prop(change, Prop.REVIEW_URL) or ""
     data = queue_json(
         state, windows, durations, now, queued_at, running_for, builds, review_urls, branches
     )

@@ -1,0 +1,111 @@
+"""What the gate knows about hg: its clean environment, node ids, the command lines it runs.
+
+``branch_tip`` runs ``hg identify`` on the master through Buildbot's own process runner.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from buildbot.util import runprocess
+from twisted.internet import reactor as default_reactor
+
+# A clean, predictable hg: no user config, no localisation, UTF-8 metadata, and no repository
+# config either (HGRCSKIPREPO): a test run can write a hook into a clone's .hg/hgrc, and the
+# next hg command there, a push included, would run it.
+HG_ENV = {"HGPLAIN": "1", "HGRCPATH": "", "HGRCSKIPREPO": "1", "HGENCODING": "utf-8"}
+
+NODE = re.compile(r"^[0-9a-f]{40}$")
+
+# The hg commands the gate runs, without the hg binary in front.
+INIT = ("init", ".")
+RECOVER = ("recover",)
+PURGE_ALL = ("--config", "extensions.purge=", "purge", "--all")
+DRAFTS = ("log", "--rev", "not public()", "--template", "{node}\n")
+STRIP_DRAFTS = ("--config", "extensions.strip=", "strip", "--no-backup", "--rev", "not public()")
+# The working copy's changeset, its tree, and its own diff (git format: no node ids, no dates).
+IDENT = (
+    "--config",
+    "diff.git=1",
+    "log",
+    "--debug",
+    "--rev",
+    ".",
+    "--template",
+    "{node} {manifest}\n{diff()}",
+)
+
+
+def is_node(text: object) -> bool:
+    """True for a full 40-hex changeset id."""
+    return isinstance(text, str) and NODE.match(text) is not None
+
+
+def pull(rev: str, url: str) -> tuple[str, ...]:
+    return ("pull", "--rev", rev, url)
+
+
+def update_clean(rev: str) -> tuple[str, ...]:
+    return ("update", "--clean", "--rev", rev)
+
+
+def import_patch(strip: int) -> tuple[str, ...]:
+    """Apply the diff read from stdin to the working copy, not committed."""
+    return ("import", "--no-commit", "-p", str(strip), "-")
+
+
+def commit(author: str, date: str, logfile: str) -> tuple[str, ...]:
+    return ("commit", "--user", author, "--date", date, "--logfile", logfile)
+
+
+def push(rev: str, url: str) -> tuple[str, ...]:
+    """Push ``rev`` and its ancestors only; never with --force."""
+    return ("push", "--rev", rev, url)
+
+
+def identify(branch: str, url: str) -> tuple[str, ...]:
+    return ("identify", "--debug", "--id", "--rev", branch, url)
+
+
+def read_ident(out: str) -> tuple[str, str, str]:
+    """The node, the manifest hash and the own diff printed by :data:`IDENT`."""
+    head, _, own_diff = out.partition("\n")
+    node, _, manifest = head.strip().partition(" ")
+    return node, manifest.rpartition(":")[2], own_diff
+
+
+class TipError(Exception):
+    """The tip could not be read; the message says why, for the master log."""
+
+
+async def branch_tip(
+    hgbin: str, repourl: str, branch: str, *, timeout: float = 60, reactor: object = None
+) -> str:
+    """The full node of ``branch``'s tip in ``repourl``; past ``timeout`` hg is killed (a hung
+    server must not leave an hg behind per poll)."""
+    the_reactor: Any = reactor or default_reactor
+    started = the_reactor.seconds()
+    try:
+        code, out, err = await runprocess.run_process(
+            the_reactor,
+            [hgbin, *identify(branch, repourl)],
+            env=HG_ENV,
+            io_timeout=None,
+            runtime_timeout=timeout,
+            sigterm_timeout=None,  # straight to SIGKILL
+        )
+    except OSError as e:
+        raise TipError(f"could not run {hgbin}: {e}") from e
+    if code == -1 and the_reactor.seconds() - started >= timeout:
+        raise TipError(f"hg identify of {branch!r} timed out after {timeout}s; killed it")
+    # --debug also makes hg narrate its protocol on stdout: the node is the line that is one.
+    lines = out.decode("utf-8", "replace").split()
+    nodes = [line for line in lines if NODE.match(line)]
+    text = nodes[-1] if nodes else " ".join(lines[-1:])
+    if code != 0 or not nodes:
+        why = err.decode("utf-8", "replace").strip().splitlines()
+        raise TipError(
+            f"hg identify of branch {branch!r} failed (exit {code}): {why[-1] if why else text}"
+        )
+    return text

@@ -1,0 +1,77 @@
+"""The names the gate's pieces share: its change and build properties, and the steps' outcomes.
+
+Every ``gate_*`` property is named here once; ``change_prop`` reads one back from the data API.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Any
+from typing import Final
+
+
+class Prop:
+    """The ``gate_*`` property names, on changes (poller, forms) and builds (scheduler, steps)."""
+
+    PREFIX: Final = "gate_"  # every one of them starts so
+
+    # On changes: who asked for what.
+    ISSUE: Final = "gate_issue"
+    PATCHSET: Final = "gate_patchset"
+    APPROVER: Final = "gate_approver"
+    SUBJECT: Final = "gate_subject"
+    REVIEW_URL: Final = "gate_review_url"
+    DIFF: Final = "gate_diff"
+    REASON: Final = "gate_reason"
+    REQUESTER: Final = "gate_requester"
+    VIA: Final = "gate_via"
+    # The poller's signature over the others (see signing.py).
+    SIGNED_BY: Final = "gate_src"
+    NONCE: Final = "gate_nonce"
+    MAC: Final = "gate_mac"
+    # Set by the scheduler on a buildset.
+    BRANCH: Final = "gate_branch"
+    COMMIT_DATE: Final = "gate_commit_date"
+    STACK: Final = "gate_stack"
+    DOCS_ONLY: Final = "gate_docs_only"
+    DOCS_PATHS: Final = "gate_docs_paths"
+    EXPECTED_NODE: Final = "gate_expected_node"
+    REBASED_OVER: Final = "gate_rebased_over"
+    EXPECTED_DIGEST: Final = "gate_expected_digest"
+    TESTED_BUILDSET: Final = "gate_tested_buildset"
+    # Set by the steps.
+    OUTCOME: Final = "gate_outcome"
+    BASE: Final = "gate_base"
+    NODE: Final = "gate_node"
+    MANIFEST: Final = "gate_manifest"
+    DIGEST: Final = "gate_digest"
+    FAILED_TESTS: Final = "gate_failed_tests"
+    VERDICT: Final = "gate_verdict"
+
+
+class StepOutcome(StrEnum):
+    """Why a gate build ended (``gate_outcome``): the steps write it, outcomes.py reads it."""
+
+    CHECKOUT_FAILED = "checkout_failed"  # the gate's clone could not be made clean
+    CONFLICT = "conflict"  # the patch (or one ahead of it) does not apply
+    TESTED = "tested"
+    TEST_FAILED = "test_failed"
+    TEST_TIMEOUT = "test_timeout"
+    TIP_BROKEN = "tip_broken"  # the failed tests fail on the branch tip without the patch too
+    NOT_CURRENT = "not_current"  # a land build the gate did not ask for (a rebuild)
+    TREE_MISMATCH = "tree_mismatch"  # the rebuilt changeset is not the tested one
+    LANDED = "landed"
+    PUSH_RACE = "push_race"  # the branch moved since the test run
+    PUSH_FAILED = "push_failed"  # the server refused the push
+    PUSH_SETUP_FAILED = "push_setup_failed"  # the push credentials could not be used
+
+
+def prop_value(properties: dict[str, Any], name: str) -> Any:
+    """A property's value in the data API's ``{name: [value, source]}`` form (or a bare value)."""
+    value = properties.get(name)
+    return value[0] if isinstance(value, list | tuple) else value
+
+
+def change_prop(change: dict[str, Any], name: str) -> Any:
+    """The value of property ``name`` of a change read through the data API; None if unset."""
+    return prop_value(change.get("properties") or {}, name)

@@ -1,0 +1,134 @@
+"""ApplyPatch: commit the patches queued ahead, then the approved diff, as fixed changesets.
+
+Records the tested changeset's node, manifest and own-diff digest (``gate_node``...).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from buildbot.steps.worker import CompositeStepMixin
+from buildbot.util import bytes2unicode
+
+from buildbot_gate import hg
+from buildbot_gate.diffs import DiffError
+from buildbot_gate.diffs import change_digest
+from buildbot_gate.diffs import summarize
+from buildbot_gate.props import Prop
+from buildbot_gate.props import StepOutcome
+from buildbot_gate.props import change_prop
+from buildbot_gate.steps.base import HgStep
+from buildbot_gate.steps.base import StepFailed
+
+# Beside the working copy, not in it: hg reads a commit message from here (``--logfile``).
+COMMIT_MESSAGE_FILE = "gate-commit-message.txt"
+
+
+class ApplyPatch(HgStep, CompositeStepMixin):
+    """Commit the patches of the items ahead (speculative pipelining), then the approved diff.
+
+    The author, date and message come from the scheduler, so every builder (and the landing
+    build) produces the same changeset ids: the last one is what was tested and what is pushed.
+    A diff that does not apply is outcome ``conflict``, not an exception.
+    """
+
+    name = "apply_patch"
+    description = ["applying patch"]
+    descriptionDone = ["patch applied"]
+    logEnviron = False  # for CompositeStepMixin's file commands
+
+    async def act(self) -> None:
+        ss = self.sourcestamp()
+        if not ss or not ss.patch:
+            raise StepFailed(StepOutcome.CONFLICT, "the build carries no patch")
+        level, body = ss.patch[0], ss.patch[1]
+        author, comment = ss.patch_info or (None, None)
+        try:
+            text = body.decode("utf-8") if isinstance(body, bytes) else str(body)
+        except UnicodeDecodeError:
+            raise StepFailed(StepOutcome.CONFLICT, "the patch is not UTF-8 text") from None
+        date = self.getProperty(Prop.COMMIT_DATE)
+        if not author or not comment or not date:
+            raise StepFailed(
+                StepOutcome.CONFLICT, "the build lacks the commit author, message or date"
+            )
+        review = self.getProperty(Prop.REVIEW_URL)
+        if review:
+            # The waterfall's way back to the review: "issue 1234 ps 3: Fix the frobnicator".
+            title = (
+                f"issue {self.getProperty(Prop.ISSUE)} ps {self.getProperty(Prop.PATCHSET)}: "
+                f"{self.getProperty(Prop.SUBJECT)}"
+            )
+            await self.addURL(title, str(review))
+        stack = self.getProperty(Prop.STACK) or []
+        for entry in stack:
+            await self.commit_ahead(entry)
+        await self.addCompleteLog("patch", text)
+        await self.commit(text, int(level), author, date, comment, "the patch")
+        # The changeset, its tree, and its own diff, whose digest a landing rebased over an
+        # express item must reproduce.
+        ident = await self.hg(*hg.IDENT, collect=True)
+        node, manifest, own_diff = hg.read_ident(bytes2unicode(ident.stdout))
+        if ident.didFail() or not hg.is_node(node):
+            raise StepFailed(StepOutcome.CONFLICT, "could not read the committed changeset")
+        self.setProperty(Prop.NODE, node, self.name)
+        self.setProperty(Prop.MANIFEST, manifest, self.name)
+        self.setProperty(Prop.DIGEST, change_digest(own_diff), self.name)
+        on_top = f" on top of {len(stack)} queued" if stack else ""
+        self.descriptionDone = [f"committed {node[:12]}{on_top}"]
+
+    async def commit_ahead(self, entry: dict[str, Any]) -> None:
+        """Commit the patch of an item queued ahead, as its own landing will."""
+        diff = await self.stacked_diff(int(entry["changeid"]))
+        try:
+            strip = summarize(diff).strip
+        except DiffError as e:
+            raise StepFailed(
+                StepOutcome.CONFLICT, f"the patch of issue {entry['issue']}: {e}"
+            ) from None
+        await self.stdio_log.addHeader(f"gate: committing issue {entry['issue']} first\n")
+        await self.commit(
+            diff,
+            strip,
+            entry["author"],
+            entry["date"],
+            entry["message"],
+            f"issue {entry['issue']} ahead in the queue",
+        )
+
+    async def commit(
+        self, diff: str, strip: int, author: str, date: str, message: str, what: str
+    ) -> None:
+        imported = await self.hg(*hg.import_patch(strip), stdin=diff)
+        if imported.didFail():
+            raise StepFailed(
+                StepOutcome.CONFLICT,
+                f"{what} does not apply" if what != "the patch" else "patch does not apply",
+            )
+        # Never on the command line: buildbot-worker runs a command whose arguments hold a
+        # newline through a .bat file on Windows, which cuts the message. hg reads the file as
+        # it would the argument (lines joined with "\n", then stripped): the same changeset.
+        self.rc_log = self.stdio_log  # where CompositeStepMixin's file commands report
+        path = self.build.path_module.join("..", COMMIT_MESSAGE_FILE)
+        written = await self.downloadFileContentToWorker(path, str(message), workdir=self.workdir)
+        if not written:
+            raise StepFailed(
+                StepOutcome.CHECKOUT_FAILED, "could not write the commit message on the worker"
+            )
+        try:
+            commit = await self.hg(*hg.commit(str(author), str(date), path))
+        finally:
+            where = self.build.path_module.join(self.workdir, path)
+            await self.runRmFile(where, abandonOnFailure=False)
+        if commit.didFail():
+            raise StepFailed(
+                StepOutcome.CONFLICT, f"{what} changes nothing, or could not be committed"
+            )
+
+    async def stacked_diff(self, changeid: int) -> str:
+        """The diff of a queued item ahead, from the change the poller recorded."""
+        change = await self.master.data.get(("changes", changeid))
+        diff = change_prop(change or {}, Prop.DIFF)
+        if not diff:
+            raise StepFailed(StepOutcome.CONFLICT, f"the patch of change {changeid} ahead is gone")
+        return str(diff)

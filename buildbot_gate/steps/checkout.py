@@ -1,0 +1,113 @@
+"""GateCheckout: a clean working copy at exactly the base revision the scheduler pinned.
+
+Repairs the worker's clone when it can and clones again when it cannot (``gate_base``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from buildbot import config
+from buildbot.process import buildstep
+
+from buildbot_gate import hg
+from buildbot_gate.props import Prop
+from buildbot_gate.props import StepOutcome
+from buildbot_gate.steps.base import HgStep
+from buildbot_gate.steps.base import StepFailed
+
+
+class GateCheckout(HgStep):
+    """A clean working copy at exactly the base revision the scheduler pinned.
+
+    Reuses the worker's clone (pulling only what is missing) after checking it whatever the pull
+    does: an interrupted transaction is rolled back, repository config files are removed, local
+    drafts are stripped and every untracked and ignored file goes. A clone that cannot be
+    repaired is made again, so the gate's own checkout trouble never fails a patch.
+    """
+
+    name = "checkout"
+    description = ["checking out"]
+    descriptionDone = ["checked out"]
+
+    def __init__(self, repourl: str, **kwargs: Any) -> None:
+        if not repourl:
+            config.error("GateCheckout: repourl is required")
+        super().__init__(repourl=repourl, **kwargs)
+
+    async def act(self) -> None:
+        ss = self.sourcestamp()
+        base = ss.revision if ss else None
+        if not base or not hg.is_node(base):
+            raise StepFailed(StepOutcome.CHECKOUT_FAILED, f"no base revision pinned (got {base!r})")
+        problem = await self.prepare(base, fresh=False)
+        if problem:
+            await self.stdio_log.addHeader(f"gate: {problem}; cloning again from scratch\n")
+            await self.runRmdir(self.workdir, abandonOnFailure=False)
+            problem = await self.prepare(base, fresh=True)
+            if problem:
+                raise StepFailed(StepOutcome.CHECKOUT_FAILED, problem)
+        self.setProperty(Prop.BASE, base, self.name)
+        self.descriptionDone = [f"base {base[:12]}"]
+
+    async def prepare(self, base: str, fresh: bool) -> str | None:
+        """Bring the clone to ``base``, clean; None when done, otherwise what went wrong."""
+        hgdir = self.build.path_module.join(self.workdir, ".hg")
+        if fresh or not await self.pathExists(hgdir):
+            if (await self.hg(*hg.INIT)).didFail():
+                return "hg init failed"
+        else:
+            problem = await self.repair(hgdir)
+            if problem:
+                return problem
+        if not await self.pull(base):
+            return f"could not pull {base[:12]}"
+        # Leave whatever an earlier run left first: a build cancelled in the middle of a stack
+        # leaves uncommitted edits on top of a local commit, and hg strip refuses those.
+        if (await self.hg(*hg.update_clean(base))).didFail():
+            return f"could not update to {base[:12]}"
+        drafts = await self.hg(*hg.DRAFTS, collect=True)
+        if drafts.didFail():
+            return "hg log failed"
+        if drafts.stdout.strip():
+            # Local commits from earlier runs (a push that was refused): never build on them.
+            if (await self.hg(*hg.STRIP_DRAFTS)).didFail():
+                return "could not strip local drafts"
+        if (await self.hg(*hg.PURGE_ALL)).didFail():
+            return "could not purge the working copy"
+        return None
+
+    async def repair(self, hgdir: str) -> str | None:
+        """Undo what an earlier build or a test run may have left in the clone's ``.hg``.
+
+        Repository config (``hgrc``, ``hgrc-not-shared``) is never the gate's: removed (hg
+        ignores it anyway, see hg.HG_ENV). A shared store lives elsewhere: cloned again. A
+        transaction interrupted by a kill (``hg recover`` finds its journal) is rolled back,
+        even when the pull that follows has nothing to fetch and would not notice it.
+        """
+        path = self.build.path_module
+        try:
+            listing = await self.runGlob(path.join(hgdir, "*"))
+        except buildstep.BuildStepFailed:
+            return "could not list .hg"
+        for found in listing:
+            name = path.basename(found)
+            if name == "sharedpath":
+                return "the clone shares another repository's store"
+            if name.startswith("hgrc"):
+                await self.stdio_log.addHeader(f"gate: removing {name}, not the gate's config\n")
+                if not await self.runRmdir(found, abandonOnFailure=False):
+                    return f"could not remove .hg/{name}"
+        recover = await self.hg(*hg.RECOVER, ok=(0, 1))
+        if recover.didFail():
+            return "hg recover failed"
+        if recover.rc == 0:
+            await self.stdio_log.addHeader("gate: rolled back an interrupted transaction\n")
+        return None
+
+    async def pull(self, base: str) -> bool:
+        """Pull ``base``; a second try before the clone is blamed (a dropped connection)."""
+        for _ in range(2):
+            if not (await self.hg(*hg.pull(base, str(self.repourl)))).didFail():
+                return True
+        return False

@@ -1,0 +1,179 @@
+"""Land pushes the tested changeset, and nothing else, never with --force; CheckLanding before
+it refuses a build that is not the gate's current landing (a rebuild, a forced buildset).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from buildbot import config
+from buildbot.process import remotecommand
+from buildbot.steps.worker import CompositeStepMixin
+from buildbot.util import bytes2unicode
+from twisted.internet import task
+
+from buildbot_gate import hg
+from buildbot_gate.model import GateState
+from buildbot_gate.model import ItemState
+from buildbot_gate.props import Prop
+from buildbot_gate.props import StepOutcome
+from buildbot_gate.redact import redact
+from buildbot_gate.redact import split_credentials
+from buildbot_gate.scheduler import STATE_KEY
+from buildbot_gate.steps.base import HgStep
+from buildbot_gate.steps.base import StepFailed
+from buildbot_gate.steps.base import set_outcome
+
+# The scheduler records its land buildset just after creating it: a build that checks sooner
+# waits for that, this long at most.
+RECORD_WAIT = 60.0
+_POLL = 1.0
+
+
+class CheckLanding(HgStep):
+    """Refuse the build unless its buildset is the current landing of a queued item.
+
+    Reads GateScheduler's state from the database (as every master of a cluster can), not from
+    a scheduler object: the build may run on a master where the scheduler does not."""
+
+    name = "check_landing"
+    description = ["checking the queue"]
+    descriptionDone = ["the gate's current landing"]
+
+    async def act(self) -> None:
+        issue, branch = self.getProperty(Prop.ISSUE), self.getProperty(Prop.BRANCH)
+        buildsets = {request.bsid for request in self.build.requests}
+        scheduler = str(self.getProperty("scheduler") or "")
+        refusal = f"not the gate's current landing for issue {issue}: nothing pushed"
+        waited = 0.0
+        while True:
+            item = await self._item(scheduler, issue, branch)
+            if item is not None and item.state == ItemState.LANDING and item.buildset in buildsets:
+                return
+            pending = item is not None and item.state == ItemState.LANDING and not item.buildset
+            if not pending or waited >= RECORD_WAIT:
+                raise StepFailed(StepOutcome.NOT_CURRENT, refusal)
+            await task.deferLater(self.master.reactor, _POLL, lambda: None)
+            waited += _POLL
+
+    async def _item(self, scheduler: str, issue: Any, branch: Any) -> Any:
+        objectid = await self.master.db.state.getObjectId(scheduler, "GateScheduler")
+        state = GateState.from_json(await self.master.db.state.getState(objectid, STATE_KEY, None))
+        try:
+            return state.find(int(issue), str(branch))
+        except (TypeError, ValueError):
+            return None
+
+
+class Land(CompositeStepMixin, HgStep):
+    """Push the tested changeset, and nothing else, to the repository; never with --force.
+
+    Refuses to push when the changeset rebuilt here differs from the one the tests passed on.
+    A push refused because the branch moved (a new remote head) is outcome ``push_race``: the
+    scheduler then retests the patch on the new tip.
+
+    Push rights come from the land worker's own hg ``[auth]`` configuration, or from
+    ``pushAuth`` (``"user:password"``, typically ``util.Secret("hg-push")``) or a
+    ``user:password@`` in ``repourl``: those are written to an hg config file beside the working
+    copy, readable only by the worker's user, used by this one ``hg push`` and removed after it.
+    The URL in logs and texts never carries the password.
+    """
+
+    name = "land"
+    description = ["landing"]
+    descriptionDone = ["landed"]
+    renderables = ("pushAuth",)
+    logEnviron = False
+    AUTH_FILE = ".gate-push-auth.hgrc"  # in the working copy's parent: never inside the clone
+
+    def __init__(self, repourl: str, pushAuth: Any = None, **kwargs: Any) -> None:
+        if not repourl:
+            config.error("Land: repourl is required")
+        super().__init__(repourl=repourl, **kwargs)
+        self.pushAuth = pushAuth
+
+    def __str__(self) -> str:
+        text = super().__str__()
+        given = self._factory.kwargs.get("pushAuth")
+        if isinstance(given, str) and ":" in given:  # a literal, not a util.Secret
+            text = text.replace(given.partition(":")[2], "***")
+        return text
+
+    __repr__ = __str__
+
+    async def act(self) -> None:
+        node = self.getProperty(Prop.NODE)
+        self.check_tested(node)
+        push = await self.push(node)
+        said = bytes2unicode(push.stdout) + bytes2unicode(push.stderr)
+        if push.rc == 0 or (push.rc == 1 and "no changes found" in said):
+            set_outcome(self, StepOutcome.LANDED)
+            self.descriptionDone = [f"pushed {node[:12]}"]
+            return
+        if "new remote head" in said:
+            raise StepFailed(
+                StepOutcome.PUSH_RACE, "the branch moved since the test run; push refused"
+            )
+        last = [line for line in said.splitlines() if line.strip()]
+        why = last[-1] if last else f"exit {push.rc}"
+        raise StepFailed(StepOutcome.PUSH_FAILED, redact(f"push failed: {why}"))
+
+    def check_tested(self, node: Any) -> None:
+        """Refuse unless ``node`` is what the tests passed on (or, rebased, the same change)."""
+        expected = self.getProperty(Prop.EXPECTED_NODE)
+        rebased_over = self.getProperty(Prop.REBASED_OVER) or []
+        if rebased_over:
+            # Its tests passed before express items landed under it, on files it does not
+            # touch: the tree differs, so the change itself must be exactly the tested one.
+            digest = self.getProperty(Prop.DIGEST)
+            wanted = self.getProperty(Prop.EXPECTED_DIGEST)
+            if not wanted or digest != wanted:
+                raise StepFailed(
+                    StepOutcome.TREE_MISMATCH,
+                    f"rebased on top of issue(s) {', '.join(map(str, rebased_over))}, the patch "
+                    f"changes the tree differently from the tested {str(expected)[:12]}: "
+                    "not pushed",
+                )
+        elif not expected or node != expected:
+            raise StepFailed(
+                StepOutcome.TREE_MISMATCH,
+                f"rebuilt {str(node)[:12]} but the tests passed on {str(expected)[:12]}: "
+                "not pushed",
+            )
+
+    async def push(self, node: str) -> remotecommand.RemoteShellCommand:
+        """``hg push --rev node``, with the push credentials in a file only while it runs."""
+        url, user, password = split_credentials(str(self.repourl))
+        if self.pushAuth:
+            user, _, password = str(self.pushAuth).partition(":")
+            if not user or not password:
+                raise StepFailed(
+                    StepOutcome.PUSH_SETUP_FAILED, "pushAuth is not of the form user:password"
+                )
+        if not password:
+            return await self.hg(*hg.push(node, str(self.repourl)), collect=True, ok=(0, 1))
+        if any(c in f"{user}{password}" for c in "\r\n"):
+            raise StepFailed(
+                StepOutcome.PUSH_SETUP_FAILED, "the push user or password spans several lines"
+            )
+        path = self.build.path_module.join("..", self.AUTH_FILE)
+        auth = (
+            "[auth]\ngate.prefix = *\ngate.schemes = http https\n"
+            f"gate.username = {user}\ngate.password = {password}\n"
+        )
+        written = await self.downloadFileContentToWorker(path, auth, mode=0o600)
+        try:
+            if written is None:
+                raise StepFailed(
+                    StepOutcome.PUSH_SETUP_FAILED, "could not write the push credentials"
+                )
+            await self.stdio_log.addHeader(f"gate: pushing to {url} as {user}\n")
+            # Read after the push configuration the admin gave the step (env HGRCPATH), if any.
+            given = self.env.get("HGRCPATH")
+            hgrc = f"{given}{self.build.path_module.pathsep}{path}" if given else path
+            return await self.hg(
+                *hg.push(node, url), collect=True, ok=(0, 1), env={"HGRCPATH": hgrc}
+            )
+        finally:
+            where = self.build.path_module.join(self.workdir, path)
+            await self.runRmFile(where, abandonOnFailure=False)

@@ -1,0 +1,123 @@
+"""What the step tests share: the fake build step case, the commands hg steps send, and
+Mercurial itself for differential tests."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+from unittest import mock
+
+from buildbot.process.remotetransfer import StringFileReader
+from buildbot.test.reactor import TestReactorMixin
+from buildbot.test.steps import ExpectDownloadFile
+from buildbot.test.steps import ExpectGlob
+from buildbot.test.steps import ExpectRemoteRef
+from buildbot.test.steps import ExpectRmfile
+from buildbot.test.steps import ExpectShell
+from buildbot.test.steps import ExpectStat
+from buildbot.test.steps import TestBuildStepMixin
+from twisted.trial import unittest
+
+from buildbot_gate.steps import HG_ENV
+
+URL = "http://hg.example.org/cpython"
+BASE = "a" * 40
+NODE = "b" * 40
+MANIFEST = "c" * 40
+DIFF = "diff --git a/x.py b/x.py\n--- a/x.py\n+++ b/x.py\n@@ -1 +1 @@\n-a\n+b\n"
+OWN_DIFF = "diff --git a/x.py b/x.py\n--- a/x.py\n+++ b/x.py\n@@ -1,1 +1,1 @@\n-a\n+b\n"
+IDENT = (
+    "--config", "diff.git=1", "log", "--debug", "--rev", ".",
+    "--template", "{node} {manifest}\n{diff()}",
+)  # fmt: skip
+AUTHOR = "Ann <ann@example.org>"
+MESSAGE = "Fix it\n\nReviewed-on: http://review.example.org/1/"
+
+
+def committed(author, date, message, written=None, run=None):
+    """What ApplyPatch sends to commit: the message into a file beside the working copy, hg
+    reading it from there, the file removed. ``written`` collects the bytes sent; ``run``
+    runs the hg command for real."""
+
+    def sent(data):
+        assert data == message.encode("utf-8"), data  # the whole message, as UTF-8
+        if written is not None:
+            written.append(data)
+
+    commit = hg(
+        "commit", "--user", author, "--date", date, "--logfile", "../gate-commit-message.txt"
+    )
+    if run:
+        commit.behavior(run)
+    return [
+        ExpectDownloadFile(
+            workerdest="../gate-commit-message.txt",
+            workdir="wkdir",
+            reader=ExpectRemoteRef(StringFileReader),
+            blocksize=32 * 1024,
+            maxsize=None,
+            mode=None,
+        )
+        .download_string(sent, size=1 << 20)
+        .exit(0),
+        commit.exit(0),
+        ExpectRmfile(path="wkdir/../gate-commit-message.txt", log_environ=False).exit(0),
+    ]
+
+
+def real_hg(cwd, *args, stdin=None):
+    """Mercurial itself, as the worker runs it (same environment), for differential tests."""
+    done = subprocess.run(
+        [str(Path(sys.executable).with_name("hg")), *args],
+        cwd=cwd,
+        env={**os.environ, **HG_ENV},
+        input=stdin.encode() if stdin else None,
+        capture_output=True,
+        check=True,
+    )
+    return done.stdout.decode("utf-8")
+
+
+def hg(*args, **kw):
+    """The command a step sends for ``hg <args>`` in the build directory."""
+    return ExpectShell(workdir="wkdir", command=["hg", *args], env=HG_ENV, log_environ=False, **kw)
+
+
+class StepCase(TestReactorMixin, TestBuildStepMixin, unittest.TestCase):
+    def setUp(self):
+        self.setup_test_reactor()
+        return self.setup_test_build_step()
+
+    def source(self, revision=BASE, patch=(1, DIFF), info=(AUTHOR, MESSAGE)):
+        self.build.sources[""] = mock.Mock(revision=revision, patch=patch, patch_info=info)
+
+
+STRIP = ("--config", "extensions.strip=", "strip", "--no-backup", "--rev", "not public()")
+PURGE = ("--config", "extensions.purge=", "purge", "--all")
+
+
+def checked_clone(recovered=1):
+    """An existing clone's check: its .hg listed, then hg recover (exit 1: nothing to do)."""
+    return [
+        ExpectStat(file="wkdir/.hg", log_environ=False).exit(0),
+        ExpectGlob(path="wkdir/.hg/*", log_environ=False)
+        .files(["wkdir/.hg/requires", "wkdir/.hg/store"])
+        .exit(0),
+        hg("recover").exit(recovered),
+    ]
+
+
+def up_to_date():
+    """Pull the base, update to it; no drafts; purge."""
+    return [
+        hg("pull", "--rev", BASE, URL).exit(0),
+        hg("update", "--clean", "--rev", BASE).exit(0),
+        hg("log", "--rev", "not public()", "--template", "{node}\n").stdout("").exit(0),
+        hg(*PURGE).exit(0),
+    ]
+
+
+def fresh_clone():
+    return [hg("init", ".").exit(0), *up_to_date()]

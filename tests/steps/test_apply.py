@@ -1,0 +1,196 @@
+"""ApplyPatch against Buildbot's fake worker: the patches ahead and the approved one committed as
+fixed changesets, and a patch that does not apply reported as a conflict."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from pathlib import Path
+
+from buildbot.process.results import FAILURE
+from buildbot.process.results import SUCCESS
+
+from buildbot_gate.diffs import change_digest
+from buildbot_gate.steps import ApplyPatch
+from tests.steps.helpers import AUTHOR
+from tests.steps.helpers import DIFF
+from tests.steps.helpers import IDENT
+from tests.steps.helpers import MANIFEST
+from tests.steps.helpers import MESSAGE
+from tests.steps.helpers import NODE
+from tests.steps.helpers import OWN_DIFF
+from tests.steps.helpers import StepCase
+from tests.steps.helpers import committed
+from tests.steps.helpers import hg
+from tests.steps.helpers import real_hg
+
+
+class ApplyPatchTest(StepCase):
+    def setup_apply(self):
+        self.setup_step(ApplyPatch())
+        self.source()
+        self.build.setProperty("gate_commit_date", "1700000000 0", "Gate")
+
+    def test_patch_is_committed_as_its_owner_and_the_node_recorded(self):
+        self.setup_apply()
+        self.expect_commands(
+            hg("import", "--no-commit", "-p", "1", "-", initial_stdin=DIFF).exit(0),
+            *committed(AUTHOR, "1700000000 0", MESSAGE),
+            hg(*IDENT).stdout(f"{NODE} 3:{MANIFEST}\n{OWN_DIFF}").exit(0),
+        )
+        self.expect_outcome(result=SUCCESS, state_string=f"committed {NODE[:12]}")
+        self.expect_property("gate_node", NODE)
+        self.expect_property("gate_manifest", MANIFEST)
+        self.expect_property("gate_digest", change_digest(OWN_DIFF))
+        return self.run_step()
+
+    async def test_the_build_links_to_the_review_named_after_issue_and_patchset(self):
+        self.setup_apply()
+        for name, value in [
+            ("gate_issue", 1234),
+            ("gate_patchset", 3),
+            ("gate_subject", "Fix the frobnicator"),
+            ("gate_review_url", "http://review.example.org/1234/"),
+        ]:
+            self.build.setProperty(name, value, "Gate")
+        self.expect_commands(
+            hg("import", "--no-commit", "-p", "1", "-", initial_stdin=DIFF).exit(0),
+            *committed(AUTHOR, "1700000000 0", MESSAGE),
+            hg(*IDENT).stdout(f"{NODE} 3:{MANIFEST}\n{OWN_DIFF}").exit(0),
+        )
+        self.expect_outcome(result=SUCCESS)
+        await self.run_step()
+        step = await self.master.db.steps.getStep(self.get_nth_step(0).stepid)
+        self.assertEqual(
+            [(u.name, u.url) for u in step.urls],
+            [("issue 1234 ps 3: Fix the frobnicator", "http://review.example.org/1234/")],
+        )
+
+    async def test_a_multi_line_message_never_on_a_command_line_makes_the_same_changeset(self):
+        # Differential, with real hg: the step's way (message in a file) against the way it
+        # committed before (--message): the gate compares these nodes across builders and the
+        # landing build, so they must not change.
+        message = "Fix it \r\n\nIt broke on Windows, \u00fcnic\u00f6de too.\n\nReviewed-on: x\n\n"
+        root = Path(tempfile.mkdtemp(prefix="gate-commit-"))
+        self.addCleanup(shutil.rmtree, root, ignore_errors=True)
+        base = root / "base"
+        base.mkdir(parents=True)
+        real_hg(base, "init")
+        (base / "x.py").write_text("a\n")
+        real_hg(base, "commit", "--addremove", "--user", "t", "--date", "0 0", "--message", "base")
+        for clone in ("before", "wkdir"):
+            real_hg(root, "clone", "--quiet", str(base), str(root / clone))
+            real_hg(root / clone, "import", "--no-commit", "-p", "1", "-", stdin=DIFF)
+        real_hg(root / "before", "commit", "--user", AUTHOR, "--date", "1700000000 0",
+                "--message", message)  # fmt: skip
+        written, argvs = [], []
+
+        def on_worker(command):
+            # As buildbot-worker would: the downloaded file, then hg in the working copy.
+            (root / "gate-commit-message.txt").write_bytes(written[-1])
+            argvs.append(command.args["command"])
+            real_hg(root / command.args["workdir"], *command.args["command"][1:])
+
+        self.setup_step(ApplyPatch())
+        self.source(info=(AUTHOR, message))
+        self.build.setProperty("gate_commit_date", "1700000000 0", "Gate")
+        self.expect_commands(
+            hg("import", "--no-commit", "-p", "1", "-", initial_stdin=DIFF).exit(0),
+            *committed(AUTHOR, "1700000000 0", message, written, run=on_worker),
+            hg(*IDENT).stdout(f"{NODE} 3:{MANIFEST}\n{OWN_DIFF}").exit(0),
+        )
+        self.expect_outcome(result=SUCCESS)
+        await self.run_step()
+        self.assertFalse([arg for argv in argvs for arg in argv if "\n" in arg or "Fix" in arg])
+        node = {c: real_hg(root / c, "log", "-r", ".", "-T", "{node}") for c in ("before", "wkdir")}
+        self.assertEqual(node["wkdir"], node["before"])
+        self.assertEqual(
+            real_hg(root / "wkdir", "log", "-r", ".", "-T", "{desc}"),
+            message.strip().replace(" \r\n", "\n"),
+        )
+
+    def test_the_message_file_is_removed_even_when_the_commit_fails(self):
+        self.setup_apply()
+        download, commit, remove = committed(AUTHOR, "1700000000 0", MESSAGE)
+        commit.behaviors[-1] = ("rc", 1)
+        self.expect_commands(
+            hg("import", "--no-commit", "-p", "1", "-", initial_stdin=DIFF).exit(0),
+            download,
+            commit,
+            remove,
+        )
+        self.expect_outcome(
+            result=FAILURE,
+            state_string="the patch changes nothing, or could not be committed (failure)",
+        )
+        self.expect_property("gate_outcome", "conflict")
+        return self.run_step()
+
+    def test_a_message_the_worker_cannot_store_is_the_gates_trouble_not_a_conflict(self):
+        self.setup_apply()
+        download = committed(AUTHOR, "1700000000 0", MESSAGE)[0]
+        download.behaviors[-1] = ("rc", 1)
+        self.expect_commands(
+            hg("import", "--no-commit", "-p", "1", "-", initial_stdin=DIFF).exit(0),
+            download,
+        )
+        self.expect_outcome(result=FAILURE)
+        self.expect_property("gate_outcome", "checkout_failed")
+        return self.run_step()
+
+    def test_patch_that_does_not_apply_is_a_conflict(self):
+        self.setup_apply()
+        self.expect_commands(
+            hg("import", "--no-commit", "-p", "1", "-", initial_stdin=DIFF).exit(1),
+        )
+        self.expect_outcome(result=FAILURE, state_string="patch does not apply (failure)")
+        self.expect_property("gate_outcome", "conflict")
+        return self.run_step()
+
+    def stack_of_one(self):
+        ahead = "diff --git a/y.py b/y.py\n--- a/y.py\n+++ b/y.py\n@@ -1 +1 @@\n-a\n+c\n"
+        entry = {
+            "changeid": 7,
+            "issue": 41,
+            "patchset": 2,
+            "author": "Bob <bob@example.org>",
+            "date": "1690000000 0",
+            "message": "Ahead\n\nApproved-by: core@example.org",
+        }
+        self.build.setProperty("gate_stack", [entry], "Gate")
+        diffs = {7: ahead}
+
+        async def stacked_diff(changeid):
+            return diffs[changeid]
+
+        self.get_nth_step(0).stacked_diff = stacked_diff
+        return ahead, entry
+
+    def test_the_patches_ahead_are_committed_first_exactly_as_their_own_builds_do(self):
+        self.setup_apply()
+        ahead, entry = self.stack_of_one()
+        self.expect_commands(
+            hg("import", "--no-commit", "-p", "1", "-", initial_stdin=ahead).exit(0),
+            *committed(entry["author"], entry["date"], entry["message"]),
+            hg("import", "--no-commit", "-p", "1", "-", initial_stdin=DIFF).exit(0),
+            *committed(AUTHOR, "1700000000 0", MESSAGE),
+            hg(*IDENT).stdout(f"{NODE} 3:{MANIFEST}\n{OWN_DIFF}").exit(0),
+        )
+        self.expect_outcome(
+            result=SUCCESS, state_string=f"committed {NODE[:12]} on top of 1 queued"
+        )
+        self.expect_property("gate_node", NODE)
+        return self.run_step()
+
+    def test_a_patch_ahead_that_does_not_apply_is_a_conflict_naming_it(self):
+        self.setup_apply()
+        ahead, _ = self.stack_of_one()
+        self.expect_commands(
+            hg("import", "--no-commit", "-p", "1", "-", initial_stdin=ahead).exit(255),
+        )
+        self.expect_outcome(
+            result=FAILURE,
+            state_string="issue 41 ahead in the queue does not apply (failure)",
+        )
+        self.expect_property("gate_outcome", "conflict")
+        return self.run_step()

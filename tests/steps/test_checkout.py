@@ -1,0 +1,156 @@
+"""GateCheckout against Buildbot's fake worker: the hg commands it sends to make a clean clone at
+the pinned base, and when it gives up on a clone and makes it again."""
+
+from __future__ import annotations
+
+from buildbot.process.results import FAILURE
+from buildbot.process.results import SUCCESS
+from buildbot.test.steps import ExpectGlob
+from buildbot.test.steps import ExpectRmdir
+from buildbot.test.steps import ExpectStat
+
+from buildbot_gate.steps import GateCheckout
+from tests.steps.helpers import BASE
+from tests.steps.helpers import NODE
+from tests.steps.helpers import PURGE
+from tests.steps.helpers import STRIP
+from tests.steps.helpers import URL
+from tests.steps.helpers import StepCase
+from tests.steps.helpers import checked_clone
+from tests.steps.helpers import fresh_clone
+from tests.steps.helpers import hg
+from tests.steps.helpers import up_to_date
+
+
+class GateCheckoutTest(StepCase):
+    def test_fresh_worker_clones_exactly_the_pinned_base_and_purges(self):
+        self.setup_step(GateCheckout(repourl=URL))
+        self.source()
+        self.expect_commands(
+            ExpectStat(file="wkdir/.hg", log_environ=False).exit(1),
+            *fresh_clone(),
+        )
+        self.expect_outcome(result=SUCCESS, state_string=f"base {BASE[:12]}")
+        self.expect_property("gate_base", BASE)
+        return self.run_step()
+
+    def test_local_commits_left_by_an_earlier_run_are_stripped_before_building(self):
+        self.setup_step(GateCheckout(repourl=URL))
+        self.source()
+        self.expect_commands(
+            *checked_clone(),
+            hg("pull", "--rev", BASE, URL).exit(0),
+            hg("update", "--clean", "--rev", BASE).exit(0),
+            hg("log", "--rev", "not public()", "--template", "{node}\n").stdout(NODE).exit(0),
+            hg(*STRIP).exit(0),
+            hg(*PURGE).exit(0),
+        )
+        self.expect_outcome(result=SUCCESS)
+        return self.run_step()
+
+    def test_unreachable_repository_is_a_checkout_failure_not_an_exception(self):
+        self.setup_step(GateCheckout(repourl=URL))
+        self.source()
+        self.expect_commands(
+            *checked_clone(),
+            hg("pull", "--rev", BASE, URL).exit(255),
+            hg("pull", "--rev", BASE, URL).exit(255),
+            ExpectRmdir(dir="wkdir", log_environ=False).exit(0),
+            hg("init", ".").exit(0),
+            hg("pull", "--rev", BASE, URL).exit(255),
+            hg("pull", "--rev", BASE, URL).exit(255),
+        )
+        self.expect_outcome(result=FAILURE, state_string=f"could not pull {BASE[:12]} (failure)")
+        self.expect_property("gate_outcome", "checkout_failed")
+        return self.run_step()
+
+    def test_a_transaction_killed_midway_is_rolled_back_though_the_pull_has_nothing_new(self):
+        # hg killed by signal 9 leaves .hg/store/journal; a pull with nothing new succeeds over
+        # it, and the commit after it would abort with "abandoned transaction found".
+        self.setup_step(GateCheckout(repourl=URL))
+        self.source()
+        self.expect_commands(
+            *checked_clone(recovered=0),
+            *up_to_date(),
+        )
+        self.expect_outcome(result=SUCCESS, state_string=f"base {BASE[:12]}")
+        return self.run_step()
+
+    def test_repository_config_left_in_the_clone_is_removed_before_any_hg_runs(self):
+        # A test run may write a hook into .hg/hgrc; the gate never writes one.
+        self.setup_step(GateCheckout(repourl=URL))
+        self.source()
+        found = ["wkdir/.hg/requires", "wkdir/.hg/hgrc", "wkdir/.hg/hgrc-not-shared"]
+        self.expect_commands(
+            ExpectStat(file="wkdir/.hg", log_environ=False).exit(0),
+            ExpectGlob(path="wkdir/.hg/*", log_environ=False).files(found).exit(0),
+            ExpectRmdir(dir="wkdir/.hg/hgrc", log_environ=False).exit(0),
+            ExpectRmdir(dir="wkdir/.hg/hgrc-not-shared", log_environ=False).exit(0),
+            hg("recover").exit(1),
+            *up_to_date(),
+        )
+        self.expect_outcome(result=SUCCESS, state_string=f"base {BASE[:12]}")
+        return self.run_step()
+
+    def test_a_clone_sharing_another_store_is_made_again(self):
+        self.setup_step(GateCheckout(repourl=URL))
+        self.source()
+        self.expect_commands(
+            ExpectStat(file="wkdir/.hg", log_environ=False).exit(0),
+            ExpectGlob(path="wkdir/.hg/*", log_environ=False)
+            .files(["wkdir/.hg/sharedpath", "wkdir/.hg/requires"])
+            .exit(0),
+            ExpectRmdir(dir="wkdir", log_environ=False).exit(0),
+            *fresh_clone(),
+        )
+        self.expect_outcome(result=SUCCESS, state_string=f"base {BASE[:12]}")
+        return self.run_step()
+
+    def test_a_clone_that_cannot_be_recovered_is_made_again(self):
+        self.setup_step(GateCheckout(repourl=URL))
+        self.source()
+        self.expect_commands(
+            *checked_clone(recovered=255),
+            ExpectRmdir(dir="wkdir", log_environ=False).exit(0),
+            *fresh_clone(),
+        )
+        self.expect_outcome(result=SUCCESS, state_string=f"base {BASE[:12]}")
+        return self.run_step()
+
+    def test_drafts_that_cannot_be_stripped_make_the_clone_again_not_a_failed_patch(self):
+        self.setup_step(GateCheckout(repourl=URL))
+        self.source()
+        self.expect_commands(
+            *checked_clone(),
+            hg("pull", "--rev", BASE, URL).exit(0),
+            hg("update", "--clean", "--rev", BASE).exit(0),
+            hg("log", "--rev", "not public()", "--template", "{node}\n").stdout(NODE).exit(0),
+            hg(*STRIP).stderr("abort: abandoned transaction found\n").exit(255),
+            ExpectRmdir(dir="wkdir", log_environ=False).exit(0),
+            *fresh_clone(),
+        )
+        self.expect_outcome(result=SUCCESS, state_string=f"base {BASE[:12]}")
+        return self.run_step()
+
+    def test_a_clone_still_broken_after_cloning_again_is_a_checkout_failure(self):
+        self.setup_step(GateCheckout(repourl=URL))
+        self.source()
+        self.expect_commands(
+            *checked_clone(),
+            hg("pull", "--rev", BASE, URL).exit(0),
+            hg("update", "--clean", "--rev", BASE).exit(255),
+            ExpectRmdir(dir="wkdir", log_environ=False).exit(0),
+            hg("init", ".").exit(0),
+            hg("pull", "--rev", BASE, URL).exit(0),
+            hg("update", "--clean", "--rev", BASE).exit(255),
+        )
+        self.expect_outcome(result=FAILURE)
+        self.expect_property("gate_outcome", "checkout_failed")
+        return self.run_step()
+
+    def test_build_without_a_pinned_base_runs_nothing(self):
+        self.setup_step(GateCheckout(repourl=URL))
+        self.source(revision=None)
+        self.expect_outcome(result=FAILURE)
+        self.expect_property("gate_outcome", "checkout_failed")
+        return self.run_step()
