@@ -332,8 +332,10 @@ class RietveldPoller(ClaimsPromptly, ReconfigurablePollingChangeSource, StateMix
             tracked.pop(str(number), None)
         else:
             tracked[str(number)] = examined.record.to_saved()
-        if examined.watch is not None:
-            (watch.add if examined.watch else watch.discard)(number)
+        if examined.watch:
+            watch.add(number)
+        elif examined.watch is not None:
+            watch.discard(number)
         if examined.error is not None:
             raise examined.error
 
