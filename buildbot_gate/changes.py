@@ -25,6 +25,7 @@ from twisted.logger import Logger
 from buildbot_gate.cluster import ClaimsPromptly
 from buildbot_gate.cluster import still_ours
 from buildbot_gate.diffs import DEFAULT_MAX_BYTES
+from buildbot_gate.examine import Examined
 from buildbot_gate.examine import IssueExaminer
 from buildbot_gate.people import People
 from buildbot_gate.people import StaticPeople
@@ -37,6 +38,9 @@ from buildbot_gate.rietveld.client import DEFAULT_MAX_ANSWER_BYTES
 from buildbot_gate.rietveld.client import AnswerTooLarge
 from buildbot_gate.rietveld.client import RietveldClient
 from buildbot_gate.rietveld.client import RietveldError
+from buildbot_gate.rietveld.intake import Intake
+from buildbot_gate.rietveld.tracking import Settings
+from buildbot_gate.rietveld.tracking import Tracked
 
 log = Logger()
 
@@ -51,7 +55,7 @@ def _watermark(t: datetime.datetime) -> str:
     return t.strftime(_WATERMARK_FORMAT)
 
 
-class RietveldPoller(ClaimsPromptly, IssueExaminer, ReconfigurablePollingChangeSource, StateMixin):
+class RietveldPoller(ClaimsPromptly, ReconfigurablePollingChangeSource, StateMixin):
     """Poll a Rietveld server for approvals, withdrawals and requests, and hand them to the gate."""
 
     active: bool
@@ -180,8 +184,6 @@ class RietveldPoller(ClaimsPromptly, IssueExaminer, ReconfigurablePollingChangeS
         self.bugfixBranches = list(bugfixBranches)
         self.headers = headers
         self.since = since
-        self._people: People = people or StaticPeople(committers, agreements)
-        self._rules = Rules.build(releaseManagers, frozenBranches, rechecks, approvalMargin)
         rendered = yield self.renderSecrets(dict(headers or {}))
         self.maxDiffBytes = maxDiffBytes
         self.maxAnswerBytes = maxAnswerBytes
@@ -194,6 +196,13 @@ class RietveldPoller(ClaimsPromptly, IssueExaminer, ReconfigurablePollingChangeS
         if getattr(self, "_refusals", None) is None:
             self._refusals = SenderLimit(maxRefusalsPerSender, 3600, self.master.reactor)
         self._refusals.per_window = maxRefusalsPerSender  # a reconfig keeps who said what
+        self._examiner = IssueExaminer(
+            self._client,
+            people or StaticPeople(committers, agreements),
+            Rules.build(releaseManagers, frozenBranches, rechecks, approvalMargin),
+            Settings(defaultBranch, tuple(bugfixBranches), maxDiffBytes),
+        )
+        self._intake = Intake(self.master, self.url, self._refusals)
         yield super().reconfigService(
             name=name, pollInterval=pollInterval, pollAtLaunch=pollAtLaunch, **kwargs
         )
@@ -239,7 +248,7 @@ class RietveldPoller(ClaimsPromptly, IssueExaminer, ReconfigurablePollingChangeS
         state = await self._load()
         # None at the first start, so the starting watermark is saved even if nothing changed.
         before = json.dumps(state, sort_keys=True) if self._loaded_saved else None
-        self._forgotten_mark = str(state.get("forgotten_mark", ""))
+        forgotten_mark = str(state.get("forgotten_mark", ""))
         watermark: str = state["modified_after"]
         seen = {tuple(s) for s in state["seen"]}
         watch = set(state["watch"])
@@ -274,7 +283,7 @@ class RietveldPoller(ClaimsPromptly, IssueExaminer, ReconfigurablePollingChangeS
             if key in seen:
                 continue
             try:
-                await self._examine(summary.issue, state["tracked"], watch)
+                await self._examine(summary.issue, state["tracked"], watch, forgotten_mark)
             except AnswerTooLarge as e:
                 # Asking again gets the same answer until the issue changes: skip it, say it once.
                 log.warn("{name}: issue {n} skipped: {e}", name=self.name, n=summary.issue, e=e)
@@ -293,7 +302,7 @@ class RietveldPoller(ClaimsPromptly, IssueExaminer, ReconfigurablePollingChangeS
         # Issues waiting on something outside Rietveld (the tracker, a signature) are re-read.
         for number in sorted(watch - examined):
             try:
-                await self._examine(number, state["tracked"], watch)
+                await self._examine(number, state["tracked"], watch, forgotten_mark)
             except AnswerTooLarge as e:
                 log.warn("{name}: issue {n} no longer watched: {e}", name=self.name, n=number, e=e)
                 watch.discard(number)
@@ -308,6 +317,27 @@ class RietveldPoller(ClaimsPromptly, IssueExaminer, ReconfigurablePollingChangeS
         self._forget(state)
         if json.dumps(state, sort_keys=True) != before:
             await self.setState("poller", state)
+
+    async def _examine(
+        self, number: int, tracked: dict[str, Any], watch: set[int], forgotten_mark: str
+    ) -> None:
+        """Read one issue, carry out what was decided, then remember it."""
+        saved = tracked.get(str(number))
+        record = None if saved is None else Tracked.from_saved(saved)
+        # A forgotten issue's approvals and requests up to the mark were acted on already.
+        floor = forgotten_mark if saved is None else ""
+        examined: Examined = await self._examiner.examine(number, record, floor)
+        await self._intake.carry_out(examined.issue, examined.intents)
+        if examined.record is None:
+            tracked.pop(str(number), None)
+        else:
+            tracked[str(number)] = examined.record.to_saved()
+        if examined.watch:
+            watch.add(number)
+        elif examined.watch is not None:
+            watch.discard(number)
+        if examined.error is not None:
+            raise examined.error
 
     def _forget(self, state: dict[str, Any]) -> None:
         early = prune(state, self.maxTrackedIssues)

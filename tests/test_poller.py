@@ -279,3 +279,25 @@ class PollerTest(PollerCase):
             with self.assertRaises(config.ConfigErrors) as cm:
                 RietveldPoller(self.url, approvalMargin=bad)
             self.assertIn("approvalMargin", str(cm.exception))
+
+    @defer.inlineCallbacks
+    def test_state_saved_by_an_earlier_version_still_loads(self):
+        """A master upgraded while a patch is queued neither queues it again nor loses it."""
+        yield self.make_poller()
+        n = self.issue(owner=BOB)
+        self.store.lgtm(n, CORE)
+        ps = self.store.issues[n].patchsets[-1].id
+        # As the poller saved it before records were frozen (no "at", no "held").
+        record = {"ps": ps, "queued": ["default"], "mark": "", "told": [f"agreement:{ps}"]}
+        old = {"modified_after": "2000-01-01 00:00:00", "seen": [], "tracked": {str(n): record}}
+        yield self.poller.setState("poller", old)
+        self.tracker.people[BOB] = Person(BOB, agreement=True)
+        yield self.poll()
+        self.assertEqual(self.changes(), [])  # queued already: not queued twice
+        self.assertEqual(self.refusals(), [])
+        self.store.upload_patchset(n, DIFF.replace("+b", "+c"))
+        yield self.poll()
+        (withdrawn,) = self.changes("gate:withdrawn")
+        self.assertIn(f"after patchset {ps} was approved", withdrawn["properties"]["gate_reason"])
+        state = yield self.poller.getState("poller")
+        self.assertEqual(state["tracked"][str(n)]["told"], [f"agreement:{ps}"])
