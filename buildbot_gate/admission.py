@@ -10,6 +10,8 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
+import attrs
+
 from buildbot_gate.diffs import HG_FILES
 from buildbot_gate.diffs import DiffError
 from buildbot_gate.diffs import inspect
@@ -17,6 +19,33 @@ from buildbot_gate.diffs import summarize
 from buildbot_gate.paths import matches
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]|\n(?=.)")
+
+
+@attrs.frozen
+class AdmissionRules:
+    """What GateScheduler's settings say about which patches may join a queue."""
+
+    branches: Sequence[str]
+    max_diff_bytes: int | None
+    allow_hg_files: Sequence[str] = ()
+    news_files: Sequence[str] = ()
+    news_directory: str | None = None
+
+
+def refused(rules: AdmissionRules, owner: Any, subject: Any, diff: Any, branch: Any) -> str | None:
+    """Why an approved patch may not join the ``branch`` queue, for its review, or None.
+
+    Reading a diff is CPU work: the scheduler calls this off the reactor thread."""
+    why = unsafe(owner, subject, diff, rules.max_diff_bytes, rules.allow_hg_files)
+    if why:
+        return f"Not queued: {why}. Nothing was run; upload a new patchset to try again."
+    news = shared_news_edit(diff, rules.news_files, rules.news_directory)
+    if news:
+        return news
+    if branch not in rules.branches:
+        gated = ", ".join(rules.branches)
+        return f"Not queued: branch {branch!r} is not gated here (gated: {gated})"
+    return None
 
 
 def unsafe(
@@ -83,12 +112,12 @@ def window_size(value: Any) -> int | None:
     return None
 
 
-def refusal(issue: int, props: Any, branch: str, gated: Sequence[str]) -> dict[str, Any]:
-    """The announcement for a patch aimed at a branch this gate does not gate."""
+def refusal(issue: int, props: Any, branch: str, detail: str) -> dict[str, Any]:
+    """The announcement of a patch that was not queued."""
     return {
         "issue": issue,
         "patchset": props.getProperty("gate_patchset"),
         "branch": branch,
         "subject": props.getProperty("gate_subject"),
-        "detail": f"Not queued: branch {branch!r} is not gated here (gated: {', '.join(gated)})",
+        "detail": detail,
     }

@@ -6,13 +6,12 @@ cancels buildsets, reads their results back, and announces every decision on the
 
 from __future__ import annotations
 
-import os
-import shutil
-import sys
-from collections.abc import Mapping
+import functools
+from collections import deque
 from collections.abc import Sequence
 from typing import Any
 from typing import ClassVar
+from typing import assert_never
 
 from buildbot import config
 from buildbot.changes.changes import Change
@@ -23,20 +22,21 @@ from twisted.internet import threads
 from twisted.logger import Logger
 
 from buildbot_gate import admission
-from buildbot_gate import costs
-from buildbot_gate import health
 from buildbot_gate import outcomes
 from buildbot_gate import protocol
+from buildbot_gate import settings
 from buildbot_gate import signing
+from buildbot_gate.announcements import decision_message
 from buildbot_gate.cluster import ClaimsPromptly
 from buildbot_gate.cluster import still_ours
 from buildbot_gate.diffs import DEFAULT_MAX_BYTES
 from buildbot_gate.launch import BuildsetLauncher
+from buildbot_gate.launch import LaunchSettings
+from buildbot_gate.model import Action
 from buildbot_gate.model import Approved
 from buildbot_gate.model import CancelBuildset
-from buildbot_gate.model import Decision
+from buildbot_gate.model import Event
 from buildbot_gate.model import GateState
-from buildbot_gate.model import Item
 from buildbot_gate.model import ItemState
 from buildbot_gate.model import MergeNow
 from buildbot_gate.model import Notify
@@ -56,7 +56,7 @@ from buildbot_gate.protocol import MERGE_NOW
 from buildbot_gate.protocol import RECHECK
 from buildbot_gate.protocol import RESUME_BRANCH
 from buildbot_gate.protocol import WITHDRAWN
-from buildbot_gate.quarantine import HEALTH_KEY
+from buildbot_gate.quarantine import QuarantineSettings
 from buildbot_gate.quarantine import WorkerQuarantine
 
 log = Logger()
@@ -66,15 +66,10 @@ STATE_KEY = "gate"
 # so an approval recorded just before the master died is not lost.
 CHANGES_KEY = "gate_last_change"
 
-
-def _default_hg() -> str:
-    beside = os.path.join(os.path.dirname(sys.executable), "hg")
-    return shutil.which("hg") or beside
+Reports = Sequence[outcomes.BuildReport]
 
 
-class GateScheduler(
-    ClaimsPromptly, WorkerQuarantine, BuildsetLauncher, ReconfigurableBaseScheduler
-):
+class GateScheduler(ClaimsPromptly, ReconfigurableBaseScheduler):
     """A gate queue per target branch: tests on every one of ``testBuilders`` (the stable fleet),
     pushes on ``landBuilder``; serial, or speculatively pipelined with a ``window``.
 
@@ -83,6 +78,10 @@ class GateScheduler(
     """
 
     active: bool
+    # Made by the first reconfigService, once the master is known.
+    _launcher: BuildsetLauncher
+    _quarantine: WorkerQuarantine
+    _admission: admission.AdmissionRules
 
     compare_attrs: ClassVar[Sequence[str]] = (
         *ReconfigurableBaseScheduler.compare_attrs,
@@ -124,7 +123,6 @@ class GateScheduler(
         self._ticker: task.LoopingCall | None = None
         self._last_change = 0
         self._stepping_down = False
-        self._health = health.Health()
         # Periodic ticks completed: queue.json shows it, so a test can wait for one.
         self.ticks = 0
 
@@ -153,46 +151,23 @@ class GateScheduler(
         **kwargs: Any,
     ) -> None:
         super().checkConfig(builderNames=builderNames, **kwargs)
-        if not repourl:
-            config.error(
-                "GateScheduler: repourl (the hg repository to test and push to) is required"
-            )
-        if isinstance(branches, str) or not branches:
-            config.error("GateScheduler: branches must be a non-empty list of branch names")
-        if not testBuilders:
-            config.error("GateScheduler: testBuilders must name at least one stable builder")
-        if not landBuilder:
-            config.error("GateScheduler: landBuilder (the builder that pushes) is required")
-        if not isinstance(maxAttempts, int) or maxAttempts < 1:
-            config.error("GateScheduler: maxAttempts must be a positive integer")
-        if not isinstance(pushAttempts, int) or pushAttempts < 1:
-            config.error(
-                "GateScheduler: pushAttempts (refused pushes before a branch is held) must be "
-                "a positive integer"
-            )
-        windows = window.values() if isinstance(window, Mapping) else [window]
-        for w in windows:
-            if admission.window_size(w) is None:
-                config.error(
-                    f"GateScheduler: a window is 'serial' or a positive integer, not {w!r}"
-                )
-        if not isinstance(windowFloor, int) or windowFloor < 1:
-            config.error("GateScheduler: windowFloor must be a positive integer")
-        for group in (unstableBuilders, docsBuilders, newsFiles):
-            if isinstance(group, str):
-                config.error("GateScheduler: builder and file settings are lists, not strings")
-        hg_files = admission.hg_files_error(allowHgFiles)
-        if hg_files:
-            config.error(f"GateScheduler: {hg_files}")
-        if quarantineAfter is not None and (
-            not isinstance(quarantineAfter, int) or quarantineAfter < 1
+        for problem in settings.problems(
+            repourl=repourl,
+            branches=branches,
+            testBuilders=testBuilders,
+            landBuilder=landBuilder,
+            maxAttempts=maxAttempts,
+            pushAttempts=pushAttempts,
+            window=window,
+            windowFloor=windowFloor,
+            unstableBuilders=unstableBuilders,
+            docsBuilders=docsBuilders,
+            newsFiles=newsFiles,
+            allowHgFiles=allowHgFiles,
+            quarantineAfter=quarantineAfter,
+            healthWindow=healthWindow,
         ):
-            config.error("GateScheduler: quarantineAfter is a positive integer, or None")
-        if not isinstance(healthWindow, int) or healthWindow < (quarantineAfter or 1):
-            config.error("GateScheduler: healthWindow must hold at least quarantineAfter runs")
-        overlap = set(unstableBuilders) & set(testBuilders)
-        if overlap:
-            config.error(f"GateScheduler: {sorted(overlap)} cannot be both stable and unstable")
+            config.error(f"GateScheduler: {problem}")
 
     @defer.inlineCallbacks
     def reconfigService(  # type: ignore[override]
@@ -227,7 +202,7 @@ class GateScheduler(
         self.maxAttempts = maxAttempts
         self.pushAttempts = pushAttempts
         self.retryInterval = retryInterval
-        self.hgbin = hgbin or _default_hg()
+        self.hgbin = hgbin or settings.default_hg()
         self.window = window
         self.windowFloor = windowFloor
         self.unstableBuilders = list(unstableBuilders)
@@ -248,6 +223,28 @@ class GateScheduler(
             },
             window_floor=windowFloor,
         )
+        self._configure_collaborators()
+
+    def _configure_collaborators(self) -> None:
+        self._admission = admission.AdmissionRules(
+            self.branches, self.maxDiffBytes, self.allowHgFiles, self.newsFiles, self.newsDirectory
+        )
+        launch = LaunchSettings(
+            repourl=str(self.repourl),
+            hgbin=self.hgbin,
+            test_builders=self.testBuilders,
+            land_builder=str(self.landBuilder),
+            unstable_builders=self.unstableBuilders,
+            docs_builders=self.docsBuilders,
+            docs_paths=self.docsPaths,
+        )
+        self._launcher = BuildsetLauncher(self.master, launch, self.addBuildsetForSourceStamps)
+        quarantine = QuarantineSettings(self.testBuilders, self.quarantineAfter, self.healthWindow)
+        if hasattr(self, "_quarantine"):  # a reconfig keeps the record, with the new settings
+            self._quarantine.settings = quarantine
+        else:
+            announce = functools.partial(protocol.announce, self.master)
+            self._quarantine = WorkerQuarantine(self.master, quarantine, self, announce)
 
     # --- lifecycle --------------------------------------------------------------------------
 
@@ -257,7 +254,7 @@ class GateScheduler(
         if not self.enabled:
             return
         self._state = GateState.from_json((yield self.getState(STATE_KEY, None)))
-        self._health = health.Health.from_json((yield self.getState(HEALTH_KEY, None)))
+        yield defer.ensureDeferred(self._quarantine.load())
         self._bs_consumer = yield self.master.mq.startConsuming(
             self._buildset_complete, ("buildsets", None, "complete")
         )
@@ -352,31 +349,17 @@ class GateScheduler(
         if change.category == MERGE_NOW:
             await self._apply(MergeNow(issue, requester))
             return
-        unsafe = await self._unsafe(change)
-        if unsafe:
-            log.info("issue {issue} not queued: {why}", issue=issue, why=unsafe)
-            detail = f"Not queued: {unsafe}. Nothing was run; upload a new patchset to try again."
-            self._announce(
-                "refused",
-                {**self._refusal(issue, props, change.branch), "detail": detail},
-            )
-            return
-        news = await self._edits_shared_news(change)
-        if news:
-            self._announce(
-                "refused",
-                {**self._refusal(issue, props, change.branch), "detail": news},
-            )
-            log.info("issue {issue} not queued: {news}", issue=issue, news=news)
-            return
-        if change.branch not in self.branches:
-            log.info(
-                "issue {issue} not queued: branch {branch!r} is not gated by {name}",
-                issue=issue,
-                branch=change.branch,
-                name=self.name,
-            )
-            self._announce("refused", self._refusal(issue, props, change.branch))
+        refused: str | None = await threads.deferToThread(  # reads the diff: CPU work
+            admission.refused,
+            self._admission,
+            change.who,
+            props.getProperty("gate_subject"),
+            props.getProperty("gate_diff"),
+            change.branch,
+        )
+        if refused:
+            log.info("issue {issue}: {why}", issue=issue, why=refused)
+            self._announce("refused", admission.refusal(issue, props, change.branch, refused))
             return
         event = Approved(
             issue=issue,
@@ -417,10 +400,9 @@ class GateScheduler(
 
     async def _locked_tick(self) -> None:
         async with _locked(self._lock):
-            if self._health.quarantined:
-                await self._restore_unpaused()
+            await self._quarantine.restore_unpaused()
             state, actions = tick(self._state, self.policy)
-            await self._commit(state, actions)
+            await self._drain(deque(await self._commit(state, actions) or ()))
             self.ticks += 1
 
     # --- decisions and actions --------------------------------------------------------------
@@ -434,109 +416,65 @@ class GateScheduler(
             event = outcomes.landed(bsid, reports)
         else:
             event = outcomes.tested(bsid, reports)
-            await self._check_health(reports)
+            await self._quarantine.record(reports)
         await self._apply(event, reports)
 
-    async def _apply(self, event: Any, reports: Sequence[outcomes.BuildReport] = ()) -> None:
-        state, actions = decide(self._state, event, self.policy)
-        await self._commit(state, actions, reports)
+    async def _apply(self, event: Event, reports: Reports = ()) -> None:
+        await self._drain(deque([event]), reports)
+
+    async def _drain(self, pending: deque[Event], reports: Reports = ()) -> None:
+        """Decide on one event at a time, in order, as Zuul drains its event queues: persist,
+        act, then queue the events the actions returned. No decision is taken inside another's
+        actions, so each action runs against the state of the decision that asked for it.
+        ``reports`` are the builds of the first event (for its announcements)."""
+        while pending:
+            state, actions = decide(self._state, pending.popleft(), self.policy)
+            returned = await self._commit(state, actions, reports)
+            if returned is None:
+                return  # stepped down: the successor decides from here
+            pending.extend(returned)
+            reports = ()
 
     async def _commit(
-        self, state: GateState, actions: list[Any], reports: Sequence[outcomes.BuildReport] = ()
-    ) -> None:
-        """Persist the new state first, then act: a crash after this loses no decision.
+        self, state: GateState, actions: list[Action], reports: Reports = ()
+    ) -> list[Event] | None:
+        """Persist the new state first, then act: a crash after this loses no decision. Returns
+        the events the actions produced (None when this master may no longer act).
 
         On a cluster, first make sure this master still holds the gate: a master that was taken
         for dead (and replaced) must not overwrite its successor's state or start builds."""
         if not await still_ours(self):
             self._step_down()
-            return
+            return None
         self._state = state
         await self.setState(STATE_KEY, state.to_json())
+        returned: list[Event] = []
         for action in actions:
-            if isinstance(action, StartTest):
-                await self._start(action.item, land=False, stack=action.stack)
-            elif isinstance(action, StartLand):
-                await self._start(action.item, land=True)
-            elif isinstance(action, CancelBuildset):
-                await self._cancel(action)
-            elif isinstance(action, Notify):
-                await self._notify(action, reports)
-            elif isinstance(action, Refuse):
+            returned.extend(await self._act(action, reports))
+        return returned
+
+    async def _act(self, action: Action, reports: Reports) -> list[Event]:
+        match action:
+            case StartTest() | StartLand():
+                return [await self._launcher.start(action)]
+            case CancelBuildset():
+                await self._launcher.cancel(action)
+            case Notify():
+                item = action.item
+                msg = await decision_message(self.master, action, reports, self.repourl)
+                log.info(
+                    "{item} {decision}: {detail}",
+                    item=item.describe(),
+                    decision=action.decision.value,
+                    detail=action.detail,
+                )
+                self._announce(action.decision.value, msg)
+            case Refuse():
                 log.info("issue {issue}: {detail}", issue=action.issue, detail=action.detail)
                 self._announce("refused", {"issue": action.issue, "detail": action.detail})
-
-    async def _unsafe(self, change: Any) -> str | None:
-        props = change.properties
-        # Reading a diff of up to maxDiffBytes is CPU work: off the reactor thread.
-        unsafe: str | None = await threads.deferToThread(
-            admission.unsafe,
-            change.who,
-            props.getProperty("gate_subject"),
-            props.getProperty("gate_diff"),
-            self.maxDiffBytes,
-            self.allowHgFiles,
-        )
-        return unsafe
-
-    def _refusal(self, issue: int, props: Any, branch: str) -> dict[str, Any]:
-        return admission.refusal(issue, props, branch, self.branches)
-
-    async def _edits_shared_news(self, change: Any) -> str | None:
-        news: str | None = await threads.deferToThread(
-            admission.shared_news_edit,
-            change.properties.getProperty("gate_diff"),
-            self.newsFiles,
-            self.newsDirectory,
-        )
-        return news
-
-    async def _notify(self, action: Notify, reports: Sequence[outcomes.BuildReport]) -> None:
-        item = action.item
-        tested: Sequence[outcomes.BuildReport] = ()
-        if action.decision == Decision.LANDED and item.tested_buildset is not None:
-            # The landing report names the green builds the pushed changeset passed on.
-            tested = await outcomes.read_builds(self.master, item.tested_buildset)
-        cost = None
-        if action.decision in (Decision.LANDED, Decision.EJECTED):
-            cost = await self._cost(item)
-        log.info(
-            "{item} {decision}: {detail}",
-            item=item.describe(),
-            decision=action.decision.value,
-            detail=action.detail,
-        )
-        self._announce(
-            action.decision.value,
-            {
-                "issue": item.issue,
-                "patchset": item.patchset,
-                "branch": item.branch,
-                "subject": item.subject,
-                "owner": item.owner,
-                "approver": item.approver,
-                "detail": action.detail,
-                "node": item.landed_node,
-                "builds": [r.to_json() for r in reports],
-                "tested": [r.to_json() for r in tested],
-                "repourl": self.repourl,
-                "cost": cost,
-                "verdicts": list(item.verdicts),
-                "express": item.express,
-                "rebased_over": list(item.rebased_over),
-            },
-        )
-
-    async def _cost(self, item: Item) -> dict[str, Any] | None:
-        """What the patch cost the fleet, for its comment; None if the database cannot say."""
-        try:
-            seconds, builds = await costs.patch_cost(
-                self.master, item.issue, item.patchset, item.branch
-            )
-        except Exception as e:  # the comment goes out without it rather than not at all
-            log.warn("{item}: cost not computed: {e}", item=item.describe(), e=e)
-            return None
-        return costs.Cost(seconds, builds, item.resets_caused, item.rechecks).to_json()
+            case _:
+                assert_never(action)
+        return []
 
     def _announce(self, decision: str, msg: dict[str, Any]) -> None:
         protocol.announce(self.master, decision, **msg)
