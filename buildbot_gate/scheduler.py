@@ -1,7 +1,5 @@
-"""GateScheduler: keeps each branch's gate queue in the Buildbot database and acts on its decisions.
-
-Approvals arrive as changes from RietveldPoller; the pure model decides; this service creates and
-cancels buildsets, reads their results back, and announces every decision on the message queue.
+"""GateScheduler: keeps each branch's gate queue in the Buildbot database; feeds the pure model
+the changes and build results one event at a time, and carries out what it decides.
 """
 
 from __future__ import annotations
@@ -18,14 +16,12 @@ from buildbot.changes.changes import Change
 from buildbot.schedulers.base import ReconfigurableBaseScheduler
 from twisted.internet import defer
 from twisted.internet import task
-from twisted.internet import threads
 from twisted.logger import Logger
 
 from buildbot_gate import admission
 from buildbot_gate import outcomes
 from buildbot_gate import protocol
 from buildbot_gate import settings
-from buildbot_gate import signing
 from buildbot_gate.announcements import decision_message
 from buildbot_gate.cluster import ClaimsPromptly
 from buildbot_gate.cluster import still_ours
@@ -33,29 +29,19 @@ from buildbot_gate.diffs import DEFAULT_MAX_BYTES
 from buildbot_gate.launch import BuildsetLauncher
 from buildbot_gate.launch import LaunchSettings
 from buildbot_gate.model import Action
-from buildbot_gate.model import Approved
 from buildbot_gate.model import CancelBuildset
 from buildbot_gate.model import Event
 from buildbot_gate.model import GateState
 from buildbot_gate.model import ItemState
-from buildbot_gate.model import MergeNow
 from buildbot_gate.model import Notify
 from buildbot_gate.model import Policy
-from buildbot_gate.model import Recheck
 from buildbot_gate.model import Refuse
 from buildbot_gate.model import Resume
-from buildbot_gate.model import ResumeBranch
 from buildbot_gate.model import StartLand
 from buildbot_gate.model import StartTest
-from buildbot_gate.model import Withdrawn
 from buildbot_gate.model import decide
 from buildbot_gate.model import tick
 from buildbot_gate.paths import per_branch
-from buildbot_gate.protocol import CATEGORIES
-from buildbot_gate.protocol import MERGE_NOW
-from buildbot_gate.protocol import RECHECK
-from buildbot_gate.protocol import RESUME_BRANCH
-from buildbot_gate.protocol import WITHDRAWN
 from buildbot_gate.quarantine import QuarantineSettings
 from buildbot_gate.quarantine import WorkerQuarantine
 
@@ -81,7 +67,7 @@ class GateScheduler(ClaimsPromptly, ReconfigurableBaseScheduler):
     # Made by the first reconfigService, once the master is known.
     _launcher: BuildsetLauncher
     _quarantine: WorkerQuarantine
-    _admission: admission.AdmissionRules
+    _admission: admission.Admission
 
     compare_attrs: ClassVar[Sequence[str]] = (
         *ReconfigurableBaseScheduler.compare_attrs,
@@ -226,9 +212,11 @@ class GateScheduler(ClaimsPromptly, ReconfigurableBaseScheduler):
         self._configure_collaborators()
 
     def _configure_collaborators(self) -> None:
-        self._admission = admission.AdmissionRules(
+        announce = functools.partial(protocol.announce, self.master)
+        rules = admission.AdmissionRules(
             self.branches, self.maxDiffBytes, self.allowHgFiles, self.newsFiles, self.newsDirectory
         )
+        self._admission = admission.Admission(self.master, rules, announce)
         launch = LaunchSettings(
             repourl=str(self.repourl),
             hgbin=self.hgbin,
@@ -243,7 +231,6 @@ class GateScheduler(ClaimsPromptly, ReconfigurableBaseScheduler):
         if hasattr(self, "_quarantine"):  # a reconfig keeps the record, with the new settings
             self._quarantine.settings = quarantine
         else:
-            announce = functools.partial(protocol.announce, self.master)
             self._quarantine = WorkerQuarantine(self.master, quarantine, self, announce)
 
     # --- lifecycle --------------------------------------------------------------------------
@@ -261,7 +248,7 @@ class GateScheduler(ClaimsPromptly, ReconfigurableBaseScheduler):
         self._last_change = yield self.getState(CHANGES_KEY, 0)
         yield self.startConsumingChanges()
         # First settle what was in flight, then act on approvals that arrived while we were away.
-        yield defer.ensureDeferred(self._recover())
+        yield self._lock.run(self._recover)
         yield defer.ensureDeferred(self._catch_up())
         self._ticker = task.LoopingCall(self._tick)
         self._ticker.clock = self.master.reactor
@@ -282,14 +269,13 @@ class GateScheduler(ClaimsPromptly, ReconfigurableBaseScheduler):
 
     async def _recover(self) -> None:
         """After a (re)start: read the results of buildsets that completed while we were away."""
-        async with _locked(self._lock):
-            for item in list(self._state.items):
-                if item.buildset is None:
-                    continue
-                bs = await self.master.data.get(("buildsets", item.buildset))
-                if bs is None or bs["complete"]:
-                    await self._conclude(item.buildset)
-            await self._apply(Resume())
+        for item in list(self._state.items):
+            if item.buildset is None:
+                continue
+            bs = await self.master.data.get(("buildsets", item.buildset))
+            if bs is None or bs["complete"]:
+                await self._conclude(item.buildset)
+        await self._apply(Resume())
 
     # --- inputs -----------------------------------------------------------------------------
 
@@ -307,103 +293,34 @@ class GateScheduler(ClaimsPromptly, ReconfigurableBaseScheduler):
             await self._got_change(change)
 
     async def _got_change(self, change: Any) -> None:
-        async with _locked(self._lock):
-            if change.number is not None and change.number <= self._last_change:
-                return  # already acted on (replayed at start, then delivered again)
-            await self._act_on_change(change)
-            if change.number is not None:
-                self._last_change = change.number
-                await self.setState(CHANGES_KEY, change.number)
+        await self._lock.run(self._got_change_now, change)
+
+    async def _got_change_now(self, change: Any) -> None:
+        if change.number is not None and change.number <= self._last_change:
+            return  # already acted on (replayed at start, then delivered again)
+        await self._act_on_change(change)
+        if change.number is not None:
+            self._last_change = change.number
+            await self.setState(CHANGES_KEY, change.number)
 
     async def _act_on_change(self, change: Any) -> None:
-        props = change.properties
-        if change.category not in CATEGORIES:
-            return
-        why = await signing.rejection(self.master, change)
-        if why is not None:
-            log.warn(
-                "ignored an unsigned gate change {n} from {src}: not from this gate's poller "
-                "({why})",
-                n=change.number,
-                src=change.who,
-                why=why,
-            )
-            return
-        if change.category == RESUME_BRANCH:
-            await self._resume_branch(change)
-            return
-        try:
-            issue = int(props.getProperty("gate_issue"))
-        except (TypeError, ValueError):
-            log.warn("change {n} ignored: no issue number", n=change.number)
-            return
-        requester = str(props.getProperty("gate_requester") or change.who or "somebody")
-        if change.category == WITHDRAWN:
-            reason = props.getProperty("gate_reason") or "approval withdrawn"
-            await self._apply(Withdrawn(issue, reason))
-            return
-        if change.category == RECHECK:
-            ps = props.getProperty("gate_patchset")
-            await self._apply(Recheck(issue, requester, int(ps) if ps else None))
-            return
-        if change.category == MERGE_NOW:
-            await self._apply(MergeNow(issue, requester))
-            return
-        refused: str | None = await threads.deferToThread(  # reads the diff: CPU work
-            admission.refused,
-            self._admission,
-            change.who,
-            props.getProperty("gate_subject"),
-            props.getProperty("gate_diff"),
-            change.branch,
-        )
-        if refused:
-            log.info("issue {issue}: {why}", issue=issue, why=refused)
-            self._announce("refused", admission.refusal(issue, props, change.branch, refused))
-            return
-        event = Approved(
-            issue=issue,
-            patchset=int(props.getProperty("gate_patchset")),
-            branch=change.branch,
-            approver=str(props.getProperty("gate_approver")),
-            owner=str(change.who),
-            subject=str(props.getProperty("gate_subject") or change.comments),
-            changeid=change.number,
-        )
-        await self._apply(event)
-
-    async def _resume_branch(self, change: Any) -> None:
-        branch = str(change.branch or "")
-        who = str(change.properties.getProperty("gate_requester") or change.who or "somebody")
-        why = self._state.hold(branch)
-        if why is None:
-            log.info(
-                "branch {branch!r} is not held: nothing to resume ({who})", branch=branch, who=who
-            )
-            return
-        log.info(
-            "branch {branch} resumed by {who} (it was held: {why})", branch=branch, who=who, why=why
-        )
-        await self._apply(ResumeBranch(branch, who))
+        event = await self._admission.event_for(change, self._state)
+        if event is not None:
+            await self._apply(event)
 
     def _buildset_complete(self, key: Any, msg: dict[str, Any]) -> Any:
         # Every completion is looked at under the lock: the buildset may belong to an item whose
         # start is being recorded right now.
-        return defer.ensureDeferred(self._locked_conclude(msg["bsid"]))
-
-    async def _locked_conclude(self, bsid: int) -> None:
-        async with _locked(self._lock):
-            await self._conclude(bsid)
+        return self._lock.run(self._conclude, msg["bsid"])
 
     def _tick(self) -> Any:
-        return defer.ensureDeferred(self._locked_tick())
+        return self._lock.run(self._tick_now)
 
-    async def _locked_tick(self) -> None:
-        async with _locked(self._lock):
-            await self._quarantine.restore_unpaused()
-            state, actions = tick(self._state, self.policy)
-            await self._drain(deque(await self._commit(state, actions) or ()))
-            self.ticks += 1
+    async def _tick_now(self) -> None:
+        await self._quarantine.restore_unpaused()
+        state, actions = tick(self._state, self.policy)
+        await self._drain(deque(await self._commit(state, actions) or ()))
+        self.ticks += 1
 
     # --- decisions and actions --------------------------------------------------------------
 
@@ -500,16 +417,3 @@ class GateScheduler(ClaimsPromptly, ReconfigurableBaseScheduler):
     @property
     def state(self) -> GateState:
         return self._state
-
-
-class _locked:
-    """``async with`` for a Twisted DeferredLock."""
-
-    def __init__(self, lock: defer.DeferredLock) -> None:
-        self.lock = lock
-
-    async def __aenter__(self) -> None:
-        await self.lock.acquire()
-
-    async def __aexit__(self, *exc: object) -> None:
-        self.lock.release()
