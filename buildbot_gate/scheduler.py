@@ -25,24 +25,19 @@ from buildbot_gate import settings
 from buildbot_gate.announcements import decision_message
 from buildbot_gate.cluster import ClaimsPromptly
 from buildbot_gate.cluster import still_ours
-from buildbot_gate.diffs import DEFAULT_MAX_BYTES
 from buildbot_gate.launch import BuildsetLauncher
-from buildbot_gate.launch import LaunchSettings
 from buildbot_gate.model import Action
 from buildbot_gate.model import CancelBuildset
 from buildbot_gate.model import Event
 from buildbot_gate.model import GateState
 from buildbot_gate.model import ItemState
 from buildbot_gate.model import Notify
-from buildbot_gate.model import Policy
 from buildbot_gate.model import Refuse
 from buildbot_gate.model import Resume
 from buildbot_gate.model import StartLand
 from buildbot_gate.model import StartTest
 from buildbot_gate.model import decide
 from buildbot_gate.model import tick
-from buildbot_gate.paths import per_branch
-from buildbot_gate.quarantine import QuarantineSettings
 from buildbot_gate.quarantine import WorkerQuarantine
 
 log = Logger()
@@ -59,7 +54,8 @@ class GateScheduler(ClaimsPromptly, ReconfigurableBaseScheduler):
     """A gate queue per target branch: tests on every one of ``testBuilders`` (the stable fleet),
     pushes on ``landBuilder``; serial, or speculatively pipelined with a ``window``.
 
-    Per-branch settings (``window``, ``docsPaths``) take one value for every branch or a dict
+    Its keyword arguments are :class:`~buildbot_gate.settings.GateSettings`'s. Per-branch
+    settings (``window``, ``docsPaths``) take one value for every branch or a dict
     ``{branch: value, "*": fallback}``.
     """
 
@@ -71,25 +67,7 @@ class GateScheduler(ClaimsPromptly, ReconfigurableBaseScheduler):
 
     compare_attrs: ClassVar[Sequence[str]] = (
         *ReconfigurableBaseScheduler.compare_attrs,
-        "repourl",
-        "branches",
-        "testBuilders",
-        "landBuilder",
-        "maxAttempts",
-        "pushAttempts",
-        "retryInterval",
-        "hgbin",
-        "window",
-        "windowFloor",
-        "unstableBuilders",
-        "docsBuilders",
-        "docsPaths",
-        "newsFiles",
-        "newsDirectory",
-        "maxDiffBytes",
-        "allowHgFiles",
-        "quarantineAfter",
-        "healthWindow",
+        *settings.NAMES,
     )
 
     def __init__(self, name: str, **kwargs: Any) -> None:
@@ -112,126 +90,33 @@ class GateScheduler(ClaimsPromptly, ReconfigurableBaseScheduler):
         # Periodic ticks completed: queue.json shows it, so a test can wait for one.
         self.ticks = 0
 
-    def checkConfig(  # type: ignore[override]
-        self,
-        builderNames: list[str],
-        repourl: str | None = None,
-        branches: Sequence[str] = ("default",),
-        testBuilders: Sequence[str] = (),
-        landBuilder: str | None = None,
-        maxAttempts: int = 3,
-        pushAttempts: int = 3,
-        retryInterval: float = 30,
-        hgbin: str | None = None,
-        window: Any = "serial",
-        windowFloor: int = 2,
-        unstableBuilders: Sequence[str] = (),
-        docsBuilders: Sequence[str] = (),
-        docsPaths: Any = ("Doc/**",),
-        newsFiles: Sequence[str] = (),
-        newsDirectory: str | None = None,
-        maxDiffBytes: int | None = DEFAULT_MAX_BYTES,
-        allowHgFiles: Sequence[str] = (),
-        quarantineAfter: int | None = 2,
-        healthWindow: int = 5,
-        **kwargs: Any,
-    ) -> None:
-        super().checkConfig(builderNames=builderNames, **kwargs)
-        for problem in settings.problems(
-            repourl=repourl,
-            branches=branches,
-            testBuilders=testBuilders,
-            landBuilder=landBuilder,
-            maxAttempts=maxAttempts,
-            pushAttempts=pushAttempts,
-            window=window,
-            windowFloor=windowFloor,
-            unstableBuilders=unstableBuilders,
-            docsBuilders=docsBuilders,
-            newsFiles=newsFiles,
-            allowHgFiles=allowHgFiles,
-            quarantineAfter=quarantineAfter,
-            healthWindow=healthWindow,
-        ):
+    def checkConfig(self, builderNames: list[str], **kwargs: Any) -> None:  # type: ignore[override]
+        own, rest = settings.split(kwargs)
+        super().checkConfig(builderNames=builderNames, **rest)
+        for problem in own.problems():
             config.error(f"GateScheduler: {problem}")
 
     @defer.inlineCallbacks
-    def reconfigService(  # type: ignore[override]
-        self,
-        builderNames: list[str],
-        repourl: str | None = None,
-        branches: Sequence[str] = ("default",),
-        testBuilders: Sequence[str] = (),
-        landBuilder: str | None = None,
-        maxAttempts: int = 3,
-        pushAttempts: int = 3,
-        retryInterval: float = 30,
-        hgbin: str | None = None,
-        window: Any = "serial",
-        windowFloor: int = 2,
-        unstableBuilders: Sequence[str] = (),
-        docsBuilders: Sequence[str] = (),
-        docsPaths: Any = ("Doc/**",),
-        newsFiles: Sequence[str] = (),
-        newsDirectory: str | None = None,
-        maxDiffBytes: int | None = DEFAULT_MAX_BYTES,
-        allowHgFiles: Sequence[str] = (),
-        quarantineAfter: int | None = 2,
-        healthWindow: int = 5,
-        **kwargs: Any,
-    ) -> Any:
-        yield super().reconfigService(builderNames=builderNames, **kwargs)
-        self.repourl = repourl
-        self.branches = list(branches)
-        self.testBuilders = list(testBuilders)
-        self.landBuilder = landBuilder
-        self.maxAttempts = maxAttempts
-        self.pushAttempts = pushAttempts
-        self.retryInterval = retryInterval
-        self.hgbin = hgbin or settings.default_hg()
-        self.window = window
-        self.windowFloor = windowFloor
-        self.unstableBuilders = list(unstableBuilders)
-        self.docsBuilders = list(docsBuilders)
-        self.docsPaths = docsPaths
-        self.newsFiles = list(newsFiles)
-        self.newsDirectory = newsDirectory
-        self.maxDiffBytes = maxDiffBytes
-        self.allowHgFiles = list(allowHgFiles)
-        self.quarantineAfter = quarantineAfter
-        self.healthWindow = healthWindow
-        self.policy = Policy(
-            max_attempts=maxAttempts,
-            push_attempts=pushAttempts,
-            windows={
-                b: admission.window_size(per_branch(window, b, "serial")) or 1
-                for b in self.branches
-            },
-            window_floor=windowFloor,
+    def reconfigService(self, builderNames: list[str], **kwargs: Any) -> Any:  # type: ignore[override]
+        own, rest = settings.split(kwargs)
+        yield super().reconfigService(builderNames=builderNames, **rest)
+        self.settings = own.resolved()
+        # Read as attributes by compare_attrs (as Buildbot's own schedulers are) and the queue page.
+        for name in settings.NAMES:
+            setattr(self, name, getattr(self.settings, name))
+        self.policy = self.settings.policy()
+        self._admission = admission.Admission(
+            self.master, self.settings.admission(), self._announcer()
         )
-        self._configure_collaborators()
-
-    def _configure_collaborators(self) -> None:
-        announce = functools.partial(protocol.announce, self.master)
-        rules = admission.AdmissionRules(
-            self.branches, self.maxDiffBytes, self.allowHgFiles, self.newsFiles, self.newsDirectory
+        self._launcher = BuildsetLauncher(
+            self.master, self.settings.launch(), self.addBuildsetForSourceStamps
         )
-        self._admission = admission.Admission(self.master, rules, announce)
-        launch = LaunchSettings(
-            repourl=str(self.repourl),
-            hgbin=self.hgbin,
-            test_builders=self.testBuilders,
-            land_builder=str(self.landBuilder),
-            unstable_builders=self.unstableBuilders,
-            docs_builders=self.docsBuilders,
-            docs_paths=self.docsPaths,
-        )
-        self._launcher = BuildsetLauncher(self.master, launch, self.addBuildsetForSourceStamps)
-        quarantine = QuarantineSettings(self.testBuilders, self.quarantineAfter, self.healthWindow)
         if hasattr(self, "_quarantine"):  # a reconfig keeps the record, with the new settings
-            self._quarantine.settings = quarantine
+            self._quarantine.settings = self.settings.quarantine()
         else:
-            self._quarantine = WorkerQuarantine(self.master, quarantine, self, announce)
+            self._quarantine = WorkerQuarantine(
+                self.master, self.settings.quarantine(), self, self._announcer()
+            )
 
     # --- lifecycle --------------------------------------------------------------------------
 
@@ -252,7 +137,7 @@ class GateScheduler(ClaimsPromptly, ReconfigurableBaseScheduler):
         yield defer.ensureDeferred(self._catch_up())
         self._ticker = task.LoopingCall(self._tick)
         self._ticker.clock = self.master.reactor
-        self._ticker.start(self.retryInterval, now=False)
+        self._ticker.start(self.settings.retryInterval, now=False)
 
     @defer.inlineCallbacks
     def deactivate(self) -> Any:
@@ -378,7 +263,7 @@ class GateScheduler(ClaimsPromptly, ReconfigurableBaseScheduler):
                 await self._launcher.cancel(action)
             case Notify():
                 item = action.item
-                msg = await decision_message(self.master, action, reports, self.repourl)
+                msg = await decision_message(self.master, action, reports, self.settings.repourl)
                 log.info(
                     "{item} {decision}: {detail}",
                     item=item.describe(),
@@ -395,6 +280,9 @@ class GateScheduler(ClaimsPromptly, ReconfigurableBaseScheduler):
 
     def _announce(self, decision: str, msg: dict[str, Any]) -> None:
         protocol.announce(self.master, decision, **msg)
+
+    def _announcer(self) -> functools.partial[None]:
+        return functools.partial(protocol.announce, self.master)
 
     def _step_down(self) -> None:
         """Another master now runs this gate: stop acting here (after the lock is released)."""
