@@ -165,7 +165,7 @@ class GateScheduler(ClaimsPromptly, ReconfigurableBaseScheduler):
     # --- inputs -----------------------------------------------------------------------------
 
     def gotChange(self, change: Any, important: bool) -> Any:
-        return defer.ensureDeferred(self._got_change(change))
+        return self._lock.run(self._got_change, change)
 
     async def _catch_up(self) -> None:
         """Act on changes recorded while no master was running this scheduler."""
@@ -175,12 +175,9 @@ class GateScheduler(ClaimsPromptly, ReconfigurableBaseScheduler):
             if chdict is None:
                 continue
             change = await Change.fromChdict(self.master, chdict)
-            await self._got_change(change)
+            await self._lock.run(self._got_change, change)
 
     async def _got_change(self, change: Any) -> None:
-        await self._lock.run(self._got_change_now, change)
-
-    async def _got_change_now(self, change: Any) -> None:
         if change.number is not None and change.number <= self._last_change:
             return  # already acted on (replayed at start, then delivered again)
         await self._act_on_change(change)
