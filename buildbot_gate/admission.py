@@ -1,22 +1,147 @@
-"""Which approved patches may join a gate queue, and the window setting: pure checks.
-
-The scheduler asks these before queueing anything, so a hostile or broken patch is refused with a
-reason on the review and never reaches a worker.
+"""Admission: which event each gate change asks the model for, and which approved patches may
+join a queue (pure checks), so a hostile or broken patch is refused and never reaches a worker.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from collections.abc import Sequence
 from typing import Any
 
+import attrs
+from twisted.internet import threads
+from twisted.logger import Logger
+
+from buildbot_gate import signing
 from buildbot_gate.diffs import HG_FILES
 from buildbot_gate.diffs import DiffError
 from buildbot_gate.diffs import inspect
 from buildbot_gate.diffs import summarize
+from buildbot_gate.model import Approved
+from buildbot_gate.model import Event
+from buildbot_gate.model import GateState
+from buildbot_gate.model import MergeNow
+from buildbot_gate.model import Recheck
+from buildbot_gate.model import ResumeBranch
+from buildbot_gate.model import Withdrawn
 from buildbot_gate.paths import matches
+from buildbot_gate.protocol import CATEGORIES
+from buildbot_gate.protocol import MERGE_NOW
+from buildbot_gate.protocol import RECHECK
+from buildbot_gate.protocol import RESUME_BRANCH
+from buildbot_gate.protocol import WITHDRAWN
+
+log = Logger()
+
+# Tells the world about a decision (protocol.announce, bound to the master).
+Announce = Callable[..., None]
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]|\n(?=.)")
+
+
+@attrs.frozen
+class AdmissionRules:
+    """What GateScheduler's settings say about which patches may join a queue."""
+
+    branches: Sequence[str]
+    max_diff_bytes: int | None
+    allow_hg_files: Sequence[str] = ()
+    news_files: Sequence[str] = ()
+    news_directory: str | None = None
+
+
+class Admission:
+    """Reads the gate's changes for GateScheduler: the event each asks for, or None when the
+    change is not the gate's own or is refused (the refusal is announced here, once)."""
+
+    def __init__(self, master: Any, rules: AdmissionRules, announce: Announce) -> None:
+        self.master = master
+        self.rules = rules
+        self._announce = announce
+
+    async def event_for(self, change: Any, state: GateState) -> Event | None:
+        if change.category not in CATEGORIES:
+            return None
+        why = await signing.rejection(self.master, change)
+        if why is not None:
+            log.warn(
+                "ignored an unsigned gate change {n} from {src}: not from this gate's poller "
+                "({why})",
+                n=change.number,
+                src=change.who,
+                why=why,
+            )
+            return None
+        props = change.properties
+        requester = str(props.getProperty("gate_requester") or change.who or "somebody")
+        if change.category == RESUME_BRANCH:
+            return _resume_branch(str(change.branch or ""), requester, state)
+        try:
+            issue = int(props.getProperty("gate_issue"))
+        except (TypeError, ValueError):
+            log.warn("change {n} ignored: no issue number", n=change.number)
+            return None
+        if change.category == WITHDRAWN:
+            return Withdrawn(issue, props.getProperty("gate_reason") or "approval withdrawn")
+        if change.category == RECHECK:
+            ps = props.getProperty("gate_patchset")
+            return Recheck(issue, requester, int(ps) if ps else None)
+        if change.category == MERGE_NOW:
+            return MergeNow(issue, requester)
+        if await self._refused(issue, change):
+            return None
+        return Approved(
+            issue=issue,
+            patchset=int(props.getProperty("gate_patchset")),
+            branch=change.branch,
+            approver=str(props.getProperty("gate_approver")),
+            owner=str(change.who),
+            subject=str(props.getProperty("gate_subject") or change.comments),
+            changeid=change.number,
+        )
+
+    async def _refused(self, issue: int, change: Any) -> bool:
+        props = change.properties
+        why: str | None = await threads.deferToThread(  # reads the diff: CPU work
+            refused,
+            self.rules,
+            change.who,
+            props.getProperty("gate_subject"),
+            props.getProperty("gate_diff"),
+            change.branch,
+        )
+        if why:
+            log.info("issue {issue}: {why}", issue=issue, why=why)
+            self._announce("refused", **refusal(issue, props, change.branch, why))
+        return bool(why)
+
+
+def _resume_branch(branch: str, who: str, state: GateState) -> ResumeBranch | None:
+    why = state.hold(branch)
+    if why is None:
+        log.info("branch {branch!r} is not held: nothing to resume ({who})", branch=branch, who=who)
+        return None
+    log.info(
+        "branch {branch} resumed by {who} (it was held: {why})", branch=branch, who=who, why=why
+    )
+    return ResumeBranch(branch, who)
+
+
+def refused(rules: AdmissionRules, owner: Any, subject: Any, diff: Any, branch: Any) -> str | None:
+    """Why an approved patch may not join the ``branch`` queue, for its review, or None.
+
+    Reading a diff is CPU work: the scheduler calls this off the reactor thread."""
+    why = unsafe(owner, subject, diff, rules.max_diff_bytes, rules.allow_hg_files)
+    if why:
+        return f"Not queued: {why}. Nothing was run; upload a new patchset to try again."
+    news = shared_news_edit(diff, rules.news_files, rules.news_directory)
+    if news:
+        return news
+    if branch not in rules.branches:
+        gated = ", ".join(rules.branches)
+        return f"Not queued: branch {branch!r} is not gated here (gated: {gated})"
+    return None
 
 
 def unsafe(
@@ -83,12 +208,12 @@ def window_size(value: Any) -> int | None:
     return None
 
 
-def refusal(issue: int, props: Any, branch: str, gated: Sequence[str]) -> dict[str, Any]:
-    """The announcement for a patch aimed at a branch this gate does not gate."""
+def refusal(issue: int, props: Any, branch: str, detail: str) -> dict[str, Any]:
+    """The announcement of a patch that was not queued."""
     return {
         "issue": issue,
         "patchset": props.getProperty("gate_patchset"),
         "branch": branch,
         "subject": props.getProperty("gate_subject"),
-        "detail": f"Not queued: branch {branch!r} is not gated here (gated: {', '.join(gated)})",
+        "detail": detail,
     }

@@ -1,21 +1,24 @@
-"""Turning the gate's decisions into Buildbot buildsets: the test, docs and land builds of an item.
+"""BuildsetLauncher: the gate's StartTest, StartLand and CancelBuildset actions made buildsets.
 
-A mixin of :class:`~buildbot_gate.scheduler.GateScheduler`: it pins the base, stacks the patches
-of the items ahead, sets the properties the steps and the auditor read, and cancels what the model
-tells it to.
+It pins the base, stacks the patches of the items ahead and sets the properties the steps and the
+auditor read; it returns what happened as an event and leaves the deciding to the scheduler.
 """
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
+from collections.abc import Callable
 from collections.abc import Sequence
 from typing import Any
 
+import attrs
 from buildbot.data import resultspec
 from buildbot.process.properties import Properties
 from twisted.internet import threads
 from twisted.logger import Logger
 
 from buildbot_gate.diffs import DiffError
+from buildbot_gate.diffs import DiffSummary
 from buildbot_gate.diffs import summarize
 from buildbot_gate.hgremote import TipError
 from buildbot_gate.hgremote import branch_tip
@@ -23,97 +26,77 @@ from buildbot_gate.model import CancelBuildset
 from buildbot_gate.model import Item
 from buildbot_gate.model import LandStarted
 from buildbot_gate.model import StartFailed
+from buildbot_gate.model import StartLand
+from buildbot_gate.model import StartTest
 from buildbot_gate.model import TestStarted
 from buildbot_gate.paths import all_match
 from buildbot_gate.paths import per_branch
 
 log = Logger()
 
+# The scheduler's addBuildsetForSourceStamps (Buildbot's): returns (bsid, {builderid: brid}).
+AddBuildset = Callable[..., Awaitable[tuple[int, dict[int, int]]]]
+
+
+@attrs.frozen
+class LaunchSettings:
+    """What the launcher needs of GateScheduler's settings."""
+
+    repourl: str
+    hgbin: str
+    test_builders: Sequence[str]
+    land_builder: str
+    unstable_builders: Sequence[str] = ()
+    docs_builders: Sequence[str] = ()
+    docs_paths: Any = ()
+
 
 class StartError(Exception):
     pass
 
 
+@attrs.frozen
+class _Plan:
+    change: dict[str, Any]
+    summary: DiffSummary
+    base: str | None
+    below: list[dict[str, Any]]
+    paths: set[str]
+    review_url: str
+    sourcestamp: dict[str, Any]
+
+
 class BuildsetLauncher:
-    """Creates and cancels the gate's buildsets; the scheduler supplies the settings below."""
+    """Creates and cancels the gate's buildsets through its scheduler's ``add_buildset``."""
 
-    master: Any
-    repourl: Any
-    hgbin: str
-    testBuilders: Sequence[str]
-    unstableBuilders: Sequence[str]
-    docsBuilders: Sequence[str]
-    docsPaths: Any
-    landBuilder: Any
+    def __init__(self, master: Any, settings: LaunchSettings, add_buildset: AddBuildset) -> None:
+        self.master = master
+        self.settings = settings
+        self._add_buildset = add_buildset
 
-    addBuildsetForSourceStamps: Any  # Buildbot's, from the scheduler base class
-
-    async def _apply(self, event: Any, reports: Sequence[Any] = ()) -> None:
-        raise NotImplementedError
-
-    async def _start(self, item: Item, *, land: bool, stack: Sequence[Item] = ()) -> None:
-        """Create the buildset for ``item``: tests of base + ``stack`` + its patch on the
-        stable fleet (or the docs builders), or the land build that pushes the tested node."""
+    async def start(self, action: StartTest | StartLand) -> TestStarted | LandStarted | StartFailed:
+        """Create the buildset ``action`` asks for: tests of base + stack + the item's patch on
+        the stable fleet (or the docs builders), or the land build that pushes the tested node.
+        Returns the event that says which buildset it is, or why none could be created."""
+        land = isinstance(action, StartLand)
+        stack = () if isinstance(action, StartLand) else action.stack
+        item = action.item
         try:
-            change = await self._change(item)
-            diff = _change_prop(change, "gate_diff")
-            summary = await threads.deferToThread(summarize, diff)  # CPU work: off the reactor
-            if land or item.base:
-                base = item.base
-            else:
-                base = await branch_tip(self.hgbin, str(self.repourl), item.branch)
-            below = [await self._stacked(other) for other in stack]
-            # What the tested tree changes on its base: an express item landing later keeps
-            # this item's results only if it touches none of these.
-            paths = set(summary.paths)
-            for entry in below:
-                paths.update(entry.pop("paths"))
+            plan = await self._plan(item, land=land, stack=stack)
         except (StartError, TipError, DiffError) as e:
             log.warn("{item}: could not start: {e}", item=item.describe(), e=e)
-            await self._apply(StartFailed(item.issue, item.branch, str(e)))
-            return
-        review_url = _change_prop(change, "gate_review_url") or ""
-        sourcestamp = {
-            "codebase": "",
-            "repository": self.repourl,
-            "branch": item.branch,
-            "revision": base,
-            "project": "",
-            "patch_body": diff,
-            "patch_level": summary.strip,
-            "patch_author": item.owner,
-            "patch_comment": _commit_message(item, review_url),
-        }
-        docs_only = not land and self._docs_only(item.branch, summary.paths)
-        props = Properties()
-        props.setProperty("gate_issue", item.issue, "Gate")
-        props.setProperty("gate_patchset", item.patchset, "Gate")
-        props.setProperty("gate_branch", item.branch, "Gate")
-        props.setProperty("gate_subject", item.subject, "Gate")
-        props.setProperty("gate_review_url", review_url, "Gate")
-        props.setProperty("gate_commit_date", _commit_date(change), "Gate")
-        # The patches of the items ahead, committed in this order before this one.
-        props.setProperty("gate_stack", below, "Gate")
-        props.setProperty("gate_docs_only", docs_only, "Gate")
-        if docs_only:
-            # For the auditor: the paths that made a docs build enough.
-            docs_paths = list(per_branch(self.docsPaths, item.branch, ()))
-            props.setProperty("gate_docs_paths", docs_paths, "Gate")
+            return StartFailed(item.issue, item.branch, str(e))
+        cfg = self.settings
+        docs_only = not land and self._docs_only(item.branch, plan.summary.paths)
+        props = self._properties(item, plan, land=land, docs_only=docs_only)
         if land:
-            props.setProperty("gate_expected_node", item.tested_node, "Gate")
-            if item.rebased_over:
-                # Tested before the express item(s) landed under it: the change must be the same.
-                props.setProperty("gate_rebased_over", list(item.rebased_over), "Gate")
-                props.setProperty("gate_expected_digest", item.tested_digest, "Gate")
-            # For the auditor: the green builds this push rests on.
-            props.setProperty("gate_tested_buildset", item.tested_buildset, "Gate")
-            builders: Sequence[str] = [str(self.landBuilder)]
+            builders: Sequence[str] = [cfg.land_builder]
         else:
-            builders = self.docsBuilders if docs_only else self.testBuilders
+            builders = cfg.docs_builders if docs_only else cfg.test_builders
         kind = "land" if land else "docs" if docs_only else "test"
         on_top = f" on top of {', '.join(str(o.issue) for o in stack)}" if stack else ""
-        bsid, _ = await self.addBuildsetForSourceStamps(
-            sourcestamps=[sourcestamp],
+        bsid, _ = await self._add_buildset(
+            sourcestamps=[plan.sourcestamp],
             reason=f"{'land ' if land else ''}issue {item.issue} ps {item.patchset}: "
             f"{item.subject}{on_top}",
             external_idstring=f"gate-{kind}-{item.issue}-{item.patchset}-{item.branch}",
@@ -125,25 +108,89 @@ class BuildsetLauncher:
             item=item.describe(),
             kind=kind,
             bsid=bsid,
-            base=(base or "")[:12],
+            base=(plan.base or "")[:12],
             on_top=on_top,
         )
         if land:
-            await self._apply(LandStarted(item.issue, item.branch, bsid))
-            return
+            return LandStarted(item.issue, item.branch, bsid)
         advisory = None
-        if self.unstableBuilders and not docs_only:
+        if cfg.unstable_builders and not docs_only:
             # Run, for information only, on the builders that do not gate.
-            advisory, _ = await self.addBuildsetForSourceStamps(
-                sourcestamps=[sourcestamp],
+            advisory, _ = await self._add_buildset(
+                sourcestamps=[plan.sourcestamp],
                 reason=f"advisory: issue {item.issue} ps {item.patchset}: {item.subject}{on_top}",
                 external_idstring=f"gate-advisory-{item.issue}-{item.patchset}-{item.branch}",
                 properties=props,
-                builderNames=self.unstableBuilders,
+                builderNames=cfg.unstable_builders,
             )
-        await self._apply(
-            TestStarted(item.issue, item.branch, str(base), bsid, advisory, tuple(sorted(paths)))
+        paths = tuple(sorted(plan.paths))
+        return TestStarted(item.issue, item.branch, str(plan.base), bsid, advisory, paths)
+
+    async def cancel(self, action: CancelBuildset) -> None:
+        """Cancel what is left of a buildset the model no longer needs."""
+        requests = await self.master.data.get(
+            ("buildrequests",), filters=[resultspec.Filter("buildsetid", "eq", [action.buildset])]
         )
+        for br in requests:
+            if not br["complete"]:
+                await self.master.data.control(
+                    "cancel", {"reason": action.reason}, ("buildrequests", br["buildrequestid"])
+                )
+
+    async def _plan(self, item: Item, *, land: bool, stack: Sequence[Item]) -> _Plan:
+        """Everything a start reads before it creates anything: the patch, its base, the stack."""
+        change = await self._change(item)
+        diff = _change_prop(change, "gate_diff")
+        summary = await threads.deferToThread(summarize, diff)  # CPU work: off the reactor
+        if land or item.base:
+            base = item.base
+        else:
+            base = await branch_tip(self.settings.hgbin, self.settings.repourl, item.branch)
+        below = [await self._stacked(other) for other in stack]
+        # What the tested tree changes on its base: an express item landing later keeps
+        # this item's results only if it touches none of these.
+        paths = set(summary.paths)
+        for entry in below:
+            paths.update(entry.pop("paths"))
+        review_url = _change_prop(change, "gate_review_url") or ""
+        sourcestamp = {
+            "codebase": "",
+            "repository": self.settings.repourl,
+            "branch": item.branch,
+            "revision": base,
+            "project": "",
+            "patch_body": diff,
+            "patch_level": summary.strip,
+            "patch_author": item.owner,
+            "patch_comment": _commit_message(item, review_url),
+        }
+        return _Plan(change, summary, base, below, paths, review_url, sourcestamp)
+
+    def _properties(self, item: Item, plan: _Plan, *, land: bool, docs_only: bool) -> Properties:
+        """The properties the steps and the auditor read."""
+        props = Properties()
+        props.setProperty("gate_issue", item.issue, "Gate")
+        props.setProperty("gate_patchset", item.patchset, "Gate")
+        props.setProperty("gate_branch", item.branch, "Gate")
+        props.setProperty("gate_subject", item.subject, "Gate")
+        props.setProperty("gate_review_url", plan.review_url, "Gate")
+        props.setProperty("gate_commit_date", _commit_date(plan.change), "Gate")
+        # The patches of the items ahead, committed in this order before this one.
+        props.setProperty("gate_stack", plan.below, "Gate")
+        props.setProperty("gate_docs_only", docs_only, "Gate")
+        if docs_only:
+            # For the auditor: the paths that made a docs build enough.
+            docs_paths = list(per_branch(self.settings.docs_paths, item.branch, ()))
+            props.setProperty("gate_docs_paths", docs_paths, "Gate")
+        if land:
+            props.setProperty("gate_expected_node", item.tested_node, "Gate")
+            if item.rebased_over:
+                # Tested before the express item(s) landed under it: the change must be the same.
+                props.setProperty("gate_rebased_over", list(item.rebased_over), "Gate")
+                props.setProperty("gate_expected_digest", item.tested_digest, "Gate")
+            # For the auditor: the green builds this push rests on.
+            props.setProperty("gate_tested_buildset", item.tested_buildset, "Gate")
+        return props
 
     async def _change(self, item: Item) -> dict[str, Any]:
         change = await self.master.data.get(("changes", item.changeid))
@@ -157,7 +204,7 @@ class BuildsetLauncher:
         """How a build commits the patch of ``item`` under another one: exactly as ``item``'s own
         builds do, so that the changeset ids match."""
         change = await self._change(item)
-        # Refused now what the step would refuse; the paths are taken out by _start.
+        # Refused now what the step would refuse; the paths are taken out by _plan.
         paths = (await threads.deferToThread(summarize, _change_prop(change, "gate_diff"))).paths
         return {
             "paths": list(paths),
@@ -170,19 +217,9 @@ class BuildsetLauncher:
         }
 
     def _docs_only(self, branch: str, paths: Sequence[str]) -> bool:
-        if not self.docsBuilders:
+        if not self.settings.docs_builders:
             return False
-        return all_match(paths, per_branch(self.docsPaths, branch, ()))
-
-    async def _cancel(self, action: CancelBuildset) -> None:
-        requests = await self.master.data.get(
-            ("buildrequests",), filters=[resultspec.Filter("buildsetid", "eq", [action.buildset])]
-        )
-        for br in requests:
-            if not br["complete"]:
-                await self.master.data.control(
-                    "cancel", {"reason": action.reason}, ("buildrequests", br["buildrequestid"])
-                )
+        return all_match(paths, per_branch(self.settings.docs_paths, branch, ()))
 
 
 def _change_prop(change: dict[str, Any], name: str) -> Any:

@@ -235,6 +235,31 @@ class GateSchedulerTest(SchedulerCase):
         self.assertEqual(self.decisions("landed"), [])
 
     @defer.inlineCallbacks
+    def test_each_start_of_a_tick_runs_against_the_state_that_tick_persisted(self):
+        # Both branches' heads failed to start; the next tick starts both in one decision.
+        self.tips = [TipError("refused"), TipError("refused"), TIP]
+        yield self.make_scheduler()
+        yield self.approve(issue=1, branch="default")
+        yield self.approve(issue=2, branch="3.4")
+        seen = []
+
+        async def tip(hgbin, repourl, branch):
+            stored = await self.sched.getState("gate")
+            seen.append((branch, {i["issue"]: i["buildset"] for i in stored["items"]}))
+            return TIP
+
+        self.patch(launch_module, "branch_tip", tip)
+        self.reactor.advance(31)  # the retry tick
+        self.assertEqual(len(self.addBuildsetCalls), 2)
+        # Neither start saw the other's buildset recorded: no decision ran between them, and
+        # what each saw was already in the database.
+        self.assertEqual(
+            sorted(seen), [("3.4", {1: None, 2: None}), ("default", {1: None, 2: None})]
+        )
+        state = yield self.sched.getState("gate")
+        self.assertEqual(sorted(i["buildset"] for i in state["items"]), [500, 501])
+
+    @defer.inlineCallbacks
     def test_unreachable_repository_holds_the_item_instead_of_dropping_it(self):
         self.tips = [TipError("connection refused"), TIP]
         yield self.make_scheduler()

@@ -5,10 +5,12 @@ No Twisted, no IO, no Buildbot imports, so every ordering rule is checked by fas
 
 from buildbot_gate.model.gate import decide
 from buildbot_gate.model.gate import tick
+from buildbot_gate.model.items import Action
 from buildbot_gate.model.items import Approved
 from buildbot_gate.model.items import BuildsetFinished
 from buildbot_gate.model.items import CancelBuildset
 from buildbot_gate.model.items import Decision
+from buildbot_gate.model.items import Event
 from buildbot_gate.model.items import Item
 from buildbot_gate.model.items import ItemState
 from buildbot_gate.model.items import LandStarted
@@ -28,10 +30,12 @@ from buildbot_gate.model.state import GateState
 from buildbot_gate.model.state import Policy
 
 __all__ = [
+    "Action",
     "Approved",
     "BuildsetFinished",
     "CancelBuildset",
     "Decision",
+    "Event",
     "GateState",
     "Item",
     "ItemState",

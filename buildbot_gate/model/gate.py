@@ -5,6 +5,8 @@ Pure functions over frozen records; the scheduler persists the state and carries
 
 from __future__ import annotations
 
+from typing import assert_never
+
 import attrs
 
 from buildbot_gate.model.express import _merge_now
@@ -32,6 +34,7 @@ from buildbot_gate.model.items import StartFailed
 from buildbot_gate.model.items import StartLand
 from buildbot_gate.model.items import StartTest
 from buildbot_gate.model.items import TestStarted
+from buildbot_gate.model.items import Withdrawn
 from buildbot_gate.model.resets import _cancel
 from buildbot_gate.model.resets import _requeued
 from buildbot_gate.model.resets import _reset
@@ -48,24 +51,28 @@ def decide(
     """Apply ``event`` to ``state``; return the new state and what the adapters must do."""
     policy = policy or Policy()
     step = _Step(state)
-    if isinstance(event, Approved):
-        _approved(step, event)
-    elif isinstance(event, TestStarted | LandStarted):
-        _started(step, event)
-    elif isinstance(event, StartFailed):
-        _start_failed(step, event)
-    elif isinstance(event, BuildsetFinished):
-        _finished(step, event, policy)
-    elif isinstance(event, Resume):
-        _resume(step)
-    elif isinstance(event, ResumeBranch):
-        _resume_branch(step, event)
-    elif isinstance(event, Recheck):
-        _recheck(step, event)
-    elif isinstance(event, MergeNow):
-        _merge_now(step, event)
-    else:
-        _withdrawn(step, event.issue, event.reason)
+    match event:
+        case Approved():
+            _approved(step, event)
+        case TestStarted() | LandStarted():
+            _started(step, event)
+        case StartFailed():
+            _start_failed(step, event)
+        case BuildsetFinished():
+            _finished(step, event, policy)
+        case Resume():
+            _resume(step)
+        case ResumeBranch():
+            _resume_branch(step, event)
+        case Recheck():
+            _recheck(step, event)
+        case MergeNow():
+            _merge_now(step, event)
+        case Withdrawn():
+            _withdrawn(step, event.issue, event.reason)
+        case _:
+            # An event the model does not know is a bug in the adapter, never a withdrawal.
+            assert_never(event)
     # Only the queues whose items changed need scheduling again (all of them after a restart).
     touched = step.touched | {b for _, b in state.held ^ step.state.held}
     _schedule(step, policy, None if isinstance(event, Resume) else touched)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import attrs
+import pytest
+
 from buildbot_gate.model import Approved
 from buildbot_gate.model import BuildsetFinished
 from buildbot_gate.model import CancelBuildset
@@ -165,6 +168,21 @@ def test_withdrawn_issue_leaves_every_queue_and_cancels_its_build():
     assert [a.buildset for a in actions if isinstance(a, CancelBuildset)] == [500]
     assert state.items == ()
     assert sorted(notifications(actions)) == [(101, Decision.WITHDRAWN)] * 2
+
+
+@attrs.frozen
+class Closed:
+    """An event the model was never taught: it looks like a withdrawal, but is not one."""
+
+    issue: int
+    reason: str
+
+
+def test_an_unknown_event_is_an_error_not_a_withdrawal():
+    state, _ = approve(GateState(), 101)
+    with pytest.raises(AssertionError):
+        decide(state, Closed(101, "issue closed"))  # type: ignore[arg-type]
+    assert state.find(101, "default") is not None
 
 
 def test_failed_start_holds_the_head_until_the_next_tick():
