@@ -187,6 +187,8 @@ def _start_failed(step: _Step, ev: StartFailed) -> None:
     item = step.state.find(ev.issue, ev.branch)
     if item is None or item.buildset is not None or not item.live:
         return
+    if item.state not in (ItemState.TESTING, ItemState.LANDING):
+        return  # stale: no start of this item is pending (its tests may have passed since)
     # The same start again on the next tick (a dead server is not hammered); the items tested on
     # top of it stay valid, since its tree does not change.
     _retry_later(step, item, f"could not start: {ev.reason}", attempt=False)

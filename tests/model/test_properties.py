@@ -374,3 +374,18 @@ refusals = st.one_of(
 @given(st.lists(refusals, min_size=20, max_size=50), st.integers(1, 3))
 def test_a_held_branch_pushes_nothing_until_resumed_and_then_drains(program, window):
     play(program, window)
+
+
+def test_a_stale_start_failure_for_a_tested_item_changes_nothing():
+    # Found by Hypothesis: with issue 1 tested and issue 6 tested on top of it, a StartFailed
+    # for 6 (a start tried before its buildset was recorded) left 6's build running for nothing.
+    play(
+        [
+            ("approve", 1, "default", 1),
+            ("approve", 6, "default", 1),
+            ("finish", 1, "pass"),
+            ("startfail", 6, "default"),
+            ("tick",),
+        ],
+        2,
+    )
