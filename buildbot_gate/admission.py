@@ -26,6 +26,7 @@ from buildbot_gate.model import Recheck
 from buildbot_gate.model import ResumeBranch
 from buildbot_gate.model import Withdrawn
 from buildbot_gate.paths import matches
+from buildbot_gate.props import Prop
 from buildbot_gate.protocol import CATEGORIES
 from buildbot_gate.protocol import MERGE_NOW
 from buildbot_gate.protocol import RECHECK
@@ -74,18 +75,18 @@ class Admission:
             )
             return None
         props = change.properties
-        requester = str(props.getProperty("gate_requester") or change.who or "somebody")
+        requester = str(props.getProperty(Prop.REQUESTER) or change.who or "somebody")
         if change.category == RESUME_BRANCH:
             return _resume_branch(str(change.branch or ""), requester, state)
         try:
-            issue = int(props.getProperty("gate_issue"))
+            issue = int(props.getProperty(Prop.ISSUE))
         except (TypeError, ValueError):
             log.warn("change {n} ignored: no issue number", n=change.number)
             return None
         if change.category == WITHDRAWN:
-            return Withdrawn(issue, props.getProperty("gate_reason") or "approval withdrawn")
+            return Withdrawn(issue, props.getProperty(Prop.REASON) or "approval withdrawn")
         if change.category == RECHECK:
-            ps = props.getProperty("gate_patchset")
+            ps = props.getProperty(Prop.PATCHSET)
             return Recheck(issue, requester, int(ps) if ps else None)
         if change.category == MERGE_NOW:
             return MergeNow(issue, requester)
@@ -93,11 +94,11 @@ class Admission:
             return None
         return Approved(
             issue=issue,
-            patchset=int(props.getProperty("gate_patchset")),
+            patchset=int(props.getProperty(Prop.PATCHSET)),
             branch=change.branch,
-            approver=str(props.getProperty("gate_approver")),
+            approver=str(props.getProperty(Prop.APPROVER)),
             owner=str(change.who),
-            subject=str(props.getProperty("gate_subject") or change.comments),
+            subject=str(props.getProperty(Prop.SUBJECT) or change.comments),
             changeid=change.number,
         )
 
@@ -107,8 +108,8 @@ class Admission:
             refused,
             self.rules,
             change.who,
-            props.getProperty("gate_subject"),
-            props.getProperty("gate_diff"),
+            props.getProperty(Prop.SUBJECT),
+            props.getProperty(Prop.DIFF),
             change.branch,
         )
         if why:
@@ -212,8 +213,8 @@ def refusal(issue: int, props: Any, branch: str, detail: str) -> dict[str, Any]:
     """The announcement of a patch that was not queued."""
     return {
         "issue": issue,
-        "patchset": props.getProperty("gate_patchset"),
+        "patchset": props.getProperty(Prop.PATCHSET),
         "branch": branch,
-        "subject": props.getProperty("gate_subject"),
+        "subject": props.getProperty(Prop.SUBJECT),
         "detail": detail,
     }

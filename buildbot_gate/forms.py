@@ -24,6 +24,7 @@ from twisted.logger import Logger
 
 from buildbot_gate import protocol
 from buildbot_gate import signing
+from buildbot_gate.props import Prop
 
 log = Logger()
 
@@ -108,14 +109,14 @@ class GateForceScheduler(ForceScheduler):
             who=who,
         )
         comments = f"{self.action} of issue {issue} from the web UI"
-        props = {"gate_issue": issue, "gate_requester": who, "gate_via": "web"}
+        props = {Prop.ISSUE: issue, Prop.REQUESTER: who, Prop.VIA: "web"}
         yield defer.ensureDeferred(self._record(who, category, None, comments, props))
         return (None, {})
 
     def _resume(self, who: str, branch: str) -> Any:
         log.info("web form {name}: resume branch {b} by {who}", name=self.name, b=branch, who=who)
         comments = f"resume branch {branch} from the web UI"
-        props = {"gate_requester": who, "gate_via": "web"}
+        props = {Prop.REQUESTER: who, Prop.VIA: "web"}
         return defer.ensureDeferred(
             self._record(who, protocol.RESUME_BRANCH, branch, comments, props)
         )

@@ -31,6 +31,8 @@ from buildbot_gate.model import StartTest
 from buildbot_gate.model import TestStarted
 from buildbot_gate.paths import all_match
 from buildbot_gate.paths import per_branch
+from buildbot_gate.props import Prop
+from buildbot_gate.props import change_prop
 
 log = Logger()
 
@@ -140,7 +142,7 @@ class BuildsetLauncher:
     async def _plan(self, item: Item, *, land: bool, stack: Sequence[Item]) -> _Plan:
         """Everything a start reads before it creates anything: the patch, its base, the stack."""
         change = await self._change(item)
-        diff = _change_prop(change, "gate_diff")
+        diff = change_prop(change, Prop.DIFF)
         summary = await threads.deferToThread(summarize, diff)  # CPU work: off the reactor
         if land or item.base:
             base = item.base
@@ -152,7 +154,7 @@ class BuildsetLauncher:
         paths = set(summary.paths)
         for entry in below:
             paths.update(entry.pop("paths"))
-        review_url = _change_prop(change, "gate_review_url") or ""
+        review_url = change_prop(change, Prop.REVIEW_URL) or ""
         sourcestamp = {
             "codebase": "",
             "repository": self.settings.repourl,
@@ -169,27 +171,27 @@ class BuildsetLauncher:
     def _properties(self, item: Item, plan: _Plan, *, land: bool, docs_only: bool) -> Properties:
         """The properties the steps and the auditor read."""
         props = Properties()
-        props.setProperty("gate_issue", item.issue, "Gate")
-        props.setProperty("gate_patchset", item.patchset, "Gate")
-        props.setProperty("gate_branch", item.branch, "Gate")
-        props.setProperty("gate_subject", item.subject, "Gate")
-        props.setProperty("gate_review_url", plan.review_url, "Gate")
-        props.setProperty("gate_commit_date", _commit_date(plan.change), "Gate")
+        props.setProperty(Prop.ISSUE, item.issue, "Gate")
+        props.setProperty(Prop.PATCHSET, item.patchset, "Gate")
+        props.setProperty(Prop.BRANCH, item.branch, "Gate")
+        props.setProperty(Prop.SUBJECT, item.subject, "Gate")
+        props.setProperty(Prop.REVIEW_URL, plan.review_url, "Gate")
+        props.setProperty(Prop.COMMIT_DATE, _commit_date(plan.change), "Gate")
         # The patches of the items ahead, committed in this order before this one.
-        props.setProperty("gate_stack", plan.below, "Gate")
-        props.setProperty("gate_docs_only", docs_only, "Gate")
+        props.setProperty(Prop.STACK, plan.below, "Gate")
+        props.setProperty(Prop.DOCS_ONLY, docs_only, "Gate")
         if docs_only:
             # For the auditor: the paths that made a docs build enough.
             docs_paths = list(per_branch(self.settings.docs_paths, item.branch, ()))
-            props.setProperty("gate_docs_paths", docs_paths, "Gate")
+            props.setProperty(Prop.DOCS_PATHS, docs_paths, "Gate")
         if land:
-            props.setProperty("gate_expected_node", item.tested_node, "Gate")
+            props.setProperty(Prop.EXPECTED_NODE, item.tested_node, "Gate")
             if item.rebased_over:
                 # Tested before the express item(s) landed under it: the change must be the same.
-                props.setProperty("gate_rebased_over", list(item.rebased_over), "Gate")
-                props.setProperty("gate_expected_digest", item.tested_digest, "Gate")
+                props.setProperty(Prop.REBASED_OVER, list(item.rebased_over), "Gate")
+                props.setProperty(Prop.EXPECTED_DIGEST, item.tested_digest, "Gate")
             # For the auditor: the green builds this push rests on.
-            props.setProperty("gate_tested_buildset", item.tested_buildset, "Gate")
+            props.setProperty(Prop.TESTED_BUILDSET, item.tested_buildset, "Gate")
         return props
 
     async def _change(self, item: Item) -> dict[str, Any]:
@@ -205,7 +207,7 @@ class BuildsetLauncher:
         builds do, so that the changeset ids match."""
         change = await self._change(item)
         # Refused now what the step would refuse; the paths are taken out by _plan.
-        paths = (await threads.deferToThread(summarize, _change_prop(change, "gate_diff"))).paths
+        paths = (await threads.deferToThread(summarize, change_prop(change, Prop.DIFF))).paths
         return {
             "paths": list(paths),
             "changeid": item.changeid,
@@ -213,18 +215,13 @@ class BuildsetLauncher:
             "patchset": item.patchset,
             "author": item.owner,
             "date": _commit_date(change),
-            "message": _commit_message(item, _change_prop(change, "gate_review_url") or ""),
+            "message": _commit_message(item, change_prop(change, Prop.REVIEW_URL) or ""),
         }
 
     def _docs_only(self, branch: str, paths: Sequence[str]) -> bool:
         if not self.settings.docs_builders:
             return False
         return all_match(paths, per_branch(self.settings.docs_paths, branch, ()))
-
-
-def _change_prop(change: dict[str, Any], name: str) -> Any:
-    value = (change.get("properties") or {}).get(name)
-    return value[0] if isinstance(value, list | tuple) else value
 
 
 def _commit_date(change: dict[str, Any]) -> str:

@@ -49,6 +49,13 @@ class Prop:
     VERDICT: Final = "gate_verdict"
 
 
+class StateKey:
+    """Names under which the scheduler keeps its own records in Buildbot's state table."""
+
+    HEALTH: Final = "gate_health"  # the quarantine's record of each worker's recent runs
+    LAST_CHANGE: Final = "gate_last_change"  # the last change the scheduler acted on
+
+
 class StepOutcome(StrEnum):
     """Why a gate build ended (``gate_outcome``): the steps write it, outcomes.py reads it."""
 

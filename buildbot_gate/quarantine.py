@@ -17,11 +17,13 @@ from twisted.logger import Logger
 
 from buildbot_gate import health
 from buildbot_gate import outcomes
+from buildbot_gate.props import StateKey
+from buildbot_gate.props import StepOutcome
 
 log = Logger()
 
 # Per stable builder and worker, the recent runs and the quarantined workers (health.Health).
-HEALTH_KEY = "gate_health"
+HEALTH_KEY = StateKey.HEALTH
 
 # Tells the world about a decision (protocol.announce, bound to the master).
 Announce = Callable[..., None]
@@ -80,7 +82,7 @@ class WorkerQuarantine:
 
     async def _record(self, reports: Sequence[outcomes.BuildReport], after: int) -> None:
         runs = [
-            (r.builder, r.worker, r.outcome == "tip_broken" or r.results == EXCEPTION)
+            (r.builder, r.worker, r.outcome == StepOutcome.TIP_BROKEN or r.results == EXCEPTION)
             for r in reports
             if r.worker
             and r.builder in self.settings.test_builders

@@ -38,6 +38,7 @@ from buildbot_gate.model import StartLand
 from buildbot_gate.model import StartTest
 from buildbot_gate.model import decide
 from buildbot_gate.model import tick
+from buildbot_gate.props import StateKey
 from buildbot_gate.quarantine import WorkerQuarantine
 
 log = Logger()
@@ -45,7 +46,7 @@ log = Logger()
 STATE_KEY = "gate"
 # The number of the last change the gate has acted on: changes after it are replayed at start,
 # so an approval recorded just before the master died is not lost.
-CHANGES_KEY = "gate_last_change"
+CHANGES_KEY = StateKey.LAST_CHANGE
 
 Reports = Sequence[outcomes.BuildReport]
 

@@ -17,11 +17,13 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from buildbot_gate.props import Prop
+
 # Properties of a signed change: the MAC, a one-time nonce (a copy of a signed change read from
 # the REST API and posted again is a replay), and which part of the gate signed it.
-MAC = "gate_mac"
-NONCE = "gate_nonce"
-SOURCE = "gate_src"
+MAC = Prop.MAC
+NONCE = Prop.NONCE
+SOURCE = Prop.SIGNED_BY
 SOURCES = frozenset({"rietveld", "web"})
 
 # Where the key lives: one object shared by every master of a cluster through the database.
@@ -51,9 +53,9 @@ def _message(
     props: Mapping[str, Any],
 ) -> bytes:
     """Everything the scheduler and the launcher act on, in one canonical form."""
-    signed = {k: v for k, v in props.items() if k.startswith("gate_") and k != MAC}
-    if "gate_diff" in signed:
-        signed["gate_diff"] = hashlib.sha256(str(signed["gate_diff"]).encode()).hexdigest()
+    signed = {k: v for k, v in props.items() if k.startswith(Prop.PREFIX) and k != MAC}
+    if Prop.DIFF in signed:
+        signed[Prop.DIFF] = hashlib.sha256(str(signed[Prop.DIFF]).encode()).hexdigest()
     whole = {
         "category": category,
         "branch": branch,

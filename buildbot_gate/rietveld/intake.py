@@ -11,6 +11,7 @@ from twisted.logger import Logger
 
 from buildbot_gate import protocol
 from buildbot_gate import signing
+from buildbot_gate.props import Prop
 from buildbot_gate.ratelimit import SenderLimit
 from buildbot_gate.rietveld.records import Issue
 from buildbot_gate.rietveld.tracking import Approve
@@ -39,7 +40,7 @@ class Intake:
                     await self._approve(issue, intent)
                 case Withdraw(reason=reason):
                     log.info("issue {n}: approval withdrawn: {why}", n=issue.issue, why=reason)
-                    await self._add_change(issue, protocol.WITHDRAWN, None, {"gate_reason": reason})
+                    await self._add_change(issue, protocol.WITHDRAWN, None, {Prop.REASON: reason})
                 case Request(category=category, requester=who):
                     log.info(
                         "issue {n}: {what} requested by {who}",
@@ -47,7 +48,7 @@ class Intake:
                         what=category,
                         who=who,
                     )
-                    props = {"gate_requester": who, "gate_patchset": issue.latest_patchset}
+                    props = {Prop.REQUESTER: who, Prop.PATCHSET: issue.latest_patchset}
                     await self._add_change(issue, category, None, props)
                 case Tell():
                     self.tell(issue, intent)
@@ -91,10 +92,10 @@ class Intake:
             branch=intent.branch,
         )
         props = {
-            "gate_patchset": approval.patchset,
-            "gate_approver": approval.approver,
-            "gate_subject": issue.subject,
-            "gate_diff": intent.diff,
+            Prop.PATCHSET: approval.patchset,
+            Prop.APPROVER: approval.approver,
+            Prop.SUBJECT: issue.subject,
+            Prop.DIFF: intent.diff,
         }
         await self._add_change(
             issue,
@@ -110,7 +111,7 @@ class Intake:
         self, issue: Issue, category: str, branch: str | None, props: dict[str, Any], **kw: Any
     ) -> None:
         review_url = f"{self.url}/{issue.issue}/"
-        props = {"gate_issue": issue.issue, "gate_review_url": review_url, **props}
+        props = {Prop.ISSUE: issue.issue, Prop.REVIEW_URL: review_url, **props}
         author = f"{issue.owner} <{issue.owner_email}>"
         # Signed, so that GateScheduler can tell this change from one POSTed to a change hook.
         props = await signing.sign(

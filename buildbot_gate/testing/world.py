@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from buildbot_gate.props import Prop
 from buildbot_gate.testing.masters import BuildbotMaster
 from buildbot_gate.testing.masters import BuildbotWorker
 from buildbot_gate.testing.masters import prop
@@ -228,7 +229,7 @@ class GateWorld:
         return [c for c in self.upstream.log() if f"/{issue}/" in c["desc"]]
 
     def builds_for(self, issue: int, builder: str | None = None) -> list[dict[str, Any]]:
-        return [b for b in self.master.rest.builds(builder) if prop(b, "gate_issue") == issue]
+        return [b for b in self.master.rest.builds(builder) if prop(b, Prop.ISSUE) == issue]
 
     # --- test knobs -------------------------------------------------------------------------
 
