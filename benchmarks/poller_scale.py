@@ -5,8 +5,10 @@ and the master's CPU seconds, so one can see the cost follow the changed issues,
     python benchmarks/poller_scale.py [--issues 10000] [--interval 5] [--rounds 3]
 
 Each round changes a fraction of the issues (a plain comment, which approves nothing), waits two
-poll intervals and divides by the polls that happened (``/search`` requests). Fractions: 0, 0.1%
-and 1%. The master's CPU is read from /proc (utime + stime).
+poll intervals and divides by the polls that happened: searches answered from their first page,
+as a poll that finds more than a page of changed issues follows the cursor over more ``/search``
+requests, which are its own requests, not more polls. Fractions: 0, 0.1% and 1%. The master's CPU
+is read from /proc (utime + stime).
 """
 
 from __future__ import annotations
@@ -36,7 +38,13 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def run(issues: int, interval: int, rounds: int, root: Path) -> dict:
+def run(
+    issues: int,
+    interval: int,
+    rounds: int,
+    root: Path,
+    fractions: tuple[float, ...] = (0.0, 0.001, 0.01),
+) -> dict:
     standin = RietveldStandin(root / "rietveld", {ACCOUNT: TOKEN}).start()
     master = None
     try:
@@ -64,24 +72,28 @@ def run(issues: int, interval: int, rounds: int, root: Path) -> dict:
         pid = master.proc.pid
         time.sleep(2 * interval)  # the first polls, with the master settling
         rows = []
-        for fraction in (0.0, 0.001, 0.01):
+        for fraction in fractions:
             for r in range(rounds):
                 changed = numbers[: int(len(numbers) * fraction)]
                 offset = (r * 97) % max(1, len(numbers) - len(changed))
                 changed = numbers[offset : offset + len(changed)]
                 before_requests = len(control.requests())
+                before_polls = control.fresh_searches()
                 before_cpu = cpu_seconds(pid)
                 for n in changed:
                     control.post_message(n, "bob@example.org", "Any news on this?")
                 time.sleep(2 * interval + 1)
                 requests = control.requests()[before_requests:]
-                polls = max(1, sum(1 for q in requests if q.startswith("GET /search")))
+                polls = max(1, control.fresh_searches() - before_polls)
+                pages = sum(1 for q in requests if q.startswith("GET /search"))
                 cpu = cpu_seconds(pid) - before_cpu
                 rows.append(
                     {
                         "fraction_changed": fraction,
                         "changed_issues": len(changed),
                         "polls": polls,
+                        "search_pages": pages,
+                        "round_seconds": 2 * interval + 1,
                         "requests_per_poll": round(len(requests) / polls, 1),
                         "master_cpu_seconds_per_poll": round(cpu / polls, 3),
                     }

@@ -6,7 +6,8 @@ The recorded history comes from :mod:`buildbot_gate.history`.
 The simulation replays the approvals at their recorded times and drives :func:`decide` with
 simulated builds: each builder is a pool of the workers that ran its builds (a worker runs one
 build per builder at a time, as Buildbot does); a tree with a broken patch in it fails, a flaky
-patch fails the first build that runs it, a cancelled build frees its worker at once. Reported
+patch fails the first build with it that runs to its end (a flaky test fails while it runs: a
+build cancelled before its end shows nothing), a cancelled build frees its worker at once. Reported
 per setting: the time to drain (first approval to last landing or ejection), the mean time from
 approval to landing, and the worker minutes spent. Infrastructure failures are not replayed.
 """
@@ -96,7 +97,7 @@ class _Sim:
             elif kind == "recheck":
                 self.apply(Recheck(what[1], "replay"))
             elif kind == "build-done":
-                self.build_done(what[1], what[2], what[3])
+                self.build_done(what[1], what[2])
             elif kind == "dispatch":
                 self.dispatch()
 
@@ -148,11 +149,7 @@ class _Sim:
             self.waiting.remove(entry)
             self.free[builder] = self.free.get(builder, 1) - 1
             self.running[bsid].append((self.now, builder))
-            kind, what = self.buildsets[bsid]
-            failed = False
-            if kind == "test":
-                failed = self.test_fails(what[0], what[1])
-            self.at(self.now + seconds, ("build-done", bsid, builder, failed))
+            self.at(self.now + seconds, ("build-done", bsid, builder))
 
     def test_fails(self, item: Any, tree: Sequence[int]) -> bool:
         broken = False
@@ -161,14 +158,16 @@ class _Sim:
             if fate == "fail":
                 broken = True
             elif fate == "flaky" and (issue, item.branch) not in self.flaky_seen:
-                self.flaky_seen.add((issue, item.branch))  # fails the first run that has it
+                self.flaky_seen.add((issue, item.branch))  # fails the first run to end with it
                 broken = True
         return broken
 
-    def build_done(self, bsid: int, builder: str, failed: bool) -> None:
+    def build_done(self, bsid: int, builder: str) -> None:
         runs = self.running.get(bsid)
         if runs is None:
             return  # cancelled
+        kind, what = self.buildsets[bsid]
+        failed = kind == "test" and self.test_fails(what[0], what[1])
         start = next(s for s, b in runs if b == builder)
         runs.remove((start, builder))
         self.busy_seconds += self.now - start

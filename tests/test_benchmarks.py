@@ -30,9 +30,16 @@ def test_model_scale_drains_a_small_queue_and_reports_its_figures():
 
 @pytest.mark.e2e
 def test_poller_scale_counts_requests_that_follow_the_changed_issues(tmp_path):
-    result = load("poller_scale").run(issues=300, interval=1, rounds=1, root=tmp_path)
+    result = load("poller_scale").run(
+        issues=300, interval=1, rounds=1, root=tmp_path, fractions=(0.0, 0.01, 0.5)
+    )
     by_changed = {row["changed_issues"]: row for row in result["rounds"]}
-    assert set(by_changed) == {0, 3}
+    assert set(by_changed) == {0, 3, 150}
+    # 150 changed issues fill two search pages in one poll: polls are counted once each, so
+    # there are no more of them than the round's seconds allow (a poll a second).
+    many = by_changed[150]
+    assert many["search_pages"] > many["polls"]
+    assert many["polls"] <= many["round_seconds"] + 1
     # One search per poll when nothing changed; each changed issue adds its own reads.
     assert by_changed[0]["requests_per_poll"] == 1.0
     assert by_changed[3]["requests_per_poll"] > 1.0
@@ -46,5 +53,55 @@ def test_drain_harness_runs_a_tiny_queue_in_both_modes(tmp_path):
     result = drain.run_one(1, 3, "speculative", 2, 0.5, 1, tmp_path)
     assert result["landed"] + result["failing"] == 3
     assert 0 < result["ideal_over_measured"] < 1
+    # The ideal counts the pushes: one at a time, the first after a test.
+    assert result["push_seconds"] > 0
+    assert result["ideal_seconds"] >= round(0.5 + result["landed"] * result["push_seconds"], 1)
     assert result["approval_latency_seconds"] is not None
     assert result["approval_latency_seconds"] > 0  # a build cannot start before its approval
+    pair = {"serial": result, "speculative": result, "speculative_over_serial": 1.0}
+    lines = drain.table([{"workers": 1, "patches": 3, **pair}])
+    assert "spec x ser" in lines[0] and "median s" in lines[3]
+    assert "throughput ratio" in lines[-1]
+
+
+def test_policy_benchmark_reports_every_policy_and_none_beats_the_oracle(tmp_path):
+    policy = load("policy")
+    result = policy.run(patches=40, seeds=3, workers=(1, 2, 4, 8))
+    rows = {row["workers"]: row for row in result["rows"]}
+    assert set(rows) == {1, 2, 4, 8}
+    for w, row in rows.items():
+        for key in ("gate_over_serial", "gate_over_oracle", "zuul_over_serial", "zuul_over_oracle"):
+            assert row[key] > 0, (w, key)
+        assert row["landed"]["gate"] == row["landed"]["zuul"] == 3 * (40 - 4)  # every flaky lands
+        assert set(row["worker_minutes_per_landed"]) == {"serial", "gate", "zuul"}
+        # A lower bound: no policy drains any seed faster than the oracle allows.
+        for drains, oracle in zip(result["drains"][w], result["oracle_seconds"][w], strict=True):
+            assert min(drains.values()) >= oracle, (w, drains, oracle)
+        assert max(row["gate_over_oracle"], row["zuul_over_oracle"]) <= 1.0
+    assert rows[1]["gate_over_serial"] == 1.0  # one worker: the gate is the serial gate
+    assert rows[8]["zuul_over_serial"] > rows[2]["zuul_over_serial"] > 1.0
+    out = tmp_path / "policy.json"
+    policy.plot(result["rows"], out.with_suffix(".png"))  # optional: False without matplotlib
+    assert "gate x ser" in policy.table(result["rows"])[1]
+
+
+def test_zuul_reference_resets_what_was_tested_on_a_failure_and_rechecks_a_flaky_one():
+    zuul = load("policy").Zuul
+    # 1, 1+2, 1+2+3 at once (0-10); 2 fails: 3 again on 1+3 (10-20); 1 pushed (10-12), 2 ejected
+    # at the head (12), 3 pushed (20-22).
+    r = zuul(["pass", "fail", "pass"], window=3, test_seconds=10, push_seconds=2).run()
+    assert (r.drain_seconds, r.landed, r.ejected) == (22, 2, 1)
+    # The flaky one fails (0-10), is ejected and rechecked at the tail behind 2, which was reset
+    # and tested again (10-20, pushed 20-22); the flaky one, tested on it (10-20), pushed 22-24.
+    r = zuul(["flaky", "pass"], window=2, test_seconds=10, push_seconds=2).run()
+    assert (r.drain_seconds, r.landed, r.ejected) == (24, 2, 0)
+
+
+def test_oracle_bound_counts_the_pushes_that_cannot_overlap_a_test():
+    oracle = load("policy").oracle_seconds
+    # 5 runs on 4 workers: 2 rounds; the run ending last is followed by its push.
+    assert oracle(5, 4, 100, landed=5, broken=0, push_seconds=10) == 210
+    # ... unless a broken patch's run can end last: it needs no push.
+    assert oracle(5, 4, 100, landed=4, broken=1, push_seconds=10) == 200
+    # Pushes one at a time dominate when they are longer than a test (the drain's 2 s suite).
+    assert oracle(103, 4, 2.0, landed=90, broken=10, push_seconds=2.4) == 2.0 + 90 * 2.4

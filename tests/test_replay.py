@@ -59,6 +59,15 @@ def test_a_flaky_patch_is_rechecked_and_lands():
     assert r.drain_seconds == 34.0
 
 
+def test_a_flaky_patch_whose_first_build_is_cancelled_still_fails_its_next_run():
+    r = simulate(history(["fail", "flaky"], workers=2), window=2)
+    # 1 and 1+2 tested at once (0-10); 1 fails and is ejected, and 2's build, cancelled, shows
+    # nothing: 2's next run (10-20) is its first to end, and fails; rechecked (21), tested
+    # (21-31) and pushed (31-33). A flaky test fails while it runs, not when a build is queued.
+    assert (r.landed, r.ejected) == (1, 1)
+    assert r.drain_seconds == 33.0
+
+
 def test_the_replay_command_explains_what_it_cannot_read(tmp_path, capsys):
     from buildbot_gate.cli import main
 

@@ -1,0 +1,150 @@
+"""The reference the gate's policy must beat: Zuul's dependent pipeline with a fixed window, in
+simulated time, on the policy replay's fates; written plainly, for ``benchmarks/policy.py``.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import statistics
+from collections.abc import Sequence
+
+import attrs
+
+
+@attrs.frozen
+class Drain:
+    """One policy's drain of one set of fates."""
+
+    drain_seconds: float
+    mean_time_to_land: float
+    worker_minutes: float
+    landed: int
+    ejected: int
+
+
+@attrs.define
+class _Entry:
+    issue: int
+    state: str = "waiting"  # waiting, testing, passed, failed, landing
+    build: int | None = None
+    rechecked: bool = False
+
+
+class Zuul:
+    """Zuul's dependent pipeline with a fixed window, the reference the gate must beat.
+
+    The first ``window`` items that have not failed are tested at once, each on the tree of the
+    ones ahead of it. A failed build marks its item failed and resets every item behind it: their
+    builds are cancelled and started again on the tree without it. The head lands when it passed
+    (one push at a time); a failed head is ejected, and a flaky patch rechecked at the tail.
+    """
+
+    def __init__(
+        self, fates: Sequence[str], window: int, test_seconds: float, push_seconds: float
+    ) -> None:
+        self.fates = {n + 1: f for n, f in enumerate(fates)}
+        self.window = window
+        self.test_seconds = test_seconds
+        self.push_seconds = push_seconds
+        self.queue = [_Entry(issue) for issue in self.fates]
+        self.events: list[tuple[float, int, str, int]] = []
+        self.counter = itertools.count()
+        self.now = 0.0
+        self.builds: dict[int, tuple[float, list[int]]] = {}  # running build -> (start, tree)
+        self.flaky_seen: set[int] = set()
+        self.busy_seconds = 0.0
+        self.pushing = False
+        self.finished: dict[int, tuple[str, float]] = {}
+
+    def run(self) -> Drain:
+        self.step()
+        while self.events:
+            self.now, _, kind, build = heapq.heappop(self.events)
+            if kind == "tested" and build in self.builds:
+                self.tested(build)
+            elif kind == "pushed":
+                self.pushed()
+            self.step()
+        lands = [t for how, t in self.finished.values() if how == "landed"]
+        return Drain(
+            drain_seconds=max(t for _, t in self.finished.values()),
+            mean_time_to_land=statistics.fmean(lands) if lands else 0.0,
+            worker_minutes=self.busy_seconds / 60,
+            landed=len(lands),
+            ejected=len(self.finished) - len(lands),
+        )
+
+    def at(self, when: float, kind: str, build: int = 0) -> None:
+        heapq.heappush(self.events, (when, next(self.counter), kind, build))
+
+    def step(self) -> None:
+        self.settle_head()
+        self.fill_window()
+
+    def settle_head(self) -> None:
+        while self.queue and not self.pushing:
+            head = self.queue[0]
+            if head.state == "failed":
+                self.queue.pop(0)
+                if self.fates[head.issue] == "flaky" and not head.rechecked:
+                    self.queue.append(_Entry(head.issue, rechecked=True))
+                else:
+                    self.finished[head.issue] = ("ejected", self.now)
+                continue
+            if head.state == "passed":
+                head.state = "landing"
+                self.pushing = True
+                self.at(self.now + self.push_seconds, "pushed")
+            return
+
+    def fill_window(self) -> None:
+        live = [e for e in self.queue if e.state in ("testing", "passed", "landing")]
+        for entry in self.queue:
+            if len(live) >= self.window:
+                return
+            if entry.state != "waiting":
+                continue
+            tree = [e.issue for e in live] + [entry.issue]
+            self.start(entry, tree)
+            live.append(entry)
+
+    def start(self, entry: _Entry, tree: list[int]) -> None:
+        build = next(self.counter)
+        self.builds[build] = (self.now, tree)
+        entry.state, entry.build = "testing", build
+        self.at(self.now + self.test_seconds, "tested", build)
+
+    def fails(self, tree: list[int]) -> bool:
+        """The replay's rule: a broken patch fails every run; a flaky one, the first run with it
+        that ends (a cancelled run shows nothing)."""
+        fails = False
+        for issue in tree:
+            fate = self.fates[issue]
+            if fate == "fail":
+                fails = True
+            elif fate == "flaky" and issue not in self.flaky_seen:
+                self.flaky_seen.add(issue)
+                fails = True
+        return fails
+
+    def tested(self, build: int) -> None:
+        start, tree = self.builds.pop(build)
+        self.busy_seconds += self.now - start
+        fails = self.fails(tree)
+        at = next(k for k, e in enumerate(self.queue) if e.build == build)
+        entry = self.queue[at]
+        entry.build = None
+        entry.state = "failed" if fails else "passed"
+        if fails:
+            for behind in self.queue[at + 1 :]:  # tested on top of it: again, without it
+                if behind.build is not None:
+                    began, _ = self.builds.pop(behind.build)
+                    self.busy_seconds += self.now - began
+                behind.state, behind.build = "waiting", None
+
+    def pushed(self) -> None:
+        head = self.queue.pop(0)
+        self.busy_seconds += self.push_seconds
+        self.pushing = False
+        self.finished[head.issue] = ("landed", self.now)
