@@ -391,7 +391,7 @@ def _fill_window(step: _Step, branch: str, policy: Policy) -> None:
     live = [i for i in queue if i.live]
     window = step.state.window(branch, policy)
     for candidate in (i for i in queue if i.state == ItemState.QUEUED):
-        if len(live) >= window or candidate.key in step.state.held:
+        if _window_full(live, window) or candidate.key in step.state.held:
             return
         if live and (live[0].base is None or live[0].retry_pending):
             return  # the base is known once the head's build is created; fill then
@@ -407,6 +407,17 @@ def _fill_window(step: _Step, branch: str, policy: Policy) -> None:
         step.replace(candidate, testing)
         step.emit(StartTest(testing, tuple(live)))
         live.append(testing)
+
+
+def _window_full(live: list[Item], window: int) -> bool:
+    """The window counts the items that hold a test worker: one that passed and waits for those
+    ahead of it to land holds none, so the next item starts in its place (up to twice the
+    window in the pipeline, so a push that keeps failing does not grow the stack without end).
+    A serial branch stays serial: the next item waits until the head has landed."""
+    if window == 1:
+        return bool(live)
+    building = sum(1 for i in live if i.state == ItemState.TESTING)
+    return building >= window or len(live) >= 2 * window
 
 
 def tick(state: GateState, policy: Policy | None = None) -> tuple[GateState, list[Action]]:

@@ -185,6 +185,20 @@ def test_the_window_halves_per_ejection_and_grows_back_on_landing():
     assert len([i for i in g.state.queue("default") if i.live]) == 3
 
 
+def test_an_item_that_passed_and_waits_to_land_frees_its_place_in_the_window():
+    g = Gate()
+    g.approve(1, 2, 3, 4, 5, 6, 7)
+    g.finish(2, Outcome.PASSED)  # waits for 1 to land, on no worker
+    assert g.item(4).state == ItemState.TESTING
+    assert g.item(4).ahead == (1, 2, 3)
+    g.finish(3, Outcome.PASSED)
+    g.finish(4, Outcome.PASSED)
+    g.finish(5, Outcome.PASSED)
+    # Never more than three builds, nor more than twice the window in the pipeline.
+    assert [i.issue for i in g.state.queue("default") if i.live] == [1, 2, 3, 4, 5, 6]
+    assert g.item(7).state == ItemState.QUEUED
+
+
 def test_a_serial_branch_tests_one_item_at_a_time():
     g = Gate(Policy())
     g.approve(1, 2)
