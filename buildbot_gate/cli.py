@@ -220,8 +220,8 @@ def _window(text: str) -> int:
 def replay_command(args: argparse.Namespace) -> int:
     import sqlalchemy as sa
 
-    from buildbot_gate.replay import read_history
-    from buildbot_gate.replay import report
+    from buildbot_gate.tools.replay import read_history
+    from buildbot_gate.tools.replay import report
 
     try:
         windows = [_window(w) for w in args.windows.split(",") if w.strip()]
@@ -243,7 +243,7 @@ def replay_command(args: argparse.Namespace) -> int:
 
 
 def audit_command(args: argparse.Namespace) -> int:
-    from buildbot_gate.audit import audit
+    from buildbot_gate.tools.audit import audit
 
     hgbin = args.hg or shutil.which("hg") or str(Path(sys.executable).with_name("hg"))
     report = audit(args.repo, args.db_url, hgbin)

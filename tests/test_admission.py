@@ -10,12 +10,12 @@ from twisted.internet import defer
 from twisted.trial import unittest
 
 from buildbot_gate import signing
-from buildbot_gate.admission import Admission
-from buildbot_gate.admission import AdmissionRules
 from buildbot_gate.model import Approved
 from buildbot_gate.model import GateState
 from buildbot_gate.model import ResumeBranch
 from buildbot_gate.model import Withdrawn
+from buildbot_gate.scheduler.admission import Admission
+from buildbot_gate.scheduler.admission import AdmissionRules
 
 DIFF = "diff --git a/calc.py b/calc.py\n--- a/calc.py\n+++ b/calc.py\n@@ -1 +1 @@\n-a\n+b\n"
 APPROVAL = {

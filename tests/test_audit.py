@@ -13,8 +13,8 @@ import pytest
 import sqlalchemy as sa
 from buildbot.db import model
 
-from buildbot_gate.audit import audit
 from buildbot_gate.hg import HG_ENV
+from buildbot_gate.tools.audit import audit
 
 HG = str(Path(sys.executable).parent / "hg")
 ENV = {**os.environ, **HG_ENV}

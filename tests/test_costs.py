@@ -8,11 +8,11 @@ from buildbot.test.reactor import TestReactorMixin
 from twisted.internet import defer
 from twisted.trial import unittest
 
-from buildbot_gate.costs import Cost
-from buildbot_gate.costs import daily_totals
-from buildbot_gate.costs import parse_external_id
-from buildbot_gate.costs import patch_cost
-from buildbot_gate.reporter import comment_text
+from buildbot_gate.rietveld.reporter import comment_text
+from buildbot_gate.tools.costs import Cost
+from buildbot_gate.tools.costs import daily_totals
+from buildbot_gate.tools.costs import parse_external_id
+from buildbot_gate.tools.costs import patch_cost
 
 DAY = 1_790_000_000  # 2026-09-21 UTC
 

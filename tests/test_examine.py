@@ -7,13 +7,13 @@ from treq.testing import StubTreq
 from twisted.internet import defer
 from twisted.trial import unittest
 
-from buildbot_gate.examine import Examined
-from buildbot_gate.examine import IssueExaminer
-from buildbot_gate.people import DirectoryUnavailable
-from buildbot_gate.people import Person
+from buildbot_gate.people.static import DirectoryUnavailable
+from buildbot_gate.people.static import Person
 from buildbot_gate.rietveld.approvals import Rules
 from buildbot_gate.rietveld.client import RietveldClient
 from buildbot_gate.rietveld.client import ServerError
+from buildbot_gate.rietveld.examine import Examined
+from buildbot_gate.rietveld.examine import IssueExaminer
 from buildbot_gate.rietveld.tracking import Approve
 from buildbot_gate.rietveld.tracking import Held
 from buildbot_gate.rietveld.tracking import Settings

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from buildbot_gate.reporter import comment_text
+from buildbot_gate.rietveld.reporter import comment_text
 
 NODE = "ab" * 20
 

@@ -11,7 +11,7 @@ from twisted.internet import defer
 from twisted.trial import unittest
 
 from buildbot_gate import signing
-from buildbot_gate.forms import GateForceScheduler
+from buildbot_gate.scheduler.forms import GateForceScheduler
 
 
 class FormTest(SchedulerMixin, TestReactorMixin, unittest.TestCase):

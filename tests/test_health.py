@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from buildbot_gate.health import Health
-from buildbot_gate.health import record
-from buildbot_gate.health import restored
+from buildbot_gate.scheduler.health import Health
+from buildbot_gate.scheduler.health import record
+from buildbot_gate.scheduler.health import restored
 
 FLEET = {"linux": {"w1", "w2", "w3"}}
 

@@ -12,10 +12,7 @@ from buildbot.test.reactor import TestReactorMixin
 from twisted.internet import defer
 from twisted.trial import unittest
 
-from buildbot_gate import launch
 from buildbot_gate.hgremote import TipError
-from buildbot_gate.launch import BuildsetLauncher
-from buildbot_gate.launch import LaunchSettings
 from buildbot_gate.model import Item
 from buildbot_gate.model import ItemState
 from buildbot_gate.model import LandStarted
@@ -23,6 +20,9 @@ from buildbot_gate.model import StartFailed
 from buildbot_gate.model import StartLand
 from buildbot_gate.model import StartTest
 from buildbot_gate.model import TestStarted
+from buildbot_gate.scheduler import launch
+from buildbot_gate.scheduler.launch import BuildsetLauncher
+from buildbot_gate.scheduler.launch import LaunchSettings
 
 DIFF = "diff --git a/calc.py b/calc.py\n--- a/calc.py\n+++ b/calc.py\n@@ -1 +1 @@\n-a\n+b\n"
 TIP = "a" * 40

@@ -16,15 +16,15 @@ from twisted.logger import formatEvent
 from twisted.logger import globalLogPublisher
 from twisted.trial import unittest
 
-from buildbot_gate import outbox
-from buildbot_gate.outbox import Letter
-from buildbot_gate.outbox import Outbox
-from buildbot_gate.queueview import undelivered_json
-from buildbot_gate.reporter import RietveldReporter
-from buildbot_gate.reporter import comment_text
+from buildbot_gate.rietveld import outbox
 from buildbot_gate.rietveld.client import ServerError
 from buildbot_gate.rietveld.client import Unreachable
+from buildbot_gate.rietveld.outbox import Letter
+from buildbot_gate.rietveld.outbox import Outbox
+from buildbot_gate.rietveld.reporter import RietveldReporter
+from buildbot_gate.rietveld.reporter import comment_text
 from buildbot_gate.www import outboxes
+from buildbot_gate.www.queueview import undelivered_json
 
 LANDED = {
     "decision": "landed",

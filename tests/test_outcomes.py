@@ -6,10 +6,10 @@ from buildbot.process.results import FAILURE
 from buildbot.process.results import SUCCESS
 from buildbot.process.results import WARNINGS
 
-from buildbot_gate import outcomes
 from buildbot_gate.model import Outcome
-from buildbot_gate.outcomes import BuildReport
 from buildbot_gate.props import StepOutcome
+from buildbot_gate.scheduler import outcomes
+from buildbot_gate.scheduler.outcomes import BuildReport
 
 NODE = "b" * 40
 

@@ -9,9 +9,9 @@ from twisted.internet import reactor
 from twisted.trial import unittest
 from twisted.web.server import Site
 
-from buildbot_gate.changes import RietveldPoller
-from buildbot_gate.people import DirectoryUnavailable
-from buildbot_gate.people import Person
+from buildbot_gate.people.static import DirectoryUnavailable
+from buildbot_gate.people.static import Person
+from buildbot_gate.rietveld.poller import RietveldPoller
 from buildbot_gate.testing.rietveld_standin import StandinApp
 from buildbot_gate.testing.rietveld_standin import Store
 

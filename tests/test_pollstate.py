@@ -9,8 +9,8 @@ from hypothesis import given
 from hypothesis import settings
 from hypothesis import strategies as st
 
-from buildbot_gate.pollstate import needed
-from buildbot_gate.pollstate import prune
+from buildbot_gate.rietveld.pollstate import needed
+from buildbot_gate.rietveld.pollstate import prune
 
 times = st.integers(min_value=0, max_value=9999).map(lambda s: f"2020-01-01 {s:04d}")
 records = st.fixed_dictionaries(

@@ -12,10 +12,10 @@ from buildbot.util.state import StateMixin
 from twisted.internet import defer
 from twisted.trial import unittest
 
-from buildbot_gate.outcomes import BuildReport
-from buildbot_gate.quarantine import HEALTH_KEY
-from buildbot_gate.quarantine import QuarantineSettings
-from buildbot_gate.quarantine import WorkerQuarantine
+from buildbot_gate.scheduler.outcomes import BuildReport
+from buildbot_gate.scheduler.quarantine import HEALTH_KEY
+from buildbot_gate.scheduler.quarantine import QuarantineSettings
+from buildbot_gate.scheduler.quarantine import WorkerQuarantine
 
 
 class Store(StateMixin):

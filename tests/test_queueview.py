@@ -7,9 +7,9 @@ from buildbot_gate.model import GateState
 from buildbot_gate.model import Policy
 from buildbot_gate.model import TestStarted
 from buildbot_gate.model import decide
-from buildbot_gate.queueview import Durations
-from buildbot_gate.queueview import estimate
-from buildbot_gate.queueview import queue_json
+from buildbot_gate.www.queueview import Durations
+from buildbot_gate.www.queueview import estimate
+from buildbot_gate.www.queueview import queue_json
 
 T, L = 100.0, 10.0
 

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from buildbot_gate.replay import History
-from buildbot_gate.replay import Patch
-from buildbot_gate.replay import simulate
+from buildbot_gate.tools.replay import History
+from buildbot_gate.tools.replay import Patch
+from buildbot_gate.tools.replay import simulate
 
 
 def history(fates, workers=1, test=10.0, land=2.0, dispatch=0.0):

@@ -9,8 +9,8 @@ from twisted.internet import defer
 from twisted.internet import task
 from twisted.trial import unittest
 
-from buildbot_gate.people import DirectoryUnavailable
-from buildbot_gate.roundup import RoundupPeople
+from buildbot_gate.people.roundup import RoundupPeople
+from buildbot_gate.people.static import DirectoryUnavailable
 from buildbot_gate.testing.roundup_tracker import RoundupTracker
 
 

@@ -14,10 +14,10 @@ from buildbot.test.util.scheduler import SchedulerMixin
 from twisted.internet import defer
 from twisted.trial import unittest
 
-from buildbot_gate import launch as launch_module
 from buildbot_gate import signing
 from buildbot_gate.hgremote import TipError
-from buildbot_gate.scheduler import GateScheduler
+from buildbot_gate.scheduler import launch as launch_module
+from buildbot_gate.scheduler.service import GateScheduler
 
 warnings.filterwarnings("ignore", category=DeprecationWarning)
 

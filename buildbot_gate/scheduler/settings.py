@@ -14,12 +14,12 @@ from typing import Any
 
 import attrs
 
-from buildbot_gate import admission
 from buildbot_gate.diffs import DEFAULT_MAX_BYTES
-from buildbot_gate.launch import LaunchSettings
 from buildbot_gate.model import Policy
 from buildbot_gate.paths import per_branch
-from buildbot_gate.quarantine import QuarantineSettings
+from buildbot_gate.scheduler import admission
+from buildbot_gate.scheduler.launch import LaunchSettings
+from buildbot_gate.scheduler.quarantine import QuarantineSettings
 
 
 @attrs.frozen(kw_only=True)

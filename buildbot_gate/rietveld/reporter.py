@@ -19,13 +19,13 @@ from buildbot.util import service
 from twisted.internet import defer
 from twisted.logger import Logger
 
-from buildbot_gate import outbox
-from buildbot_gate.costs import Cost
-from buildbot_gate.outbox import Letter
-from buildbot_gate.outbox import Outbox
 from buildbot_gate.redact import redact
+from buildbot_gate.rietveld import outbox
 from buildbot_gate.rietveld.client import RietveldClient
 from buildbot_gate.rietveld.client import RietveldError
+from buildbot_gate.rietveld.outbox import Letter
+from buildbot_gate.rietveld.outbox import Outbox
+from buildbot_gate.tools.costs import Cost
 
 log = Logger()
 

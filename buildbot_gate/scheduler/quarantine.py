@@ -15,10 +15,10 @@ from buildbot.process.results import CANCELLED
 from buildbot.process.results import EXCEPTION
 from twisted.logger import Logger
 
-from buildbot_gate import health
-from buildbot_gate import outcomes
 from buildbot_gate.props import StateKey
 from buildbot_gate.props import StepOutcome
+from buildbot_gate.scheduler import health
+from buildbot_gate.scheduler import outcomes
 
 log = Logger()
 

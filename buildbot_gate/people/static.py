@@ -2,7 +2,7 @@
 
 A directory answers ``lookup(email)``; the poller asks it about patch owners, approvers and
 people who comment ``recheck`` or ``merge now``. ``StaticPeople`` reads lists from master.cfg;
-``buildbot_gate.roundup.RoundupPeople`` asks a Roundup tracker, as bugs.python.org did.
+``buildbot_gate.people.roundup.RoundupPeople`` asks a Roundup tracker, as bugs.python.org did.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Policy replay: a master's recorded history run again through the pure gate model under other
 settings, so an admin can compare serial and pipelined windows before editing master.cfg.
 
-The recorded history comes from :mod:`buildbot_gate.history`.
+The recorded history comes from :mod:`buildbot_gate.tools.history`.
 
 The simulation replays the approvals at their recorded times and drives :func:`decide` with
 simulated builds: each builder is a pool of the workers that ran its builds (a worker runs one
@@ -21,9 +21,6 @@ from typing import Any
 
 import attrs
 
-from buildbot_gate.history import History
-from buildbot_gate.history import Patch
-from buildbot_gate.history import read_history
 from buildbot_gate.model import Approved
 from buildbot_gate.model import BuildsetFinished
 from buildbot_gate.model import CancelBuildset
@@ -38,6 +35,9 @@ from buildbot_gate.model import StartLand
 from buildbot_gate.model import StartTest
 from buildbot_gate.model import TestStarted
 from buildbot_gate.model import decide
+from buildbot_gate.tools.history import History
+from buildbot_gate.tools.history import Patch
+from buildbot_gate.tools.history import read_history
 
 __all__ = ["History", "Patch", "Result", "read_history", "report", "simulate"]
 

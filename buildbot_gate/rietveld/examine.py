@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import attrs
 
-from buildbot_gate.people import DirectoryUnavailable
-from buildbot_gate.people import People
-from buildbot_gate.people import Person
+from buildbot_gate.people.static import DirectoryUnavailable
+from buildbot_gate.people.static import People
+from buildbot_gate.people.static import Person
 from buildbot_gate.rietveld.approvals import Rules
 from buildbot_gate.rietveld.client import AnswerTooLarge
 from buildbot_gate.rietveld.client import RietveldClient

@@ -18,8 +18,8 @@ import treq
 from buildbot_gate.net import NETWORK_ERRORS as _NETWORK_ERRORS
 from buildbot_gate.net import BodyTooLarge
 from buildbot_gate.net import read_body
-from buildbot_gate.people import DirectoryUnavailable
-from buildbot_gate.people import Person
+from buildbot_gate.people.static import DirectoryUnavailable
+from buildbot_gate.people.static import Person
 
 _FIELDS = "address,alternate_addresses,iscommitter,contrib_form"
 

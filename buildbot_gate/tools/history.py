@@ -22,10 +22,10 @@ from typing import Any
 import attrs
 import sqlalchemy as sa
 
-from buildbot_gate.audit import read_database
-from buildbot_gate.costs import parse_external_id
 from buildbot_gate.model import GateState
 from buildbot_gate.model import ItemState
+from buildbot_gate.tools.audit import read_database
+from buildbot_gate.tools.costs import parse_external_id
 
 SUCCESS, FAILURE = 0, 2
 

@@ -19,7 +19,7 @@ import attrs
 from buildbot_gate.model import GateState
 from buildbot_gate.model import Item
 from buildbot_gate.model import ItemState
-from buildbot_gate.outbox import Outbox
+from buildbot_gate.rietveld.outbox import Outbox
 
 DEFAULT_TEST_SECONDS = 600.0
 DEFAULT_LAND_SECONDS = 60.0

@@ -9,11 +9,11 @@ from typing import Any
 
 from twisted.logger import Logger
 
-from buildbot_gate import costs
-from buildbot_gate import outcomes
 from buildbot_gate.model import Decision
 from buildbot_gate.model import Item
 from buildbot_gate.model import Notify
+from buildbot_gate.scheduler import outcomes
+from buildbot_gate.tools import costs
 
 log = Logger()
 

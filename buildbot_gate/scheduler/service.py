@@ -18,14 +18,9 @@ from twisted.internet import defer
 from twisted.internet import task
 from twisted.logger import Logger
 
-from buildbot_gate import admission
-from buildbot_gate import outcomes
 from buildbot_gate import protocol
-from buildbot_gate import settings
-from buildbot_gate.announcements import decision_message
 from buildbot_gate.cluster import ClaimsPromptly
 from buildbot_gate.cluster import still_ours
-from buildbot_gate.launch import BuildsetLauncher
 from buildbot_gate.model import Action
 from buildbot_gate.model import CancelBuildset
 from buildbot_gate.model import Event
@@ -39,7 +34,12 @@ from buildbot_gate.model import StartTest
 from buildbot_gate.model import decide
 from buildbot_gate.model import tick
 from buildbot_gate.props import StateKey
-from buildbot_gate.quarantine import WorkerQuarantine
+from buildbot_gate.scheduler import admission
+from buildbot_gate.scheduler import outcomes
+from buildbot_gate.scheduler import settings
+from buildbot_gate.scheduler.announcements import decision_message
+from buildbot_gate.scheduler.launch import BuildsetLauncher
+from buildbot_gate.scheduler.quarantine import WorkerQuarantine
 
 log = Logger()
 
@@ -55,7 +55,7 @@ class GateScheduler(ClaimsPromptly, ReconfigurableBaseScheduler):
     """A gate queue per target branch: tests on every one of ``testBuilders`` (the stable fleet),
     pushes on ``landBuilder``; serial, or speculatively pipelined with a ``window``.
 
-    Its keyword arguments are :class:`~buildbot_gate.settings.GateSettings`'s. Per-branch
+    Its keyword arguments are :class:`~buildbot_gate.scheduler.settings.GateSettings`'s. Per-branch
     settings (``window``, ``docsPaths``) take one value for every branch or a dict
     ``{branch: value, "*": fallback}``.
     """

@@ -25,20 +25,20 @@ from twisted.logger import Logger
 from buildbot_gate.cluster import ClaimsPromptly
 from buildbot_gate.cluster import still_ours
 from buildbot_gate.diffs import DEFAULT_MAX_BYTES
-from buildbot_gate.examine import Examined
-from buildbot_gate.examine import IssueExaminer
-from buildbot_gate.people import People
-from buildbot_gate.people import StaticPeople
-from buildbot_gate.pollstate import DEFAULT_MAX_TRACKED
-from buildbot_gate.pollstate import prune
-from buildbot_gate.ratelimit import SenderLimit
+from buildbot_gate.people.static import People
+from buildbot_gate.people.static import StaticPeople
 from buildbot_gate.rietveld.approvals import DEFAULT_APPROVAL_MARGIN
 from buildbot_gate.rietveld.approvals import Rules
 from buildbot_gate.rietveld.client import DEFAULT_MAX_ANSWER_BYTES
 from buildbot_gate.rietveld.client import AnswerTooLarge
 from buildbot_gate.rietveld.client import RietveldClient
 from buildbot_gate.rietveld.client import RietveldError
+from buildbot_gate.rietveld.examine import Examined
+from buildbot_gate.rietveld.examine import IssueExaminer
 from buildbot_gate.rietveld.intake import Intake
+from buildbot_gate.rietveld.pollstate import DEFAULT_MAX_TRACKED
+from buildbot_gate.rietveld.pollstate import prune
+from buildbot_gate.rietveld.ratelimit import SenderLimit
 from buildbot_gate.rietveld.tracking import Settings
 from buildbot_gate.rietveld.tracking import Tracked
 
