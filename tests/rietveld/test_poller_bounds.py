@@ -11,11 +11,11 @@ from twisted.internet import defer
 from twisted.internet import task
 
 from buildbot_gate.testing.rietveld_standin.store import Clock
-from tests.test_poller import ANN
-from tests.test_poller import BOB
-from tests.test_poller import CORE
-from tests.test_poller import DIFF
-from tests.test_poller import PollerCase
+from tests.rietveld.test_poller import ANN
+from tests.rietveld.test_poller import BOB
+from tests.rietveld.test_poller import CORE
+from tests.rietveld.test_poller import DIFF
+from tests.rietveld.test_poller import PollerCase
 
 AGAIN = " Nothing was run; upload a new patchset to try again."
 
