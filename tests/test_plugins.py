@@ -30,6 +30,17 @@ def test_master_cfg_finds_the_gate_through_buildbot_plugins():
         assert getattr(steps, name) is getattr(gate_steps, name)
 
 
+def test_module_paths_that_became_packages_still_import_the_same_classes():
+    # A master.cfg written before the folders may import these two paths directly.
+    import buildbot_gate.people
+    import buildbot_gate.scheduler
+
+    assert buildbot_gate.people.StaticPeople is util.StaticPeople
+    assert buildbot_gate.people.RoundupPeople is util.RoundupPeople
+    assert buildbot_gate.scheduler.GateScheduler is schedulers.GateScheduler
+    assert buildbot_gate.scheduler.GateForceScheduler is schedulers.GateForceScheduler
+
+
 def test_factories_build_the_documented_step_sequence():
     test = util.GateFactories.test("http://hg.example.org/repo", "python run_tests.py")
     land = util.GateFactories.land("http://hg.example.org/repo")
