@@ -29,9 +29,22 @@ def _merge_now(step: _Step, ev: MergeNow) -> None:
     if not items:
         step.emit(Refuse(ev.issue, f"issue {ev.issue} is not in any gate queue (approve it first)"))
         return
+    building = [i.branch for i in items if not i.urgent and i.state != ItemState.QUEUED]
+    if building:
+        # Its tree is tested under the items behind it: moving it first would cancel and retest
+        # them all, while it lands no later than the next push or two where it is.
+        step.emit(
+            Refuse(
+                ev.issue,
+                f"merge now for issue {ev.issue} changes nothing on "
+                + ", ".join(sorted(building))
+                + ": it is already in the pipeline there (being tested or about to land), and "
+                "lands in its turn without waiting for a new test run",
+            )
+        )
     for item in items:
         if item.urgent or item.state != ItemState.QUEUED:
-            continue  # already first, or already building
+            continue  # already first, or already in the pipeline (answered above)
         urgent = step.replace(
             item,
             attrs.evolve(item, urgent=True, express=True, reason=f"merge now, by {ev.requester}"),

@@ -279,11 +279,10 @@ def _failing(step: _Step, item: Item, reason: str, policy: Policy) -> None:
     """The item failed: it is ejected once at the head (its failure may yet be the fault of an
     item ahead of it, which would reset it); the items behind it go on without it."""
     if item.express:
-        _eject(step, item, reason)  # tested alone on the tip: the failure is its own
+        _eject(step, item, reason, policy)  # tested alone on the tip: the failure is its own
         return
-    _resize(step, item.branch, policy, grow=False)
     if _pipeline(step.state, item.branch)[0] is item:
-        _eject(step, item, reason)  # nothing ahead of it: the failure is its own
+        _eject(step, item, reason, policy)  # nothing ahead of it: the failure is its own
         return
     failing = step.replace(
         item, attrs.evolve(item, state=ItemState.FAILING, buildset=None, reason=reason)
@@ -300,7 +299,7 @@ def _resize(step: _Step, branch: str, policy: Policy, *, grow: bool) -> None:
     if grow:
         size = min(policy.window(branch), current + 1)
     else:
-        size = max(min(policy.window_floor, policy.window(branch)), current // 2, 1)
+        size = max(policy.floor(branch), current // 2, 1)
     windows = dict(step.state.windows)
     windows[branch] = size
     step.state = attrs.evolve(step.state, windows=tuple(sorted(windows.items())))
@@ -342,7 +341,9 @@ def _stack(state: GateState, item: Item) -> tuple[Item, ...]:
     return tuple(found)
 
 
-def _eject(step: _Step, item: Item, reason: str) -> None:
+def _eject(step: _Step, item: Item, reason: str, policy: Policy) -> None:
+    if not item.express:  # an express item is tested outside the window: it never shrinks it
+        _resize(step, item.branch, policy, grow=False)
     _cancel(step, item, f"{item.describe()} ejected")
     gone = attrs.evolve(
         item, state=ItemState.EJECTED, buildset=None, advisory_buildset=None, reason=reason
@@ -360,16 +361,16 @@ def _schedule(step: _Step, policy: Policy, branches: set[str] | None = None) -> 
         if step.state.hold(branch) is not None:
             continue  # nothing starts on a held branch, not even its tests
         _retry_pending(step, branch)
-        _settle_head(step, branch)
+        _settle_head(step, branch, policy)
         _fill_window(step, branch, policy)
 
 
-def _settle_head(step: _Step, branch: str) -> None:
+def _settle_head(step: _Step, branch: str, policy: Policy) -> None:
     while True:
         queue = step.state.queue(branch)
         pipeline = [i for i in queue if not i.express]
         if pipeline and pipeline[0].state == ItemState.FAILING:
-            _eject(step, pipeline[0], pipeline[0].reason)  # nothing ahead of it left to blame
+            _eject(step, pipeline[0], pipeline[0].reason, policy)  # nothing ahead left to blame
             continue
         if any(i.state == ItemState.LANDING for i in queue):
             return  # one push at a time
@@ -390,7 +391,7 @@ def _fill_window(step: _Step, branch: str, policy: Policy) -> None:
     live = [i for i in queue if i.live]
     window = step.state.window(branch, policy)
     for candidate in (i for i in queue if i.state == ItemState.QUEUED):
-        if len(live) >= window or candidate.key in step.state.held:
+        if _window_full(live, window) or candidate.key in step.state.held:
             return
         if live and (live[0].base is None or live[0].retry_pending):
             return  # the base is known once the head's build is created; fill then
@@ -406,6 +407,17 @@ def _fill_window(step: _Step, branch: str, policy: Policy) -> None:
         step.replace(candidate, testing)
         step.emit(StartTest(testing, tuple(live)))
         live.append(testing)
+
+
+def _window_full(live: list[Item], window: int) -> bool:
+    """The window counts the items that hold a test worker: one that passed and waits for those
+    ahead of it to land holds none, so the next item starts in its place (up to twice the
+    window in the pipeline, so a push that keeps failing does not grow the stack without end).
+    A serial branch stays serial: the next item waits until the head has landed."""
+    if window == 1:
+        return bool(live)
+    building = sum(1 for i in live if i.state == ItemState.TESTING)
+    return building >= window or len(live) >= 2 * window
 
 
 def tick(state: GateState, policy: Policy | None = None) -> tuple[GateState, list[Action]]:

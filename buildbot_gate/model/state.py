@@ -21,18 +21,26 @@ class Policy:
 
     ``windows`` maps a branch to its pipeline window: how many items are tested at once, each on
     top of the ones ahead of it (1 = serial). The window starts at that size; it halves (down to
-    ``window_floor``) when an item fails and grows by one (back up to the configured size) when
-    one lands: Zuul's dependent-pipeline rule, with the configured size as the ceiling.
+    ``window_floor``) once per item ejected from the pipeline, when it is ejected (a failure later
+    blamed on an item ahead shrinks nothing), and grows by one (back up to the configured size)
+    when one lands. ``window_floor`` None (the default) is the configured size: a fixed window,
+    as Zuul's dependent pipeline has by default, so no worker is left idle by a shrink; a smaller
+    floor trades throughput for fewer builds cancelled after a failure.
     """
 
     max_attempts: int = 3  # infrastructure failures tolerated before an item is ejected
     push_attempts: int = 3  # refused pushes of one tree before its branch is held
     windows: Mapping[str, int] = attrs.field(factory=dict)
     default_window: int = 1
-    window_floor: int = 2
+    window_floor: int | None = None
 
     def window(self, branch: str) -> int:
         return max(1, int(self.windows.get(branch, self.default_window)))
+
+    def floor(self, branch: str) -> int:
+        """The smallest the window of ``branch`` shrinks to."""
+        ceiling = self.window(branch)
+        return ceiling if self.window_floor is None else max(1, min(self.window_floor, ceiling))
 
 
 @attrs.frozen

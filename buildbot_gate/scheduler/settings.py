@@ -35,7 +35,7 @@ class GateSettings:
     retryInterval: float = 30
     hgbin: str | None = None
     window: Any = "serial"  # or {branch: window, "*": fallback}
-    windowFloor: int = 2
+    windowFloor: int | None = None  # None: the window never shrinks below its configured size
     unstableBuilders: Sequence[str] = ()
     docsBuilders: Sequence[str] = ()
     docsPaths: Any = ("Doc/**",)  # or {branch: paths, "*": fallback}
@@ -78,8 +78,8 @@ class GateSettings:
         for w in window.values() if isinstance(window, Mapping) else [window]:
             if admission.window_size(w) is None:
                 yield f"a window is 'serial' or a positive integer, not {w!r}"
-        if not _positive(self.windowFloor):
-            yield "windowFloor must be a positive integer"
+        if self.windowFloor is not None and not _positive(self.windowFloor):
+            yield "windowFloor must be a positive integer, or None (never shrink the window)"
         for group in (self.unstableBuilders, self.docsBuilders, self.newsFiles):
             if isinstance(group, str):
                 yield "builder and file settings are lists, not strings"

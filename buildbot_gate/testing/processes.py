@@ -28,7 +28,10 @@ from buildbot_gate.testing.rietveld_standin import StandinControl
 
 BIN = Path(sys.executable).parent
 SAMPLE = Path(__file__).parent / "sample"
-EXAMPLE_CFG = Path(__file__).resolve().parents[2] / "master.cfg.example"
+# Beside the package in a source tree; under the environment's share/ when installed from a wheel.
+_SOURCE_CFG = Path(__file__).resolve().parents[2] / "master.cfg.example"
+_INSTALLED_CFG = Path(sys.prefix) / "share" / "buildbot-gate" / "master.cfg.example"
+EXAMPLE_CFG = _SOURCE_CFG if _SOURCE_CFG.exists() else _INSTALLED_CFG
 
 # hg serve reads its repository's .hg/hgrc, as a real server does (hooks that refuse a push...).
 SERVE_ENV = {k: v for k, v in HG_ENV.items() if k != "HGRCSKIPREPO"}

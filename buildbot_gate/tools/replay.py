@@ -10,6 +10,8 @@ patch fails the first build with it that runs to its end (a flaky test fails whi
 build cancelled before its end shows nothing), a cancelled build frees its worker at once. Reported
 per setting: the time to drain (first approval to last landing or ejection), the mean time from
 approval to landing, and the worker minutes spent. Infrastructure failures are not replayed.
+With ``rerun_seconds`` (the failure-attribution rerun, on only when a rerun command is set), a
+failed run reruns its failed tests in the same build: a flaky patch then passes.
 """
 
 from __future__ import annotations
@@ -58,9 +60,13 @@ class Result:
 class _Sim:
     """One replay: simulated time, a shared worker pool, and the pure model deciding."""
 
-    def __init__(self, history: History, policy: Policy) -> None:
+    def __init__(
+        self, history: History, policy: Policy, rerun_seconds: float | None = None
+    ) -> None:
         self.h = history
         self.policy = policy
+        self.rerun_seconds = rerun_seconds
+        self.reran: set[tuple[int, str]] = set()  # (bsid, builder) whose failed tests reran
         self.state = GateState()
         self.now = 0.0
         self.events: list[tuple[float, int, Any]] = []
@@ -162,11 +168,28 @@ class _Sim:
                 broken = True
         return broken
 
+    def reruns(self, bsid: int, builder: str, item: Any, tree: Sequence[int]) -> bool:
+        """With the failure-attribution rerun on, a run that failed reruns its failed tests in
+        the same build (``rerun_seconds`` more): a flaky patch's pass then, a broken one's fail
+        again. True when that rerun starts now (the tests that failed are seen failing once)."""
+        if self.rerun_seconds is None or (bsid, builder) in self.reran:
+            return False
+        keys = [(issue, item.branch) for issue in tree]
+        flaky = [k for k in keys if self.fates.get(k) == "flaky" and k not in self.flaky_seen]
+        if not flaky and all(self.fates.get(k) != "fail" for k in keys):
+            return False
+        self.flaky_seen.update(flaky)
+        self.reran.add((bsid, builder))
+        self.at(self.now + self.rerun_seconds, ("build-done", bsid, builder))
+        return True
+
     def build_done(self, bsid: int, builder: str) -> None:
         runs = self.running.get(bsid)
         if runs is None:
             return  # cancelled
         kind, what = self.buildsets[bsid]
+        if kind == "test" and self.reruns(bsid, builder, what[0], what[1]):
+            return  # the worker stays busy for the rerun
         failed = kind == "test" and self.test_fails(what[0], what[1])
         start = next(s for s, b in runs if b == builder)
         runs.remove((start, builder))
@@ -219,10 +242,14 @@ class _Sim:
         self.finished_order.append((item.issue, item.branch, how))
 
 
-def simulate(history: History, window: int, max_attempts: int = 3) -> Result:
+def simulate(
+    history: History, window: int, max_attempts: int = 3, rerun_seconds: float | None = None
+) -> Result:
+    """Replay ``history`` with a window of ``window``. ``rerun_seconds``: the failed tests are
+    rerun in the same build (GATE_RERUN_COMMAND set; off by default), taking that long."""
     branches = {p.branch for p in history.patches}
     policy = Policy(max_attempts=max_attempts, windows=dict.fromkeys(branches, window))
-    sim = _Sim(history, policy)
+    sim = _Sim(history, policy, rerun_seconds)
     sim.run()
     start = history.patches[0].approved_at
     end = max((t for _, t in sim.finished.values()), default=start)

@@ -149,8 +149,8 @@ def test_an_express_item_that_fails_is_ejected_and_resets_nobody():
 
 
 def test_an_express_item_waits_for_a_push_already_under_way():
-    g = FileGate()
-    g.approve(101, 102, 109)
+    g = FileGate(policy=Policy(windows={"default": 1}))  # 109 waits while 101 is pushed
+    g.approve(101, 109)
     g.passed(101)
     assert [a.item.issue for a in g.landing] == [101]
     g.send(MergeNow(109, "rm@example.org"))

@@ -151,8 +151,28 @@ def test_a_head_failure_resets_everything_behind_it():
     assert g.item(2).ahead == ()
 
 
-def test_the_window_halves_on_failure_and_grows_back_on_landing():
+def test_by_default_a_failure_never_shrinks_the_window():
     g = Gate(Policy(windows={"default": 4}))
+    g.approve(1, 2, 3, 4, 5, 6)
+    g.finish(1, Outcome.TEST_FAILED)  # ejected at the head
+    assert (1, Decision.EJECTED) in g.notes
+    assert g.state.window("default", g.policy) == 4
+    live = [i.issue for i in g.state.queue("default") if i.live]
+    assert live == [2, 3, 4, 5]  # every worker the window had stays busy
+
+
+def test_a_failure_blamed_on_the_item_ahead_does_not_shrink_the_window():
+    g = Gate(Policy(windows={"default": 8}, window_floor=1))
+    g.approve(*range(1, 10))
+    g.finish(2, Outcome.TEST_FAILED)  # on 1+2: maybe 1's fault, 2 is not ejected yet
+    assert g.state.window("default", g.policy) == 8
+    g.finish(1, Outcome.TEST_FAILED)  # 1 is ejected: one item out, one halving
+    assert g.state.window("default", g.policy) == 4
+    assert (2, Decision.EJECTED) not in g.notes
+
+
+def test_the_window_halves_per_ejection_and_grows_back_on_landing():
+    g = Gate(Policy(windows={"default": 4}, window_floor=2))
     g.approve(1, 2, 3, 4, 5, 6)
     assert g.state.window("default", g.policy) == 4
     g.finish(1, Outcome.TEST_FAILED)
@@ -163,6 +183,20 @@ def test_the_window_halves_on_failure_and_grows_back_on_landing():
     g.finish(2, Outcome.LANDED)
     assert g.state.window("default", g.policy) == 3
     assert len([i for i in g.state.queue("default") if i.live]) == 3
+
+
+def test_an_item_that_passed_and_waits_to_land_frees_its_place_in_the_window():
+    g = Gate()
+    g.approve(1, 2, 3, 4, 5, 6, 7)
+    g.finish(2, Outcome.PASSED)  # waits for 1 to land, on no worker
+    assert g.item(4).state == ItemState.TESTING
+    assert g.item(4).ahead == (1, 2, 3)
+    g.finish(3, Outcome.PASSED)
+    g.finish(4, Outcome.PASSED)
+    g.finish(5, Outcome.PASSED)
+    # Never more than three builds, nor more than twice the window in the pipeline.
+    assert [i.issue for i in g.state.queue("default") if i.live] == [1, 2, 3, 4, 5, 6]
+    assert g.item(7).state == ItemState.QUEUED
 
 
 def test_a_serial_branch_tests_one_item_at_a_time():

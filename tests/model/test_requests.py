@@ -75,3 +75,17 @@ def test_urgent_flag_survives_persistence():
     state, _ = decide(state, MergeNow(102, "rm@example.org"))
     again = GateState.from_json(state.to_json())
     assert again.find(102, "default").urgent
+
+
+def test_merge_now_for_an_item_already_being_tested_is_answered_not_ignored():
+    state, _ = approve(GateState(), 101)  # serial: 101 is being tested
+    state, _ = approve(state, 102)
+    after, actions = decide(state, MergeNow(101, "rm@example.org"))
+    refusals = [a for a in actions if isinstance(a, Refuse)]
+    assert [a.issue for a in refusals] == [101]
+    assert "already in the pipeline" in refusals[0].detail
+    assert after == state  # nothing moved: its build goes on
+    # A waiting item of the same request is still promoted, and answered as such.
+    after, actions = decide(state, MergeNow(102, "rm@example.org"))
+    assert not [a for a in actions if isinstance(a, Refuse)]
+    assert after.find(102, "default").express

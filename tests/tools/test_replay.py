@@ -59,6 +59,24 @@ def test_a_flaky_patch_is_rechecked_and_lands():
     assert r.drain_seconds == 34.0
 
 
+def test_with_the_rerun_on_a_flaky_failure_passes_in_the_same_build():
+    r = simulate(history(["flaky", "pass", "pass"], workers=3), window=3, rerun_seconds=3.0)
+    assert (r.landed, r.ejected) == (3, 0)
+    # all three tested at once; 1's failed tests rerun (10-13) and pass, nothing behind it is
+    # reset: then three pushes (13-19)
+    assert r.drain_seconds == 19.0
+    assert r.finished == (
+        (1, "default", "landed"),
+        (2, "default", "landed"),
+        (3, "default", "landed"),
+    )
+    # A broken patch fails its rerun too: ejected as before.
+    broken = simulate(history(["fail", "pass"], workers=2), window=2, rerun_seconds=3.0)
+    assert (broken.landed, broken.ejected) == (1, 1)
+    # 1 fails at 10, reruns and fails again at 13: 2 is tested again without it (13-23), pushed
+    assert broken.drain_seconds == 25.0
+
+
 def test_a_flaky_patch_whose_first_build_is_cancelled_still_fails_its_next_run():
     r = simulate(history(["fail", "flaky"], workers=2), window=2)
     # 1 and 1+2 tested at once (0-10); 1 fails and is ejected, and 2's build, cancelled, shows
