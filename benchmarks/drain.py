@@ -53,7 +53,7 @@ def rss_peak_mib(pid: int) -> float:
 
 def mean_push_seconds(builds: list[dict]) -> float:
     """The mean gate-land build: Buildbot stores whole seconds, so the mean, not the median, is
-    right on average (see :mod:`buildbot_gate.history`)."""
+    right on average (see :mod:`buildbot_gate.tools.history`)."""
     spans = [b["complete_at"] - b["started_at"] for b in builds if b.get("complete_at")]
     return sum(spans) / len(spans) if spans else 0.0
 

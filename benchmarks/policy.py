@@ -1,7 +1,8 @@
 """Policy benchmark, simulated time: the gate's real ``decide`` against the serial gate, a Zuul
 dependent pipeline and the oracle bound, on the same seeded fates, at real test-suite lengths.
 
-The gate and the serial gate (window 1) run through the policy replay (:mod:`buildbot_gate.replay`):
+The gate and the serial gate (window 1) run through the policy replay
+(:mod:`buildbot_gate.tools.replay`):
 K patches approved at once, W workers on one test builder, a land builder pushing one at a time
 (a push takes P seconds and holds no test worker), a test run takes T seconds. A seeded 10% of
 the patches break the tests; a seeded 3% are flaky: the first test run whose tree holds one
@@ -40,9 +41,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.model_scale import machine
 from benchmarks.zuul_reference import Drain
 from benchmarks.zuul_reference import Zuul
-from buildbot_gate.replay import History
-from buildbot_gate.replay import Patch
-from buildbot_gate.replay import simulate
+from buildbot_gate.tools.replay import History
+from buildbot_gate.tools.replay import Patch
+from buildbot_gate.tools.replay import simulate
 
 POLICIES = ("serial", "gate", "zuul")
 

@@ -10,9 +10,9 @@ from twisted.trial import unittest
 from twisted.web import resource
 from twisted.web import server
 
-from buildbot_gate.people import DirectoryUnavailable
+from buildbot_gate.people.roundup import RoundupPeople
+from buildbot_gate.people.static import DirectoryUnavailable
 from buildbot_gate.rietveld import client as rc
-from buildbot_gate.roundup import RoundupPeople
 
 CHUNK = b"[" * 16_384
 

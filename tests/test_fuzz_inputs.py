@@ -9,14 +9,14 @@ from hypothesis import given
 from hypothesis import settings
 from hypothesis import strategies as st
 
-from buildbot_gate.people import DirectoryUnavailable
+from buildbot_gate.people.roundup import _has_address
+from buildbot_gate.people.roundup import parse_users
+from buildbot_gate.people.static import DirectoryUnavailable
 from buildbot_gate.rietveld.client import decode_json
 from buildbot_gate.rietveld.records import MalformedResponse
 from buildbot_gate.rietveld.records import parse_issue
 from buildbot_gate.rietveld.records import parse_patchset
 from buildbot_gate.rietveld.records import parse_search
-from buildbot_gate.roundup import _has_address
-from buildbot_gate.roundup import parse_users
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),

@@ -8,14 +8,14 @@ from buildbot.plugins import schedulers
 from buildbot.plugins import steps
 from buildbot.plugins import util
 
-from buildbot_gate import factories
 from buildbot_gate import steps as gate_steps
-from buildbot_gate.changes import RietveldPoller
-from buildbot_gate.forms import GateForceScheduler
-from buildbot_gate.people import StaticPeople
-from buildbot_gate.reporter import RietveldReporter
-from buildbot_gate.roundup import RoundupPeople
-from buildbot_gate.scheduler import GateScheduler
+from buildbot_gate.people.roundup import RoundupPeople
+from buildbot_gate.people.static import StaticPeople
+from buildbot_gate.rietveld.poller import RietveldPoller
+from buildbot_gate.rietveld.reporter import RietveldReporter
+from buildbot_gate.scheduler.forms import GateForceScheduler
+from buildbot_gate.scheduler.service import GateScheduler
+from buildbot_gate.steps import factories
 
 
 def test_master_cfg_finds_the_gate_through_buildbot_plugins():
@@ -28,6 +28,17 @@ def test_master_cfg_finds_the_gate_through_buildbot_plugins():
     assert util.StaticPeople is StaticPeople
     for name in ("GateCheckout", "ApplyPatch", "RunTests", "Land"):
         assert getattr(steps, name) is getattr(gate_steps, name)
+
+
+def test_module_paths_that_became_packages_still_import_the_same_classes():
+    # A master.cfg written before the folders may import these two paths directly.
+    import buildbot_gate.people
+    import buildbot_gate.scheduler
+
+    assert buildbot_gate.people.StaticPeople is util.StaticPeople
+    assert buildbot_gate.people.RoundupPeople is util.RoundupPeople
+    assert buildbot_gate.scheduler.GateScheduler is schedulers.GateScheduler
+    assert buildbot_gate.scheduler.GateForceScheduler is schedulers.GateForceScheduler
 
 
 def test_factories_build_the_documented_step_sequence():

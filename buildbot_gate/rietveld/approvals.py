@@ -17,7 +17,7 @@ from collections.abc import Mapping
 
 import attrs
 
-from buildbot_gate.people import Person
+from buildbot_gate.people.static import Person
 from buildbot_gate.rietveld.records import Issue
 from buildbot_gate.rietveld.records import Message
 

@@ -12,7 +12,7 @@ from twisted.logger import Logger
 from buildbot_gate import protocol
 from buildbot_gate import signing
 from buildbot_gate.props import Prop
-from buildbot_gate.ratelimit import SenderLimit
+from buildbot_gate.rietveld.ratelimit import SenderLimit
 from buildbot_gate.rietveld.records import Issue
 from buildbot_gate.rietveld.tracking import Approve
 from buildbot_gate.rietveld.tracking import Held

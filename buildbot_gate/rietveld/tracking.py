@@ -10,7 +10,7 @@ from typing import Any
 import attrs
 
 from buildbot_gate import protocol
-from buildbot_gate.people import Person
+from buildbot_gate.people.static import Person
 from buildbot_gate.rietveld import approvals
 from buildbot_gate.rietveld.approvals import Approval
 from buildbot_gate.rietveld.approvals import Rules

@@ -19,7 +19,7 @@ from buildbot_gate.props import Prop
 from buildbot_gate.props import StepOutcome
 from buildbot_gate.redact import redact
 from buildbot_gate.redact import split_credentials
-from buildbot_gate.scheduler import STATE_KEY
+from buildbot_gate.scheduler.service import STATE_KEY
 from buildbot_gate.steps.base import HgStep
 from buildbot_gate.steps.base import StepFailed
 from buildbot_gate.steps.base import set_outcome

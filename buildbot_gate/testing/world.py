@@ -167,8 +167,8 @@ class GateWorld:
         )
 
     def audit(self) -> Any:
-        """The auditor's report on everything this gate pushed (``buildbot_gate.audit``)."""
-        from buildbot_gate.audit import audit
+        """The auditor's report on everything this gate pushed (``buildbot_gate.tools.audit``)."""
+        from buildbot_gate.tools.audit import audit
 
         return audit(str(self.upstream.repo), self.master.db_url, tool("hg"))
 

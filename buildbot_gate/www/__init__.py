@@ -22,19 +22,19 @@ from klein import Klein
 from twisted.logger import Logger
 from twisted.web import static
 
-from buildbot_gate import costs
-from buildbot_gate import outbox
-from buildbot_gate import outcomes
-from buildbot_gate import scheduler
-from buildbot_gate.health import Health
 from buildbot_gate.model import GateState
 from buildbot_gate.props import Prop
 from buildbot_gate.props import change_prop
-from buildbot_gate.quarantine import HEALTH_KEY
-from buildbot_gate.queueview import Durations
-from buildbot_gate.queueview import queue_json
-from buildbot_gate.queueview import undelivered_json
 from buildbot_gate.redact import redact
+from buildbot_gate.rietveld import outbox
+from buildbot_gate.scheduler import outcomes
+from buildbot_gate.scheduler import service as scheduler
+from buildbot_gate.scheduler.health import Health
+from buildbot_gate.scheduler.quarantine import HEALTH_KEY
+from buildbot_gate.tools import costs
+from buildbot_gate.www.queueview import Durations
+from buildbot_gate.www.queueview import queue_json
+from buildbot_gate.www.queueview import undelivered_json
 
 log = Logger()
 

@@ -57,7 +57,7 @@ def world(tmp_path_factory):
 
 
 def assert_the_auditor_catches_a_gate_style_push_it_did_not_make(world: GateWorld) -> None:
-    from buildbot_gate.audit import audit
+    from buildbot_gate.tools.audit import audit
 
     tampered = world.root / "tampered"
     hg = tool("hg")

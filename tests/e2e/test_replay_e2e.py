@@ -12,10 +12,10 @@ import subprocess
 
 import pytest
 
-from buildbot_gate.replay import read_history
-from buildbot_gate.replay import simulate
 from buildbot_gate.testing.processes import HgUpstream
 from buildbot_gate.testing.processes import tool
+from buildbot_gate.tools.replay import read_history
+from buildbot_gate.tools.replay import simulate
 from tests.test_benchmarks import load
 
 pytestmark = pytest.mark.e2e

@@ -6,7 +6,7 @@ import datetime
 
 import pytest
 
-from buildbot_gate.people import Person
+from buildbot_gate.people.static import Person
 from buildbot_gate.rietveld.approvals import MERGE_NOW
 from buildbot_gate.rietveld.approvals import RECHECK
 from buildbot_gate.rietveld.approvals import Rules

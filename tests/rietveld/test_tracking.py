@@ -12,7 +12,7 @@ from hypothesis import settings
 from hypothesis import strategies as st
 
 from buildbot_gate import protocol
-from buildbot_gate.people import Person
+from buildbot_gate.people.static import Person
 from buildbot_gate.rietveld.approvals import Rules
 from buildbot_gate.rietveld.records import Issue
 from buildbot_gate.rietveld.records import Message

@@ -1,0 +1,133 @@
+"""The demo's world: the sample patches and the loop that approves them on a timer, so the
+queue visibly moves. Only ``buildbot-gate demo`` imports it (it starts real processes).
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from buildbot_gate.testing.processes import SAMPLE
+from buildbot_gate.testing.processes import free_port
+from buildbot_gate.testing.world import COMMITTER
+from buildbot_gate.testing.world import GateWorld
+from buildbot_gate.testing.world import edit_diff
+from buildbot_gate.testing.world import new_file_diff
+
+CALC = "calc.py"
+
+
+def demo_patches() -> list[tuple[str, str, str]]:
+    """(subject, diff, what should happen) for the sample issues, in approval order."""
+    calc = (SAMPLE / CALC).read_text()
+    pow_added = calc + "\n\ndef power(a, b):\n    return a**b\n"
+    return [
+        ("Add a power function", edit_diff(CALC, calc, pow_added), "lands"),
+        (
+            "Make add() faster",
+            edit_diff(CALC, calc, calc.replace("return a + b", "return a - b")),
+            "fails its tests",
+        ),
+        (
+            "Tidy up the old calculator",
+            edit_diff(CALC, calc.replace("def mul", "def times"), calc.replace("def mul", "def x")),
+            "does not apply",
+        ),
+        (
+            "Document the rounding of mul()",
+            new_file_diff(
+                "Doc/mul.txt", ["mul", "===", "", "mul(a, b) multiplies; it never rounds."]
+            ),
+            "lands",
+        ),
+    ]
+
+
+def _port(wanted: int) -> int:
+    try:
+        import socket
+
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", wanted))
+        return wanted
+    except OSError:
+        return free_port()
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the demo gate until Ctrl-C (or until it settles, with ``--exit-when-settled``)."""
+    root = Path(args.dir).resolve() if args.dir else Path(tempfile.mkdtemp(prefix="gate-demo-"))
+    if args.dir and root.exists() and any(root.iterdir()):
+        print(f"{root} is not empty; give an empty or new directory", file=sys.stderr)
+        return 2
+    root.mkdir(parents=True, exist_ok=True)
+    print(f"starting the demo gate in {root} ...", flush=True)
+    world = GateWorld(
+        root,
+        workers=args.workers,
+        web_port=_port(args.web_port) if args.web_port else None,
+        env={
+            # Test two patches at once, and send documentation-only patches to the docs build.
+            "GATE_WINDOW": str(args.window),
+            "GATE_DOCS_COMMAND": "python build_docs.py",
+        },
+        worker_env={"GATE_SAMPLE_SLEEP": str(args.test_seconds)},
+    )
+    try:
+        print(
+            f"\n  Buildbot web UI   {world.master.url}\n"
+            f"  Rietveld stand-in {world.standin.url}\n"
+            f"  hg repository     {world.upstream.url}\n"
+            f"  workers           {', '.join(world.names)}\n",
+            flush=True,
+        )
+        return _drive(world, args)
+    except KeyboardInterrupt:
+        print("\nstopping ...", flush=True)
+        return 0
+    finally:
+        world.close()
+        if not args.dir and not args.keep:
+            shutil.rmtree(root, ignore_errors=True)
+        print("stopped.", flush=True)
+
+
+def _drive(world: GateWorld, args: argparse.Namespace) -> int:
+    expected: dict[int, str] = {}
+    for subject, diff, outcome in demo_patches():
+        issue = world.upload(subject, diff)
+        expected[issue] = outcome
+        print(f"uploaded issue {issue}: {subject!r} (it {outcome})", flush=True)
+    told: dict[int, int] = {}
+    pending = list(expected)
+    next_approval = time.monotonic()
+    while True:
+        if pending and time.monotonic() >= next_approval:
+            issue = pending.pop(0)
+            world.rietveld.lgtm(issue, COMMITTER, "LGTM")
+            print(f"{COMMITTER} approved issue {issue}", flush=True)
+            next_approval = time.monotonic() + args.interval
+        for issue in expected:
+            comments = world.gate_comments(issue)
+            for text in comments[told.get(issue, 0) :]:
+                print(f"gate on issue {issue}: {text.splitlines()[0]}", flush=True)
+            told[issue] = len(comments)
+        if args.exit_when_settled and not pending and all(told.get(i) for i in expected):
+            return _summary(world, expected)
+        time.sleep(0.5)
+
+
+def _summary(world: GateWorld, expected: dict[int, str]) -> int:
+    """Check each sample ended as the demo promised; exit status 1 if one did not."""
+    wrong = 0
+    for issue, outcome in expected.items():
+        last = world.gate_comments(issue)[-1]
+        landed = last.startswith("Landed")
+        ok = landed == (outcome == "lands")
+        wrong += not ok
+        print(f"issue {issue}: expected it {outcome}; {'ok' if ok else 'WRONG'}", flush=True)
+    return 1 if wrong else 0

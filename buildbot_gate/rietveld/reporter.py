@@ -1,0 +1,356 @@
+"""RietveldReporter: posts the gate's decisions (landed, ejected...) as comments on the review.
+
+It listens to the decisions GateScheduler announces on the master's message queue, so the
+scheduler never waits on the review server and a slow server never stalls the queue. Each comment
+is written to a durable outbox (``outbox.py``) before it is sent, and retried with back-off until
+Rietveld has it or it expires, across master restarts.
+"""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Mapping
+from collections.abc import Sequence
+from typing import Any
+from typing import ClassVar
+
+from buildbot import config
+from buildbot.util import service
+from twisted.internet import defer
+from twisted.logger import Logger
+
+from buildbot_gate.redact import redact
+from buildbot_gate.rietveld import outbox
+from buildbot_gate.rietveld.client import RietveldClient
+from buildbot_gate.rietveld.client import RietveldError
+from buildbot_gate.rietveld.outbox import Letter
+from buildbot_gate.rietveld.outbox import Outbox
+from buildbot_gate.tools.costs import Cost
+
+log = Logger()
+
+# Decisions the patch owner must hear about; the rest go to the master log only.
+DEFAULT_COMMENT_ON: tuple[str, ...] = ("landed", "ejected", "refused", "withdrawn", "rechecked")
+DEFAULT_COMMENT_ON += ("promoted", "held")  # held: the owner hears why the patch waits
+
+
+def comment_text(msg: Mapping[str, Any]) -> str | None:
+    """The review comment for one decision, or None when the decision needs no comment."""
+    decision = msg.get("decision")
+    branch = msg.get("branch")
+    ps = msg.get("patchset")
+    detail = msg.get("detail") or ""
+    if decision == "landed":
+        node = msg.get("node") or "?"
+        repourl = redact(msg.get("repourl") or "").rstrip("/")
+        where = f"{repourl}/rev/{node[:12]}" if repourl.startswith("http") else node
+        lines = [f"Landed patchset {ps} on {branch} as {node[:12]}: {where}"]
+        if msg.get("express"):
+            lines.append(f"Merged now, ahead of the queue: {detail}.")
+        over = ", ".join(f"issue {i}" for i in msg.get("rebased_over") or [])
+        if over:
+            lines.append(
+                f"Tested before the urgent {over} landed under it, on files it does not touch: "
+                "pushed on top of it, the same change as tested."
+            )
+        lines += _build_lines(msg.get("tested") or [], "Tested on")
+        lines += _build_lines(msg.get("builds") or [], "Pushed by")
+        lines += _verdict_line(msg)
+        lines += _cost_line(msg)
+        return "\n".join(lines)
+    if decision == "ejected":
+        lines = [f"Not landed: patchset {ps} was ejected from the {branch} queue: {detail}"]
+        lines += _build_lines(msg.get("builds") or [], "Builds")
+        lines += _verdict_line(msg)
+        lines += _cost_line(msg)
+        lines.append(
+            "If the failure was not caused by this patch, comment 'recheck' to try again; "
+            "otherwise upload a fixed patchset and ask a committer to approve it."
+        )
+        return "\n".join(lines)
+    if decision == "refused":
+        return str(detail)
+    if decision == "withdrawn":
+        return (
+            f"Removed from the {branch} queue: {detail}. A committer's approval of the latest "
+            "patchset queues it again."
+        )
+    if decision == "rechecked":
+        return f"Queued again for {branch} (patchset {ps}): {detail}."
+    if decision == "promoted":
+        return f"Merge now: patchset {ps} is {detail}."
+    if decision == "held":
+        return (
+            f"Not landed yet: the repository refused the push of patchset {ps} to {branch} "
+            f"({redact(str(detail))}). The {branch} queue is held: nothing lands on it until an "
+            "admin fixes the cause and resumes the branch (the Resume branch form); this patch "
+            "is then pushed as tested, without testing it again."
+        )
+    if decision == "queued":
+        return f"Queued patchset {ps} for {branch}: {detail}"
+    return None
+
+
+def _verdict_line(msg: Mapping[str, Any]) -> list[str]:
+    verdicts = [str(v) for v in msg.get("verdicts") or []]
+    return ["Failure attribution: " + "; ".join(verdicts) + "."] if verdicts else []
+
+
+def _cost_line(msg: Mapping[str, Any]) -> list[str]:
+    cost = msg.get("cost")
+    if not isinstance(cost, Mapping):
+        return []
+    try:
+        return [Cost(**cost).describe()]
+    except TypeError:
+        return []
+
+
+def _build_lines(builds: Sequence[Mapping[str, Any]], title: str) -> list[str]:
+    lines = []
+    for b in builds:
+        name = f"{b.get('builder')} build {b.get('number')}"
+        url = f" {b['url']}" if b.get("url") else ""
+        step = f" (failed step: {b['failed_step']})" if b.get("failed_step") else ""
+        lines.append(f"  {name}{step}{url}")
+    return [f"{title}:", *lines] if lines else []
+
+
+class RietveldReporter(service.BuildbotService):
+    """Comment on Rietveld issues when the gate decides something the owner must know.
+
+    In a cluster each master's reporter hears every decision and keeps only those its own master
+    took, in its own outbox row; a comment owed by a master that never comes back stays there."""
+
+    name = "RietveldReporter"
+    compare_attrs: ClassVar[Sequence[str]] = (
+        "url",
+        "headers",
+        "commentOn",
+        "retryDelay",
+        "maxRetryDelay",
+        "expireAfter",
+    )
+
+    def checkConfig(  # type: ignore[override]
+        self,
+        url: str | None = None,
+        headers: Mapping[str, Any] | None = None,
+        commentOn: Sequence[str] = DEFAULT_COMMENT_ON,
+        retryDelay: float = outbox.DEFAULT_RETRY_DELAY,
+        maxRetryDelay: float = outbox.DEFAULT_MAX_RETRY_DELAY,
+        expireAfter: float = outbox.DEFAULT_EXPIRE_AFTER,
+        name: str | None = None,
+        retries: int | None = None,
+    ) -> None:
+        if retries is not None:
+            config.error(
+                "RietveldReporter: retries is no longer a setting: comments are retried until "
+                "delivered or expireAfter seconds have passed"
+            )
+        if not url or not str(url).startswith(("http://", "https://")):
+            config.error("RietveldReporter: url must be the Rietveld server's http(s) address")
+        if not retryDelay > 0:
+            config.error("RietveldReporter: retryDelay must be a positive number of seconds")
+        if not maxRetryDelay >= retryDelay:
+            config.error("RietveldReporter: maxRetryDelay cannot be shorter than retryDelay")
+        if not expireAfter > 0:
+            config.error("RietveldReporter: expireAfter must be a positive number of seconds")
+
+    @defer.inlineCallbacks
+    def reconfigService(  # type: ignore[override]
+        self,
+        url: str | None = None,
+        headers: Mapping[str, Any] | None = None,
+        commentOn: Sequence[str] = DEFAULT_COMMENT_ON,
+        retryDelay: float = outbox.DEFAULT_RETRY_DELAY,
+        maxRetryDelay: float = outbox.DEFAULT_MAX_RETRY_DELAY,
+        expireAfter: float = outbox.DEFAULT_EXPIRE_AFTER,
+        name: str | None = None,
+        retries: int | None = None,
+    ) -> Any:
+        self.url = str(url).rstrip("/")
+        # Credentials may be util.Secret(...): rendered here, never logged.
+        rendered = yield self.renderSecrets(dict(headers or {}))
+        self.headers = headers
+        self.commentOn = tuple(commentOn)
+        self.retryDelay = float(retryDelay)
+        self.maxRetryDelay = float(maxRetryDelay)
+        self.expireAfter = float(expireAfter)
+        old = getattr(self, "_client", None)
+        self._client = self.make_client(self.url, rendered)
+        if old is not None:
+            yield defer.ensureDeferred(old.close())
+
+    def make_client(self, url: str, headers: Mapping[str, str]) -> Any:
+        """The review server's client (tests give a fake one)."""
+        return RietveldClient(url, headers=headers)
+
+    @defer.inlineCallbacks
+    def startService(self) -> Any:
+        self._box = Outbox()
+        self._lock = defer.DeferredLock()
+        self._timer: Any = None
+        self._pumping = False
+        self._again = False
+        yield super().startService()
+        self._objectid = yield self.master.db.state.getObjectId(self.name, outbox.OBJECT_CLASS)
+        self._key = outbox.state_key(self.master.masterid)
+        saved = yield self.master.db.state.getState(self._objectid, self._key, None)
+        self._box = Outbox.from_json(saved).resumed()
+        if self._box.pending:
+            log.info(
+                "RietveldReporter: {n} comment(s) not yet delivered; resuming",
+                n=len(self._box.pending),
+            )
+        self._consumer = yield self.master.mq.startConsuming(
+            self._decided, ("gate", "decisions", None)
+        )
+        self._kick()
+
+    @defer.inlineCallbacks
+    def stopService(self) -> Any:
+        if getattr(self, "_consumer", None) is not None:
+            yield self._consumer.stopConsuming()
+            self._consumer = None
+        self._cancel_timer()
+        yield defer.ensureDeferred(self._client.close())
+        yield super().stopService()
+
+    @property
+    def pending(self) -> tuple[Letter, ...]:
+        """Comments owed and not yet delivered, oldest first."""
+        return self._box.pending
+
+    def _decided(self, key: Any, msg: dict[str, Any]) -> Any:
+        if msg.get("decision") not in self.commentOn:
+            return None
+        if msg.get("masterid") not in (None, self.master.masterid):
+            return None  # another master of the cluster decided; its reporter comments
+        text = comment_text(msg)
+        if not text:
+            return None
+        letter = Letter(
+            key=outbox.message_key(msg),
+            issue=int(msg["issue"]),
+            text=text,
+            created=self.master.reactor.seconds(),
+        )
+        # Do not hold up the message queue while the database and the review server answer.
+        d = defer.ensureDeferred(self._enqueue(letter))
+        d.addErrback(lambda f: log.failure("RietveldReporter: unexpected error", f))
+        return None
+
+    async def _enqueue(self, letter: Letter) -> None:
+        if self._box.knows(letter.key):
+            log.info(
+                "issue {issue}: decision already in the outbox, not repeated", issue=letter.issue
+            )
+            return
+        # Stored before the first attempt: a master that dies now still owes the comment.
+        await self._update(lambda box: box.add(letter))
+        self._kick()
+
+    async def _update(self, change: Any) -> None:
+        await self._lock.acquire()
+        try:
+            self._box = change(self._box)
+            await self.master.db.state.setState(self._objectid, self._key, self._box.to_json())
+        finally:
+            self._lock.release()
+
+    def _kick(self) -> None:
+        """Deliver what is due now; one delivery run at a time."""
+        if self._pumping:
+            self._again = True
+            return
+        self._cancel_timer()
+        self._pumping = True
+        d = defer.ensureDeferred(self._pump())
+        d.addErrback(lambda f: log.failure("RietveldReporter: delivery failed", f))
+
+    async def _pump(self) -> None:
+        try:
+            again = True
+            while again and self.running:
+                self._again = False
+                await self._expire()
+                for letter in self._box.due(self.master.reactor.seconds()):
+                    if not self.running:
+                        return
+                    await self._deliver(letter)
+                again = self._again
+        finally:
+            self._pumping = False
+            self._schedule()
+
+    def _schedule(self) -> None:
+        self._cancel_timer()
+        when = self._box.next_try()
+        if when is None or not self.running:
+            return
+        delay = max(0.0, when - self.master.reactor.seconds())
+        self._timer = self.master.reactor.callLater(delay, self._kick)
+
+    def _cancel_timer(self) -> None:
+        if self._timer is not None and self._timer.active():
+            self._timer.cancel()
+        self._timer = None
+
+    async def _deliver(self, letter: Letter) -> None:
+        now = self.master.reactor.seconds()
+        delay = outbox.backoff(letter.attempts + 1, self.retryDelay, self.maxRetryDelay)
+        await self._update(lambda box: box.attempting(letter.key, now, delay))
+        try:
+            if letter.attempts and await self._already_posted(letter):
+                log.info("issue {issue}: the comment had arrived after all", issue=letter.issue)
+            else:
+                await self._client.publish(letter.issue, letter.text)
+        except RietveldError as e:
+            log.warn(
+                "could not comment on issue {issue} (attempt {n}; next in {delay:.0f} s): {e}",
+                issue=letter.issue,
+                n=letter.attempts + 1,
+                delay=delay,
+                e=e,
+            )
+            why = str(e)
+            await self._update(lambda box: box.failed(letter.key, why))
+            return
+        await self._update(lambda box: box.delivered(letter.key))
+        log.info("commented on issue {issue}: {first}", issue=letter.issue, first=letter.first_line)
+
+    async def _already_posted(self, letter: Letter) -> bool:
+        """After an attempt whose answer never came (or a master killed mid-post), the comment
+        may be on the review already: posting it again would say it twice."""
+        issue = await self._client.get_issue(letter.issue, messages=True)
+        since = letter.created - CLOCK_SLACK
+        text = letter.text.strip()
+        return any(m.text.strip() == text and _epoch(m.date) >= since for m in issue.messages)
+
+    async def _expire(self) -> None:
+        gone = self._box.expired(self.master.reactor.seconds(), self.expireAfter)
+        if not gone:
+            return
+        await self._update(lambda box: box.give_up(gone))
+        for letter in gone:
+            log.warn(
+                "comment on issue {issue} given up after {n} attempt(s) over {hours:.1f} h, "
+                "never delivered: {first} (last error: {error})",
+                issue=letter.issue,
+                n=letter.attempts,
+                hours=self.expireAfter / 3600,
+                first=letter.first_line,
+                error=letter.error or "none",
+            )
+
+
+# Rietveld's clock and the master's may differ: a comment dated this much before the decision
+# still counts as the one the gate posted.
+CLOCK_SLACK = 600.0
+
+
+def _epoch(when: datetime.datetime) -> float:
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=datetime.UTC)
+    return when.timestamp()

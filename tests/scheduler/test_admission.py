@@ -1,0 +1,116 @@
+"""Admission alone on Buildbot's fake master: the event each signed gate change asks for, and
+the patches refused before anything runs, each refusal announced once with its reason."""
+
+from __future__ import annotations
+
+from buildbot.changes.changes import Change
+from buildbot.test.fake import fakemaster
+from buildbot.test.reactor import TestReactorMixin
+from twisted.internet import defer
+from twisted.trial import unittest
+
+from buildbot_gate import signing
+from buildbot_gate.model import Approved
+from buildbot_gate.model import GateState
+from buildbot_gate.model import ResumeBranch
+from buildbot_gate.model import Withdrawn
+from buildbot_gate.scheduler.admission import Admission
+from buildbot_gate.scheduler.admission import AdmissionRules
+
+DIFF = "diff --git a/calc.py b/calc.py\n--- a/calc.py\n+++ b/calc.py\n@@ -1 +1 @@\n-a\n+b\n"
+APPROVAL = {
+    "gate_issue": 1234,
+    "gate_patchset": 3,
+    "gate_approver": "core@example.org",
+    "gate_subject": "Fix the frobnicator",
+    "gate_diff": DIFF,
+}
+
+
+class AdmissionTest(TestReactorMixin, unittest.TestCase):
+    @defer.inlineCallbacks
+    def setUp(self):
+        self.setup_test_reactor()
+        self.master = yield fakemaster.make_master(self, wantDb=True, wantData=True, wantMq=True)
+        self.announced = []
+        rules = AdmissionRules(branches=["default"], max_diff_bytes=10_000)
+        self.admission = Admission(self.master, rules, self.announce)
+
+    def announce(self, decision, **msg):
+        self.announced.append((decision, msg))
+
+    @defer.inlineCallbacks
+    def change(self, category="gate:approved", branch="default", signed=True, **props):
+        props = props or APPROVAL
+        who, comments = "Ann <ann@example.org>", "Fix the frobnicator"
+        if signed:
+            props = yield defer.ensureDeferred(
+                signing.sign(
+                    self.master,
+                    "rietveld",
+                    category=category,
+                    branch=branch,
+                    author=who,
+                    comments=comments,
+                    props=props,
+                )
+            )
+        change = Change(who, [], comments, branch=branch, category=category, properties=props)
+        change.number = 7
+        return change
+
+    @defer.inlineCallbacks
+    def event_for(self, change, state=None):
+        event = yield defer.ensureDeferred(self.admission.event_for(change, state or GateState()))
+        return event
+
+    @defer.inlineCallbacks
+    def test_a_signed_approval_asks_to_queue_that_patchset(self):
+        event = yield self.event_for((yield self.change()))
+        self.assertEqual(
+            event,
+            Approved(
+                1234, 3, "default", "core@example.org", "Ann <ann@example.org>",
+                "Fix the frobnicator", changeid=7,
+            ),
+        )  # fmt: skip
+        self.assertEqual(self.announced, [])
+
+    @defer.inlineCallbacks
+    def test_an_unsigned_approval_asks_for_nothing_and_says_nothing(self):
+        event = yield self.event_for((yield self.change(signed=False)))
+        self.assertIsNone(event)
+        self.assertEqual(self.announced, [])
+
+    @defer.inlineCallbacks
+    def test_a_patch_writing_into_dot_hg_is_refused_once_with_its_reason(self):
+        evil = {**APPROVAL, "gate_diff": DIFF.replace("calc.py", ".hg/hgrc")}
+        event = yield self.event_for((yield self.change(**evil)))
+        self.assertIsNone(event)
+        ((decision, msg),) = self.announced
+        self.assertEqual((decision, msg["issue"], msg["patchset"]), ("refused", 1234, 3))
+        self.assertIn("Not queued: the path '.hg/hgrc' is inside .hg/", msg["detail"])
+
+    @defer.inlineCallbacks
+    def test_an_approval_for_an_ungated_branch_is_refused(self):
+        event = yield self.event_for((yield self.change(branch="2.7")))
+        self.assertIsNone(event)
+        ((_, msg),) = self.announced
+        self.assertIn("branch '2.7' is not gated here (gated: default)", msg["detail"])
+
+    @defer.inlineCallbacks
+    def test_a_withdrawal_carries_its_reason(self):
+        change = yield self.change(
+            "gate:withdrawn", branch=None, gate_issue=1234, gate_reason="new patchset"
+        )
+        self.assertEqual((yield self.event_for(change)), Withdrawn(1234, "new patchset"))
+
+    @defer.inlineCallbacks
+    def test_resuming_a_branch_asks_for_it_only_while_it_is_held(self):
+        change = yield self.change(
+            "gate:resume-branch", branch="default", gate_requester="admin@example.org"
+        )
+        self.assertIsNone((yield self.event_for(change)))
+        held = GateState(held_branches=(("default", "push refused 3 times"),))
+        event = yield self.event_for(change, held)
+        self.assertEqual(event, ResumeBranch("default", "admin@example.org"))

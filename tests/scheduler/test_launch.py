@@ -1,0 +1,141 @@
+"""BuildsetLauncher alone on Buildbot's fake master: what each start creates, and the event it
+returns instead of deciding anything itself."""
+
+from __future__ import annotations
+
+import datetime
+import json
+
+from buildbot.test import fakedb
+from buildbot.test.fake import fakemaster
+from buildbot.test.reactor import TestReactorMixin
+from twisted.internet import defer
+from twisted.trial import unittest
+
+from buildbot_gate.hgremote import TipError
+from buildbot_gate.model import Item
+from buildbot_gate.model import ItemState
+from buildbot_gate.model import LandStarted
+from buildbot_gate.model import StartFailed
+from buildbot_gate.model import StartLand
+from buildbot_gate.model import StartTest
+from buildbot_gate.model import TestStarted
+from buildbot_gate.scheduler import launch
+from buildbot_gate.scheduler.launch import BuildsetLauncher
+from buildbot_gate.scheduler.launch import LaunchSettings
+
+DIFF = "diff --git a/calc.py b/calc.py\n--- a/calc.py\n+++ b/calc.py\n@@ -1 +1 @@\n-a\n+b\n"
+TIP = "a" * 40
+TESTED = "b" * 40
+WHEN = int(datetime.datetime(2023, 11, 14, tzinfo=datetime.UTC).timestamp())
+
+
+def item(issue=1234, changeid=1, **kw):
+    fields = {
+        "issue": issue,
+        "patchset": 3,
+        "branch": "default",
+        "approver": "core@example.org",
+        "owner": "Ann <ann@example.org>",
+        "subject": "Fix the frobnicator",
+        "changeid": changeid,
+        "seq": issue,
+        "state": ItemState.TESTING,
+        **kw,
+    }
+    return Item(**fields)
+
+
+class BuildsetLauncherTest(TestReactorMixin, unittest.TestCase):
+    @defer.inlineCallbacks
+    def setUp(self):
+        self.setup_test_reactor()
+        self.master = yield fakemaster.make_master(self, wantDb=True, wantData=True, wantMq=True)
+        self.calls = []
+        self.tips = [TIP]
+        self.patch(launch, "branch_tip", self.fake_tip)
+        yield self.add_change(1, 1234)
+        settings = LaunchSettings(
+            repourl="http://hg.example.org/cpython",
+            hgbin="hg",
+            test_builders=["linux", "freebsd"],
+            land_builder="gate-land",
+            unstable_builders=["experimental"],
+        )
+        self.launcher = BuildsetLauncher(self.master, settings, self.add_buildset)
+
+    async def fake_tip(self, hgbin, repourl, branch):
+        tip = self.tips[0]
+        if isinstance(tip, Exception):
+            raise tip
+        return tip
+
+    async def add_buildset(self, **kwargs):
+        self.calls.append({**kwargs, "properties": kwargs["properties"].asDict()})
+        return 500 + len(self.calls) - 1, {}
+
+    @defer.inlineCallbacks
+    def add_change(self, changeid, issue):
+        props = {"gate_diff": DIFF, "gate_review_url": f"http://review.example.org/{issue}/"}
+        yield self.master.db.insert_test_data(
+            [
+                fakedb.SourceStamp(id=changeid),
+                fakedb.Change(changeid=changeid, when_timestamp=WHEN, sourcestampid=changeid),
+                *(
+                    fakedb.ChangeProperty(
+                        changeid=changeid, property_name=k, property_value=json.dumps([v, "Change"])
+                    )
+                    for k, v in props.items()
+                ),
+            ]
+        )
+
+    def start(self, action):
+        return defer.ensureDeferred(self.launcher.start(action))
+
+    @defer.inlineCallbacks
+    def test_a_test_start_pins_the_tip_and_returns_the_buildsets_it_created(self):
+        event = yield self.start(StartTest(item()))
+        self.assertEqual(event, TestStarted(1234, "default", TIP, 500, 501, ("calc.py",)))
+        stable, advisory = self.calls
+        self.assertEqual(stable["builderNames"], ["linux", "freebsd"])
+        self.assertEqual(stable["sourcestamps"][0]["revision"], TIP)
+        self.assertEqual(stable["sourcestamps"][0]["patch_body"], DIFF)
+        self.assertEqual(stable["properties"]["gate_commit_date"], (f"{WHEN} 0", "Gate"))
+        self.assertEqual(advisory["builderNames"], ["experimental"])
+
+    @defer.inlineCallbacks
+    def test_a_stacked_start_commits_the_items_ahead_and_reports_their_paths(self):
+        yield self.add_change(2, 1235)
+        ahead = item()
+        behind = item(issue=1235, changeid=2, base=TIP)
+        event = yield self.start(StartTest(behind, (ahead,)))
+        self.assertEqual(event.base, TIP)
+        (below,) = self.calls[0]["properties"]["gate_stack"][0]
+        self.assertEqual((below["issue"], below["changeid"]), (1234, 1))
+        self.assertIn("on top of 1234", self.calls[0]["reason"])
+
+    @defer.inlineCallbacks
+    def test_a_land_start_pushes_the_tested_node_on_the_tested_base(self):
+        landing = item(state=ItemState.LANDING, base=TIP, tested_node=TESTED, tested_buildset=500)
+        self.tips = [TipError("never asked: a land build keeps its base")]
+        event = yield self.start(StartLand(landing))
+        self.assertEqual(event, LandStarted(1234, "default", 500))
+        (land,) = self.calls
+        self.assertEqual(land["builderNames"], ["gate-land"])
+        self.assertEqual(land["sourcestamps"][0]["revision"], TIP)
+        self.assertEqual(land["properties"]["gate_expected_node"], (TESTED, "Gate"))
+
+    @defer.inlineCallbacks
+    def test_an_unreachable_repository_returns_start_failed_and_creates_nothing(self):
+        self.tips = [TipError("connection refused")]
+        event = yield self.start(StartTest(item()))
+        self.assertEqual(event, StartFailed(1234, "default", "connection refused"))
+        self.assertEqual(self.calls, [])
+
+    @defer.inlineCallbacks
+    def test_a_patch_whose_change_is_gone_returns_start_failed(self):
+        event = yield self.start(StartTest(item(changeid=99)))
+        self.assertIsInstance(event, StartFailed)
+        self.assertIn("change 99", event.reason)
+        self.assertEqual(self.calls, [])
