@@ -12,7 +12,6 @@ import attrs
 from buildbot_gate.model.express import _merge_now
 from buildbot_gate.model.express import _pipeline
 from buildbot_gate.model.express import _spare
-from buildbot_gate.model.express import _start_express
 from buildbot_gate.model.holds import _push_refused
 from buildbot_gate.model.holds import _resume_branch
 from buildbot_gate.model.items import Action
@@ -43,6 +42,8 @@ from buildbot_gate.model.resets import _retry_later
 from buildbot_gate.model.resets import _Step
 from buildbot_gate.model.state import GateState
 from buildbot_gate.model.state import Policy
+from buildbot_gate.model.window import _fill_window
+from buildbot_gate.model.window import _resize
 
 
 def decide(
@@ -294,17 +295,6 @@ def _failing(step: _Step, item: Item, reason: str, policy: Policy) -> None:
     )
 
 
-def _resize(step: _Step, branch: str, policy: Policy, *, grow: bool) -> None:
-    current = step.state.window(branch, policy)
-    if grow:
-        size = min(policy.window(branch), current + 1)
-    else:
-        size = max(policy.floor(branch), current // 2, 1)
-    windows = dict(step.state.windows)
-    windows[branch] = size
-    step.state = attrs.evolve(step.state, windows=tuple(sorted(windows.items())))
-
-
 def _infra_failure(step: _Step, item: Item, ev: BuildsetFinished, policy: Policy) -> None:
     """Not the patch's fault: run the same thing again in place on the next tick (the items
     tested on top of it stay valid, since its tree does not change). A test run gives up after
@@ -383,41 +373,6 @@ def _settle_head(step: _Step, branch: str, policy: Policy) -> None:
             )
             step.emit(StartLand(landing))
         return
-
-
-def _fill_window(step: _Step, branch: str, policy: Policy) -> None:
-    _start_express(step, branch)
-    queue = _pipeline(step.state, branch)
-    live = [i for i in queue if i.live]
-    window = step.state.window(branch, policy)
-    for candidate in (i for i in queue if i.state == ItemState.QUEUED):
-        if _window_full(live, window) or candidate.key in step.state.held:
-            return
-        if live and (live[0].base is None or live[0].retry_pending):
-            return  # the base is known once the head's build is created; fill then
-        testing = attrs.evolve(
-            candidate,
-            state=ItemState.TESTING,
-            base=live[0].base if live else None,
-            ahead=tuple(i.issue for i in live),
-            slot=step.state.next_slot,
-            reason="testing",
-        )
-        step.state = attrs.evolve(step.state, next_slot=step.state.next_slot + 1)
-        step.replace(candidate, testing)
-        step.emit(StartTest(testing, tuple(live)))
-        live.append(testing)
-
-
-def _window_full(live: list[Item], window: int) -> bool:
-    """The window counts the items that hold a test worker: one that passed and waits for those
-    ahead of it to land holds none, so the next item starts in its place (up to twice the
-    window in the pipeline, so a push that keeps failing does not grow the stack without end).
-    A serial branch stays serial: the next item waits until the head has landed."""
-    if window == 1:
-        return bool(live)
-    building = sum(1 for i in live if i.state == ItemState.TESTING)
-    return building >= window or len(live) >= 2 * window
 
 
 def tick(state: GateState, policy: Policy | None = None) -> tuple[GateState, list[Action]]:
