@@ -1,10 +1,6 @@
-"""A simulated build farm driving :func:`decide`: the replay, the property tests and the model
-benchmark play the gate's adapters with it instead of each writing its own.
-
-It drains events as GateScheduler does (decide on one, carry out its actions, queue the events
-they return), keeps the buildsets, the branch tips and pushes, and an event-driven clock with
-pools of workers. What a build's fate is, and what is checked, is each user's own (a subclass).
-"""
+"""A simulated build farm driving :func:`decide`, shared by the replay, the property tests and the
+model benchmark: events drained as GateScheduler drains them, buildsets, tips and pushes, a clock
+and worker pools. A build's fate, and what is checked, is each user's own (a subclass)."""
 
 from __future__ import annotations
 

@@ -1,9 +1,6 @@
-"""The in-process tier: RietveldPoller, GateScheduler and RietveldReporter together on Buildbot's
-fake master, the Rietveld stand-in served in memory, builds finished through the data API.
-
-Everything runs on Buildbot's test reactor in one process, so a rule takes milliseconds to prove;
-the real-process tests in tests/e2e keep the promises about hg, workers and HTTP.
-"""
+"""The in-process tier: RietveldPoller, GateScheduler and RietveldReporter on Buildbot's fake
+master and test reactor, the Rietveld stand-in served in memory, builds finished through the data
+API. A rule takes a second to prove; tests/e2e keeps the promises about hg, workers and HTTP."""
 
 from __future__ import annotations
 
