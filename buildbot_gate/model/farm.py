@@ -7,8 +7,7 @@ from __future__ import annotations
 import heapq
 import itertools
 from collections import deque
-from collections.abc import Hashable
-from collections.abc import Iterable
+from typing import TYPE_CHECKING
 from typing import Any
 
 import attrs
@@ -24,6 +23,9 @@ from buildbot_gate.model.items import StartLand
 from buildbot_gate.model.items import StartTest
 from buildbot_gate.model.state import GateState
 from buildbot_gate.model.state import Policy
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
 
 
 @attrs.define
@@ -164,7 +166,7 @@ class Farm:
 
     # --- the clock and the workers --------------------------------------------------------
 
-    def at(self, when: float, what: Hashable | tuple[Any, ...]) -> None:
+    def at(self, when: float, what: Any) -> None:
         heapq.heappush(self._timeline, (when, next(self._order), what))
 
     def events(self) -> Iterable[Any]:
