@@ -140,3 +140,19 @@ class QueueTest(GateCase):
         self.assertEqual(ss["revision"], f"{first:040d}")  # on the tip the first made
         yield self.land(second)
         self.assertEqual([d.issue for d in self.sched.state.done], [first, second])
+
+    @defer.inlineCallbacks
+    def test_merge_now_is_for_release_managers_and_jumps_the_queue(self) -> Any:
+        running, waiting, urgent = self.approve("Running"), self.approve("Waiting"), self.approve()
+        yield self.poll()
+        self.store.post_message(urgent, BOB, "merge now")
+        yield self.poll()
+        [refusal] = self.comments(urgent)
+        self.assertIn("only the release managers", refusal)
+        self.store.post_message(urgent, RM, "Merge now, please.")
+        yield self.poll()
+        self.assertTrue(self.comments(urgent)[-1].startswith("Merge now: patchset"))
+        self.assertTrue(self.item(urgent).express)
+        for issue in (urgent, running, waiting):
+            yield self.land(issue)
+        self.assertEqual([d.issue for d in self.sched.state.done], [urgent, running, waiting])
