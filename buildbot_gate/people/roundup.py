@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import json
 from collections import OrderedDict
+from http import HTTPStatus
 from typing import Any
 
 import treq
@@ -138,9 +139,9 @@ class RoundupPeople:
             raise DirectoryUnavailable(f"{what}: no answer ({why})") from None
         except BodyTooLarge as e:
             raise DirectoryUnavailable(f"{what}: answered more than {e.limit} bytes") from None
-        if response.code in (401, 403):
+        if response.code in (HTTPStatus.UNAUTHORIZED, HTTPStatus.FORBIDDEN):
             raise DirectoryUnavailable(f"{what}: HTTP {response.code}, the gate's login failed")
-        if response.code != 200:
+        if response.code != HTTPStatus.OK:
             raise DirectoryUnavailable(f"{what}: HTTP {response.code}")
         return parse_users(body, what)
 

@@ -148,8 +148,9 @@ def named_patchsets(text: str, patchsets: tuple[int, ...]) -> set[int]:
             continue
         for number in map(int, _NAMED_PATCHSET.findall(line)):
             if number not in patchsets and 1 <= number <= len(patchsets):
-                number = patchsets[number - 1]  # "Patch Set 3" on the page: the third upload
-            named.add(number)
+                named.add(patchsets[number - 1])  # "Patch Set 3" on the page: the third upload
+            else:
+                named.add(number)
     return named
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from http import HTTPStatus
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -221,17 +222,17 @@ class RietveldClient:
             message = f"Rietveld answered more than {e.limit} bytes for {what}"
             raise AnswerTooLarge(message, e.limit, e.declared) from None
         code = response.code
-        if 200 <= code < 300:
+        if HTTPStatus.OK <= code < HTTPStatus.MULTIPLE_CHOICES:
             return code, body
         if code in (301, 302, 303, 307, 308):
             location = response.headers.getRawHeaders(b"location", [b""])[0].decode("latin-1")
             where = urlsplit(location).path or location
             raise NotAuthenticated(f"{what}: redirected to {where!r} (not logged in?)")
-        if code == 401:
+        if code == HTTPStatus.UNAUTHORIZED:
             raise NotAuthenticated(f"{what}: 401, the gate's credential was refused")
-        if code == 403:
+        if code == HTTPStatus.FORBIDDEN:
             raise Forbidden(f"{what}: 403 forbidden ({_snippet(body)})")
-        if code == 404:
+        if code == HTTPStatus.NOT_FOUND:
             raise NotFound(f"{what}: 404 not found")
         raise ServerError(f"{what}: HTTP {code} ({_snippet(body)})")
 

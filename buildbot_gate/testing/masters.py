@@ -164,7 +164,7 @@ class BuildbotREST:
             self.url + path + (f"?{query}" if query else ""), timeout=10
         ) as r:
             data = json.loads(r.read())
-        key = path.split("?")[0].rstrip("/").split("/")[-1]
+        key = path.split("?", maxsplit=1)[0].rstrip("/").split("/")[-1]
         if key.isdigit():
             key = path.split("/")[-2]
         return data.get(key, [])

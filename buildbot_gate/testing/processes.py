@@ -78,7 +78,14 @@ def wait_until(check: Callable[[], Any], timeout: float, what: str, interval: fl
 
 def run(cmd: list[str], cwd: Path | str | None = None, **kw: Any) -> str:
     proc = subprocess.run(
-        cmd, cwd=cwd, env=child_env(HG_ENV), capture_output=True, text=True, timeout=120, **kw
+        cmd,
+        cwd=cwd,
+        env=child_env(HG_ENV),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        **kw,
     )
     if proc.returncode != 0:
         raise ProcessError(f"{' '.join(cmd)} failed ({proc.returncode}): {proc.stderr.strip()}")

@@ -104,7 +104,7 @@ class RoundupTracker:
             stdout=log,
             stderr=subprocess.STDOUT,
         )
-        wait_until(lambda: self._answers(), 30, "the Roundup tracker")
+        wait_until(self._answers, 30, "the Roundup tracker")
         return self
 
     def _answers(self) -> bool:

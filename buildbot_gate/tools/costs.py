@@ -16,6 +16,7 @@ import attrs
 import sqlalchemy as sa
 
 KINDS = ("test", "docs", "land", "advisory")
+_TAG_FIELDS = 5  # gate-<kind>-<issue>-<patchset>-<branch>; the branch may hold dashes
 
 
 @attrs.frozen
@@ -47,8 +48,8 @@ def parse_external_id(value: str | None) -> tuple[str, int, int, str] | None:
     """(kind, issue, patchset, branch) of a gate buildset's tag, or None for anything else."""
     if not value or not value.startswith("gate-"):
         return None
-    parts = value.split("-", 4)
-    if len(parts) != 5 or parts[1] not in KINDS:
+    parts = value.split("-", _TAG_FIELDS - 1)
+    if len(parts) != _TAG_FIELDS or parts[1] not in KINDS:
         return None
     try:
         return parts[1], int(parts[2]), int(parts[3]), parts[4]

@@ -149,6 +149,9 @@ async def outboxes(master: Any, reporter: str) -> list[outbox.Outbox]:
     return found
 
 
+_SAMPLES = 40  # green builds per kind: enough for a stable median, few enough to stay current
+
+
 async def _durations(master: Any, land_builder: str) -> Durations:
     """Median durations of the latest green gate builds (test and land)."""
     builders = {b["builderid"]: b["name"] for b in await master.data.get(("builders",))}
@@ -167,7 +170,7 @@ async def _durations(master: Any, land_builder: str) -> Durations:
         if start is None or end is None:
             continue
         bucket = land if builders.get(b["builderid"]) == land_builder else test
-        if len(bucket) < 40:
+        if len(bucket) < _SAMPLES:
             bucket.append(end - start)
     return Durations.from_builds(test, land)
 

@@ -61,7 +61,12 @@ def lands_first_time(world: GateWorld, subject: str, path: str, code: str = "") 
 
 def hg(clone: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [tool("hg"), *args], cwd=clone, env=child_env(HG_ENV), capture_output=True, text=True
+        [tool("hg"), *args],
+        cwd=clone,
+        env=child_env(HG_ENV),
+        capture_output=True,
+        text=True,
+        check=False,
     )
 
 
