@@ -12,11 +12,14 @@ import argparse
 import shutil
 import signal
 import sys
-from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 from typing import Any
 
 from buildbot_gate.redact import redact
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
 
 
 def demo(args: argparse.Namespace) -> int:

@@ -12,12 +12,15 @@ from __future__ import annotations
 import functools
 import hashlib
 import re
-from collections.abc import Callable
-from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 import attrs
 
 from buildbot_gate import hgdiff
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from collections.abc import Iterable
 
 DEFAULT_MAX_BYTES = 1_000_000
 

@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import io
 import sys
-from collections.abc import Callable
-from collections.abc import Iterator
+from typing import TYPE_CHECKING
 from typing import Any
 
 import attrs
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from collections.abc import Iterator
 
 
 def _import_mercurial() -> tuple[Any, Any, Any]:

@@ -12,12 +12,15 @@ import json
 import re
 import secrets
 import weakref
-from collections.abc import Mapping
+from typing import TYPE_CHECKING
 from typing import Any
 
 import sqlalchemy as sa
 
 from buildbot_gate.props import Prop
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
 
 # Properties of a signed change: the MAC, a one-time nonce (a copy of a signed change read from
 # the REST API and posted again is a replay), and which part of the gate signed it.

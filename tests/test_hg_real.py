@@ -7,13 +7,16 @@ these tests (not a production push) would be the first to notice.
 from __future__ import annotations
 
 import subprocess
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from buildbot_gate.steps import HG_ENV
 from buildbot_gate.testing.processes import child_env
 from buildbot_gate.testing.processes import tool
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 DIFF = (
     "diff --git a/calc.py b/calc.py\n--- a/calc.py\n+++ b/calc.py\n"

@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -14,6 +14,9 @@ from buildbot_gate.testing.processes import BIN
 from buildbot_gate.testing.processes import EXAMPLE_CFG
 from buildbot_gate.testing.processes import free_port
 from buildbot_gate.testing.processes import tool
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 REQUIRED = {
     "GATE_RIETVELD_URL": "https://codereview.example.org",

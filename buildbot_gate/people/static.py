@@ -7,10 +7,13 @@ people who comment ``recheck`` or ``merge now``. ``StaticPeople`` reads lists fr
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from typing import TYPE_CHECKING
 from typing import Protocol
 
 import attrs
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
 
 
 @attrs.frozen

@@ -12,14 +12,17 @@ from __future__ import annotations
 
 import datetime
 import re
-from collections.abc import Iterable
-from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 import attrs
 
-from buildbot_gate.people.static import Person
-from buildbot_gate.rietveld.records import Issue
-from buildbot_gate.rietveld.records import Message
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+    from collections.abc import Mapping
+
+    from buildbot_gate.people.static import Person
+    from buildbot_gate.rietveld.records import Issue
+    from buildbot_gate.rietveld.records import Message
 
 RECHECK = "recheck"
 MERGE_NOW = "merge now"

@@ -8,8 +8,8 @@ failure is a RietveldError subclass whose message is fit for the master log; cre
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
 from http import HTTPStatus
+from typing import TYPE_CHECKING
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -25,6 +25,9 @@ from buildbot_gate.rietveld.records import RietveldError
 from buildbot_gate.rietveld.records import parse_issue
 from buildbot_gate.rietveld.records import parse_patchset
 from buildbot_gate.rietveld.records import parse_search
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
 
 __all__ = [
     "AnswerTooLarge",

@@ -6,16 +6,16 @@ carries out (``rietveld/intake.py``).
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import attrs
 
 from buildbot_gate.people.static import DirectoryUnavailable
 from buildbot_gate.people.static import People
 from buildbot_gate.people.static import Person
-from buildbot_gate.rietveld.approvals import Rules
 from buildbot_gate.rietveld.client import AnswerTooLarge
 from buildbot_gate.rietveld.client import RietveldClient
 from buildbot_gate.rietveld.client import RietveldError
-from buildbot_gate.rietveld.records import Issue
 from buildbot_gate.rietveld.tracking import Intent
 from buildbot_gate.rietveld.tracking import IssueView
 from buildbot_gate.rietveld.tracking import Need
@@ -26,6 +26,10 @@ from buildbot_gate.rietveld.tracking import TooLarge
 from buildbot_gate.rietveld.tracking import Tracked
 from buildbot_gate.rietveld.tracking import Unavailable
 from buildbot_gate.rietveld.tracking import track
+
+if TYPE_CHECKING:
+    from buildbot_gate.rietveld.approvals import Rules
+    from buildbot_gate.rietveld.records import Issue
 
 
 @attrs.frozen

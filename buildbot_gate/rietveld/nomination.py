@@ -9,7 +9,10 @@ enhancement (a ``Type: enhancement`` line) goes to the development branch only; 
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
 
 _BRANCH_LINE = re.compile(
     r"^\s*branch(?:es)?\s*:\s*(?P<names>.+?)\s*$", re.IGNORECASE | re.MULTILINE

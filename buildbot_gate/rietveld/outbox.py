@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
-from collections.abc import Sequence
+from typing import TYPE_CHECKING
 from typing import Any
 
 import attrs
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+    from collections.abc import Sequence
 
 DEFAULT_RETRY_DELAY = 10.0  # seconds before the first retry; doubled after each failure
 DEFAULT_MAX_RETRY_DELAY = 600.0

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import datetime
 import json
-from collections.abc import Sequence
+from typing import TYPE_CHECKING
 from typing import Any
 from typing import ClassVar
 
@@ -41,6 +41,9 @@ from buildbot_gate.rietveld.pollstate import prune
 from buildbot_gate.rietveld.ratelimit import SenderLimit
 from buildbot_gate.rietveld.tracking import Settings
 from buildbot_gate.rietveld.tracking import Tracked
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
 
 log = Logger()
 

@@ -8,10 +8,13 @@ MalformedResponse that names the field, never a KeyError deep inside the gate.
 from __future__ import annotations
 
 import datetime
-from collections.abc import Mapping
+from typing import TYPE_CHECKING
 from typing import Any
 
 import attrs
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
 
 
 class RietveldError(Exception):

@@ -9,7 +9,7 @@ a master restart loses neither.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from typing import TYPE_CHECKING
 from typing import Any
 from typing import ClassVar
 
@@ -25,6 +25,9 @@ from twisted.logger import Logger
 from buildbot_gate import protocol
 from buildbot_gate import signing
 from buildbot_gate.props import Prop
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
 
 log = Logger()
 

@@ -6,8 +6,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from buildbot.process.factory import BuildFactory
 
@@ -17,6 +16,10 @@ from buildbot_gate.steps import CheckLanding
 from buildbot_gate.steps import GateCheckout
 from buildbot_gate.steps import Land
 from buildbot_gate.steps import RunTests
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+    from collections.abc import Sequence
 
 
 def _checked_then(run: RunTests, repourl: str, hgbin: str) -> BuildFactory:

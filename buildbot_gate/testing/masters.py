@@ -16,8 +16,8 @@ import signal
 import subprocess
 import urllib.error
 import urllib.request
-from collections.abc import Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 from typing import Any
 
 from buildbot_gate.testing.processes import EXAMPLE_CFG
@@ -28,6 +28,9 @@ from buildbot_gate.testing.processes import free_port
 from buildbot_gate.testing.processes import run
 from buildbot_gate.testing.processes import tool
 from buildbot_gate.testing.processes import wait_until
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
 
 
 class BuildbotMaster:

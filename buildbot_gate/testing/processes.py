@@ -18,13 +18,16 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable
-from collections.abc import Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 from typing import Any
 
 from buildbot_gate.hg import HG_ENV
 from buildbot_gate.testing.rietveld_standin import StandinControl
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from collections.abc import Mapping
 
 BIN = Path(sys.executable).parent
 SAMPLE = Path(__file__).parent / "sample"

@@ -27,9 +27,8 @@ import os
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Callable
-from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import TYPE_CHECKING
 from typing import Any
 from typing import TypeVar
 
@@ -41,6 +40,10 @@ from buildbot_gate.hg import HG_ENV
 from buildbot_gate.paths import matches
 from buildbot_gate.props import Prop
 from buildbot_gate.props import StepOutcome
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from collections.abc import Iterator
 
 T = TypeVar("T")
 

@@ -9,11 +9,14 @@ database in its thread pool, never in the reactor thread.
 from __future__ import annotations
 
 import datetime
-from collections.abc import Iterable
+from typing import TYPE_CHECKING
 from typing import Any
 
 import attrs
 import sqlalchemy as sa
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
 
 KINDS = ("test", "docs", "land", "advisory")
 _TAG_FIELDS = 5  # gate-<kind>-<issue>-<patchset>-<branch>; the branch may hold dashes

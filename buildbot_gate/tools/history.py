@@ -16,7 +16,7 @@ from __future__ import annotations
 import bisect
 import json
 import statistics
-from collections.abc import Iterable
+from typing import TYPE_CHECKING
 from typing import Any
 
 import attrs
@@ -26,6 +26,9 @@ from buildbot_gate.model import GateState
 from buildbot_gate.model import ItemState
 from buildbot_gate.tools.audit import read_database
 from buildbot_gate.tools.costs import parse_external_id
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
 
 SUCCESS, FAILURE = 0, 2
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import heapq
 import itertools
-from collections.abc import Sequence
+from typing import TYPE_CHECKING
 from typing import Any
 
 import attrs
@@ -40,6 +40,9 @@ from buildbot_gate.model import decide
 from buildbot_gate.tools.history import History
 from buildbot_gate.tools.history import Patch
 from buildbot_gate.tools.history import read_history
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
 
 __all__ = ["History", "Patch", "Result", "read_history", "report", "simulate"]
 

@@ -10,8 +10,7 @@ starts testing when the item ``W`` places ahead of it has landed.
 from __future__ import annotations
 
 import statistics
-from collections.abc import Mapping
-from collections.abc import Sequence
+from typing import TYPE_CHECKING
 from typing import Any
 
 import attrs
@@ -19,7 +18,12 @@ import attrs
 from buildbot_gate.model import GateState
 from buildbot_gate.model import Item
 from buildbot_gate.model import ItemState
-from buildbot_gate.rietveld.outbox import Outbox
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+    from collections.abc import Sequence
+
+    from buildbot_gate.rietveld.outbox import Outbox
 
 DEFAULT_TEST_SECONDS = 600.0
 DEFAULT_LAND_SECONDS = 60.0
