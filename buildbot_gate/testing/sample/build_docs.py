@@ -10,7 +10,7 @@ import sys
 import time
 
 
-def main():
+def main() -> int:
     started = os.environ.get("GATE_SAMPLE_STARTED")
     if started:
         with open(started, "a") as f:

@@ -23,7 +23,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 
-def main(argv=None):
+def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     # "--only -- NAME...": the gate puts "--" before names read from test output.
     only = {n for n in argv[1:] if n != "--"} if argv[:1] == ["--only"] else None
@@ -51,10 +51,10 @@ def main(argv=None):
     return run_checks(None)
 
 
-def run_checks(only):
+def run_checks(only: set[str] | None) -> int:
     """Every test (``only`` None), or the named ones; returns the exit status."""
 
-    def wanted(name):
+    def wanted(name: str) -> bool:
         return only is None or name in only
 
     if os.environ.get("GATE_SAMPLE_SICK") and wanted("test_env"):
