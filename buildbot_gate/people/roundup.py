@@ -114,7 +114,7 @@ class RoundupPeople:
         # Roundup matches string properties by substring: check the answer exactly ourselves.
         for prop in ("address", "alternate_addresses"):
             for user in await self._users(prop, email):
-                if _has_address(user, email):
+                if has_address(user, email):
                     return Person(
                         email,
                         committer=user.get("iscommitter") is True,
@@ -157,7 +157,8 @@ def parse_users(body: bytes, what: str = "tracker") -> list[dict[str, Any]]:
     return users
 
 
-def _has_address(user: dict[str, Any], email: str) -> bool:
+def has_address(user: dict[str, Any], email: str) -> bool:
+    """Whether one of ``user``'s addresses is exactly ``email`` (lower-case, as looked up)."""
     addresses = [str(user.get("address") or "")]
     addresses += str(user.get("alternate_addresses") or "").split()
     return any(a.strip().lower() == email for a in addresses)

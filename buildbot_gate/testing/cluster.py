@@ -21,9 +21,9 @@ from pathlib import Path
 from typing import Any
 
 from buildbot_gate.testing.processes import ProcessError
-from buildbot_gate.testing.processes import _stop
 from buildbot_gate.testing.processes import child_env
 from buildbot_gate.testing.processes import free_port
+from buildbot_gate.testing.processes import stop_process
 from buildbot_gate.testing.processes import wait_until
 
 REPO = Path(__file__).resolve().parents[2]
@@ -151,7 +151,7 @@ class PostgresServer:
         return self
 
     def stop(self) -> None:
-        _stop(self.proc, signal.SIGINT)  # "fast" shutdown
+        stop_process(self.proc, signal.SIGINT)  # "fast" shutdown
         shutil.rmtree(self.dir, ignore_errors=True)
 
 

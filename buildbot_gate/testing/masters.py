@@ -22,10 +22,10 @@ from typing import Any
 
 from buildbot_gate.testing.processes import EXAMPLE_CFG
 from buildbot_gate.testing.processes import ProcessError
-from buildbot_gate.testing.processes import _stop
 from buildbot_gate.testing.processes import child_env
 from buildbot_gate.testing.processes import free_port
 from buildbot_gate.testing.processes import run
+from buildbot_gate.testing.processes import stop_process
 from buildbot_gate.testing.processes import tool
 from buildbot_gate.testing.processes import wait_until
 
@@ -75,11 +75,11 @@ class BuildbotMaster:
         return self
 
     def stop(self) -> None:
-        _stop(self.proc, timeout=60)
+        stop_process(self.proc, timeout=60)
 
     def kill(self) -> None:
         """SIGKILL: no clean shutdown, as when the machine dies."""
-        _stop(self.proc, signal.SIGKILL)
+        stop_process(self.proc, signal.SIGKILL)
 
     @property
     def name_in_cluster(self) -> str:
@@ -132,10 +132,10 @@ class BuildbotWorker:
         return self
 
     def stop(self) -> None:
-        _stop(self.proc)
+        stop_process(self.proc)
 
     def kill(self) -> None:
-        _stop(self.proc, signal.SIGKILL)
+        stop_process(self.proc, signal.SIGKILL)
 
 
 class BuildbotREST:

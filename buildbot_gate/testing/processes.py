@@ -95,9 +95,10 @@ def run(cmd: list[str], cwd: Path | str | None = None, **kw: Any) -> str:
     return proc.stdout
 
 
-def _stop(
+def stop_process(
     proc: subprocess.Popen[Any] | None, sig: int = signal.SIGTERM, timeout: float = 30
 ) -> None:
+    """Signal ``proc`` and wait for it, killing it after ``timeout``; a no-op once it exited."""
     if proc is None or proc.poll() is not None:
         return
     proc.send_signal(sig)
@@ -190,7 +191,7 @@ class HgUpstream:
         return self
 
     def stop(self) -> None:
-        _stop(self.proc)
+        stop_process(self.proc)
 
     def tip(self, branch: str = "default") -> str:
         return self.hg("identify", "--debug", "--id", "--rev", branch).strip()
@@ -285,7 +286,7 @@ class RietveldStandin:
         return self
 
     def stop(self) -> None:
-        _stop(self.proc)
+        stop_process(self.proc)
 
 
 # --- Buildbot ----------------------------------------------------------------------------------

@@ -14,10 +14,10 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from buildbot_gate.testing.processes import _stop
 from buildbot_gate.testing.processes import child_env
 from buildbot_gate.testing.processes import free_port
 from buildbot_gate.testing.processes import run
+from buildbot_gate.testing.processes import stop_process
 from buildbot_gate.testing.processes import tool
 from buildbot_gate.testing.processes import wait_until
 
@@ -117,7 +117,7 @@ class RoundupTracker:
             return True  # any HTTP answer: the server is up
 
     def stop(self) -> None:
-        _stop(self.proc)
+        stop_process(self.proc)
 
     def add_user(
         self,
