@@ -1,10 +1,5 @@
 """The ``buildbot-gate`` command: ``demo`` runs a whole gate on 127.0.0.1 to try it out;
-``audit`` checks that every changeset the gate pushed was tested green exactly as pushed.
-
-The demo starts the Rietveld stand-in, an hg repository holding a small sample project, a
-Buildbot master configured by ``master.cfg.example`` and local workers, then approves a few sample
-patches on a short timer so the queue visibly moves. Ctrl-C stops everything.
-"""
+``audit`` checks that every changeset the gate pushed was tested green exactly as pushed."""
 
 from __future__ import annotations
 

@@ -1,9 +1,5 @@
-"""What ``hg import --no-commit -p N -`` does with a patch, read with Mercurial's own patch reader
-(``mercurial.patch``: ``split``, ``extract``, ``iterhunks``, ``makepatchmeta``), applying nothing.
-
-Pure computation on bytes (hg's ``extract`` writes a short-lived temporary file). The gate's
-checks in :mod:`buildbot_gate.diffs` run on the file operations this module returns.
-"""
+"""What ``hg import --no-commit -p N -`` does with a patch, read with ``mercurial.patch`` and
+applying nothing: the file operations :mod:`buildbot_gate.diffs` checks."""
 
 from __future__ import annotations
 

@@ -1,8 +1,5 @@
 """Signed gate changes: only the gate's own poller and web forms can approve or request anything.
-
-A key made once per cluster lives in Buildbot's state table (which no web endpoint shows); each
-gate change carries an HMAC of what the scheduler decides on, and the scheduler ignores the rest.
-"""
+Each carries an HMAC made with a per-cluster key kept in Buildbot's state table."""
 
 from __future__ import annotations
 

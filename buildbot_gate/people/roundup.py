@@ -1,10 +1,5 @@
-"""RoundupPeople: committer and contributor-agreement flags from a Roundup tracker's REST API.
-
-As on bugs.python.org, the tracker's user class carries ``iscommitter`` and ``contrib_form``; the
-gate looks a person up by the e-mail address Rietveld shows (``address`` or one of the
-``alternate_addresses``). Answers are cached briefly (bounded in time and in number); a tracker
-that cannot answer, or answers too much, raises DirectoryUnavailable so the poller holds the patch.
-"""
+"""RoundupPeople: committer and contributor-agreement flags from a Roundup tracker's REST API,
+cached briefly; a tracker that cannot answer raises DirectoryUnavailable so the poller holds."""
 
 from __future__ import annotations
 

@@ -1,12 +1,6 @@
-"""Whether the latest patchset of an issue is approved for a branch, and what people asked for.
-
-The server computes ``approval`` from the text alone; the gate adds what the server cannot know:
-only committers count, only on the latest patchset, robots never count, a committer's own LGTM
-on their own patch counts (the server never marks it), a frozen branch needs a release manager,
-and a later "not lgtm" from a committer takes an approval back. Where the server does not record
-which patchset a message was about, an LGTM counts only if it names the latest patchset or came
-long enough after its upload (``Rules.approval_margin``) that the reviewer cannot have missed it.
-"""
+"""Whether the latest patchset of an issue is approved for a branch, and what people asked for:
+the rules the server cannot know (committers only, latest patchset only, robots never, a later
+"not lgtm" takes it back, a frozen branch needs a release manager)."""
 
 from __future__ import annotations
 

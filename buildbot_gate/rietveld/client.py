@@ -1,9 +1,5 @@
-"""An asynchronous client for Rietveld's JSON API (see docs: rietveld-api.md in the README).
-
-HTTP goes through treq on the reactor, so the master never blocks on the review server. Every
-failure is a RietveldError subclass whose message is fit for the master log; credentials given in
-``headers`` never appear in messages or in ``repr()``.
-"""
+"""An asynchronous client for Rietveld's JSON API, through treq so the master never blocks; every
+failure is a RietveldError fit for the log, and credentials never appear in messages."""
 
 from __future__ import annotations
 

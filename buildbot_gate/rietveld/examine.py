@@ -1,8 +1,5 @@
-"""Reading one Rietveld issue for the poller: fetch what ``tracking.track`` asks for, no more.
-
-The examiner does no writing: it returns the new record and the intents, which the poller
-carries out (``rietveld/intake.py``).
-"""
+"""Reading one Rietveld issue for the poller: fetch what ``tracking.track`` asks for, no more;
+the poller carries out the intents it returns (``rietveld/intake.py``)."""
 
 from __future__ import annotations
 

@@ -1,8 +1,5 @@
 """The reporter's outbox: every comment the gate owes a review, kept until Rietveld has it.
-
-Pure records and rules (which letter is due, back-off, expiry, de-duplication); the reporter
-keeps one outbox per master in Buildbot's object state, so a restart resumes where it stopped.
-"""
+Pure records and rules (which letter is due, back-off, expiry, de-duplication)."""
 
 from __future__ import annotations
 

@@ -1,12 +1,5 @@
-"""RietveldPoller: a Buildbot change source that turns what happens on Rietveld into gate changes.
-
-It asks only for issues modified since the last poll and, per issue, compares what it sees with
-what it told the gate before: a new approval becomes one change per nominated branch; a new
-patchset, a committer's "not lgtm" or a closed issue withdraws it; ``recheck`` and ``merge now``
-comments become requests. Who counts as a committer, and who signed the contributor agreement,
-comes from a people directory (a Roundup tracker, or lists in master.cfg). Its memory of each
-issue lives in the Buildbot database, so a restarted master neither repeats nor forgets.
-"""
+"""RietveldPoller: a Buildbot change source that turns what happens on Rietveld into gate changes,
+asking only for issues modified since the last poll and remembering each issue in the database."""
 
 from __future__ import annotations
 

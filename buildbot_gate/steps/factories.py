@@ -1,8 +1,5 @@
-"""Build factories for the gate's two builders, for use in master.cfg.
-
-``util.GateFactories.test(...)`` and ``util.GateFactories.land(...)`` (entry point
-``buildbot.util``), or import the functions from this module.
-"""
+"""Build factories for the gate's two builders, for master.cfg:
+``util.GateFactories.test(...)`` and ``util.GateFactories.land(...)``."""
 
 from __future__ import annotations
 

@@ -1,10 +1,5 @@
-"""The shared pieces of a multi-master gate, as real processes: PostgreSQL and a Crossbar router.
-
-For the cluster test only. PostgreSQL comes from the system (Debian's ``postgresql``); it is
-initialised in a fresh temporary directory, listens on 127.0.0.1 and is thrown away at stop.
-Crossbar comes from its own environment (``.venv-crossbar``, made by ``.ci/run``) because its
-dependencies are not the gate's. :func:`missing` says what of the two is not installed here.
-"""
+"""The shared pieces of a multi-master gate, as real processes, for the cluster test only:
+PostgreSQL from the system and a Crossbar router from ``.venv-crossbar``."""
 
 from __future__ import annotations
 

@@ -1,9 +1,5 @@
-"""A real Buildbot master and real workers for the end-to-end tests, the demo and benchmarks.
-
-``BuildbotMaster`` creates and starts a master from ``master.cfg.example`` with settings in its
-environment; ``BuildbotWorker`` a ``buildbot-worker`` connected over PB; ``BuildbotREST`` reads
-the master's data API and submits its forms, as a user's browser would.
-"""
+"""A real Buildbot master (from ``master.cfg.example``) and real workers for the end-to-end
+tests, the demo and benchmarks, and a REST client that acts as a user's browser would."""
 
 from __future__ import annotations
 

@@ -1,10 +1,5 @@
-"""Real processes on 127.0.0.1 for the end-to-end tests, the demo and the benchmarks.
-
-Each class starts one real program (``hg serve``, the Rietveld stand-in) in a directory it owns,
-waits until it answers, and stops it; the Buildbot master and workers are in :mod:`.masters`.
-Nothing here runs inside a Buildbot master; it is plain blocking code for test fixtures and
-command lines.
-"""
+"""Real processes on 127.0.0.1 for the end-to-end tests, the demo and the benchmarks: each class
+starts one program, waits until it answers and stops it (plain blocking code, never in a master)."""
 
 from __future__ import annotations
 

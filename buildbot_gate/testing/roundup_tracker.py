@@ -1,9 +1,5 @@
-"""A real Roundup tracker on 127.0.0.1 for the tests and the demo, with bugs.python.org's flags.
-
-``roundup-admin`` installs the classic template (anydbm backend) and the user class gains
-``iscommitter``, ``contrib_form`` and ``contrib_form_date``, as on the CPython tracker, plus a
-``Gate`` role allowed to read them over REST. The tracker is served by wsgiref in a child process.
-"""
+"""A real Roundup tracker on 127.0.0.1 for the tests and the demo, whose user class has
+bugs.python.org's ``iscommitter`` and ``contrib_form`` flags."""
 
 from __future__ import annotations
 

@@ -1,10 +1,5 @@
-"""What the gate's builds cost the fleet: per patch (for its comment) and per branch per day.
-
-Every gate buildset is tagged ``gate-<kind>-<issue>-<patchset>-<branch>`` (kind: test, docs,
-land, advisory), so the cost of a patch is the worker time of every build of its buildsets:
-each attempt, each rebuild after a reset, the advisory runs and the push. Read from the Buildbot
-database in its thread pool, never in the reactor thread.
-"""
+"""What the gate's builds cost the fleet, per patch (for its comment) and per branch per day,
+read from the Buildbot database in its thread pool, never in the reactor thread."""
 
 from __future__ import annotations
 

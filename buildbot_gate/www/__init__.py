@@ -1,12 +1,5 @@
-"""The gate's page in Buildbot's web UI (``/#/gatequeue``) and its data (``queue.json``).
-
-A www plugin with no node build: ``static/scripts.js`` uses the React and plugin-support globals
-that Buildbot's own bundle exposes, and polls ``/plugins/gate/queue.json`` every two seconds.
-The JSON is built in the reactor thread from the gate's state in the Buildbot database, so it is
-the same whichever master runs the scheduler. Configure it with
-``c["www"]["plugins"]["gate"] = {"scheduler": "gate", "recheck": "recheck", "resume": "resume"}``
-(and ``"reporter"`` when the RietveldReporter has another name).
-"""
+"""The gate's page in Buildbot's web UI (``/#/gatequeue``) and its data (``queue.json``): a www
+plugin with no node build, served from the database so any master of a cluster shows it."""
 
 from __future__ import annotations
 

@@ -1,11 +1,5 @@
 """What the gate queue page and ``queue.json`` show: each branch's queue in order, with builds,
-time in queue and an estimate of when each item lands.
-
-The estimate (documented in the README) assumes every item passes: an item's tests take the
-median recent gate test duration ``T`` (less what has already run), a push takes the median land
-duration ``L``, pushes happen one at a time in queue order, and with a window of ``W`` an item
-starts testing when the item ``W`` places ahead of it has landed.
-"""
+time in queue and an estimate of when each item lands (as if every item passes)."""
 
 from __future__ import annotations
 
