@@ -16,7 +16,7 @@ from buildbot_gate.model.state import HISTORY_LIMIT
 from buildbot_gate.model.state import GateState
 
 
-class _Step:
+class Transition:
     """Accumulates the new state and the actions while one event is decided."""
 
     def __init__(self, state: GateState) -> None:
@@ -46,22 +46,22 @@ class _Step:
         self.actions.extend(actions)
 
 
-def _cancel(step: _Step, item: Item, reason: str) -> None:
+def cancel(step: Transition, item: Item, reason: str) -> None:
     """Stop the builds still running for ``item`` (its results no longer matter)."""
     for bsid in (item.buildset, item.advisory_buildset):
         if bsid is not None:
             step.emit(CancelBuildset(bsid, reason))
 
 
-def _reset(step: _Step, item: Item, reason: str, *, attempt: bool = False) -> Item:
+def reset(step: Transition, item: Item, reason: str, *, attempt: bool = False) -> Item:
     """Take ``item`` out of the pipeline, back to waiting; the items tested on it follow."""
-    _cancel(step, item, f"{item.describe()} reset: {reason}")
-    again = step.replace(item, _requeued(item, reason, attempt=attempt))
-    _reset_behind(step, item, f"issue {item.issue} ahead of it is tested again")
+    cancel(step, item, f"{item.describe()} reset: {reason}")
+    again = step.replace(item, requeued(item, reason, attempt=attempt))
+    reset_behind(step, item, f"issue {item.issue} ahead of it is tested again")
     return again
 
 
-def _reset_behind(step: _Step, gone: Item, reason: str, *, charge: bool = False) -> None:
+def reset_behind(step: Transition, gone: Item, reason: str, *, charge: bool = False) -> None:
     """Every item whose tested tree contains ``gone``'s patch must be tested again without it.
 
     ``charge``: ``gone`` failed or left, so the resets are its cost (shown on its comment)."""
@@ -71,13 +71,13 @@ def _reset_behind(step: _Step, gone: Item, reason: str, *, charge: bool = False)
         current = step.state.find(other.issue, other.branch)
         if current is None or gone.issue not in current.ahead:
             continue
-        again = _reset(step, current, reason)
+        again = reset(step, current, reason)
         step.emit(Notify(again, Decision.RESET, reason))
     if charge and behind:
-        _charge_resets(step, gone, len(behind))
+        charge_resets(step, gone, len(behind))
 
 
-def _charge_resets(step: _Step, culprit: Item, count: int) -> None:
+def charge_resets(step: Transition, culprit: Item, count: int) -> None:
     """Add ``count`` resets to ``culprit``'s record, in the queue or in the history."""
     current = step.state.find(culprit.issue, culprit.branch)
     if current is not None:
@@ -91,7 +91,7 @@ def _charge_resets(step: _Step, culprit: Item, count: int) -> None:
             return
 
 
-def _requeued(item: Item, reason: str, *, attempt: bool = False) -> Item:
+def requeued(item: Item, reason: str, *, attempt: bool = False) -> Item:
     return attrs.evolve(
         item,
         state=ItemState.QUEUED,
@@ -112,7 +112,7 @@ def _requeued(item: Item, reason: str, *, attempt: bool = False) -> Item:
     )
 
 
-def _retry_later(step: _Step, item: Item, reason: str, *, attempt: bool) -> Item:
+def retry_later(step: Transition, item: Item, reason: str, *, attempt: bool) -> Item:
     again = step.replace(
         item,
         attrs.evolve(

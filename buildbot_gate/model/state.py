@@ -5,12 +5,15 @@ Frozen records with queries and a JSON form; the transitions are in :mod:`.gate`
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from typing import TYPE_CHECKING
 from typing import Any
 
 import attrs
 
 from buildbot_gate.model.items import Item
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
 
 HISTORY_LIMIT = 500
 

@@ -1,22 +1,26 @@
 """The pipeline window: how many items of a branch are tested at once, and which start next.
 
-Pure functions over the decision in progress (:class:`~buildbot_gate.model.resets._Step`).
+Pure functions over the decision in progress (:class:`~buildbot_gate.model.resets.Transition`).
 """
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import attrs
 
-from buildbot_gate.model.express import _pipeline
-from buildbot_gate.model.express import _start_express
+from buildbot_gate.model.express import pipeline_items
+from buildbot_gate.model.express import start_express
 from buildbot_gate.model.items import Item
 from buildbot_gate.model.items import ItemState
 from buildbot_gate.model.items import StartTest
-from buildbot_gate.model.resets import _Step
-from buildbot_gate.model.state import Policy
+
+if TYPE_CHECKING:
+    from buildbot_gate.model.resets import Transition
+    from buildbot_gate.model.state import Policy
 
 
-def _resize(step: _Step, branch: str, policy: Policy, *, grow: bool) -> None:
+def resize_window(step: Transition, branch: str, policy: Policy, *, grow: bool) -> None:
     current = step.state.window(branch, policy)
     if grow:
         size = min(policy.window(branch), current + 1)
@@ -27,9 +31,9 @@ def _resize(step: _Step, branch: str, policy: Policy, *, grow: bool) -> None:
     step.state = attrs.evolve(step.state, windows=tuple(sorted(windows.items())))
 
 
-def _fill_window(step: _Step, branch: str, policy: Policy) -> None:
-    _start_express(step, branch)
-    queue = _pipeline(step.state, branch)
+def fill_window(step: Transition, branch: str, policy: Policy) -> None:
+    start_express(step, branch)
+    queue = pipeline_items(step.state, branch)
     live = [i for i in queue if i.live]
     window = step.state.window(branch, policy)
     for candidate in (i for i in queue if i.state == ItemState.QUEUED):
