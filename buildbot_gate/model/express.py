@@ -14,6 +14,7 @@ from buildbot_gate.model.items import ItemState
 from buildbot_gate.model.items import MergeNow
 from buildbot_gate.model.items import Notify
 from buildbot_gate.model.items import Refuse
+from buildbot_gate.model.items import Run
 from buildbot_gate.model.items import StartTest
 from buildbot_gate.model.resets import Transition
 from buildbot_gate.model.resets import reset
@@ -65,7 +66,8 @@ def keep_disjoint_results(step: Transition, express: Item) -> str:
     """``express`` landed ahead of the pipeline: an item whose tree shares no file with it keeps
     its test results and will land rebased on top of it; the others (and any whose files are not
     known) are tested again on the new tip. Returns what was done, for the landing comment."""
-    theirs = set(express.paths) if express.paths is not None else None
+    landed_paths = express.current_run.paths
+    theirs = None if landed_paths is None else set(landed_paths)
     kept: list[int] = []
     rebuilt: list[int] = []
     for other in step.state.queue(express.branch):
@@ -74,8 +76,9 @@ def keep_disjoint_results(step: Transition, express: Item) -> str:
             continue  # waiting items will be tested on the new tip anyway
         if current.state == ItemState.FAILING:
             continue  # its failure stands either way
-        shared = theirs is None or current.paths is None or bool(theirs & set(current.paths))
-        if shared or current.base is None:
+        run = current.current_run
+        shared = theirs is None or run.paths is None or bool(theirs & set(run.paths))
+        if shared or run.base is None:
             reason = f"urgent issue {express.issue} landed ahead of it, touching the same files"
             again = reset(step, current, reason)
             step.emit(Notify(again, Decision.RESET, reason))
@@ -83,10 +86,9 @@ def keep_disjoint_results(step: Transition, express: Item) -> str:
             continue
         step.replace(
             current,
-            attrs.evolve(
-                current,
+            current.with_run(
                 base=express.landed_node,
-                rebased_over=(*current.rebased_over, express.issue),
+                rebased_over=(*run.rebased_over, express.issue),
             ),
         )
         kept.append(current.issue)
@@ -118,9 +120,7 @@ def start_express(step: Transition, branch: str) -> None:
     testing = attrs.evolve(
         express[0],
         state=ItemState.TESTING,
-        base=None,
-        ahead=(),
-        slot=None,
+        run=Run(),
         reason="testing against the tip, ahead of the queue",
     )
     step.replace(express[0], testing)

@@ -40,6 +40,7 @@ from buildbot_gate.model.resets import requeued
 from buildbot_gate.model.resets import reset
 from buildbot_gate.model.resets import reset_behind
 from buildbot_gate.model.resets import retry_later
+from buildbot_gate.model.resets import stopped
 from buildbot_gate.model.state import GateState
 from buildbot_gate.model.state import Policy
 from buildbot_gate.model.window import fill_window
@@ -155,9 +156,7 @@ def _withdrawn(step: Transition, issue: int, reason: str) -> None:
 
 def _withdraw_item(step: Transition, item: Item, reason: str) -> None:
     cancel(step, item, f"{item.describe()} withdrawn: {reason}")
-    gone = attrs.evolve(
-        item, state=ItemState.WITHDRAWN, buildset=None, advisory_buildset=None, reason=reason
-    )
+    gone = attrs.evolve(item, state=ItemState.WITHDRAWN, run=stopped(item), reason=reason)
     step.finish(item, gone)
     step.state = attrs.evolve(step.state, held=step.state.held - {item.key})
     step.emit(Notify(gone, Decision.WITHDRAWN, reason))
@@ -167,26 +166,25 @@ def _withdraw_item(step: Transition, item: Item, reason: str) -> None:
 def _started(step: Transition, ev: TestStarted | LandStarted) -> None:
     item = step.state.find(ev.issue, ev.branch)
     want = ItemState.TESTING if isinstance(ev, TestStarted) else ItemState.LANDING
-    if item is None or item.state != want or item.buildset is not None:
+    if item is None or item.state != want or item.current_run.buildset is not None:
         return
     if isinstance(ev, TestStarted):
         step.replace(
             item,
-            attrs.evolve(
-                item,
+            item.with_run(
                 buildset=ev.buildset,
-                base=item.base or ev.base,
+                base=item.current_run.base or ev.base,
                 advisory_buildset=ev.advisory_buildset,
                 paths=ev.paths,
             ),
         )
     else:
-        step.replace(item, attrs.evolve(item, buildset=ev.buildset))
+        step.replace(item, item.with_run(buildset=ev.buildset))
 
 
 def _start_failed(step: Transition, ev: StartFailed) -> None:
     item = step.state.find(ev.issue, ev.branch)
-    if item is None or item.buildset is not None or not item.live:
+    if item is None or item.current_run.buildset is not None or not item.live:
         return
     if item.state not in (ItemState.TESTING, ItemState.LANDING):
         return  # stale: no start of this item is pending (its tests may have passed since)
@@ -198,11 +196,11 @@ def _start_failed(step: Transition, ev: StartFailed) -> None:
 def _resume(step: Transition) -> None:
     for item in list(step.state.items):
         current = step.state.find(item.issue, item.branch)
-        if current is None or current.buildset is not None:
+        if current is None or current.current_run.buildset is not None:
             continue
-        if current.retry_pending:
+        if current.current_run.retry_pending:
             continue  # _schedule starts it again: the held set is cleared below
-        if current.state == ItemState.LANDING and current.tested_node:
+        if current.state == ItemState.LANDING and current.current_run.tested_node:
             # Tests passed but the land buildset was never created: create it now.
             step.emit(StartLand(current))
         elif current.state in (ItemState.TESTING, ItemState.LANDING):
@@ -214,7 +212,7 @@ def _finished(step: Transition, ev: BuildsetFinished, policy: Policy) -> None:
     found = step.state.by_buildset(ev.buildset)
     if found is None:
         return  # a buildset of a withdrawn or already-decided item
-    item = step.replace(found, attrs.evolve(found, buildset=None))  # finished: nothing to cancel
+    item = step.replace(found, found.with_run(buildset=None))  # finished: nothing to cancel
     if ev.verdict:
         item = step.replace(item, attrs.evolve(item, verdicts=(*item.verdicts, ev.verdict)))
     if ev.outcome == Outcome.PASSED and item.branch in step.state.tip_broken:
@@ -230,12 +228,13 @@ def _finished(step: Transition, ev: BuildsetFinished, policy: Policy) -> None:
         step.emit(Notify(again, Decision.REQUEUED, reason))
     elif item.state == ItemState.TESTING and ev.outcome == Outcome.PASSED:
         tested = attrs.evolve(
-            item,
+            item.with_run(
+                buildset=None,
+                tested_node=ev.node,
+                tested_buildset=ev.buildset,
+                tested_digest=ev.digest,
+            ),
             state=ItemState.TESTED,
-            buildset=None,
-            tested_node=ev.node,
-            tested_buildset=ev.buildset,
-            tested_digest=ev.digest,
             reason=ev.detail,
         )
         step.replace(item, tested)  # lands once everything ahead of it has landed
@@ -243,7 +242,10 @@ def _finished(step: Transition, ev: BuildsetFinished, policy: Policy) -> None:
         _failing(step, item, ev.detail or ev.outcome.value, policy)
     elif item.state == ItemState.LANDING and ev.outcome == Outcome.LANDED:
         landed = attrs.evolve(
-            item, state=ItemState.LANDED, buildset=None, landed_node=ev.node, reason=ev.detail
+            item.with_run(buildset=None),
+            state=ItemState.LANDED,
+            landed_node=ev.node,
+            reason=ev.detail,
         )
         step.finish(item, landed)
         if item.express:
@@ -271,9 +273,9 @@ def _finished(step: Transition, ev: BuildsetFinished, policy: Policy) -> None:
 def _rebase_behind(step: Transition, landed: Item) -> None:
     """``landed`` is now part of the branch: the items tested on it are now based on its node."""
     for other in list(step.state.items):
-        if other.branch == landed.branch and landed.issue in other.ahead:
-            ahead = tuple(i for i in other.ahead if i != landed.issue)
-            step.replace(other, attrs.evolve(other, ahead=ahead, base=landed.landed_node))
+        if other.branch == landed.branch and landed.issue in other.current_run.ahead:
+            ahead = tuple(i for i in other.current_run.ahead if i != landed.issue)
+            step.replace(other, other.with_run(ahead=ahead, base=landed.landed_node))
 
 
 def _failing(step: Transition, item: Item, reason: str, policy: Policy) -> None:
@@ -286,7 +288,7 @@ def _failing(step: Transition, item: Item, reason: str, policy: Policy) -> None:
         _eject(step, item, reason, policy)  # nothing ahead of it: the failure is its own
         return
     failing = step.replace(
-        item, attrs.evolve(item, state=ItemState.FAILING, buildset=None, reason=reason)
+        item, attrs.evolve(item.with_run(buildset=None), state=ItemState.FAILING, reason=reason)
     )
     cancel(step, failing, f"{item.describe()} failed")
     step.emit(Notify(failing, Decision.FAILING, reason))
@@ -312,9 +314,9 @@ def _infra_failure(step: Transition, item: Item, ev: BuildsetFinished, policy: P
 
 def _retry_pending(step: Transition, branch: str) -> None:
     for item in step.state.queue(branch):
-        if not item.retry_pending or item.key in step.state.held:
+        if not item.current_run.retry_pending or item.key in step.state.held:
             continue
-        again = step.replace(item, attrs.evolve(item, retry_pending=False))
+        again = step.replace(item, item.with_run(retry_pending=False))
         if again.state == ItemState.LANDING:
             step.emit(StartLand(again))
         else:
@@ -324,7 +326,7 @@ def _retry_pending(step: Transition, branch: str) -> None:
 def _stack(state: GateState, item: Item) -> tuple[Item, ...]:
     """The items whose patches go under ``item``'s, in order."""
     found = []
-    for issue in item.ahead:
+    for issue in item.current_run.ahead:
         other = state.find(issue, item.branch)
         if other is not None:
             found.append(other)
@@ -335,9 +337,7 @@ def _eject(step: Transition, item: Item, reason: str, policy: Policy) -> None:
     if not item.express:  # an express item is tested outside the window: it never shrinks it
         resize_window(step, item.branch, policy, grow=False)
     cancel(step, item, f"{item.describe()} ejected")
-    gone = attrs.evolve(
-        item, state=ItemState.EJECTED, buildset=None, advisory_buildset=None, reason=reason
-    )
+    gone = attrs.evolve(item, state=ItemState.EJECTED, run=stopped(item), reason=reason)
     step.finish(item, gone)
     step.emit(Notify(gone, Decision.EJECTED, reason))
     reset_behind(step, item, f"issue {item.issue} ahead of it was ejected", charge=True)

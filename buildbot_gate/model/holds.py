@@ -25,20 +25,17 @@ def push_refused(step: Transition, item: Item, ev: BuildsetFinished, policy: Pol
     up to ``push_attempts`` times; then the branch is held (visibly, with one notice) until an
     admin resumes it: a refusal that does not go away must not be retried forever in silence."""
     detail = ev.detail or "the push was refused"
-    failures = item.push_failures + 1
+    failures = item.current_run.push_failures + 1
     if failures < policy.push_attempts:
         again = retry_later(step, item, f"retrying: {detail}", attempt=False)
-        again = step.replace(again, attrs.evolve(again, push_failures=failures))
+        again = step.replace(again, again.with_run(push_failures=failures))
         step.emit(Notify(again, Decision.REQUEUED, again.reason))
         return
     reason = f"push refused {failures} times, last: {detail}"
     held = step.replace(
         item,
         attrs.evolve(
-            item,
-            buildset=None,
-            retry_pending=True,
-            push_failures=failures,
+            item.with_run(buildset=None, retry_pending=True, push_failures=failures),
             reason=f"held: {reason}",
         ),
     )
@@ -55,7 +52,7 @@ def resume_branch(step: Transition, ev: ResumeBranch) -> None:
         return
     step.state = attrs.evolve(step.state, held_branches=tuple(sorted(holds.items())))
     for item in step.state.queue(ev.branch):
-        if item.push_failures:
+        if item.current_run.push_failures:
             reason = f"resumed by {ev.requester}"
-            step.replace(item, attrs.evolve(item, push_failures=0, reason=reason))
+            step.replace(item, attrs.evolve(item.with_run(push_failures=0), reason=reason))
     step.touched.add(ev.branch)

@@ -12,6 +12,7 @@ from buildbot_gate.model.items import Decision
 from buildbot_gate.model.items import Item
 from buildbot_gate.model.items import ItemState
 from buildbot_gate.model.items import Notify
+from buildbot_gate.model.items import Run
 from buildbot_gate.model.state import HISTORY_LIMIT
 from buildbot_gate.model.state import GateState
 
@@ -48,7 +49,7 @@ class Transition:
 
 def cancel(step: Transition, item: Item, reason: str) -> None:
     """Stop the builds still running for ``item`` (its results no longer matter)."""
-    for bsid in (item.buildset, item.advisory_buildset):
+    for bsid in (item.current_run.buildset, item.current_run.advisory_buildset):
         if bsid is not None:
             step.emit(CancelBuildset(bsid, reason))
 
@@ -66,10 +67,10 @@ def reset_behind(step: Transition, gone: Item, reason: str, *, charge: bool = Fa
 
     ``charge``: ``gone`` failed or left, so the resets are its cost (shown on its comment)."""
     # All of these are tested again, directly or because one ahead of them is.
-    behind = [i for i in step.state.queue(gone.branch) if gone.issue in i.ahead]
+    behind = [i for i in step.state.queue(gone.branch) if gone.issue in i.current_run.ahead]
     for other in behind:
         current = step.state.find(other.issue, other.branch)
-        if current is None or gone.issue not in current.ahead:
+        if current is None or gone.issue not in current.current_run.ahead:
             continue
         again = reset(step, current, reason)
         step.emit(Notify(again, Decision.RESET, reason))
@@ -91,22 +92,18 @@ def charge_resets(step: Transition, culprit: Item, count: int) -> None:
             return
 
 
+def stopped(item: Item) -> Run | None:
+    """``item``'s run once its builds are cancelled: kept for the history, none running."""
+    return (
+        None if item.run is None else attrs.evolve(item.run, buildset=None, advisory_buildset=None)
+    )
+
+
 def requeued(item: Item, reason: str, *, attempt: bool = False) -> Item:
     return attrs.evolve(
         item,
         state=ItemState.QUEUED,
-        buildset=None,
-        advisory_buildset=None,
-        base=None,
-        ahead=(),
-        slot=None,
-        tested_node=None,
-        tested_buildset=None,
-        tested_digest=None,
-        paths=None,
-        rebased_over=(),
-        retry_pending=False,
-        push_failures=0,
+        run=None,
         attempts=item.attempts + (1 if attempt else 0),
         reason=reason,
     )
@@ -116,9 +113,7 @@ def retry_later(step: Transition, item: Item, reason: str, *, attempt: bool) -> 
     again = step.replace(
         item,
         attrs.evolve(
-            item,
-            buildset=None,
-            retry_pending=True,
+            item.with_run(buildset=None, retry_pending=True),
             attempts=item.attempts + (1 if attempt else 0),
             reason=reason,
         ),

@@ -13,6 +13,7 @@ from buildbot_gate.model.express import pipeline_items
 from buildbot_gate.model.express import start_express
 from buildbot_gate.model.items import Item
 from buildbot_gate.model.items import ItemState
+from buildbot_gate.model.items import Run
 from buildbot_gate.model.items import StartTest
 
 if TYPE_CHECKING:
@@ -39,14 +40,16 @@ def fill_window(step: Transition, branch: str, policy: Policy) -> None:
     for candidate in (i for i in queue if i.state == ItemState.QUEUED):
         if _window_full(live, window) or candidate.key in step.state.held:
             return
-        if live and (live[0].base is None or live[0].retry_pending):
+        if live and (live[0].current_run.base is None or live[0].current_run.retry_pending):
             return  # the base is known once the head's build is created; fill then
         testing = attrs.evolve(
             candidate,
             state=ItemState.TESTING,
-            base=live[0].base if live else None,
-            ahead=tuple(i.issue for i in live),
-            slot=step.state.next_slot,
+            run=Run(
+                base=live[0].current_run.base if live else None,
+                ahead=tuple(i.issue for i in live),
+                slot=step.state.next_slot,
+            ),
             reason="testing",
         )
         step.state = attrs.evolve(step.state, next_slot=step.state.next_slot + 1)

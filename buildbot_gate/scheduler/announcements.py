@@ -24,9 +24,9 @@ async def decision_message(
     """The announcement of ``action``; ``reports`` are the builds of the event that led to it."""
     item = action.item
     tested: Sequence[outcomes.BuildReport] = ()
-    if action.decision == Decision.LANDED and item.tested_buildset is not None:
+    if action.decision == Decision.LANDED and item.current_run.tested_buildset is not None:
         # The landing report names the green builds the pushed changeset passed on.
-        tested = await outcomes.read_builds(master, item.tested_buildset)
+        tested = await outcomes.read_builds(master, item.current_run.tested_buildset)
     cost = None
     if action.decision in (Decision.LANDED, Decision.EJECTED):
         cost = await patch_cost(master, item)
@@ -45,7 +45,7 @@ async def decision_message(
         "cost": cost,
         "verdicts": list(item.verdicts),
         "express": item.express,
-        "rebased_over": list(item.rebased_over),
+        "rebased_over": list(item.current_run.rebased_over),
     }
 
 

@@ -156,11 +156,11 @@ class GateScheduler(ClaimsPromptly, ReconfigurableBaseScheduler):
     async def _recover(self) -> None:
         """After a (re)start: read the results of buildsets that completed while we were away."""
         for item in list(self._state.items):
-            if item.buildset is None:
+            if item.current_run.buildset is None:
                 continue
-            bs = await self.master.data.get(("buildsets", item.buildset))
+            bs = await self.master.data.get(("buildsets", item.current_run.buildset))
             if bs is None or bs["complete"]:
-                await self._conclude(item.buildset)
+                await self._conclude(item.current_run.buildset)
         await self._apply(Resume())
 
     # --- inputs -----------------------------------------------------------------------------
