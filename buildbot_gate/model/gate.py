@@ -217,7 +217,16 @@ def _finished(step: Transition, ev: BuildsetFinished, policy: Policy) -> None:
         item = step.replace(item, attrs.evolve(item, verdicts=(*item.verdicts, ev.verdict)))
     if ev.outcome == Outcome.PASSED and item.branch in step.state.tip_broken:
         step.state = attrs.evolve(step.state, tip_broken=step.state.tip_broken - {item.branch})
-    if item.state == ItemState.TESTING and ev.outcome == Outcome.TIP_BROKEN:
+    if item.state == ItemState.TESTING:
+        _test_finished(step, item, ev, policy)
+    elif item.state == ItemState.LANDING:
+        _land_finished(step, item, ev, policy)
+    else:
+        _infra_failure(step, item, ev, policy)
+
+
+def _test_finished(step: Transition, item: Item, ev: BuildsetFinished, policy: Policy) -> None:
+    if ev.outcome == Outcome.TIP_BROKEN:
         # Not the patch's fault, and no reason to eject anyone: back to waiting (held until the
         # next tick), to be tested again on the tip as it is then; the branch stays flagged
         # until a run passes.
@@ -226,7 +235,7 @@ def _finished(step: Transition, ev: BuildsetFinished, policy: Policy) -> None:
         again = reset(step, item, reason)
         step.state = attrs.evolve(step.state, held=step.state.held | {item.key})
         step.emit(Notify(again, Decision.REQUEUED, reason))
-    elif item.state == ItemState.TESTING and ev.outcome == Outcome.PASSED:
+    elif ev.outcome == Outcome.PASSED:
         tested = attrs.evolve(
             item.with_run(
                 buildset=None,
@@ -238,9 +247,14 @@ def _finished(step: Transition, ev: BuildsetFinished, policy: Policy) -> None:
             reason=ev.detail,
         )
         step.replace(item, tested)  # lands once everything ahead of it has landed
-    elif item.state == ItemState.TESTING and ev.outcome in (Outcome.TEST_FAILED, Outcome.CONFLICT):
+    elif ev.outcome in (Outcome.TEST_FAILED, Outcome.CONFLICT):
         _failing(step, item, ev.detail or ev.outcome.value, policy)
-    elif item.state == ItemState.LANDING and ev.outcome == Outcome.LANDED:
+    else:
+        _infra_failure(step, item, ev, policy)
+
+
+def _land_finished(step: Transition, item: Item, ev: BuildsetFinished, policy: Policy) -> None:
+    if ev.outcome == Outcome.LANDED:
         landed = attrs.evolve(
             item.with_run(buildset=None),
             state=ItemState.LANDED,
@@ -255,9 +269,9 @@ def _finished(step: Transition, ev: BuildsetFinished, policy: Policy) -> None:
         step.emit(Notify(landed, Decision.LANDED, ev.detail))
         resize_window(step, item.branch, policy, grow=True)
         _rebase_behind(step, landed)
-    elif item.state == ItemState.LANDING and ev.outcome == Outcome.PUSH_REFUSED:
+    elif ev.outcome == Outcome.PUSH_REFUSED:
         push_refused(step, item, ev, policy)
-    elif item.state == ItemState.LANDING and ev.outcome == Outcome.PUSH_RACE:
+    elif ev.outcome == Outcome.PUSH_RACE:
         # The branch moved under the gate: every tree tested on the old tip is stale.
         reason = "the branch moved before the push; retesting"
         for other in step.state.queue(item.branch):
