@@ -4,12 +4,15 @@ outcomes, and the decision message. Every ``gate_*`` property is named here once
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from enum import StrEnum
+from typing import TYPE_CHECKING
 from typing import Any
 from typing import Final
 
 import attrs
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
 
 
 class Prop:
