@@ -44,7 +44,7 @@ class ScaleFarm(Farm):
 
     def start_land(self, action: StartLand) -> Event:
         item = action.item
-        bs = self.new_buildset("land", item, str(item.tested_node))
+        bs = self.new_buildset("land", item, str(item.current_run.tested_node))
         return LandStarted(item.issue, item.branch, bs.bsid)
 
     def cancel(self, bsid: int) -> None:

@@ -130,7 +130,7 @@ class _Sim(Farm):
         item = bs.item
         if bs.kind == "land":
             self.push(item.branch, (*self.tip(item.branch, ()), item.issue))
-            self.apply(BuildsetFinished(bsid, Outcome.LANDED, node=item.tested_node))
+            self.apply(BuildsetFinished(bsid, Outcome.LANDED, node=item.current_run.tested_node))
         elif self.fates.get(item.key) == "conflict":
             self.apply(BuildsetFinished(bsid, Outcome.CONFLICT))
         elif bs.failed:

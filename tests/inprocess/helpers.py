@@ -195,8 +195,8 @@ class GateCase(TestReactorMixin, unittest.TestCase):
         """The buildset the gate runs for ``issue`` now."""
         item = self.item(issue, branch)
         self.assertIsNotNone(item, f"issue {issue} is not queued on {branch}")
-        self.assertIsNotNone(item.buildset, f"issue {issue} has no build running")
-        return int(item.buildset)
+        self.assertIsNotNone(item.current_run.buildset, f"issue {issue} has no build running")
+        return int(item.current_run.buildset)
 
     def requests(self, bsid: int) -> Any:
         """The build requests of buildset ``bsid`` (a Deferred)."""

@@ -134,7 +134,7 @@ class QueueTest(GateCase):
         first, second = self.approve("First"), self.approve("Second")
         yield self.poll()
         self.running(first)
-        self.assertIsNone(self.item(second).buildset, "serial (the default): the second waits")
+        self.assertIsNone(self.item(second).run, "serial (the default): the second waits")
         yield self.land(first)
         [ss] = (yield self.master.data.get(("buildsets", self.running(second))))["sourcestamps"]
         self.assertEqual(ss["revision"], f"{first:040d}")  # on the tip the first made

@@ -47,7 +47,8 @@ class Timed(Farm):
             if bs.kind == "land":
                 self.push("default", (*self.tip("default", ()), bs.item.issue))
                 landed.append((self.now, bs.item.issue))
-                self.apply(BuildsetFinished(bs.bsid, Outcome.LANDED, node=bs.item.tested_node))
+                node = bs.item.current_run.tested_node
+                self.apply(BuildsetFinished(bs.bsid, Outcome.LANDED, node=node))
             else:
                 node = "+".join(map(str, bs.tree))
                 self.apply(BuildsetFinished(bs.bsid, Outcome.PASSED, node=node))

@@ -12,6 +12,7 @@ from treq.testing import StubTreq
 from twisted.internet import defer
 from twisted.trial import unittest
 
+from buildbot_gate.props import DecisionMessage
 from buildbot_gate.rietveld.client import RietveldClient
 from buildbot_gate.rietveld.reporter import RietveldReporter
 from buildbot_gate.rietveld.reporter import comment_text
@@ -101,12 +102,14 @@ class ReporterTest(TestReactorMixin, unittest.TestCase):
 
 def test_a_landing_names_the_pushed_revision_and_hides_the_repository_password() -> None:
     text = comment_text(
-        decision(
-            "landed",
-            issue=1,
-            node="cd" * 20,
-            repourl="https://gate:hunter2@hg.example.org/cpython/",
-            tested=[BUILD],
+        DecisionMessage.from_json(
+            decision(
+                "landed",
+                issue=1,
+                node="cd" * 20,
+                repourl="https://gate:hunter2@hg.example.org/cpython/",
+                tested=[BUILD],
+            )
         )
     )
     assert text is not None
@@ -120,4 +123,4 @@ def test_a_landing_names_the_pushed_revision_and_hides_the_repository_password()
 
 
 def test_a_decision_the_owner_need_not_know_says_nothing() -> None:
-    assert comment_text(decision("started", issue=1)) is None
+    assert comment_text(DecisionMessage.from_json(decision("started", issue=1))) is None
