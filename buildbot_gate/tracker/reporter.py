@@ -1,8 +1,6 @@
-"""RoundupReporter: when a patch lands, a "New changeset ... in branch ..." message on its tracker
-issue, as hg.python.org wrote on bugs.python.org, through Roundup's REST API.
-
-Messages wait in a durable outbox (``rietveld/outbox.py``): a tracker outage delays them, retried
-with back-off and logged once; a restart resumes them; none is posted twice.
+"""RoundupReporter: each landing as a "New changeset ... in branch ..." message on its tracker
+issue, as hg.python.org wrote on bugs.python.org; kept in a durable outbox (``rietveld/outbox.py``)
+until the tracker has it: retried with back-off, logged once, resumed after a restart, sent once.
 """
 
 from __future__ import annotations

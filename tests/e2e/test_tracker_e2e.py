@@ -1,8 +1,5 @@
-"""The tracker hears of every landing once, as bugs.python.org heard from hg.python.org: a real
-master and worker, hg serve, the Rietveld stand-in and a real Roundup tracker.
-
-The tracker issue is the one the review's description names; the tracker is also stopped while
-a patch lands, and must get that message once when it is back.
+"""The tracker hears of every landing once (real master, worker, hg serve, Rietveld stand-in and
+Roundup tracker): on the issue the review's description names, and after an outage at landing.
 """
 
 from __future__ import annotations
