@@ -1,7 +1,6 @@
-"""Path patterns for per-branch rules (``Doc/**``, ``Misc/NEWS``), matched by Mercurial itself.
-
-A pattern means what it means to ``hg files -I``: a bare pattern is a ``glob:`` rooted at the
-repository root; ``path:``, ``re:``, ``relglob:`` and the other kinds work as in ``.hgignore``.
+"""Path patterns of per-branch rules (``Doc/**``, ``Misc/NEWS``), matched by Mercurial itself:
+each means what it means to ``hg files -I`` run at the repository root (a bare pattern is a rooted
+``glob:``; ``path:``, ``re:``, ``relglob:``... as in ``.hgignore``).
 """
 
 from __future__ import annotations

@@ -9,8 +9,7 @@ from __future__ import annotations
 import io
 import shutil
 import subprocess
-from collections.abc import Iterator
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 from hypothesis import HealthCheck
@@ -26,6 +25,10 @@ from buildbot_gate.paths import matches
 from buildbot_gate.paths import pattern_error
 from buildbot_gate.paths import per_branch
 from buildbot_gate.testing.processes import tool
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from pathlib import Path
 
 HG_ENV = {"HGRCPATH": "", "HGRCSKIPREPO": "1", "HGPLAIN": "1", "HGENCODING": "utf-8"}
 

@@ -5,12 +5,15 @@ which tracker issue it goes to (the review's number, or an ``Issue #N`` in its d
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from typing import TYPE_CHECKING
 from typing import Any
 
 from mercurial.utils import stringutil
 
 from buildbot_gate.redact import split_credentials
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
 
 ISSUE_FROM = ("review", "description")
 

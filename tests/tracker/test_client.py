@@ -15,7 +15,7 @@ from buildbot_gate.tracker.client import RoundupClient
 from buildbot_gate.tracker.client import TrackerError
 
 TEXT = "New changeset 0123456789ab by Ann in branch 'default':\nFix the crash\nhttp://hg/rev/x"
-FIRST = TEXT.split("\n")[0]
+FIRST = TEXT.split("\n", maxsplit=1)[0]
 
 
 class RoundupClientTest(unittest.TestCase):
