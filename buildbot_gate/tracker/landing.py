@@ -6,14 +6,13 @@ from __future__ import annotations
 
 import re
 from typing import TYPE_CHECKING
-from typing import Any
 
 from mercurial.utils import stringutil
 
 from buildbot_gate.redact import split_credentials
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from buildbot_gate.props import DecisionMessage
 
 ISSUE_FROM = ("review", "description")
 
@@ -38,15 +37,15 @@ def template_error(template: str) -> str | None:
     return None
 
 
-def landing_text(msg: Mapping[str, Any], template: str | None) -> str:
+def landing_text(msg: DecisionMessage, template: str | None) -> str:
     """The message for a ``landed`` decision, in the shape hg.python.org gave bugs.python.org."""
-    node = str(msg.get("node") or "")
+    node = msg.node or ""
     # hg's own idea of a committer's name: "Ann Smith <ann@example.org>" -> "Ann Smith".
-    author = stringutil.person(str(msg.get("owner") or "").encode("utf-8")).decode("utf-8")
-    subject = str(msg.get("subject") or "").strip().splitlines()
-    lines = [f"New changeset {node[:12]} by {author} in branch '{msg.get('branch')}':"]
-    lines.append(subject[0] if subject else f"Issue #{msg.get('issue')}")
-    url = changeset_url(template, msg.get("repourl"), node)
+    author = stringutil.person((msg.owner or "").encode("utf-8")).decode("utf-8")
+    subject = (msg.subject or "").strip().splitlines()
+    lines = [f"New changeset {node[:12]} by {author} in branch '{msg.branch}':"]
+    lines.append(subject[0] if subject else f"Issue #{msg.issue}")
+    url = changeset_url(template, msg.repourl, node)
     if url:
         lines.append(url)
     return "\n".join(lines)

@@ -15,6 +15,7 @@ from buildbot.util import service
 from twisted.internet import defer
 from twisted.logger import Logger
 
+from buildbot_gate.props import DecisionMessage
 from buildbot_gate.redact import redact
 from buildbot_gate.rietveld import outbox
 from buildbot_gate.rietveld.client import RietveldClient
@@ -153,12 +154,13 @@ class RoundupReporter(service.BuildbotService):
         """Tracker messages owed and not yet delivered, oldest first."""
         return self._box.pending
 
-    def _landed(self, key: Any, msg: dict[str, Any]) -> None:
-        if msg.get("masterid") not in (None, self.master.masterid) or not msg.get("node"):
+    def _landed(self, key: Any, data: dict[str, Any]) -> None:
+        msg = DecisionMessage.from_json(data)
+        if msg.masterid not in (None, self.master.masterid) or not msg.node or msg.issue is None:
             return  # another master of the cluster landed it; its reporter tells the tracker
         letter = Letter(
             key=outbox.message_key(msg),
-            issue=int(msg["issue"]),
+            issue=msg.issue,
             text=landing.landing_text(msg, self.changesetUrl),
             created=self.master.reactor.seconds(),
         )

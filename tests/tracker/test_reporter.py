@@ -16,6 +16,7 @@ from twisted.logger import formatEvent
 from twisted.logger import globalLogPublisher
 from twisted.trial import unittest
 
+from buildbot_gate.props import DecisionMessage
 from buildbot_gate.rietveld import outbox
 from buildbot_gate.rietveld.client import ServerError
 from buildbot_gate.rietveld.outbox import Outbox
@@ -283,12 +284,16 @@ class RoundupReporterTest(TestReactorMixin, unittest.TestCase):
         self.assertEqual(self.credentials, ("http://tracker.example", "gate", "s3cret"))
 
 
+def landed(**changes: Any) -> DecisionMessage:
+    return DecisionMessage.from_json({**LANDED, **changes})
+
+
 def test_the_message_has_hg_python_orgs_shape():
-    text = landing_text(LANDED, None)
+    text = landing_text(landed(), None)
     assert text == EXPECTED.replace("https://", "http://")
-    with_password = {**LANDED, "repourl": "https://gate:secret@hg.example.org/cpython"}
+    with_password = landed(repourl="https://gate:secret@hg.example.org/cpython")
     assert "secret" not in landing_text(with_password, None)
-    assert landing_text({**LANDED, "owner": "ann@example.org"}, "{node}").split("\n") == [
+    assert landing_text(landed(owner="ann@example.org"), "{node}").split("\n") == [
         "New changeset 0123456789ab by ann in branch '3.4':",
         "Fix the crash in os.stat",
         NODE,
