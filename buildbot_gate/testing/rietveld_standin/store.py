@@ -133,6 +133,8 @@ class StoredPatchset:
     diff: str
     files: dict[str, dict[str, Any]]
     file_diffs: dict[int, str]
+    contents: dict[tuple[int, bool], bytes] = attrs.Factory(dict)  # (patch, is_current)
+    statuses: dict[int, str] = attrs.Factory(dict)
 
 
 @attrs.define
