@@ -4,30 +4,26 @@ Roundup tracker the bugs.python.org way."""
 
 from __future__ import annotations
 
+import base64
 import json
-import subprocess
 import urllib.request
 from pathlib import Path
 
 import pytest
 
-from buildbot_gate.testing.processes import child_env
-from buildbot_gate.testing.processes import tool
+from buildbot_gate.testing.contributor import Contributor
 from buildbot_gate.testing.world import COMMITTER
 from buildbot_gate.testing.world import OWNER
 from buildbot_gate.testing.world import GateWorld
 
 pytestmark = pytest.mark.e2e
 
-EXTENSION = Path(__file__).resolve().parents[2] / "buildbot_gate" / "qpost" / "extension.py"
-TOKEN = "ann-upload-token"
 TRACKER_PASSWORD = "ann-tracker-password"
 
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
     w = GateWorld(tmp_path_factory.mktemp("qpost"), tracker=True)
-    w.rietveld.add_account(OWNER, TOKEN)
     users = dict(
         line.split(": ")[::-1]
         for line in w.tracker.admin("list", "user").split("\n")
@@ -43,31 +39,9 @@ def world(tmp_path_factory):
 
 
 @pytest.fixture
-def clone(world, tmp_path):
+def ann(world, tmp_path):
     """Ann's clone of the project, with qpost enabled and the project's .hgqpost."""
-    hgrc = tmp_path / "hgrc"
-    hgrc.write_text(
-        f"[ui]\nusername = Ann <{OWNER}>\n[extensions]\nqpost = {EXTENSION}\n"
-        f"[qpost]\ntoken = {TOKEN}\n"
-        f"[auth]\ntracker.prefix = {world.tracker.url}\ntracker.username = ann\n"
-        f"tracker.password = {TRACKER_PASSWORD}\ntracker.schemes = http https\n"
-    )
-    root = tmp_path / "ann"
-
-    def hg(*args: str) -> str:
-        env = {**child_env(), "HGRCPATH": str(hgrc), "HGPLAIN": "1"}
-        p = subprocess.run([tool("hg"), *args], cwd=root, env=env, capture_output=True, text=True)
-        assert p.returncode == 0, f"hg {' '.join(args)}: {p.stdout}{p.stderr}"
-        return p.stdout
-
-    root.mkdir()
-    hg("clone", "-q", world.upstream.url, ".")
-    # The project's settings file; here beside the clone (the sample project does not carry one).
-    (root / ".hgqpost").write_text(
-        f"[qpost]\nserver = {world.standin.url}\ntracker = {world.tracker.url}\n"
-        f"reviewers = {COMMITTER}\n"
-    )
-    return root, hg
+    return Contributor(world, tmp_path / "ann", tracker_password=TRACKER_PASSWORD)
 
 
 def edit(root: Path, path: str, text: str) -> None:
@@ -75,12 +49,10 @@ def edit(root: Path, path: str, text: str) -> None:
         f.write(text)
 
 
-def test_qpost_creates_an_issue_then_a_patchset_that_withdraws_the_approved_one(world, clone):
-    root, hg = clone
-    edit(root, "Doc/index.txt", "\nHow to add two numbers.\n")
-    hg("commit", "-m", "Document add()")
-    out = hg("qpost")
-    issue = int(out.split(":")[0].rsplit(" ", 1)[1])
+def test_qpost_creates_an_issue_then_a_patchset_that_withdraws_the_approved_one(world, ann):
+    edit(ann.root, "Doc/index.txt", "\nHow to add two numbers.\n")
+    ann.hg("commit", "-m", "Document add()")
+    issue = ann.qpost()
     assert world.rietveld_issue(issue)["owner_email"] == OWNER
 
     world.hold()  # keep the first patchset in its test build while the second arrives
@@ -88,9 +60,9 @@ def test_qpost_creates_an_issue_then_a_patchset_that_withdraws_the_approved_one(
     world.rietveld.lgtm(issue, COMMITTER, "LGTM")
     world.wait_runs_started(before + 1)
 
-    edit(root, "Doc/index.txt", "Also subtraction.\n")
-    hg("commit", "--amend", "-m", "Document add() and sub()")
-    assert "patchset" in hg("qpost", "-m", "Covers sub() too")
+    edit(ann.root, "Doc/index.txt", "Also subtraction.\n")
+    ann.hg("commit", "--amend", "-m", "Document add() and sub()")
+    assert ann.qpost("-m", "Covers sub() too") == issue  # remembered for this branch
     assert len(world.rietveld_issue(issue)["patchsets"]) == 2
     comment = world.wait_comment(issue, "Removed from the default queue")
     assert "was uploaded after patchset" in comment
@@ -102,12 +74,11 @@ def test_qpost_creates_an_issue_then_a_patchset_that_withdraws_the_approved_one(
     assert landed.endswith("How to add two numbers.\nAlso subtraction.\n")  # patchset 2, exactly
 
 
-def test_tracker_issue_gets_the_patch_attached_and_the_review_names_it(world, clone):
-    root, hg = clone
+def test_tracker_issue_gets_the_patch_attached_and_the_review_names_it(world, ann):
     number = world.tracker.admin("create", "issue", "title=calc needs a NEWS entry").strip()
-    edit(root, "Misc/NEWS", "- calc: documented.\n")
-    hg("commit", "-m", "Add a NEWS entry for calc")
-    out = hg("qpost", "--tracker-issue", number)
+    edit(ann.root, "Misc/NEWS", "- calc: documented.\n")
+    ann.hg("commit", "-m", "Add a NEWS entry for calc")
+    out = ann.hg("qpost", "--tracker-issue", number)
     assert f"to {world.tracker.url}/issue{number}" in out
     issue = int(out.strip().splitlines()[-1].split(":")[0].rsplit(" ", 1)[1])
 
@@ -128,6 +99,4 @@ def test_tracker_issue_gets_the_patch_attached_and_the_review_names_it(world, cl
 
 
 def _basic(user: str, password: str) -> str:
-    import base64
-
     return base64.b64encode(f"{user}:{password}".encode()).decode()
