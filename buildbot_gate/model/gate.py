@@ -102,6 +102,7 @@ def _approved(step: _Step, ev: Approved) -> None:
         owner=ev.owner,
         subject=ev.subject,
         changeid=ev.changeid,
+        check=ev.check,
         seq=step.state.next_seq,
         reason=f"approved by {ev.approver}",
     )

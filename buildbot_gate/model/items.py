@@ -100,6 +100,9 @@ class Item:
     verdicts: tuple[str, ...] = ()
     # Pushes of its tested tree the server refused in a row: at the limit the branch is held.
     push_failures: int = 0
+    # The check pipeline's result for this patchset before approval (passed, failed, "" if
+    # never checked): for a pipeline policy to rank by.
+    check: str = ""
 
     @property
     def key(self) -> tuple[int, str]:
@@ -148,6 +151,7 @@ class Approved:
     owner: str
     subject: str
     changeid: int | None = None
+    check: str = ""  # the check pipeline's result for this patchset ("" if never checked)
 
 
 @attrs.frozen
