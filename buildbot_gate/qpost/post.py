@@ -1,8 +1,5 @@
-"""What ``hg qpost`` posts: the draft changesets below the working directory as one diff.
-
-The diff is rewritten the way upload.py did (``Index:`` lines for Rietveld's splitter), with
-copies shown as additions so the patch applies the same with any patch reader.
-"""
+"""What ``hg qpost`` posts: the drafts below the working directory as one diff, with upload.py's
+``Index:`` lines and copies shown as additions, so any patch reader applies it the same."""
 
 from __future__ import annotations
 

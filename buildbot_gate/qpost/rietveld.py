@@ -9,13 +9,19 @@ import hashlib
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Sequence
+from http import HTTPStatus
+from typing import TYPE_CHECKING
 
 import attrs
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
 
 BOUNDARY = "-M-A-G-I-C---B-O-U-N-D-A-R-Y-"
 MAX_ANSWER = 1 << 20
 RETRIES = 3
+ANSWER_HEAD = 2  # the message line and the patchset id
+MAX_SUBJECT = 100  # Rietveld's limit; upload.py cut longer titles to 99 characters and '…'
 
 
 class UploadError(Exception):
@@ -68,7 +74,7 @@ def parse_upload_answer(text: str) -> tuple[int, int, bool, list[tuple[str, str]
     """(issue, patchset, created, [(patch id, path)]) from ``/upload``'s text answer."""
     lines = text.splitlines()
     first = lines[0] if lines else ""
-    if not first.startswith(("Issue created.", "Issue updated.")) or len(lines) < 2:
+    if not first.startswith(("Issue created.", "Issue updated.")) or len(lines) < ANSWER_HEAD:
         raise UploadError(f"Rietveld refused the upload: {text.strip()[:2000] or '(empty answer)'}")
     try:
         issue = int(first.rsplit("/", 1)[1])
@@ -113,7 +119,7 @@ class RietveldUploader:
                         f"{self.server}{path}: HTTP {e.code}: the server did not accept the "
                         f"login (set [qpost] token in your hgrc) {text[:200]}".rstrip()
                     ) from None
-                if e.code < 500:
+                if e.code < HTTPStatus.INTERNAL_SERVER_ERROR:
                     raise UploadError(f"{self.server}{path}: HTTP {e.code}: {text[:500]}") from None
                 last = f"HTTP {e.code}: {text[:200]}"
             except (urllib.error.URLError, OSError) as e:
@@ -133,7 +139,9 @@ class RietveldUploader:
         message: str = "",
         repo_guid: str = "",
     ) -> Posted:
-        fields = [("subject", subject[:99] + "…" if len(subject) > 100 else subject)]
+        fields = [
+            ("subject", subject[: MAX_SUBJECT - 1] + "…" if len(subject) > MAX_SUBJECT else subject)
+        ]
         if issue is None:
             fields.append(("description", description or subject))
         else:

@@ -45,7 +45,7 @@ class Contributor:
         ]
         tracker = getattr(world.tracker, "url", "")
         if tracker and tracker_password:
-            user = email.split("@")[0]
+            user = email.split("@", maxsplit=1)[0]
             lines.append(
                 f"[auth]\ntracker.prefix = {tracker}\ntracker.username = {user}\n"
                 f"tracker.password = {tracker_password}\ntracker.schemes = http https\n"
@@ -62,6 +62,7 @@ class Contributor:
         env = {**child_env(), "HGRCPATH": str(self.hgrc), "HGPLAIN": "1"}
         p: subprocess.CompletedProcess[Any] = subprocess.run(
             [tool("hg"), *args],
+            check=False,
             cwd=self.root,
             env=env,
             input=stdin,

@@ -7,7 +7,7 @@ from __future__ import annotations
 import base64
 import json
 import urllib.request
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -15,6 +15,9 @@ from buildbot_gate.testing.contributor import Contributor
 from buildbot_gate.testing.world import COMMITTER
 from buildbot_gate.testing.world import OWNER
 from buildbot_gate.testing.world import GateWorld
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 pytestmark = pytest.mark.e2e
 

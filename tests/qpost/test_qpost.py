@@ -53,7 +53,12 @@ class Clone:
     def hg(self, *args: str, cwd: Path | None = None, check: bool = True) -> str:
         env = {**child_env(), "HGRCPATH": str(self.hgrc), "HGPLAIN": "1"}
         p = subprocess.run(
-            [tool("hg"), *args], cwd=cwd or self.root, env=env, capture_output=True, text=True
+            [tool("hg"), *args],
+            check=False,
+            cwd=cwd or self.root,
+            env=env,
+            capture_output=True,
+            text=True,
         )
         if check and p.returncode:
             raise AssertionError(f"hg {' '.join(args)}: {p.stdout}{p.stderr}")
@@ -77,7 +82,7 @@ def download(standin: RietveldStandin, issue: int, ps: int) -> str:
 
 def posted(out: str) -> int:
     assert out.startswith("posted "), out
-    return int(out.split(":")[0].rsplit(" ", 1)[1])
+    return int(out.split(":", maxsplit=1)[0].rsplit(" ", 1)[1])
 
 
 def test_first_post_creates_an_issue_and_the_next_a_patchset_of_it(tmp_path, standin):

@@ -1,7 +1,5 @@
-"""The stand-in's memory: issues, patchsets and messages, and the JSON shapes Rietveld gives them.
-
-Approval and disapproval are computed from message text the way the real server does.
-"""
+"""The stand-in's memory: issues, patchsets, messages and the JSON shapes Rietveld gives them,
+approval and disapproval computed from message text the way the real server does."""
 
 from __future__ import annotations
 
@@ -10,11 +8,14 @@ import hashlib
 import hmac
 import itertools
 import re
-from collections.abc import Callable
-from collections.abc import Iterable
+from typing import TYPE_CHECKING
 from typing import Any
 
 import attrs
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from collections.abc import Iterable
 
 CONTROL = "/_standin"
 
@@ -134,7 +135,6 @@ class StoredPatchset:
     files: dict[str, dict[str, Any]]
     file_diffs: dict[int, str]
     contents: dict[tuple[int, bool], bytes] = attrs.Factory(dict)  # (patch, is_current)
-    statuses: dict[int, str] = attrs.Factory(dict)
 
 
 @attrs.define

@@ -1,20 +1,19 @@
-"""Rietveld's upload protocol on the stand-in: ``/upload``, ``upload_content``, ``upload_complete``.
-
-Answers as upstream's views do (text bodies, most errors as HTTP 200), so ``hg qpost`` is tested
-against the protocol the real server speaks (see the reference notes on ``upload.py``).
-"""
+"""Rietveld's upload protocol on the stand-in (``/upload``, ``upload_content``,
+``upload_complete``), answered as upstream's views do: text bodies, most errors as HTTP 200."""
 
 from __future__ import annotations
 
 import hashlib
 import re
+from typing import TYPE_CHECKING
 from typing import Any
 
 import attrs
 
-from buildbot_gate.testing.rietveld_standin.store import Store
-from buildbot_gate.testing.rietveld_standin.store import StoredIssue
-from buildbot_gate.testing.rietveld_standin.store import StoredPatchset
+if TYPE_CHECKING:
+    from buildbot_gate.testing.rietveld_standin.store import Store
+    from buildbot_gate.testing.rietveld_standin.store import StoredIssue
+    from buildbot_gate.testing.rietveld_standin.store import StoredPatchset
 
 MAX_SUBJECT = 100
 MAX_DESCRIPTION = 10000
@@ -66,12 +65,10 @@ def _split_by_index(diff: str) -> list[tuple[str, str]]:
     ]
 
 
-def upload(store: Store, who: str | None, form: dict[str, str], host_url: str) -> Answer:
-    """``POST /upload``: a new issue, or a new patchset of the issue named by ``issue``."""
-    if who is None:
-        return Answer(401, "Login required.")
-    if "num_parts" in form:
-        return Answer(200, "Upload.py is too old, get the latest version.")
+def _validate(
+    store: Store, who: str, form: dict[str, str]
+) -> tuple[dict[str, list[str]], StoredIssue | None]:
+    """The form's errors, field by field, as Django reports them; and the issue it adds to."""
     errors: dict[str, list[str]] = {}
     subject = form.get("subject", "")
     if not subject.strip():
@@ -86,27 +83,50 @@ def upload(store: Store, who: str | None, form: dict[str, str], host_url: str) -
     diff = form.get("data", "").replace("\r\n", "\n").replace("\r", "\n")
     if not diff:
         errors.setdefault("data", []).append("No patch data given.")
-    reviewers = _people(form.get("reviewers", ""), errors, "reviewers")
-    cc = _people(form.get("cc", ""), errors, "cc")
+    for field in ("reviewers", "cc"):
+        _people(form.get(field, ""), errors, field)
     existing: StoredIssue | None = None
     if form.get("issue"):
-        try:
-            existing = store._issue(int(form["issue"]))
-        except (LookupError, ValueError):
-            errors["issue"] = [f"No issue exists with that id ({form['issue']})"]
-        else:
-            if existing.closed:
-                errors["issue"] = ["Issue is closed."]
-            elif not content_upload:
-                errors["content_upload"] = ["Required when adding to an existing issue."]
-            elif not _editor(existing, who):
-                errors["user"] = [f"You ({who}) don't own this issue ({existing.id})"]
+        existing = _existing(store, who, form, errors)
     elif not content_upload and not form.get("base"):
         errors["base"] = ["This field is required."]
     if not errors and diff and not _split_by_index(diff):
         errors["data"] = ["No valid patches found in the diff."]
+    return errors, existing
+
+
+def _existing(
+    store: Store, who: str, form: dict[str, str], errors: dict[str, list[str]]
+) -> StoredIssue | None:
+    """The issue a new patchset goes to, if ``who`` may add one (else the errors say why)."""
+    try:
+        existing = store._issue(int(form["issue"]))
+    except (LookupError, ValueError):
+        errors["issue"] = [f"No issue exists with that id ({form['issue']})"]
+        return None
+    if existing.closed:
+        errors["issue"] = ["Issue is closed."]
+    elif not _flag(form.get("content_upload")):
+        errors["content_upload"] = ["Required when adding to an existing issue."]
+    elif not _editor(existing, who):
+        errors["user"] = [f"You ({who}) don't own this issue ({existing.id})"]
+    return existing
+
+
+def upload(store: Store, who: str | None, form: dict[str, str], host_url: str) -> Answer:
+    """``POST /upload``: a new issue, or a new patchset of the issue named by ``issue``."""
+    if who is None:
+        return Answer(401, "Login required.")
+    if "num_parts" in form:
+        return Answer(200, "Upload.py is too old, get the latest version.")
+    errors, existing = _validate(store, who, form)
     if errors:
         return Answer(200, f"Issue creation errors: {errors!r}")
+    diff = form["data"].replace("\r\n", "\n").replace("\r", "\n")
+    subject = form["subject"]
+    reviewers = _people(form.get("reviewers", ""), {}, "reviewers")
+    cc = _people(form.get("cc", ""), {}, "cc")
+    content_upload = _flag(form.get("content_upload"))
     if existing is None:
         number = store.create_issue(
             owner_email=who,
@@ -175,7 +195,6 @@ def upload_content(
     record = patchset.files[path]
     record["status"] = form["status"]
     record["is_binary"] = _flag(form.get("is_binary"))
-    patchset.statuses[int(patch)] = form["status"]
     return Answer(200, "OK")
 
 
@@ -198,7 +217,7 @@ def upload_complete(
     missing = [
         p
         for p, r in patchset.files.items()
-        if not r["is_binary"] and r["id"] not in patchset.statuses
+        if not r["is_binary"] and (r["id"], False) not in patchset.contents
     ]
     if missing:
         return Answer(500, "Base files missing.")
