@@ -21,6 +21,7 @@ from buildbot_gate.diffs import summarize
 from buildbot_gate.hgremote import TipError
 from buildbot_gate.hgremote import branch_tip
 from buildbot_gate.model import CancelBuildset
+from buildbot_gate.props import DecisionMessage
 from buildbot_gate.props import Prop
 from buildbot_gate.props import StateKey
 from buildbot_gate.scheduler import outcomes
@@ -33,7 +34,7 @@ KEEP = 2000  # issues remembered; the oldest are forgotten first
 
 AddBuildset = Callable[..., Awaitable[tuple[int, dict[int, int]]]]
 Cancel = Callable[[CancelBuildset], Awaitable[None]]
-Announce = Callable[..., None]
+Announce = Callable[[DecisionMessage], None]
 
 
 @attrs.frozen
@@ -116,7 +117,7 @@ class CheckRuns:
         if bad:
             self.records[issue] = CheckRecord(ps, None, "refused")
             detail = f"Not checked: {bad}. Nothing was run; upload a new patchset to try again."
-            self._announce("refused", issue=issue, patchset=ps, branch=branch, detail=detail)
+            self._announce(DecisionMessage("refused", issue, ps, branch, detail=detail))
             return True
         try:
             base = await branch_tip(self.hgbin, self.repourl, branch)
@@ -190,11 +191,8 @@ class CheckRuns:
         self.records[issue] = attrs.evolve(record, result=result)
         if result == "cancelled":
             return True  # superseded by a newer patchset: its own check says the rest
+        builds = tuple(r.to_json() for r in reports)
         self._announce(
-            "checked",
-            issue=issue,
-            patchset=record.patchset,
-            detail=result,
-            builds=[r.to_json() for r in reports],
+            DecisionMessage("checked", issue, record.patchset, detail=result, builds=builds)
         )
         return True

@@ -78,7 +78,7 @@ class CheckRunsTest(TestReactorMixin, unittest.TestCase):
             AdmissionRules(branches=["default"], max_diff_bytes=100_000),
             self.add_buildset,
             self.cancel,
-            lambda decision, **msg: self.said.append((decision, msg)),
+            lambda message: self.said.append((message.decision, message.to_json())),
         )
 
     async def add_buildset(self, **kwargs: Any) -> tuple[int, dict[int, int]]:
