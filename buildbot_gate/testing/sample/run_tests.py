@@ -12,8 +12,9 @@ GATE_SAMPLE_FLAKY    if this file exists, remove it and fail: one flaky failure,
 GATE_SAMPLE_FLAKY_DIR  a tree holding bench_flaky_<name> fails the first run that sees it (the
                      benchmarks' seeded flaky patches); bench_fail_<name> always fails
 
-``run_tests.py --only NAME...`` runs only the named tests (as printed after FAIL), at once:
-the gate's failure attribution reruns failed tests this way.
+``run_tests.py NAME...`` (or ``--only [--] NAME...``) runs only the named tests (as printed
+after FAIL), at once, as ``python -m test NAME...`` does: the gate's failure attribution
+reruns failed tests this way by default.
 """
 
 import os
@@ -25,8 +26,10 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
-    # "--only -- NAME...": the gate puts "--" before names read from test output.
+    # "--only -- NAME...": the gate puts "--" before names read from test output when told to.
     only = {n for n in argv[1:] if n != "--"} if argv[:1] == ["--only"] else None
+    if argv and not argv[0].startswith("-"):
+        only = set(argv)
     if only is not None:
         return run_checks(only)
     started = os.environ.get("GATE_SAMPLE_STARTED")
