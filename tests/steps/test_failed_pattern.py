@@ -69,3 +69,10 @@ def test_sample_suite_failed_tests_are_named_and_rerun_alone(tmp_path: Path):
     assert "sub:" not in again.stdout  # only the named test ran
     calc.write_text((SAMPLE / "calc.py").read_text())
     assert run(tree, "run_tests.py", "add").returncode == 0
+
+
+def test_unittest_failure_lines_are_not_read_as_test_names(regrtest_dir: Path):
+    # "FAIL: test_a (test_gatex_broken.T.test_a)" names a method, not something to rerun.
+    out = run(regrtest_dir, "-m", "unittest", "-v", "test_gatex_broken", "test_gatex_crash")
+    assert out.returncode != 0 and "FAIL: test_a" in out.stderr and "ERROR: test_a" in out.stderr
+    assert failed_names(out) == []
