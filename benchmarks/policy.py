@@ -37,8 +37,8 @@ import random
 import statistics
 import sys
 import time
-from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -49,6 +49,9 @@ from benchmarks.zuul_reference import Zuul
 from buildbot_gate.tools.replay import History
 from buildbot_gate.tools.replay import Patch
 from buildbot_gate.tools.replay import simulate
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
 
 POLICIES = ("serial", "gate", "zuul")
 # One rerun of a failed run's failed tests, as a share of T. regrtest reruns the failed test

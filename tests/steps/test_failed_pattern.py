@@ -20,7 +20,7 @@ FAILING = "import unittest\n\nclass T(unittest.TestCase):\n    def test_a(self):
 
 def run(cwd: Path, *argv: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, *argv], cwd=cwd, capture_output=True, text=True, timeout=120
+        [sys.executable, *argv], cwd=cwd, capture_output=True, text=True, timeout=120, check=False
     )
 
 
