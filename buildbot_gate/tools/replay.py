@@ -105,17 +105,20 @@ class _Sim(Farm):
 
     def reruns(self, bsid: int, builder: str, item: Any, tree: Sequence[int]) -> bool:
         """With the failure-attribution rerun on, a run that failed reruns its failed tests in
-        the same build (``rerun_seconds`` more): a flaky patch's pass then, a broken one's fail
-        again. True when that rerun starts now (the tests that failed are seen failing once)."""
+        the same build: a flaky patch's pass then (``rerun_seconds`` more), a broken one's fail
+        again, and then run once more on the tip without the patch (twice that, as
+        AttributeFailure does). True when the rerun starts now."""
         if self.rerun_seconds is None or (bsid, builder) in self.reran:
             return False
         keys = [(issue, item.branch) for issue in tree]
         flaky = [k for k in keys if self.fates.get(k) == "flaky" and k not in self.flaky_seen]
-        if not flaky and all(self.fates.get(k) != "fail" for k in keys):
+        broken = any(self.fates.get(k) == "fail" for k in keys)
+        if not flaky and not broken:
             return False
         self.flaky_seen.update(flaky)
         self.reran.add((bsid, builder))
-        self.at(self.now + self.rerun_seconds, ("build-done", bsid, builder))
+        reruns = 2 if broken else 1
+        self.at(self.now + reruns * self.rerun_seconds, ("build-done", bsid, builder))
         return True
 
     def build_done(self, bsid: int, builder: str) -> None:
