@@ -161,7 +161,7 @@ def _withdraw_item(step: _Step, item: Item, reason: str) -> None:
     step.finish(item, gone)
     step.state = attrs.evolve(step.state, held=step.state.held - {item.key})
     step.emit(Notify(gone, Decision.WITHDRAWN, reason))
-    _reset_behind(step, item, f"issue {item.issue} left the queue ahead of it", charge=True)
+    _reset_behind(step, item, f"issue {item.issue} ahead left the queue", charge=True)
 
 
 def _started(step: _Step, ev: TestStarted | LandStarted) -> None:
@@ -290,9 +290,7 @@ def _failing(step: _Step, item: Item, reason: str, policy: Policy) -> None:
     )
     _cancel(step, failing, f"{item.describe()} failed")
     step.emit(Notify(failing, Decision.FAILING, reason))
-    _reset_behind(
-        step, failing, f"issue {item.issue} ahead of it failed; tested without it", charge=True
-    )
+    _reset_behind(step, failing, f"issue {item.issue} ahead failed; tested without it", charge=True)
 
 
 def _infra_failure(step: _Step, item: Item, ev: BuildsetFinished, policy: Policy) -> None:
@@ -340,7 +338,7 @@ def _eject(step: _Step, item: Item, reason: str, policy: Policy) -> None:
     )
     step.finish(item, gone)
     step.emit(Notify(gone, Decision.EJECTED, reason))
-    _reset_behind(step, item, f"issue {item.issue} ahead of it was ejected", charge=True)
+    _reset_behind(step, item, f"issue {item.issue} ahead was ejected", charge=True)
 
 
 def _schedule(step: _Step, policy: Policy, branches: set[str] | None = None) -> None:

@@ -55,9 +55,9 @@ def _cancel(step: _Step, item: Item, reason: str) -> None:
 
 def _reset(step: _Step, item: Item, reason: str, *, attempt: bool = False) -> Item:
     """Take ``item`` out of the pipeline, back to waiting; the items tested on it follow."""
-    _cancel(step, item, f"{item.describe()} reset: {reason}")
+    _cancel(step, item, f"reset because {reason}")
     again = step.replace(item, _requeued(item, reason, attempt=attempt))
-    _reset_behind(step, item, f"issue {item.issue} ahead of it is tested again")
+    _reset_behind(step, item, f"issue {item.issue} ahead is tested again")
     return again
 
 
