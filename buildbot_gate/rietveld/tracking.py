@@ -32,6 +32,7 @@ class Tracked:
     told: tuple[str, ...] = ()  # keys of the refusals said
     held: bool = False  # the people directory did not answer
     at: str = ""  # when the issue last changed: what is forgotten first
+    judged: str = ""  # LGTMs up to this message time were judged (an ignored one logged once)
 
     @classmethod
     def from_saved(cls, data: Mapping[str, Any]) -> Tracked:
@@ -43,6 +44,7 @@ class Tracked:
             told=tuple(data.get("told") or ()),
             held=bool(data.get("held")),
             at=str(data.get("at") or ""),
+            judged=str(data.get("judged") or ""),
         )
 
     def to_saved(self) -> dict[str, Any]:
@@ -55,6 +57,8 @@ class Tracked:
         }
         if self.held:  # the key is absent, not false, as the state was always saved
             saved["held"] = True
+        if self.judged:
+            saved["judged"] = self.judged
         return saved
 
 
@@ -137,6 +141,14 @@ class Tell:
 
 
 @attrs.frozen
+class Ignored:
+    """An LGTM that approves nothing, for one line in the master log; ``reason`` says why."""
+
+    sender: str
+    reason: str
+
+
+@attrs.frozen
 class Held:
     reason: str  # the directory went down: logged once per outage
 
@@ -146,7 +158,7 @@ class Released:
     pass
 
 
-Intent = Approve | Withdraw | Request | Tell | Held | Released
+Intent = Approve | Withdraw | Request | Tell | Ignored | Held | Released
 
 
 @attrs.frozen
@@ -170,7 +182,7 @@ def track(
     acted on already."""
     issue, latest = view.issue, view.issue.latest_patchset
     out: list[Intent] = []
-    rec = attrs.evolve(record or Tracked(mark=floor), at=issue.modified_raw)
+    rec = attrs.evolve(record or Tracked(mark=floor, judged=floor), at=issue.modified_raw)
     if rec.ps is not None and (issue.closed or latest != rec.ps):
         why = (
             "the issue was closed"
@@ -214,6 +226,7 @@ def _judge(
         issue.description, settings.default_branch, settings.bugfix_branches, issue.target_ref
     )
     verdicts = approvals.evaluate(issue, patchset.created, people, branches, rules)
+    rec = _judged(rec, out, issue, patchset, people)
     if floor:
         verdicts = [v for v in verdicts if not _acted_on(v, floor)]
     standing = [v.approval for v in verdicts if v.approval]
@@ -286,6 +299,21 @@ def _requests(
             )
             rec = _tell(rec, out, f"merge-now:{cmd.date}", None, why, cmd.sender)
     return rec
+
+
+def _judged(
+    rec: Tracked, out: list[Intent], issue: Issue, patchset: Patchset, people: Mapping[str, Person]
+) -> Tracked:
+    """Say each LGTM that approves nothing once; the record remembers how far it has judged.
+
+    Only once one was said, so that an issue with none still needs no record (pollstate)."""
+    ignored = approvals.ignored_lgtms(issue, patchset.created, people, rec.judged)
+    for m, why in ignored:
+        out.append(Ignored(m.sender.lower(), why))
+    if not ignored and not rec.judged:
+        return rec
+    newest = max((str(m.date) for m in issue.messages), default="")
+    return attrs.evolve(rec, judged=max(rec.judged, newest))
 
 
 def _withdraw(rec: Tracked, out: list[Intent], reason: str) -> Tracked:
