@@ -14,17 +14,21 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Iterator
+from typing import TYPE_CHECKING
 from typing import Any
 from typing import TextIO
 
 from buildbot_gate.redact import redact
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
 
 QUEUE_PATH = "plugins/gate/queue.json"
 PASSWORD_ENV = "GATE_WEB_PASSWORD"
 # ANSI: cursor home, then clear the screen, so a redraw replaces the last one in place.
 CLEAR = "\x1b[H\x1b[2J"
 LABEL = 13  # hg log's column: "changeset:   "
+MINUTE, HOUR = 60, 3600
 
 
 class QueueError(Exception):
@@ -170,11 +174,11 @@ def _eta(seconds: float | None) -> str:
 
 def _duration(seconds: float) -> str:
     s = round(seconds)
-    if s < 60:
+    if s < MINUTE:
         return f"{s} s"
-    if s < 3600:
-        return f"{s // 60} min {s % 60} s"
-    return f"{s // 3600} h {s % 3600 // 60} min"
+    if s < HOUR:
+        return f"{s // MINUTE} min {s % MINUTE} s"
+    return f"{s // HOUR} h {s % HOUR // MINUTE} min"
 
 
 def _line(label: str, value: str) -> str:

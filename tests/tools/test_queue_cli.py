@@ -7,16 +7,19 @@ import base64
 import io
 import json
 import threading
-from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler
 from http.server import ThreadingHTTPServer
 from pathlib import Path
+from typing import TYPE_CHECKING
 from typing import Any
 
 import pytest
 
 from buildbot_gate import cli
 from buildbot_gate.tools import queue_cli
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
 
 RECORDED = json.loads((Path(__file__).parent / "data" / "queue.json").read_text())
 USER, PASSWORD = "sam@example.org", "sam-pw"
