@@ -15,17 +15,16 @@ from buildbot_gate.steps import Land
 from buildbot_gate.steps import RunTests
 from buildbot_gate.steps.build import GateBuild
 
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+    from collections.abc import Sequence
+
 
 def _factory() -> BuildFactory:
     """An empty factory of gate builds (a cancelled one reads as the gate's reason)."""
     f = BuildFactory()
     f.buildClass = GateBuild
     return f
-
-
-if TYPE_CHECKING:
-    from collections.abc import Mapping
-    from collections.abc import Sequence
 
 
 def _checked_then(run: RunTests, repourl: str, hgbin: str) -> BuildFactory:
