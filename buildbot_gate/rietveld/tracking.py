@@ -5,7 +5,6 @@ and the intents (changes for the gate, refusals to tell) out; the poller fetches
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
-from typing import Any
 
 import attrs
 
@@ -13,6 +12,7 @@ from buildbot_gate import protocol
 from buildbot_gate.people.static import Person
 from buildbot_gate.rietveld import approvals
 from buildbot_gate.rietveld.nomination import target_branches
+from buildbot_gate.rietveld.tracked import Tracked
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -27,50 +27,11 @@ TOLD_LIMIT = 50
 
 
 @attrs.frozen
-class Tracked:
-    """What the poller told the gate about one issue; saved as a dict in the poller's state."""
-
-    ps: int | None = None  # the patchset whose approval is queued
-    queued: tuple[str, ...] = ()  # the branches it is queued for
-    mark: str = ""  # requests up to this message time were acted on
-    told: tuple[str, ...] = ()  # keys of the refusals said
-    held: bool = False  # the people directory did not answer
-    at: str = ""  # when the issue last changed: what is forgotten first
-    judged: str = ""  # LGTMs up to this message time were judged (an ignored one logged once)
-
-    @classmethod
-    def from_saved(cls, data: Mapping[str, Any]) -> Tracked:
-        ps = data.get("ps")
-        return cls(
-            ps=None if ps is None else int(ps),
-            queued=tuple(data.get("queued") or ()),
-            mark=str(data.get("mark") or ""),
-            told=tuple(data.get("told") or ()),
-            held=bool(data.get("held")),
-            at=str(data.get("at") or ""),
-            judged=str(data.get("judged") or ""),
-        )
-
-    def to_saved(self) -> dict[str, Any]:
-        saved: dict[str, Any] = {
-            "ps": self.ps,
-            "queued": list(self.queued),
-            "mark": self.mark,
-            "told": list(self.told),
-            "at": self.at,
-        }
-        if self.held:  # the key is absent, not false, as the state was always saved
-            saved["held"] = True
-        if self.judged:
-            saved["judged"] = self.judged
-        return saved
-
-
-@attrs.frozen
 class Settings:
     default_branch: str = "default"
     bugfix_branches: tuple[str, ...] = ()
     max_diff_bytes: int | None = None
+    check: bool = False  # send each new patchset to the check pipeline
 
 
 @attrs.frozen
@@ -124,6 +85,13 @@ class Approve:
 
 
 @attrs.frozen
+class Check:  # test this new patchset once on the check builders (no approval needed)
+    patchset: int
+    branch: str
+    diff: str
+
+
+@attrs.frozen
 class Withdraw:
     reason: str
 
@@ -162,7 +130,7 @@ class Released:
     pass
 
 
-Intent = Approve | Withdraw | Request | Tell | Ignored | Held | Released
+Intent = Approve | Check | Withdraw | Request | Tell | Ignored | Held | Released
 
 
 @attrs.frozen
@@ -200,6 +168,10 @@ def track(
         return Outcome(rec, tuple(out), watch=False)
     if view.patchset is None:
         return Outcome(rec, tuple(out), need=NeedPatchset(latest))
+    if settings.check and rec.checked != latest:
+        if view.diff is None:
+            return Outcome(rec, tuple(out), need=NeedDiff(latest))
+        rec = _check(rec, out, view.issue, view.diff, latest, settings)
     if view.people is None:
         return Outcome(
             rec, tuple(out), need=NeedPeople(tuple(sorted(approvals.people_to_look_up(issue))))
@@ -261,6 +233,26 @@ def _judge(
                 rec = attrs.evolve(rec, queued=queued, ps=latest)
     rec = _requests(rec, out, issue, people, patchset, rules)
     return Outcome(rec, tuple(out), watch=watch)
+
+
+def _check(
+    rec: Tracked,
+    out: list[Intent],
+    issue: Issue,
+    raw: bytes | TooLarge,
+    latest: int,
+    settings: Settings,
+) -> Tracked:
+    """Send the latest patchset to the check pipeline, once; an unreadable diff is told once."""
+    diff = read_diff(raw, latest, settings.max_diff_bytes)
+    if isinstance(diff, Tell):
+        rec = _tell(rec, out, diff.key, None, diff.detail, issue.owner_email)
+    else:
+        branches = target_branches(
+            issue.description, settings.default_branch, settings.bugfix_branches, issue.target_ref
+        )
+        out.append(Check(latest, branches[0], diff))
+    return attrs.evolve(rec, checked=latest)
 
 
 def read_diff(raw: bytes | TooLarge, patchset: int, limit: int | None) -> str | Tell:

@@ -16,6 +16,7 @@ import attrs
 
 from buildbot_gate.diffs import DEFAULT_MAX_BYTES
 from buildbot_gate.model import Policy
+from buildbot_gate.paths import pattern_error
 from buildbot_gate.paths import per_branch
 from buildbot_gate.scheduler import admission
 from buildbot_gate.scheduler.launch import LaunchSettings
@@ -45,6 +46,8 @@ class GateSettings:
     allowHgFiles: Sequence[str] = ()
     quarantineAfter: int | None = 2
     healthWindow: int = 5
+    checkBuilders: Sequence[str] = ()  # test each new patchset once, before approval
+    checkPriority: int = -1  # Buildbot's request priority: below the gate's builds (0)
 
     def resolved(self) -> GateSettings:
         """As the scheduler keeps them: lists for the lists, and an hg to run."""
@@ -54,6 +57,7 @@ class GateSettings:
             testBuilders=list(self.testBuilders),
             unstableBuilders=list(self.unstableBuilders),
             docsBuilders=list(self.docsBuilders),
+            checkBuilders=list(self.checkBuilders),
             newsFiles=list(self.newsFiles),
             allowHgFiles=list(self.allowHgFiles),
             hgbin=self.hgbin or default_hg(),
@@ -80,9 +84,14 @@ class GateSettings:
                 yield f"a window is 'serial' or a positive integer, not {w!r}"
         if self.windowFloor is not None and not _positive(self.windowFloor):
             yield "windowFloor must be a positive integer, or None (never shrink the window)"
-        for group in (self.unstableBuilders, self.docsBuilders, self.newsFiles):
+        if not isinstance(self.checkPriority, int) or isinstance(self.checkPriority, bool):
+            yield "checkPriority is an integer (Buildbot's build request priority)"
+        elif self.checkPriority >= 0:
+            yield "checkPriority must be below 0, the gate's own builds' priority"
+        for group in (self.unstableBuilders, self.docsBuilders, self.checkBuilders, self.newsFiles):
             if isinstance(group, str):
                 yield "builder and file settings are lists, not strings"
+        yield from _pattern_problems(self.docsPaths, self.newsFiles)
         hg_files = admission.hg_files_error(self.allowHgFiles)
         if hg_files:
             yield hg_files
@@ -144,3 +153,13 @@ def default_hg() -> str:
 
 def _positive(value: Any) -> bool:
     return isinstance(value, int) and value >= 1
+
+
+def _pattern_problems(docs_paths: Any, news_files: Sequence[str]) -> Iterator[str]:
+    """Patterns hg refuses (``re:(``, ``../x``): told at checkConfig, not at the first patch."""
+    groups = list(docs_paths.values()) if isinstance(docs_paths, Mapping) else [docs_paths]
+    for group in [*groups, news_files]:
+        for pattern in [group] if isinstance(group, str) else group or ():
+            why = pattern_error(pattern)
+            if why:
+                yield why
