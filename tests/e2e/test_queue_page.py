@@ -97,7 +97,7 @@ class Demo:
         """(number, what the demo says it will do) of each sample issue, in approval order."""
         found = []
         for line in list(self.lines):
-            m = re.match(r"uploaded issue (\d+): .* \(it (.+)\)$", line)
+            m = re.match(r"hg qpost posted issue (\d+): .* \(it (.+)\)$", line)
             if m:
                 found.append((int(m.group(1)), m.group(2)))
         return found
