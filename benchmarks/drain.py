@@ -51,6 +51,8 @@ from buildbot_gate.testing.world import GATE_ACCOUNT
 from buildbot_gate.testing.world import GateWorld
 from buildbot_gate.testing.world import new_file_diff
 
+MODES = ("serial", "speculative")
+
 
 def rss_peak_mib(pid: int) -> float:
     with open(f"/proc/{pid}/status") as f:
@@ -176,6 +178,8 @@ def table(results: list[dict]) -> list[str]:
         f"{'ideal/ser':>9} {'ideal/spec':>10} {'spec x ser':>10}"
     ]
     for r in results:
+        if "speculative_over_serial" not in r:
+            continue  # one mode only
         s, q = r["serial"], r["speculative"]
         lines.append(
             f"{r['workers']:>2} {r['patches']:>4} {s['drain_seconds']:>9} {q['drain_seconds']:>8} "
@@ -189,7 +193,9 @@ def table(results: list[dict]) -> list[str]:
         f"{'median s':>8}",
     ]
     for r in results:
-        for mode in ("serial", "speculative"):
+        for mode in MODES:
+            if mode not in r:
+                continue
             x = r[mode]
             lines.append(
                 f"{r['workers']:>2} {r['patches']:>4} {mode:<12} {x['landed']:>6} "
@@ -199,8 +205,9 @@ def table(results: list[dict]) -> list[str]:
                 f"{x.get('approval_to_own_first_build_median_seconds')!s:>8}"
             )
     lines += plain_table(results)
+    test_seconds = next(r[m]["test_seconds"] for r in results for m in MODES if m in r)
     lines.append(
-        f"(test suite T = {results[0]['serial']['test_seconds']} s, poll interval 1 s; "
+        f"(test suite T = {test_seconds} s, poll interval 1 s; "
         "ideal: the tests and the pushes that cannot overlap them; spec x ser: throughput "
         "ratio, serial drain / speculative drain; latency: approval to the patch's first build)"
     )
@@ -209,7 +216,7 @@ def table(results: list[dict]) -> list[str]:
 
 def plain_table(results: list[dict]) -> list[str]:
     """The gate beside plain Buildbot running the same test builds, where the baseline ran."""
-    rows = [r for r in results if "plain" in r]
+    rows = [r for r in results if "gate_over_plain_buildbot" in r]
     if not rows:
         return []
     lines = [
@@ -247,6 +254,13 @@ def main() -> int:
     p.add_argument("--window", type=int, default=4)
     p.add_argument("--seed", type=int, default=1)
     p.add_argument(
+        "--modes",
+        nargs="+",
+        choices=MODES,
+        default=list(MODES),
+        help="the gate's modes to drain (a lever's before and after needs only one)",
+    )
+    p.add_argument(
         "--plain-workers",
         type=int,
         nargs="*",
@@ -264,22 +278,19 @@ def main() -> int:
                         w, k, mode, args.window, args.test_seconds, args.seed, root
                     )
                 )
-                for mode in ("serial", "speculative")
+                for mode in args.modes
             }
-            entry = {
-                "workers": w,
-                "patches": k,
-                "serial": pair["serial"],
-                "speculative": pair["speculative"],
-                "speculative_over_serial": round(
+            entry: dict = {"workers": w, "patches": k, **pair}
+            if len(pair) == 2:
+                entry["speculative_over_serial"] = round(
                     pair["serial"]["drain_seconds"] / pair["speculative"]["drain_seconds"], 3
-                ),
-            }
+                )
             if w in args.plain_workers:
                 entry["plain"] = timed(
                     lambda root, w=w, k=k: run_plain(w, k, args.test_seconds, args.seed, root)
                 )
-                entry.update(ratios(pair["speculative"], entry["plain"]))
+                if "speculative" in pair:
+                    entry.update(ratios(pair["speculative"], entry["plain"]))
             results.append(entry)
     lines = table(results)
     print("\n".join(lines))
