@@ -5,15 +5,15 @@ makes, through one path that limits how often one person can make the gate comme
 from __future__ import annotations
 
 import calendar
+from typing import TYPE_CHECKING
 from typing import Any
 
 from twisted.logger import Logger
 
 from buildbot_gate import protocol
 from buildbot_gate import signing
+from buildbot_gate.props import DecisionMessage
 from buildbot_gate.props import Prop
-from buildbot_gate.rietveld.ratelimit import SenderLimit
-from buildbot_gate.rietveld.records import Issue
 from buildbot_gate.rietveld.tracking import Approve
 from buildbot_gate.rietveld.tracking import Held
 from buildbot_gate.rietveld.tracking import Intent
@@ -21,6 +21,10 @@ from buildbot_gate.rietveld.tracking import Released
 from buildbot_gate.rietveld.tracking import Request
 from buildbot_gate.rietveld.tracking import Tell
 from buildbot_gate.rietveld.tracking import Withdraw
+
+if TYPE_CHECKING:
+    from buildbot_gate.rietveld.ratelimit import SenderLimit
+    from buildbot_gate.rietveld.records import Issue
 
 log = Logger()
 
@@ -74,12 +78,14 @@ class Intake:
         log.info("issue {n} refused: {detail}", n=issue.issue, detail=tell.detail)
         protocol.announce(
             self.master,
-            "refused",
-            issue=issue.issue,
-            patchset=issue.latest_patchset,
-            branch=tell.branch,
-            subject=issue.subject,
-            detail=tell.detail,
+            DecisionMessage(
+                "refused",
+                issue=issue.issue,
+                patchset=issue.latest_patchset,
+                branch=tell.branch,
+                subject=issue.subject,
+                detail=tell.detail,
+            ),
         )
 
     async def _approve(self, issue: Issue, intent: Approve) -> None:

@@ -26,6 +26,7 @@ from buildbot_gate.model import Recheck
 from buildbot_gate.model import ResumeBranch
 from buildbot_gate.model import Withdrawn
 from buildbot_gate.paths import matches
+from buildbot_gate.props import DecisionMessage
 from buildbot_gate.props import Prop
 from buildbot_gate.protocol import CATEGORIES
 from buildbot_gate.protocol import MERGE_NOW
@@ -36,7 +37,7 @@ from buildbot_gate.protocol import WITHDRAWN
 log = Logger()
 
 # Tells the world about a decision (protocol.announce, bound to the master).
-Announce = Callable[..., None]
+Announce = Callable[[DecisionMessage], None]
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]|\n(?=.)")
 
@@ -114,7 +115,7 @@ class Admission:
         )
         if why:
             log.info("issue {issue}: {why}", issue=issue, why=why)
-            self._announce("refused", **refusal(issue, props, change.branch, why))
+            self._announce(refusal(issue, props, change.branch, why))
         return bool(why)
 
 
@@ -209,12 +210,13 @@ def window_size(value: Any) -> int | None:
     return None
 
 
-def refusal(issue: int, props: Any, branch: str, detail: str) -> dict[str, Any]:
+def refusal(issue: int, props: Any, branch: str, detail: str) -> DecisionMessage:
     """The announcement of a patch that was not queued."""
-    return {
-        "issue": issue,
-        "patchset": props.getProperty(Prop.PATCHSET),
-        "branch": branch,
-        "subject": props.getProperty(Prop.SUBJECT),
-        "detail": detail,
-    }
+    return DecisionMessage(
+        "refused",
+        issue=issue,
+        patchset=props.getProperty(Prop.PATCHSET),
+        branch=branch,
+        subject=props.getProperty(Prop.SUBJECT),
+        detail=detail,
+    )

@@ -1,12 +1,5 @@
-"""The gate's page in Buildbot's web UI (``/#/gatequeue``) and its data (``queue.json``).
-
-A www plugin with no node build: ``static/scripts.js`` uses the React and plugin-support globals
-that Buildbot's own bundle exposes, and polls ``/plugins/gate/queue.json`` every two seconds.
-The JSON is built in the reactor thread from the gate's state in the Buildbot database, so it is
-the same whichever master runs the scheduler. Configure it with
-``c["www"]["plugins"]["gate"] = {"scheduler": "gate", "recheck": "recheck", "resume": "resume"}``
-(and ``"reporter"`` when the RietveldReporter has another name).
-"""
+"""The gate's page in Buildbot's web UI (``/#/gatequeue``) and its data (``queue.json``): a www
+plugin with no node build, served from the database so any master of a cluster shows it."""
 
 from __future__ import annotations
 
@@ -87,7 +80,7 @@ async def collect(master: Any, config: dict[str, Any]) -> dict[str, Any]:
     now = time.time()
     for item in state.items:
         rows = []
-        for bsid in (item.buildset, item.advisory_buildset):
+        for bsid in (item.current_run.buildset, item.current_run.advisory_buildset):
             if bsid is None:
                 continue
             for r in await outcomes.read_builds(master, bsid):
@@ -99,10 +92,10 @@ async def collect(master: Any, config: dict[str, Any]) -> dict[str, Any]:
                         "results": r.results,
                         "result_text": Results[r.results] if r.results is not None else "",
                         "outcome": r.outcome,
-                        "gating": bsid == item.buildset,
+                        "gating": bsid == item.current_run.buildset,
                     }
                 )
-                if bsid == item.buildset and r.started_at and r.results is None:
+                if bsid == item.current_run.buildset and r.started_at and r.results is None:
                     running_for[item.issue] = max(
                         running_for.get(item.issue, 0), now - r.started_at
                     )
@@ -149,6 +142,9 @@ async def outboxes(master: Any, reporter: str) -> list[outbox.Outbox]:
     return found
 
 
+_SAMPLES = 40  # green builds per kind: enough for a stable median, few enough to stay current
+
+
 async def _durations(master: Any, land_builder: str) -> Durations:
     """Median durations of the latest green gate builds (test and land)."""
     builders = {b["builderid"]: b["name"] for b in await master.data.get(("builders",))}
@@ -167,7 +163,7 @@ async def _durations(master: Any, land_builder: str) -> Durations:
         if start is None or end is None:
             continue
         bucket = land if builders.get(b["builderid"]) == land_builder else test
-        if len(bucket) < 40:
+        if len(bucket) < _SAMPLES:
             bucket.append(end - start)
     return Durations.from_builds(test, land)
 
