@@ -35,8 +35,8 @@ import math
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -50,6 +50,9 @@ from buildbot_gate.testing.world import COMMITTER
 from buildbot_gate.testing.world import GATE_ACCOUNT
 from buildbot_gate.testing.world import GateWorld
 from buildbot_gate.testing.world import new_file_diff
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 MODES = ("serial", "speculative")
 
