@@ -68,6 +68,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="settings to compare, e.g. serial,2,4 (default serial,2,4,8)",
     )
     r.add_argument("--actual", default=None, help="the window the recorded run used (marked)")
+    sub.add_parser(
+        "qpost-path",
+        help="print the hgrc lines that enable 'hg qpost' (the extension shipped with the gate)",
+    )
     args = parser.parse_args(argv)
 
     def terminate(signum: int, frame: Any) -> None:
@@ -78,6 +82,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return demo(args)
     if args.command in ("audit", "replay"):
         return _reading(args)
+    if args.command == "qpost-path":
+        from buildbot_gate.qpost import extension
+
+        print(f"[extensions]\nqpost = {Path(extension.__file__).resolve()}")
+        return 0
     return 2
 
 

@@ -126,6 +126,9 @@ class Item:
     rechecks: int = 0
     # Failure attribution's verdicts on its runs, oldest first ("flaky: test_net", ...).
     verdicts: tuple[str, ...] = ()
+    # The check pipeline's result for this patchset before approval (passed, failed, "" if
+    # never checked): for a pipeline policy to rank by.
+    check: str = ""
 
     @property
     def key(self) -> tuple[int, str]:
@@ -189,6 +192,7 @@ class Approved:
     owner: str
     subject: str
     changeid: int | None = None
+    check: str = ""  # the check pipeline's result for this patchset ("" if never checked)
 
 
 @attrs.frozen

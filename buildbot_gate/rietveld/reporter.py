@@ -28,6 +28,7 @@ log = Logger()
 # Decisions the patch owner must hear about; the rest go to the master log only.
 DEFAULT_COMMENT_ON: tuple[str, ...] = ("landed", "ejected", "refused", "withdrawn", "rechecked")
 DEFAULT_COMMENT_ON += ("promoted", "held")  # held: the owner hears why the patch waits
+DEFAULT_COMMENT_ON += ("checked",)  # the check pipeline's result, once per patchset
 
 
 def comment_text(msg: DecisionMessage) -> str | None:
@@ -82,6 +83,13 @@ def comment_text(msg: DecisionMessage) -> str | None:
             "admin fixes the cause and resumes the branch (the Resume branch form); this patch "
             "is then pushed as tested, without testing it again."
         )
+    if decision == "checked":
+        verdict = "passed" if detail == "passed" else "FAILED"
+        lines = [f"Check run of patchset {ps} {verdict} (tested on the branch tip, not landed)."]
+        lines += _build_lines(msg.builds, "Builds")
+        if detail != "passed":
+            lines.append("A committer may still approve it; the gate then tests it again.")
+        return "\n".join(lines)
     if decision == "queued":
         return f"Queued patchset {ps} for {branch}: {detail}"
     return None
