@@ -187,7 +187,7 @@ def summarize(
         p: round(sum(s[p].worker_minutes for s in per_seed) / sum(s[p].landed for s in per_seed), 1)
         for p in POLICIES
     }
-    # The "never below Zuul at any seed": the seeds where the gate drained slower.
+    # Never below Zuul at any seed: the seeds where the gate drained slower.
     row["seeds_gate_slower_than_zuul"] = sum(
         1 for s in per_seed if s["gate"].drain_seconds > s["zuul"].drain_seconds
     )
