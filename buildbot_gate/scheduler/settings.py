@@ -45,6 +45,7 @@ class GateSettings:
     allowHgFiles: Sequence[str] = ()
     quarantineAfter: int | None = 2
     healthWindow: int = 5
+    gateOnly: str | None = None  # "docs": documentation patches only (a new fleet's first step)
 
     def resolved(self) -> GateSettings:
         """As the scheduler keeps them: lists for the lists, and an hg to run."""
@@ -92,6 +93,8 @@ class GateSettings:
             self.quarantineAfter or 1
         ):
             yield "healthWindow must hold at least quarantineAfter runs"
+        if self.gateOnly not in admission.GATE_ONLY_VALUES:
+            yield f"gateOnly is 'docs' (documentation patches only) or None, not {self.gateOnly!r}"
         overlap = set(self.unstableBuilders) & set(self.testBuilders)
         if overlap:
             yield f"{sorted(overlap)} cannot be both stable and unstable"
@@ -123,7 +126,13 @@ class GateSettings:
 
     def admission(self) -> admission.AdmissionRules:
         return admission.AdmissionRules(
-            self.branches, self.maxDiffBytes, self.allowHgFiles, self.newsFiles, self.newsDirectory
+            self.branches,
+            self.maxDiffBytes,
+            self.allowHgFiles,
+            self.newsFiles,
+            self.newsDirectory,
+            gate_only=self.gateOnly,
+            docs_paths=self.docsPaths,
         )
 
 

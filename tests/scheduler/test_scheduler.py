@@ -592,6 +592,17 @@ class HostileInputTest(SchedulerCase):
         (test_run,) = self.addBuildsetCalls
         self.assertEqual(test_run[1]["sourcestamps"][0]["patch_body"], tags)
 
+    def test_gate_only_takes_docs_or_nothing(self):
+        with self.assertRaises(config.ConfigErrors) as cm:
+            GateScheduler(
+                name="gate",
+                repourl="http://hg",
+                testBuilders=["t"],
+                landBuilder="l",
+                gateOnly="doc",
+            )
+        self.assertIn("gateOnly is 'docs' (documentation patches only) or None", str(cm.exception))
+
     def test_allow_hg_files_names_only_hg_behaviour_files(self):
         for bad in (".hgtags", [".hgrc"], [".hgsub"], ["Lib/.hgignore"]):
             with self.assertRaises(config.ConfigErrors) as cm:
