@@ -35,6 +35,7 @@ from buildbot_gate.model.items import StartTest
 from buildbot_gate.model.items import TestStarted
 from buildbot_gate.model.items import Withdrawn
 from buildbot_gate.model.resets import _cancel
+from buildbot_gate.model.resets import _known_failure
 from buildbot_gate.model.resets import _requeued
 from buildbot_gate.model.resets import _reset
 from buildbot_gate.model.resets import _reset_behind
@@ -239,6 +240,8 @@ def _finished(step: _Step, ev: BuildsetFinished, policy: Policy) -> None:
             reason=ev.detail,
         )
         step.replace(item, tested)  # lands once everything ahead of it has landed
+    elif _known_failure(step, item, ev, policy):
+        pass
     elif item.state == ItemState.TESTING and ev.outcome in (Outcome.TEST_FAILED, Outcome.CONFLICT):
         _failing(step, item, ev.detail or ev.outcome.value, policy)
     elif item.state == ItemState.LANDING and ev.outcome == Outcome.LANDED:

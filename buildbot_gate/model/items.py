@@ -100,6 +100,8 @@ class Item:
     verdicts: tuple[str, ...] = ()
     # Pushes of its tested tree the server refused in a row: at the limit the branch is held.
     push_failures: int = 0
+    # Its test failures that matched a known intermittent failure and were rerun uncharged.
+    known_rechecks: int = 0
 
     @property
     def key(self) -> tuple[int, str]:
@@ -220,6 +222,10 @@ class BuildsetFinished:
     verdict: str | None = None
     # The digest of the tested commit's own diff, when the builds passed.
     digest: str | None = None
+    # A TEST_FAILED whose log matched an open known intermittent failure: "bpo-1234: its title",
+    # and the entry's link. The model reruns it uncharged, up to its policy's cap.
+    known: str | None = None
+    known_link: str | None = None
 
 
 @attrs.frozen
@@ -289,6 +295,8 @@ class Decision(enum.StrEnum):
     WITHDRAWN = "withdrawn"
     FAILING = "failing"  # failed behind other items: ejected at the head unless reset first
     RESET = "reset"  # an item ahead changed: tested again on the new tree
+    # its test failure matched a known intermittent failure: tested again, not counted against it
+    KNOWN_FAILURE = "known_failure"
     HELD = "held"  # its pushes were refused again and again: the branch waits for an admin
 
 

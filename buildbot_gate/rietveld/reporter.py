@@ -32,6 +32,7 @@ log = Logger()
 # Decisions the patch owner must hear about; the rest go to the master log only.
 DEFAULT_COMMENT_ON: tuple[str, ...] = ("landed", "ejected", "refused", "withdrawn", "rechecked")
 DEFAULT_COMMENT_ON += ("promoted", "held")  # held: the owner hears why the patch waits
+DEFAULT_COMMENT_ON += ("known_failure",)  # elastic recheck: why the patch is tested again
 
 
 def comment_text(msg: Mapping[str, Any]) -> str | None:
@@ -77,6 +78,9 @@ def comment_text(msg: Mapping[str, Any]) -> str | None:
         )
     if decision == "rechecked":
         return f"Queued again for {branch} (patchset {ps}): {detail}."
+    if decision == "known_failure":
+        lines = [f"This failure matches known intermittent failure {detail}"]
+        return "\n".join(lines + _build_lines(msg.get("builds") or [], "Builds"))
     if decision == "promoted":
         return f"Merge now: patchset {ps} is {detail}."
     if decision == "held":

@@ -27,6 +27,7 @@ from buildbot_gate.model import Event
 from buildbot_gate.model import GateState
 from buildbot_gate.model import ItemState
 from buildbot_gate.model import Notify
+from buildbot_gate.model import Outcome
 from buildbot_gate.model import Refuse
 from buildbot_gate.model import Resume
 from buildbot_gate.model import StartLand
@@ -38,6 +39,7 @@ from buildbot_gate.scheduler import admission
 from buildbot_gate.scheduler import outcomes
 from buildbot_gate.scheduler import settings
 from buildbot_gate.scheduler.announcements import decision_message
+from buildbot_gate.scheduler.known import KnownFailureCheck
 from buildbot_gate.scheduler.launch import BuildsetLauncher
 from buildbot_gate.scheduler.quarantine import WorkerQuarantine
 
@@ -65,6 +67,7 @@ class GateScheduler(ClaimsPromptly, ReconfigurableBaseScheduler):
     _launcher: BuildsetLauncher
     _quarantine: WorkerQuarantine
     _admission: admission.Admission
+    _known: KnownFailureCheck | None
 
     compare_attrs: ClassVar[Sequence[str]] = (
         *ReconfigurableBaseScheduler.compare_attrs,
@@ -111,6 +114,11 @@ class GateScheduler(ClaimsPromptly, ReconfigurableBaseScheduler):
         )
         self._launcher = BuildsetLauncher(
             self.master, self.settings.launch(), self.addBuildsetForSourceStamps
+        )
+        self._known = (
+            KnownFailureCheck(self.master, self.settings.knownFailures, self)
+            if self.settings.knownFailures
+            else None
         )
         if hasattr(self, "_quarantine"):  # a reconfig keeps the record, with the new settings
             self._quarantine.settings = self.settings.quarantine()
@@ -217,6 +225,8 @@ class GateScheduler(ClaimsPromptly, ReconfigurableBaseScheduler):
         else:
             event = outcomes.tested(bsid, reports)
             await self._quarantine.record(reports)
+            if event.outcome == Outcome.TEST_FAILED and self._known is not None:
+                event = await self._known.classify(item, event, reports)
         await self._apply(event, reports)
 
     async def _apply(self, event: Event, reports: Reports = ()) -> None:
