@@ -9,6 +9,9 @@ its failing patches are admitted under docs-only, this world counts the sample p
 
 from __future__ import annotations
 
+import os
+import shutil
+
 import pytest
 
 from buildbot_gate import cli
@@ -86,10 +89,9 @@ def test_an_unmatched_failure_ejects_and_is_listed_unclassified_with_its_log(wor
     assert hits == {"bpo-1234": 1}  # the fixed bpo-99 is neither listed nor matched
 
 
-def test_docs_only_queues_documentation_and_refuses_code_with_one_comment(world):
-    docs = world.approve("Docs: clarify", new_file_diff("Doc/howto.txt", ["Read me."]), ENH)
+def test_docs_only_refuses_a_code_patch_with_one_comment(world):
+    # (A documentation patch lands under it: the first test's.)
     code = world.approve("Speed up calc", new_file_diff("fast.py", ["F = 1"]), ENH)
-    world.wait_comment(docs, "Landed", timeout=120)
     refusal = world.wait_comment(code, "documentation patches only")
     assert "also changes fast.py" in refusal
     world.settle()
@@ -107,3 +109,34 @@ def test_classify_runs_the_catalogue_over_the_recorded_failures(world, catalogue
     bench = out.index("bpo-99 (fixed): test_bench breaks: 1 failed build")
     assert "gate-test build" in out[bench + 1]
     assert "unclassified: 0 failed builds" in out
+
+
+def test_the_known_failures_view_in_chromium(world, tmp_path):
+    from tests.e2e.test_queue_page import CHROMIUM
+    from tests.e2e.test_queue_page import CHROMIUM_ARGS
+    from tests.e2e.test_queue_page import browser_or_skip
+
+    browser_or_skip()
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 900})
+            page.goto(world.master.url + "#/gatequeue")
+            view = page.locator(".gate-known-failures")
+            page.wait_for_selector('tr[data-gate-known="bpo-1234"][data-gate-known-hits="1"]')
+            unclassified = view.locator("li[data-gate-unclassified]")
+            assert unclassified.count() == 1
+            assert (
+                unclassified.locator("a", has_text="log")
+                .get_attribute("href")
+                .endswith("/logs/stdio")
+            )
+            shot = tmp_path / "known-failures.png"
+            view.screenshot(path=str(shot))
+            assert shot.stat().st_size > 5_000
+            if os.environ.get("GATE_SCREENSHOT_KNOWN"):  # how the README's picture is made
+                shutil.copy(shot, os.environ["GATE_SCREENSHOT_KNOWN"])
+        finally:
+            browser.close()

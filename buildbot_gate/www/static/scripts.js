@@ -207,8 +207,8 @@
         ? h("ul", { className: "gate-unclassified" }, k.unclassified.map(function (u, i) {
             return h("li", { key: i, "data-gate-unclassified": u.issue },
               new Date(u.at * 1000).toLocaleString() + ": issue " + u.issue + " ps " + u.patchset +
-              " on " + u.branch + ", " + u.builder + " ",
-              link("build", u.build_url), " ", link("log", u.log_url));
+              " on " + u.branch + ", " + u.builder + ": ",
+              link("build", u.build_url), " | ", link("log", u.log_url));
           }))
         : h("p", null, "Every failure this week matched a known one, or none failed."));
   }
