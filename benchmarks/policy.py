@@ -32,8 +32,8 @@ import random
 import statistics
 import sys
 import time
-from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -44,6 +44,9 @@ from benchmarks.zuul_reference import Zuul
 from buildbot_gate.tools.replay import History
 from buildbot_gate.tools.replay import Patch
 from buildbot_gate.tools.replay import simulate
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
 
 POLICIES = ("serial", "gate", "zuul")
 

@@ -7,9 +7,12 @@ from __future__ import annotations
 import heapq
 import itertools
 import statistics
-from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import attrs
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
 
 
 @attrs.frozen

@@ -1,11 +1,6 @@
 """The ``buildbot-gate`` command: ``demo`` runs a whole gate on 127.0.0.1 to try it out;
 ``audit`` checks that every changeset the gate pushed was tested green exactly as pushed;
-``classify`` runs the known-failures catalogue over the failed builds a master recorded.
-
-The demo starts the Rietveld stand-in, an hg repository holding a small sample project, a
-Buildbot master configured by ``master.cfg.example`` and local workers, then approves a few sample
-patches on a short timer so the queue visibly moves. Ctrl-C stops everything.
-"""
+``classify`` runs the known-failures catalogue over the failed builds a master recorded."""
 
 from __future__ import annotations
 
@@ -14,11 +9,14 @@ import os
 import shutil
 import signal
 import sys
-from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 from typing import Any
 
 from buildbot_gate.redact import redact
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
 
 
 def demo(args: argparse.Namespace) -> int:

@@ -1,19 +1,6 @@
 """Running the gate on Buildbot's multi-master cluster: fast takeover, and never two gates at once.
-
-Buildbot already runs every scheduler and change source on exactly one master of a cluster (the
-claim is a row in the shared database) and hands a dead master's work to the others. Its clock is
-slow for a merge gate: a master counts as dead after 10 minutes of silence and the others look
-for unclaimed services every 5 minutes, so a queue could stand still for a quarter of an hour.
-
-:class:`MasterWatch`, one per master (the same master.cfg everywhere), shortens both: it renews
-this master's heartbeat every ``heartbeat`` seconds, declares a master dead after ``expireAfter``
-seconds of silence (Buildbot then marks the builds that master was running RETRY and releases
-its claims; the watch also releases its build requests, which Buildbot 4.3 leaves claimed by the
-dead master, so the living run them again). The gate's scheduler and poller look for an
-unclaimed service every ``CLAIM_INTERVAL`` seconds instead of every 5 minutes, and check before
-acting that they still hold their claim (:func:`still_ours`), so a master that was only slow,
-not dead, steps down instead of deciding beside its successor.
-"""
+:class:`MasterWatch` shortens Buildbot's minutes-long failover clock; :func:`still_ours` makes a
+master that was only slow step down instead of deciding beside its successor."""
 
 from __future__ import annotations
 

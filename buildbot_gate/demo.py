@@ -4,12 +4,12 @@ queue visibly moves. Only ``buildbot-gate demo`` imports it (it starts real proc
 
 from __future__ import annotations
 
-import argparse
 import shutil
 import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from buildbot_gate.testing.processes import SAMPLE
 from buildbot_gate.testing.processes import free_port
@@ -17,6 +17,9 @@ from buildbot_gate.testing.world import COMMITTER
 from buildbot_gate.testing.world import GateWorld
 from buildbot_gate.testing.world import edit_diff
 from buildbot_gate.testing.world import new_file_diff
+
+if TYPE_CHECKING:
+    import argparse
 
 CALC = "calc.py"
 

@@ -1,23 +1,21 @@
-"""Which files a patch uploaded to Rietveld changes, its strip level, and whether the gate may apply
-it at all, read with Mercurial's own patch reader so that the gate checks what ``hg import`` does.
-
-The scheduler calls :func:`inspect` before anything is sent to a worker: a patch that escapes the
-checkout, touches ``.hg/`` or hg's code-running files, adds a symlink or an executable bit,
-carries binary data, is too large or is not a diff hg applies is refused with a reason its owner
-can act on.
-"""
+"""Which files a Rietveld patch changes and whether the gate may apply it at all, read with
+Mercurial's own patch reader so that the gate checks what ``hg import`` does; the scheduler
+calls :func:`inspect` before anything reaches a worker."""
 
 from __future__ import annotations
 
 import functools
 import hashlib
 import re
-from collections.abc import Callable
-from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 import attrs
 
 from buildbot_gate import hgdiff
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from collections.abc import Iterable
 
 DEFAULT_MAX_BYTES = 1_000_000
 

@@ -1,19 +1,18 @@
-"""What ``hg import --no-commit -p N -`` does with a patch, read with Mercurial's own patch reader
-(``mercurial.patch``: ``split``, ``extract``, ``iterhunks``, ``makepatchmeta``), applying nothing.
-
-Pure computation on bytes (hg's ``extract`` writes a short-lived temporary file). The gate's
-checks in :mod:`buildbot_gate.diffs` run on the file operations this module returns.
-"""
+"""What ``hg import --no-commit -p N -`` does with a patch, read with ``mercurial.patch`` and
+applying nothing: the file operations :mod:`buildbot_gate.diffs` checks."""
 
 from __future__ import annotations
 
 import io
 import sys
-from collections.abc import Callable
-from collections.abc import Iterator
+from typing import TYPE_CHECKING
 from typing import Any
 
 import attrs
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from collections.abc import Iterator
 
 
 def _import_mercurial() -> tuple[Any, Any, Any]:

@@ -6,11 +6,14 @@ from __future__ import annotations
 
 import re
 import tomllib
-from collections.abc import Iterable
-from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import attrs
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+    from collections.abc import Sequence
 
 # What is read of a failed build's logs: its end, where test runners print their failures.
 MAX_LOG_BYTES = 1024 * 1024

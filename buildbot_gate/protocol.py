@@ -1,9 +1,5 @@
-"""What the gate's pieces say to each other inside the master: change categories and properties,
-and the message-queue key on which decisions are announced.
-
-The poller and the web forms write Buildbot changes (stored in the database, so nothing is lost
-when the master dies); GateScheduler reads them; RietveldReporter listens to the decisions.
-"""
+"""What the gate's pieces say to each other inside the master: change categories and properties
+(durable in the database) and the message-queue key on which decisions are announced."""
 
 from __future__ import annotations
 

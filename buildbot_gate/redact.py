@@ -1,8 +1,5 @@
-"""Hide the password of every URL in a text before the gate shows it anywhere.
-
-Each URL found is rewritten by Mercurial's own ``hidepassword`` (``user:***@``), so a URL reads
-the same in the gate's texts as in hg's own output.
-"""
+"""Hide the password of every URL in a text before the gate shows it anywhere, with Mercurial's
+own ``hidepassword`` so a URL reads the same in the gate's texts as in hg's output."""
 
 from __future__ import annotations
 

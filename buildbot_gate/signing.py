@@ -1,8 +1,5 @@
 """Signed gate changes: only the gate's own poller and web forms can approve or request anything.
-
-A key made once per cluster lives in Buildbot's state table (which no web endpoint shows); each
-gate change carries an HMAC of what the scheduler decides on, and the scheduler ignores the rest.
-"""
+Each carries an HMAC made with a per-cluster key kept in Buildbot's state table."""
 
 from __future__ import annotations
 
@@ -12,12 +9,15 @@ import json
 import re
 import secrets
 import weakref
-from collections.abc import Mapping
+from typing import TYPE_CHECKING
 from typing import Any
 
 import sqlalchemy as sa
 
 from buildbot_gate.props import Prop
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
 
 # Properties of a signed change: the MAC, a one-time nonce (a copy of a signed change read from
 # the REST API and posted again is a replay), and which part of the gate signed it.

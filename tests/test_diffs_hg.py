@@ -16,9 +16,8 @@ import shutil
 import stat
 import subprocess
 import sys
-from collections.abc import Callable
-from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import attrs
 import pytest
@@ -34,6 +33,10 @@ from buildbot_gate.diffs import DiffError
 from buildbot_gate.diffs import DiffSummary
 from buildbot_gate.diffs import inspect
 from tests import test_diffs
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from collections.abc import Iterator
 
 HG_ENV = {"HGRCPATH": "", "HGRCSKIPREPO": "1", "HGPLAIN": "1", "HGENCODING": "utf-8"}
 CONTENT = b"one\ntwo\nthree\n"
@@ -292,6 +295,7 @@ def test_hg_really_applies_what_the_gate_once_let_through(tmp_path: Path, case: 
         capture_output=True,
         env=env,
         cwd=repo,
+        check=False,
     )
     assert done.returncode == 0, done.stderr
     assert EFFECTS[case](repo)

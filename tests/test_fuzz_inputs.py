@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import settings
 from hypothesis import strategies as st
 
-from buildbot_gate.people.roundup import _has_address
+from buildbot_gate.people.roundup import has_address
 from buildbot_gate.people.roundup import parse_users
 from buildbot_gate.people.static import DirectoryUnavailable
 from buildbot_gate.rietveld.client import decode_json
@@ -153,7 +153,7 @@ def test_random_roundup_answers_fail_closed(data):
             assert "malformed answer" in str(e)
         else:
             for user in users:
-                assert _has_address(user, "ann@example.org") in (True, False)
+                assert has_address(user, "ann@example.org") in (True, False)
 
 
 class _Chunks:

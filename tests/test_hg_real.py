@@ -7,13 +7,16 @@ these tests (not a production push) would be the first to notice.
 from __future__ import annotations
 
 import subprocess
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from buildbot_gate.steps import HG_ENV
 from buildbot_gate.testing.processes import child_env
 from buildbot_gate.testing.processes import tool
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 DIFF = (
     "diff --git a/calc.py b/calc.py\n--- a/calc.py\n+++ b/calc.py\n"
@@ -31,6 +34,7 @@ def hg(cwd: Path, *args: str, stdin: str | None = None) -> subprocess.CompletedP
         capture_output=True,
         text=True,
         timeout=60,
+        check=False,
     )
 
 
@@ -119,7 +123,9 @@ def test_a_hook_in_the_repositorys_own_hgrc_never_runs_under_the_gates_env(
     assert hg(upstream, "log", "--rev", "tip").returncode == 0
     assert not marker.exists()
     without = {k: v for k, v in HG_ENV.items() if k != "HGRCSKIPREPO"}
-    subprocess.run([tool("hg"), "log", "--rev", "tip"], cwd=upstream, env=child_env(without))
+    subprocess.run(
+        [tool("hg"), "log", "--rev", "tip"], cwd=upstream, env=child_env(without), check=False
+    )
     assert marker.exists()  # the same hook does run under an hg that reads the repository's hgrc
 
 

@@ -3,10 +3,14 @@ so that no test run (a patch's own code) ever shares a machine with push rights.
 
 from __future__ import annotations
 
-import pytest
+from typing import TYPE_CHECKING
+
 from buildbot.config.master import FileLoader
 
 from buildbot_gate.testing.processes import EXAMPLE_CFG
+
+if TYPE_CHECKING:
+    import pytest
 
 # What an admin sets anyway (so the file loads whichever settings it requires).
 SETTINGS = {

@@ -35,12 +35,12 @@ from buildbot_gate.model.items import StartTest
 from buildbot_gate.model.items import TestStarted
 from buildbot_gate.model.items import Withdrawn
 from buildbot_gate.model.resets import _cancel
-from buildbot_gate.model.resets import _known_failure
 from buildbot_gate.model.resets import _requeued
 from buildbot_gate.model.resets import _reset
 from buildbot_gate.model.resets import _reset_behind
 from buildbot_gate.model.resets import _retry_later
 from buildbot_gate.model.resets import _Step
+from buildbot_gate.model.resets import recheck_known_failure
 from buildbot_gate.model.state import GateState
 from buildbot_gate.model.state import Policy
 from buildbot_gate.model.window import _fill_window
@@ -240,7 +240,7 @@ def _finished(step: _Step, ev: BuildsetFinished, policy: Policy) -> None:
             reason=ev.detail,
         )
         step.replace(item, tested)  # lands once everything ahead of it has landed
-    elif _known_failure(step, item, ev, policy):
+    elif recheck_known_failure(step, item, ev, policy):
         pass
     elif item.state == ItemState.TESTING and ev.outcome in (Outcome.TEST_FAILED, Outcome.CONFLICT):
         _failing(step, item, ev.detail or ev.outcome.value, policy)

@@ -115,7 +115,7 @@ def _requeued(item: Item, reason: str, *, attempt: bool = False) -> Item:
     )
 
 
-def _known_failure(step: _Step, item: Item, ev: BuildsetFinished, policy: Policy) -> bool:
+def recheck_known_failure(step: _Step, item: Item, ev: BuildsetFinished, policy: Policy) -> bool:
     """A test failure matching a known intermittent failure: the same tree again on the next tick,
     uncharged (no attempt, no reset behind it: its tree does not change), up to the policy's cap.
     False when it is not such a failure, or the cap is reached (then the failure is the patch's).

@@ -1,16 +1,12 @@
-"""RoundupPeople: committer and contributor-agreement flags from a Roundup tracker's REST API.
-
-As on bugs.python.org, the tracker's user class carries ``iscommitter`` and ``contrib_form``; the
-gate looks a person up by the e-mail address Rietveld shows (``address`` or one of the
-``alternate_addresses``). Answers are cached briefly (bounded in time and in number); a tracker
-that cannot answer, or answers too much, raises DirectoryUnavailable so the poller holds the patch.
-"""
+"""RoundupPeople: committer and contributor-agreement flags from a Roundup tracker's REST API,
+cached briefly; a tracker that cannot answer raises DirectoryUnavailable so the poller holds."""
 
 from __future__ import annotations
 
 import base64
 import json
 from collections import OrderedDict
+from http import HTTPStatus
 from typing import Any
 
 import treq
@@ -113,7 +109,7 @@ class RoundupPeople:
         # Roundup matches string properties by substring: check the answer exactly ourselves.
         for prop in ("address", "alternate_addresses"):
             for user in await self._users(prop, email):
-                if _has_address(user, email):
+                if has_address(user, email):
                     return Person(
                         email,
                         committer=user.get("iscommitter") is True,
@@ -138,9 +134,9 @@ class RoundupPeople:
             raise DirectoryUnavailable(f"{what}: no answer ({why})") from None
         except BodyTooLarge as e:
             raise DirectoryUnavailable(f"{what}: answered more than {e.limit} bytes") from None
-        if response.code in (401, 403):
+        if response.code in (HTTPStatus.UNAUTHORIZED, HTTPStatus.FORBIDDEN):
             raise DirectoryUnavailable(f"{what}: HTTP {response.code}, the gate's login failed")
-        if response.code != 200:
+        if response.code != HTTPStatus.OK:
             raise DirectoryUnavailable(f"{what}: HTTP {response.code}")
         return parse_users(body, what)
 
@@ -156,7 +152,8 @@ def parse_users(body: bytes, what: str = "tracker") -> list[dict[str, Any]]:
     return users
 
 
-def _has_address(user: dict[str, Any], email: str) -> bool:
+def has_address(user: dict[str, Any], email: str) -> bool:
+    """Whether one of ``user``'s addresses is exactly ``email`` (lower-case, as looked up)."""
     addresses = [str(user.get("address") or "")]
     addresses += str(user.get("alternate_addresses") or "").split()
     return any(a.strip().lower() == email for a in addresses)

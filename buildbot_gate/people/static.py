@@ -1,16 +1,15 @@
-"""Who people are to the gate: committer or not, contributor agreement signed or not.
-
-A directory answers ``lookup(email)``; the poller asks it about patch owners, approvers and
-people who comment ``recheck`` or ``merge now``. ``StaticPeople`` reads lists from master.cfg;
-``buildbot_gate.people.roundup.RoundupPeople`` asks a Roundup tracker, as bugs.python.org did.
-"""
+"""Who people are to the gate (committer or not, agreement signed or not): the directory the
+poller asks; ``StaticPeople`` reads its lists from master.cfg."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from typing import TYPE_CHECKING
 from typing import Protocol
 
 import attrs
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
 
 
 @attrs.frozen

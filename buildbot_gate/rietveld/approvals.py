@@ -1,25 +1,22 @@
-"""Whether the latest patchset of an issue is approved for a branch, and what people asked for.
-
-The server computes ``approval`` from the text alone; the gate adds what the server cannot know:
-only committers count, only on the latest patchset, robots never count, a committer's own LGTM
-on their own patch counts (the server never marks it), a frozen branch needs a release manager,
-and a later "not lgtm" from a committer takes an approval back. Where the server does not record
-which patchset a message was about, an LGTM counts only if it names the latest patchset or came
-long enough after its upload (``Rules.approval_margin``) that the reviewer cannot have missed it.
-"""
+"""Whether the latest patchset of an issue is approved for a branch, and what people asked for:
+the rules the server cannot know (committers only, latest patchset only, robots never, a later
+"not lgtm" takes it back, a frozen branch needs a release manager)."""
 
 from __future__ import annotations
 
 import datetime
 import re
-from collections.abc import Iterable
-from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 import attrs
 
-from buildbot_gate.people.static import Person
-from buildbot_gate.rietveld.records import Issue
-from buildbot_gate.rietveld.records import Message
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+    from collections.abc import Mapping
+
+    from buildbot_gate.people.static import Person
+    from buildbot_gate.rietveld.records import Issue
+    from buildbot_gate.rietveld.records import Message
 
 RECHECK = "recheck"
 MERGE_NOW = "merge now"
@@ -148,8 +145,9 @@ def named_patchsets(text: str, patchsets: tuple[int, ...]) -> set[int]:
             continue
         for number in map(int, _NAMED_PATCHSET.findall(line)):
             if number not in patchsets and 1 <= number <= len(patchsets):
-                number = patchsets[number - 1]  # "Patch Set 3" on the page: the third upload
-            named.add(number)
+                named.add(patchsets[number - 1])  # "Patch Set 3" on the page: the third upload
+            else:
+                named.add(number)
     return named
 
 

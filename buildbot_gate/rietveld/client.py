@@ -1,14 +1,11 @@
-"""An asynchronous client for Rietveld's JSON API (see docs: rietveld-api.md in the README).
-
-HTTP goes through treq on the reactor, so the master never blocks on the review server. Every
-failure is a RietveldError subclass whose message is fit for the master log; credentials given in
-``headers`` never appear in messages or in ``repr()``.
-"""
+"""An asynchronous client for Rietveld's JSON API, through treq so the master never blocks; every
+failure is a RietveldError fit for the log, and credentials never appear in messages."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from http import HTTPStatus
+from typing import TYPE_CHECKING
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -24,6 +21,9 @@ from buildbot_gate.rietveld.records import RietveldError
 from buildbot_gate.rietveld.records import parse_issue
 from buildbot_gate.rietveld.records import parse_patchset
 from buildbot_gate.rietveld.records import parse_search
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
 
 __all__ = [
     "AnswerTooLarge",
@@ -221,17 +221,17 @@ class RietveldClient:
             message = f"Rietveld answered more than {e.limit} bytes for {what}"
             raise AnswerTooLarge(message, e.limit, e.declared) from None
         code = response.code
-        if 200 <= code < 300:
+        if HTTPStatus.OK <= code < HTTPStatus.MULTIPLE_CHOICES:
             return code, body
         if code in (301, 302, 303, 307, 308):
             location = response.headers.getRawHeaders(b"location", [b""])[0].decode("latin-1")
             where = urlsplit(location).path or location
             raise NotAuthenticated(f"{what}: redirected to {where!r} (not logged in?)")
-        if code == 401:
+        if code == HTTPStatus.UNAUTHORIZED:
             raise NotAuthenticated(f"{what}: 401, the gate's credential was refused")
-        if code == 403:
+        if code == HTTPStatus.FORBIDDEN:
             raise Forbidden(f"{what}: 403 forbidden ({_snippet(body)})")
-        if code == 404:
+        if code == HTTPStatus.NOT_FOUND:
             raise NotFound(f"{what}: 404 not found")
         raise ServerError(f"{what}: HTTP {code} ({_snippet(body)})")
 

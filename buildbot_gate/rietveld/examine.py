@@ -1,21 +1,18 @@
-"""Reading one Rietveld issue for the poller: fetch what ``tracking.track`` asks for, no more.
-
-The examiner does no writing: it returns the new record and the intents, which the poller
-carries out (``rietveld/intake.py``).
-"""
+"""Reading one Rietveld issue for the poller: fetch what ``tracking.track`` asks for, no more;
+the poller carries out the intents it returns (``rietveld/intake.py``)."""
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING
 
 import attrs
 
 from buildbot_gate.people.static import DirectoryUnavailable
 from buildbot_gate.people.static import People
 from buildbot_gate.people.static import Person
-from buildbot_gate.rietveld.approvals import Rules
 from buildbot_gate.rietveld.client import AnswerTooLarge
 from buildbot_gate.rietveld.client import RietveldClient
 from buildbot_gate.rietveld.client import RietveldError
-from buildbot_gate.rietveld.records import Issue
 from buildbot_gate.rietveld.tracking import Intent
 from buildbot_gate.rietveld.tracking import IssueView
 from buildbot_gate.rietveld.tracking import Need
@@ -26,6 +23,10 @@ from buildbot_gate.rietveld.tracking import TooLarge
 from buildbot_gate.rietveld.tracking import Tracked
 from buildbot_gate.rietveld.tracking import Unavailable
 from buildbot_gate.rietveld.tracking import track
+
+if TYPE_CHECKING:
+    from buildbot_gate.rietveld.approvals import Rules
+    from buildbot_gate.rietveld.records import Issue
 
 
 @attrs.frozen

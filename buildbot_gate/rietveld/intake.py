@@ -5,6 +5,7 @@ makes, through one path that limits how often one person can make the gate comme
 from __future__ import annotations
 
 import calendar
+from typing import TYPE_CHECKING
 from typing import Any
 
 from twisted.logger import Logger
@@ -12,8 +13,6 @@ from twisted.logger import Logger
 from buildbot_gate import protocol
 from buildbot_gate import signing
 from buildbot_gate.props import Prop
-from buildbot_gate.rietveld.ratelimit import SenderLimit
-from buildbot_gate.rietveld.records import Issue
 from buildbot_gate.rietveld.tracking import Approve
 from buildbot_gate.rietveld.tracking import Held
 from buildbot_gate.rietveld.tracking import Intent
@@ -21,6 +20,10 @@ from buildbot_gate.rietveld.tracking import Released
 from buildbot_gate.rietveld.tracking import Request
 from buildbot_gate.rietveld.tracking import Tell
 from buildbot_gate.rietveld.tracking import Withdraw
+
+if TYPE_CHECKING:
+    from buildbot_gate.rietveld.ratelimit import SenderLimit
+    from buildbot_gate.rietveld.records import Issue
 
 log = Logger()
 

@@ -1,15 +1,13 @@
-"""Which branches a patch is nominated for, read from the issue.
-
-A description line ``Branch: 3.4, default`` names them. Without one, PEP 462's defaults apply: an
-enhancement (a ``Type: enhancement`` line) goes to the development branch only; any other patch
-(a bug fix) goes to the configured maintenance branches and the development branch. Chromium's
-``target_ref`` (``refs/heads/<name>``) is honoured when the description names nothing.
-"""
+"""Which branches a patch is nominated for: a ``Branch:`` line in the description, else PEP 462's
+defaults (enhancements to the development branch only), else Chromium's ``target_ref``."""
 
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
 
 _BRANCH_LINE = re.compile(
     r"^\s*branch(?:es)?\s*:\s*(?P<names>.+?)\s*$", re.IGNORECASE | re.MULTILINE

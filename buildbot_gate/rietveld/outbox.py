@@ -1,18 +1,18 @@
 """The reporter's outbox: every comment the gate owes a review, kept until Rietveld has it.
-
-Pure records and rules (which letter is due, back-off, expiry, de-duplication); the reporter
-keeps one outbox per master in Buildbot's object state, so a restart resumes where it stopped.
-"""
+Pure records and rules (which letter is due, back-off, expiry, de-duplication)."""
 
 from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
-from collections.abc import Sequence
+from typing import TYPE_CHECKING
 from typing import Any
 
 import attrs
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+    from collections.abc import Sequence
 
 DEFAULT_RETRY_DELAY = 10.0  # seconds before the first retry; doubled after each failure
 DEFAULT_MAX_RETRY_DELAY = 600.0

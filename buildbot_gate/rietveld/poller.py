@@ -1,18 +1,11 @@
-"""RietveldPoller: a Buildbot change source that turns what happens on Rietveld into gate changes.
-
-It asks only for issues modified since the last poll and, per issue, compares what it sees with
-what it told the gate before: a new approval becomes one change per nominated branch; a new
-patchset, a committer's "not lgtm" or a closed issue withdraws it; ``recheck`` and ``merge now``
-comments become requests. Who counts as a committer, and who signed the contributor agreement,
-comes from a people directory (a Roundup tracker, or lists in master.cfg). Its memory of each
-issue lives in the Buildbot database, so a restarted master neither repeats nor forgets.
-"""
+"""RietveldPoller: a Buildbot change source that turns what happens on Rietveld into gate changes,
+asking only for issues modified since the last poll and remembering each issue in the database."""
 
 from __future__ import annotations
 
 import datetime
 import json
-from collections.abc import Sequence
+from typing import TYPE_CHECKING
 from typing import Any
 from typing import ClassVar
 
@@ -41,6 +34,9 @@ from buildbot_gate.rietveld.pollstate import prune
 from buildbot_gate.rietveld.ratelimit import SenderLimit
 from buildbot_gate.rietveld.tracking import Settings
 from buildbot_gate.rietveld.tracking import Tracked
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
 
 log = Logger()
 

@@ -1,8 +1,5 @@
-"""The poller's memory of issues, kept bounded: what it may forget, and in which order.
-
-Every issue the poller reads gets a record (the approval it queued, the last request it acted on,
-the refusals it said); without pruning the saved state would grow with every issue ever touched.
-"""
+"""The poller's memory of issues, kept bounded: what it may forget, and in which order, so the
+saved state does not grow with every issue ever touched."""
 
 from __future__ import annotations
 

@@ -1,8 +1,5 @@
-"""How many refusals the gate may say because of one person: at most N per sender per window.
-
-A refusal is a comment mailed to everyone on the review; without a limit, one account posting
-"recheck" or "merge now" over and over could make the gate mail a review's subscribers at will.
-"""
+"""How many refusals the gate may say because of one person (at most N per sender per window),
+so that no account can make the gate mail a review's subscribers at will."""
 
 from __future__ import annotations
 

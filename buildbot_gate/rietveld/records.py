@@ -1,17 +1,16 @@
-"""Typed records for what Rietveld's JSON API returns, and the parsers that build them.
-
-The parsers accept both the upstream server and the Chromium deployment: fields only the latter
-sends are optional, unknown keys are ignored, and anything of the wrong shape is a
-MalformedResponse that names the field, never a KeyError deep inside the gate.
-"""
+"""Typed records for what Rietveld's JSON API returns (upstream and Chromium), and the parsers
+that build them: a wrong shape is a MalformedResponse naming the field, never a KeyError."""
 
 from __future__ import annotations
 
 import datetime
-from collections.abc import Mapping
+from typing import TYPE_CHECKING
 from typing import Any
 
 import attrs
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
 
 
 class RietveldError(Exception):

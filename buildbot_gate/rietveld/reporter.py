@@ -1,10 +1,5 @@
-"""RietveldReporter: posts the gate's decisions (landed, ejected...) as comments on the review.
-
-It listens to the decisions GateScheduler announces on the master's message queue, so the
-scheduler never waits on the review server and a slow server never stalls the queue. Each comment
-is written to a durable outbox (``outbox.py``) before it is sent, and retried with back-off until
-Rietveld has it or it expires, across master restarts.
-"""
+"""RietveldReporter: posts the gate's decisions (landed, ejected...) as comments on the review,
+from the message queue through a durable outbox, so a slow Rietveld never stalls the queue."""
 
 from __future__ import annotations
 

@@ -4,7 +4,7 @@ and the intents (changes for the gate, refusals to tell) out; the poller fetches
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from typing import TYPE_CHECKING
 from typing import Any
 
 import attrs
@@ -12,11 +12,15 @@ import attrs
 from buildbot_gate import protocol
 from buildbot_gate.people.static import Person
 from buildbot_gate.rietveld import approvals
-from buildbot_gate.rietveld.approvals import Approval
-from buildbot_gate.rietveld.approvals import Rules
 from buildbot_gate.rietveld.nomination import target_branches
-from buildbot_gate.rietveld.records import Issue
-from buildbot_gate.rietveld.records import Patchset
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+    from buildbot_gate.rietveld.approvals import Approval
+    from buildbot_gate.rietveld.approvals import Rules
+    from buildbot_gate.rietveld.records import Issue
+    from buildbot_gate.rietveld.records import Patchset
 
 # Refusals remembered per issue; an older one could be said again, after 50 newer ones.
 TOLD_LIMIT = 50

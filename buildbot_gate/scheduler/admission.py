@@ -59,6 +59,7 @@ class AdmissionRules:
 
 
 GATE_ONLY_VALUES = (None, "docs")
+_SHOWN_PATHS = 5  # files named in a docs-only refusal; the rest are "..."
 
 
 class Admission:
@@ -213,7 +214,7 @@ def outside_docs(diff: Any, rules: AdmissionRules, branch: Any) -> str | None:
     if all_match(paths, patterns):
         return None
     others = [p for p in paths if not any(matches(p, g) for g in patterns)]
-    shown = ", ".join(others[:5]) + (" ..." if len(others) > 5 else "")
+    shown = ", ".join(others[:_SHOWN_PATHS]) + (" ..." if len(others) > _SHOWN_PATHS else "")
     return (
         f"Not queued: for now this gate takes documentation patches only (files under "
         f"{', '.join(patterns)}); this patch also changes {shown}. Nothing was run; a committer "

@@ -4,7 +4,7 @@ a review comment, with the builds it rests on and what the patch cost the fleet.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from typing import TYPE_CHECKING
 from typing import Any
 
 from twisted.logger import Logger
@@ -14,6 +14,9 @@ from buildbot_gate.model import Item
 from buildbot_gate.model import Notify
 from buildbot_gate.scheduler import outcomes
 from buildbot_gate.tools import costs
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
 
 log = Logger()
 

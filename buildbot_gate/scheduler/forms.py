@@ -1,15 +1,9 @@
-"""Force-build forms for the gate: "Recheck issue", "Merge now (release managers)" and "Resume
-branch" (after the server kept refusing its pushes).
-
-They appear in the web UI like any force scheduler, but instead of starting builds they record a
-gate request as a change (category ``gate:recheck`` / ``gate:merge-now``), exactly what a
-``recheck`` or ``merge now`` comment on Rietveld produces, so GateScheduler treats both alike and
-a master restart loses neither.
-"""
+"""Force-build forms for the gate ("Recheck issue", "Merge now", "Resume branch") that record a
+gate request as a change, exactly as the matching Rietveld comment does."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from typing import TYPE_CHECKING
 from typing import Any
 from typing import ClassVar
 
@@ -25,6 +19,9 @@ from twisted.logger import Logger
 from buildbot_gate import protocol
 from buildbot_gate import signing
 from buildbot_gate.props import Prop
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
 
 log = Logger()
 

@@ -1,21 +1,15 @@
-"""Worker health: which stable workers fail gate runs for reasons that are not the patches'.
-
-A gate run on a worker is *sick* when failure attribution found its failed tests failing on the
-branch tip without the patch (``tip_broken``), or when the build ended in an exception or was
-lost; it is *healthy* when it passed, or failed because of the patch. Per builder and worker the
-last ``window`` runs are kept; a worker with ``threshold`` sick runs among them is quarantined
-while a sibling worker of the same builder passed its latest run (when all fail, it is the tip
-that is broken, not the worker). Pure data and functions: the scheduler stores it in the database,
-pauses a quarantined worker (so the runs go to its siblings), and drops the quarantine when an
-admin unpauses it.
-"""
+"""Worker health: which stable workers fail gate runs for reasons that are not the patches', and
+when to quarantine one (pure data and functions; the scheduler stores and acts)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from typing import TYPE_CHECKING
 from typing import Any
 
 import attrs
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
 
 
 @attrs.frozen

@@ -5,7 +5,7 @@ catalogue (bounded, off the reactor thread) before the model decides, and every 
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from typing import TYPE_CHECKING
 from typing import Any
 from typing import Protocol
 
@@ -19,7 +19,11 @@ from buildbot_gate import knownfailures
 from buildbot_gate.model import BuildsetFinished
 from buildbot_gate.model import Item
 from buildbot_gate.model import Outcome
-from buildbot_gate.scheduler.outcomes import BuildReport
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from buildbot_gate.scheduler.outcomes import BuildReport
 
 log = Logger()
 

@@ -1,8 +1,5 @@
-"""BuildsetLauncher: the gate's StartTest, StartLand and CancelBuildset actions made buildsets.
-
-It pins the base, stacks the patches of the items ahead and sets the properties the steps and the
-auditor read; it returns what happened as an event and leaves the deciding to the scheduler.
-"""
+"""BuildsetLauncher: the gate's StartTest, StartLand and CancelBuildset actions made buildsets;
+it returns what happened as an event and leaves the deciding to the scheduler."""
 
 from __future__ import annotations
 

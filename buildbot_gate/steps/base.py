@@ -5,7 +5,7 @@ A step stops by raising StepFailed, whose outcome goes into ``gate_outcome``.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from typing import TYPE_CHECKING
 from typing import Any
 
 from buildbot.process import buildstep
@@ -18,6 +18,9 @@ from buildbot_gate.hg import HG_ENV
 from buildbot_gate.props import Prop
 from buildbot_gate.props import StepOutcome
 from buildbot_gate.redact import redact
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
 
 
 class StepFailed(Exception):

@@ -1,13 +1,9 @@
-"""Build factories for the gate's two builders, for use in master.cfg.
-
-``util.GateFactories.test(...)`` and ``util.GateFactories.land(...)`` (entry point
-``buildbot.util``), or import the functions from this module.
-"""
+"""Build factories for the gate's two builders, for master.cfg:
+``util.GateFactories.test(...)`` and ``util.GateFactories.land(...)``."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from buildbot.process.factory import BuildFactory
 
@@ -17,6 +13,10 @@ from buildbot_gate.steps import CheckLanding
 from buildbot_gate.steps import GateCheckout
 from buildbot_gate.steps import Land
 from buildbot_gate.steps import RunTests
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+    from collections.abc import Sequence
 
 
 def _checked_then(run: RunTests, repourl: str, hgbin: str) -> BuildFactory:

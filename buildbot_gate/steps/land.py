@@ -4,10 +4,10 @@ it refuses a build that is not the gate's current landing (a rebuild, a forced b
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
 from typing import Any
 
 from buildbot import config
-from buildbot.process import remotecommand
 from buildbot.steps.worker import CompositeStepMixin
 from buildbot.util import bytes2unicode
 from twisted.internet import task
@@ -23,6 +23,9 @@ from buildbot_gate.scheduler.service import STATE_KEY
 from buildbot_gate.steps.base import HgStep
 from buildbot_gate.steps.base import StepFailed
 from buildbot_gate.steps.base import set_outcome
+
+if TYPE_CHECKING:
+    from buildbot.process import remotecommand
 
 # The scheduler records its land buildset just after creating it: a build that checks sooner
 # waits for that, this long at most.

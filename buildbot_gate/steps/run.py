@@ -5,8 +5,7 @@ run, reruns the failed tests to tell a flaky test or a broken tip from the patch
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
-from collections.abc import Sequence
+from typing import TYPE_CHECKING
 from typing import Any
 
 from buildbot import config
@@ -25,6 +24,10 @@ from buildbot_gate.props import StepOutcome
 from buildbot_gate.steps.base import HgStep
 from buildbot_gate.steps.base import StepFailed
 from buildbot_gate.steps.base import set_outcome
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+    from collections.abc import Sequence
 
 
 class RunTests(buildstep.ShellMixin, buildstep.BuildStep):

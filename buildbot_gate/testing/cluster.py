@@ -1,10 +1,5 @@
-"""The shared pieces of a multi-master gate, as real processes: PostgreSQL and a Crossbar router.
-
-For the cluster test only. PostgreSQL comes from the system (Debian's ``postgresql``); it is
-initialised in a fresh temporary directory, listens on 127.0.0.1 and is thrown away at stop.
-Crossbar comes from its own environment (``.venv-crossbar``, made by ``.ci/run``) because its
-dependencies are not the gate's. :func:`missing` says what of the two is not installed here.
-"""
+"""The shared pieces of a multi-master gate, as real processes, for the cluster test only:
+PostgreSQL from the system and a Crossbar router from ``.venv-crossbar``."""
 
 from __future__ import annotations
 
@@ -21,9 +16,9 @@ from pathlib import Path
 from typing import Any
 
 from buildbot_gate.testing.processes import ProcessError
-from buildbot_gate.testing.processes import _stop
 from buildbot_gate.testing.processes import child_env
 from buildbot_gate.testing.processes import free_port
+from buildbot_gate.testing.processes import stop_process
 from buildbot_gate.testing.processes import wait_until
 
 REPO = Path(__file__).resolve().parents[2]
@@ -151,7 +146,7 @@ class PostgresServer:
         return self
 
     def stop(self) -> None:
-        _stop(self.proc, signal.SIGINT)  # "fast" shutdown
+        stop_process(self.proc, signal.SIGINT)  # "fast" shutdown
         shutil.rmtree(self.dir, ignore_errors=True)
 
 

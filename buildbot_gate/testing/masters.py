@@ -1,9 +1,5 @@
-"""A real Buildbot master and real workers for the end-to-end tests, the demo and benchmarks.
-
-``BuildbotMaster`` creates and starts a master from ``master.cfg.example`` with settings in its
-environment; ``BuildbotWorker`` a ``buildbot-worker`` connected over PB; ``BuildbotREST`` reads
-the master's data API and submits its forms, as a user's browser would.
-"""
+"""A real Buildbot master (from ``master.cfg.example``) and real workers for the end-to-end
+tests, the demo and benchmarks, and a REST client that acts as a user's browser would."""
 
 from __future__ import annotations
 
@@ -16,18 +12,21 @@ import signal
 import subprocess
 import urllib.error
 import urllib.request
-from collections.abc import Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 from typing import Any
 
 from buildbot_gate.testing.processes import EXAMPLE_CFG
 from buildbot_gate.testing.processes import ProcessError
-from buildbot_gate.testing.processes import _stop
 from buildbot_gate.testing.processes import child_env
 from buildbot_gate.testing.processes import free_port
 from buildbot_gate.testing.processes import run
+from buildbot_gate.testing.processes import stop_process
 from buildbot_gate.testing.processes import tool
 from buildbot_gate.testing.processes import wait_until
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
 
 
 class BuildbotMaster:
@@ -72,11 +71,11 @@ class BuildbotMaster:
         return self
 
     def stop(self) -> None:
-        _stop(self.proc, timeout=60)
+        stop_process(self.proc, timeout=60)
 
     def kill(self) -> None:
         """SIGKILL: no clean shutdown, as when the machine dies."""
-        _stop(self.proc, signal.SIGKILL)
+        stop_process(self.proc, signal.SIGKILL)
 
     @property
     def name_in_cluster(self) -> str:
@@ -129,10 +128,10 @@ class BuildbotWorker:
         return self
 
     def stop(self) -> None:
-        _stop(self.proc)
+        stop_process(self.proc)
 
     def kill(self) -> None:
-        _stop(self.proc, signal.SIGKILL)
+        stop_process(self.proc, signal.SIGKILL)
 
 
 class BuildbotREST:
@@ -164,7 +163,7 @@ class BuildbotREST:
             self.url + path + (f"?{query}" if query else ""), timeout=10
         ) as r:
             data = json.loads(r.read())
-        key = path.split("?")[0].rstrip("/").split("/")[-1]
+        key = path.split("?", maxsplit=1)[0].rstrip("/").split("/")[-1]
         if key.isdigit():
             key = path.split("/")[-2]
         return data.get(key, [])

@@ -1,10 +1,5 @@
-"""Real processes on 127.0.0.1 for the end-to-end tests, the demo and the benchmarks.
-
-Each class starts one real program (``hg serve``, the Rietveld stand-in) in a directory it owns,
-waits until it answers, and stops it; the Buildbot master and workers are in :mod:`.masters`.
-Nothing here runs inside a Buildbot master; it is plain blocking code for test fixtures and
-command lines.
-"""
+"""Real processes on 127.0.0.1 for the end-to-end tests, the demo and the benchmarks: each class
+starts one program, waits until it answers and stops it (plain blocking code, never in a master)."""
 
 from __future__ import annotations
 
@@ -18,13 +13,16 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable
-from collections.abc import Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 from typing import Any
 
 from buildbot_gate.hg import HG_ENV
 from buildbot_gate.testing.rietveld_standin import StandinControl
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from collections.abc import Mapping
 
 BIN = Path(sys.executable).parent
 SAMPLE = Path(__file__).parent / "sample"
@@ -78,16 +76,24 @@ def wait_until(check: Callable[[], Any], timeout: float, what: str, interval: fl
 
 def run(cmd: list[str], cwd: Path | str | None = None, **kw: Any) -> str:
     proc = subprocess.run(
-        cmd, cwd=cwd, env=child_env(HG_ENV), capture_output=True, text=True, timeout=120, **kw
+        cmd,
+        cwd=cwd,
+        env=child_env(HG_ENV),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        **kw,
     )
     if proc.returncode != 0:
         raise ProcessError(f"{' '.join(cmd)} failed ({proc.returncode}): {proc.stderr.strip()}")
     return proc.stdout
 
 
-def _stop(
+def stop_process(
     proc: subprocess.Popen[Any] | None, sig: int = signal.SIGTERM, timeout: float = 30
 ) -> None:
+    """Signal ``proc`` and wait for it, killing it after ``timeout``; a no-op once it exited."""
     if proc is None or proc.poll() is not None:
         return
     proc.send_signal(sig)
@@ -180,7 +186,7 @@ class HgUpstream:
         return self
 
     def stop(self) -> None:
-        _stop(self.proc)
+        stop_process(self.proc)
 
     def tip(self, branch: str = "default") -> str:
         return self.hg("identify", "--debug", "--id", "--rev", branch).strip()
@@ -275,7 +281,7 @@ class RietveldStandin:
         return self
 
     def stop(self) -> None:
-        _stop(self.proc)
+        stop_process(self.proc)
 
 
 # --- Buildbot ----------------------------------------------------------------------------------

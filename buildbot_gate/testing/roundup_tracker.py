@@ -1,9 +1,5 @@
-"""A real Roundup tracker on 127.0.0.1 for the tests and the demo, with bugs.python.org's flags.
-
-``roundup-admin`` installs the classic template (anydbm backend) and the user class gains
-``iscommitter``, ``contrib_form`` and ``contrib_form_date``, as on the CPython tracker, plus a
-``Gate`` role allowed to read them over REST. The tracker is served by wsgiref in a child process.
-"""
+"""A real Roundup tracker on 127.0.0.1 for the tests and the demo, whose user class has
+bugs.python.org's ``iscommitter`` and ``contrib_form`` flags."""
 
 from __future__ import annotations
 
@@ -14,10 +10,10 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from buildbot_gate.testing.processes import _stop
 from buildbot_gate.testing.processes import child_env
 from buildbot_gate.testing.processes import free_port
 from buildbot_gate.testing.processes import run
+from buildbot_gate.testing.processes import stop_process
 from buildbot_gate.testing.processes import tool
 from buildbot_gate.testing.processes import wait_until
 
@@ -104,7 +100,7 @@ class RoundupTracker:
             stdout=log,
             stderr=subprocess.STDOUT,
         )
-        wait_until(lambda: self._answers(), 30, "the Roundup tracker")
+        wait_until(self._answers, 30, "the Roundup tracker")
         return self
 
     def _answers(self) -> bool:
@@ -117,7 +113,7 @@ class RoundupTracker:
             return True  # any HTTP answer: the server is up
 
     def stop(self) -> None:
-        _stop(self.proc)
+        stop_process(self.proc)
 
     def add_user(
         self,

@@ -6,9 +6,7 @@ from __future__ import annotations
 import difflib
 import json
 import urllib.request
-from collections.abc import Mapping
-from collections.abc import Sequence
-from pathlib import Path
+from typing import TYPE_CHECKING
 from typing import Any
 
 from buildbot_gate.props import Prop
@@ -20,6 +18,11 @@ from buildbot_gate.testing.processes import RietveldStandin
 from buildbot_gate.testing.processes import ignore_errors
 from buildbot_gate.testing.processes import tool
 from buildbot_gate.testing.processes import wait_until
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+    from collections.abc import Sequence
+    from pathlib import Path
 
 GATE_ACCOUNT = "gate@example.org"
 GATE_TOKEN = "gate-secret-token"

@@ -1,24 +1,5 @@
 """The auditor: did every changeset the gate pushed pass, exactly as pushed, on every gating
-builder? ``buildbot-gate audit --repo REPO --db-url URL``; the end-to-end tests run it last.
-
-Reads the master's database (read-only, synchronous: this is a command, not master code) and the
-hg repository. For every land build that pushed (``gate_outcome`` = landed) it finds the test
-buildset the scheduler named (``gate_tested_buildset``) and checks that each of its builds - one
-per stable builder, or the docs builders for a docs-only patch - is green and committed the same
-changeset with the same manifest (the tested tree's identity) as the repository holds. Every
-changeset in the repository carrying the gate's ``Approved-by:`` trailer must be one of those
-pushes: a gate-style changeset that no green land build accounts for is an untested push.
-
-One exception, and it is checked as strictly: a patch whose tests passed before a "merge now"
-(express) item landed under it, touching none of its files, lands rebased on top of it
-(``gate_rebased_over``). Its pushed changeset cannot be the tested one; instead its own change
-(the digest of its git-format diff, recomputed here from the repository) must be the one every
-tested build committed, and it must share no file with the express items it was rebased over.
-
-A landing only docs builders tested (``gate_docs_only``) is not taken on trust either: the files
-its pushed changeset touches, read from the repository, must all be under the docs paths the
-scheduler recorded (``gate_docs_paths``; ``Doc/**`` when a build predates that property).
-"""
+builder? ``buildbot-gate audit --repo REPO --db-url URL``; the end-to-end tests run it last."""
 
 from __future__ import annotations
 
@@ -27,9 +8,8 @@ import os
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Callable
-from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import TYPE_CHECKING
 from typing import Any
 from typing import TypeVar
 
@@ -41,6 +21,10 @@ from buildbot_gate.hg import HG_ENV
 from buildbot_gate.paths import matches
 from buildbot_gate.props import Prop
 from buildbot_gate.props import StepOutcome
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from collections.abc import Iterator
 
 T = TypeVar("T")
 

@@ -1,14 +1,10 @@
-"""``buildbot-gate classify``: run the known-failures catalogue over the failed builds a master's
-database recorded, to try a new signature on history before adding it to the catalogue.
-
-Reads builds, steps and log chunks with SQL (log chunks decompressed by Buildbot's own
-compressors), bounded as the master is: the end of each failed step's logs.
-"""
+"""``buildbot-gate classify``: the known-failures catalogue run over the failed builds a master's
+database recorded (their failed steps' log ends, read with SQL), to try a signature on history."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from typing import TYPE_CHECKING
 from typing import Any
 
 import attrs
@@ -16,9 +12,13 @@ import sqlalchemy as sa
 from buildbot.db.logs import LogsConnectorComponent
 
 from buildbot_gate import knownfailures
-from buildbot_gate.knownfailures import KnownFailure
 from buildbot_gate.props import Prop
 from buildbot_gate.tools.audit import read_database
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from buildbot_gate.knownfailures import KnownFailure
 
 FAILURE = 2
 # Steps whose logs are read: failed ones, and warned ones (under failure attribution the test

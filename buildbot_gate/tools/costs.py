@@ -1,21 +1,20 @@
-"""What the gate's builds cost the fleet: per patch (for its comment) and per branch per day.
-
-Every gate buildset is tagged ``gate-<kind>-<issue>-<patchset>-<branch>`` (kind: test, docs,
-land, advisory), so the cost of a patch is the worker time of every build of its buildsets:
-each attempt, each rebuild after a reset, the advisory runs and the push. Read from the Buildbot
-database in its thread pool, never in the reactor thread.
-"""
+"""What the gate's builds cost the fleet, per patch (for its comment) and per branch per day,
+read from the Buildbot database in its thread pool, never in the reactor thread."""
 
 from __future__ import annotations
 
 import datetime
-from collections.abc import Iterable
+from typing import TYPE_CHECKING
 from typing import Any
 
 import attrs
 import sqlalchemy as sa
 
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
 KINDS = ("test", "docs", "land", "advisory")
+_TAG_FIELDS = 5  # gate-<kind>-<issue>-<patchset>-<branch>; the branch may hold dashes
 
 
 @attrs.frozen
@@ -47,8 +46,8 @@ def parse_external_id(value: str | None) -> tuple[str, int, int, str] | None:
     """(kind, issue, patchset, branch) of a gate buildset's tag, or None for anything else."""
     if not value or not value.startswith("gate-"):
         return None
-    parts = value.split("-", 4)
-    if len(parts) != 5 or parts[1] not in KINDS:
+    parts = value.split("-", _TAG_FIELDS - 1)
+    if len(parts) != _TAG_FIELDS or parts[1] not in KINDS:
         return None
     try:
         return parts[1], int(parts[2]), int(parts[3]), parts[4]

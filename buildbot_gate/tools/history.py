@@ -1,22 +1,12 @@
-"""What a master's database recorded about the gate, for the policy replay.
-
-What is read from the Buildbot database: every patch the gate finished (from its stored state:
-branch, final state, rechecks), when it was approved (its change), and every gate build's
-builder, worker and duration. From those, each patch gets a fate (passes; breaks the tests;
-fails once, then passes on recheck; does not apply), each builder a test duration and the land
-builder a push duration, plus the reaction times the run showed: from approval to the first
-buildset, from a build's end to the first build it let start, from an ejection to the recheck.
-Buildbot stores build times in whole seconds, so durations are means, not medians: the
-difference of two truncated timestamps is right on average, while its median rounds a 2.4 s
-push down to 2 s, and a run of serial pushes by that much.
-"""
+"""What a master's database recorded about the gate (each patch's fate, builders' durations,
+reaction times), for the policy replay."""
 
 from __future__ import annotations
 
 import bisect
 import json
 import statistics
-from collections.abc import Iterable
+from typing import TYPE_CHECKING
 from typing import Any
 
 import attrs
@@ -26,6 +16,9 @@ from buildbot_gate.model import GateState
 from buildbot_gate.model import ItemState
 from buildbot_gate.tools.audit import read_database
 from buildbot_gate.tools.costs import parse_external_id
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
 
 SUCCESS, FAILURE = 0, 2
 

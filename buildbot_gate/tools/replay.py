@@ -1,24 +1,11 @@
 """Policy replay: a master's recorded history run again through the pure gate model under other
-settings, so an admin can compare serial and pipelined windows before editing master.cfg.
-
-The recorded history comes from :mod:`buildbot_gate.tools.history`.
-
-The simulation replays the approvals at their recorded times and drives :func:`decide` with
-simulated builds: each builder is a pool of the workers that ran its builds (a worker runs one
-build per builder at a time, as Buildbot does); a tree with a broken patch in it fails, a flaky
-patch fails the first build with it that runs to its end (a flaky test fails while it runs: a
-build cancelled before its end shows nothing), a cancelled build frees its worker at once. Reported
-per setting: the time to drain (first approval to last landing or ejection), the mean time from
-approval to landing, and the worker minutes spent. Infrastructure failures are not replayed.
-With ``rerun_seconds`` (the failure-attribution rerun, on only when a rerun command is set), a
-failed run reruns its failed tests in the same build: a flaky patch then passes.
-"""
+settings, so an admin can compare serial and pipelined windows before editing master.cfg."""
 
 from __future__ import annotations
 
 import heapq
 import itertools
-from collections.abc import Sequence
+from typing import TYPE_CHECKING
 from typing import Any
 
 import attrs
@@ -40,6 +27,9 @@ from buildbot_gate.model import decide
 from buildbot_gate.tools.history import History
 from buildbot_gate.tools.history import Patch
 from buildbot_gate.tools.history import read_history
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
 
 __all__ = ["History", "Patch", "Result", "read_history", "report", "simulate"]
 

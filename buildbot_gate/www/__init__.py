@@ -1,12 +1,5 @@
-"""The gate's page in Buildbot's web UI (``/#/gatequeue``) and its data (``queue.json``).
-
-A www plugin with no node build: ``static/scripts.js`` uses the React and plugin-support globals
-that Buildbot's own bundle exposes, and polls ``/plugins/gate/queue.json`` every two seconds.
-The JSON is built in the reactor thread from the gate's state in the Buildbot database, so it is
-the same whichever master runs the scheduler. Configure it with
-``c["www"]["plugins"]["gate"] = {"scheduler": "gate", "recheck": "recheck", "resume": "resume"}``
-(and ``"reporter"`` when the RietveldReporter has another name).
-"""
+"""The gate's page in Buildbot's web UI (``/#/gatequeue``) and its data (``queue.json``): a www
+plugin with no node build, served from the database so any master of a cluster shows it."""
 
 from __future__ import annotations
 
@@ -164,6 +157,9 @@ async def outboxes(master: Any, reporter: str) -> list[outbox.Outbox]:
     return found
 
 
+_SAMPLES = 40  # green builds per kind: enough for a stable median, few enough to stay current
+
+
 async def _durations(master: Any, land_builder: str) -> Durations:
     """Median durations of the latest green gate builds (test and land)."""
     builders = {b["builderid"]: b["name"] for b in await master.data.get(("builders",))}
@@ -182,7 +178,7 @@ async def _durations(master: Any, land_builder: str) -> Durations:
         if start is None or end is None:
             continue
         bucket = land if builders.get(b["builderid"]) == land_builder else test
-        if len(bucket) < 40:
+        if len(bucket) < _SAMPLES:
             bucket.append(end - start)
     return Durations.from_builds(test, land)
 

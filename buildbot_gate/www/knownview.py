@@ -4,11 +4,14 @@ the failures that matched nothing, with links to their logs (so the next signatu
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from typing import TYPE_CHECKING
 from typing import Any
 
-from buildbot_gate.knownfailures import KnownFailure
-from buildbot_gate.scheduler.known import Hit
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from buildbot_gate.knownfailures import KnownFailure
+    from buildbot_gate.scheduler.known import Hit
 
 DAYS = 7
 SHOWN_UNCLASSIFIED = 50

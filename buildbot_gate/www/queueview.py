@@ -1,17 +1,10 @@
 """What the gate queue page and ``queue.json`` show: each branch's queue in order, with builds,
-time in queue and an estimate of when each item lands.
-
-The estimate (documented in the README) assumes every item passes: an item's tests take the
-median recent gate test duration ``T`` (less what has already run), a push takes the median land
-duration ``L``, pushes happen one at a time in queue order, and with a window of ``W`` an item
-starts testing when the item ``W`` places ahead of it has landed.
-"""
+time in queue and an estimate of when each item lands (as if every item passes)."""
 
 from __future__ import annotations
 
 import statistics
-from collections.abc import Mapping
-from collections.abc import Sequence
+from typing import TYPE_CHECKING
 from typing import Any
 
 import attrs
@@ -19,7 +12,12 @@ import attrs
 from buildbot_gate.model import GateState
 from buildbot_gate.model import Item
 from buildbot_gate.model import ItemState
-from buildbot_gate.rietveld.outbox import Outbox
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+    from collections.abc import Sequence
+
+    from buildbot_gate.rietveld.outbox import Outbox
 
 DEFAULT_TEST_SECONDS = 600.0
 DEFAULT_LAND_SECONDS = 60.0

@@ -30,6 +30,7 @@ def test_demo_moves_the_queue_and_stops_cleanly(tmp_path):
         capture_output=True,
         text=True,
         timeout=300,
+        check=False,
     )
     out = demo.stdout
     assert demo.returncode == 0, out + demo.stderr
@@ -54,6 +55,7 @@ def test_demo_moves_the_queue_and_stops_cleanly(tmp_path):
         capture_output=True,
         text=True,
         timeout=120,
+        check=False,
     )
     assert audit.returncode == 0, audit.stdout + audit.stderr
     assert "2 gate push(es) audited, 0 problem(s)" in audit.stdout

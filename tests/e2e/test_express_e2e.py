@@ -57,7 +57,7 @@ def held_patch(world: GateWorld, gate, subject: str, diff: str) -> tuple[int, in
     def waiting() -> list[int]:
         return [pid for kind, where, pid in world.runs() if (kind, where) == ("wait", str(gate))]
 
-    wait_until(lambda: waiting(), 90, f"the run of {subject!r} to wait")
+    wait_until(waiting, 90, f"the run of {subject!r} to wait")
     return issue, waiting()[0]
 
 

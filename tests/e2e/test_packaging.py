@@ -24,6 +24,7 @@ def pip(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
         capture_output=True,
         text=True,
         timeout=180,
+        check=False,
     )
 
 

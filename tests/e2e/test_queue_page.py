@@ -18,12 +18,15 @@ import subprocess
 import sys
 import threading
 import urllib.request
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from buildbot_gate.testing.processes import child_env
 from buildbot_gate.testing.processes import wait_until
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 pytestmark = pytest.mark.e2e
 

@@ -1,19 +1,5 @@
-"""A stand-in for a Rietveld server, for tests and the demo only.
-
-Rietveld is a Python 2 App Engine application that cannot run here. This klein application
-serves the part of its HTTP API the gate uses, shape for shape (issue and patchset JSON, raw
-diffs, search with a cursor, the XSRF dance, publish), computing ``approval`` and
-``disapproval`` from message text the way the real server does. Tests drive it through
-:class:`Store` (in the same process) or through the ``/_standin/`` control endpoints
-(:class:`StandinControl`, from another process). Production code never imports this module.
-
-Run it alone::
-
-    python -m buildbot_gate.testing.rietveld_standin --port 8080 --account gate@example.org:TOKEN
-
-The package: :mod:`.store` (issues and their JSON shapes), :mod:`.app` (the HTTP routes),
-:mod:`.control` (a client for the control routes), ``__main__`` (run it alone).
-"""
+"""A stand-in for a Rietveld server, for tests and the demo only (the real one is a Python 2
+App Engine application): the part of its HTTP API the gate uses, shape for shape."""
 
 from buildbot_gate.testing.rietveld_standin.app import StandinApp
 from buildbot_gate.testing.rietveld_standin.control import StandinControl

@@ -7,15 +7,18 @@ import datetime
 import hmac
 import json
 import re
+from typing import TYPE_CHECKING
 from typing import Any
 
 from klein import Klein
-from twisted.web.server import Request
 
 from buildbot_gate.testing.rietveld_standin.store import CONTROL
 from buildbot_gate.testing.rietveld_standin.store import Fault
 from buildbot_gate.testing.rietveld_standin.store import Store
 from buildbot_gate.testing.rietveld_standin.store import StoredIssue
+
+if TYPE_CHECKING:
+    from twisted.web.server import Request
 
 
 def _parse_bound(value: str) -> datetime.datetime:

@@ -10,11 +10,14 @@ import hashlib
 import hmac
 import itertools
 import re
-from collections.abc import Callable
-from collections.abc import Iterable
+from typing import TYPE_CHECKING
 from typing import Any
 
 import attrs
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from collections.abc import Iterable
 
 CONTROL = "/_standin"
 

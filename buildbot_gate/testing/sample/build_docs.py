@@ -1,16 +1,15 @@
 """The sample project's documentation build: every page under Doc/ is UTF-8 text whose title is
-underlined as long as the title itself (a reStructuredText rule that breaks real doc builds).
+underlined as long as the title itself (a reStructuredText rule that breaks real doc builds)."""
 
-GATE_SAMPLE_STARTED  append "docs <checkout> <pid>" to this file when a build starts
-GATE_SAMPLE_SLEEP    seconds every build takes at least (so that a demo's queue can be watched)
-"""
+# GATE_SAMPLE_STARTED  append "docs <checkout> <pid>" to this file when a build starts
+# GATE_SAMPLE_SLEEP    seconds every build takes at least (so that a demo's queue can be watched)
 
 import os
 import sys
 import time
 
 
-def main():
+def main() -> int:
     started = os.environ.get("GATE_SAMPLE_STARTED")
     if started:
         with open(started, "a") as f:

@@ -1,20 +1,16 @@
-"""The sample project's test suite, with knobs the gate's own tests turn through the environment.
+"""The sample project's test suite, with knobs the gate's own tests turn through the environment;
+``run_tests.py --only NAME...`` reruns the named tests, as the gate's failure attribution does."""
 
-GATE_SAMPLE_STARTED  append "test <checkout> <pid>" to this file when a run starts
-GATE_SAMPLE_HOLD     while this file exists, wait before testing (tests race a push against it)
-
-A checkout holding ``sample_wait.txt`` waits while the path written in it exists (and records
-"wait <path> <pid>"): a patch that adds it holds its own runs (and those of the patches tested
-on top of it) until a test lets go.
-GATE_SAMPLE_SLEEP    seconds every run takes at least (the benchmarks' fixed test duration)
-GATE_SAMPLE_SICK     set on one worker: every run there fails (a sick worker, for quarantine)
-GATE_SAMPLE_FLAKY    if this file exists, remove it and fail: one flaky failure, cured by a rerun
-GATE_SAMPLE_FLAKY_DIR  a tree holding bench_flaky_<name> fails the first run that sees it (the
-                     benchmarks' seeded flaky patches); bench_fail_<name> always fails
-
-``run_tests.py --only NAME...`` runs only the named tests (as printed after FAIL), at once:
-the gate's failure attribution reruns failed tests this way.
-"""
+# The knobs, so a test can shape a run without a patch:
+# GATE_SAMPLE_STARTED  append "test <checkout> <pid>" to this file when a run starts
+# GATE_SAMPLE_HOLD     while this file exists, wait before testing (tests race a push against it)
+# sample_wait.txt      in a checkout: wait while the path written in it exists (and record
+#                      "wait <path> <pid>"); a patch adding it holds its runs and those on top
+# GATE_SAMPLE_SLEEP    seconds every run takes at least (the benchmarks' fixed test duration)
+# GATE_SAMPLE_SICK     set on one worker: every run there fails (a sick worker, for quarantine)
+# GATE_SAMPLE_FLAKY    if this file exists, remove it and fail: one flaky failure, cured by a rerun
+# GATE_SAMPLE_FLAKY_DIR  a tree holding bench_flaky_<name> fails the first run that sees it (the
+#                      benchmarks' seeded flaky patches); bench_fail_<name> always fails
 
 import os
 import sys
@@ -23,7 +19,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 
-def main(argv=None):
+def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     # "--only -- NAME...": the gate puts "--" before names read from test output.
     only = {n for n in argv[1:] if n != "--"} if argv[:1] == ["--only"] else None
@@ -51,10 +47,10 @@ def main(argv=None):
     return run_checks(None)
 
 
-def run_checks(only):
+def run_checks(only: set[str] | None) -> int:
     """Every test (``only`` None), or the named ones; returns the exit status."""
 
-    def wanted(name):
+    def wanted(name: str) -> bool:
         return only is None or name in only
 
     if os.environ.get("GATE_SAMPLE_SICK") and wanted("test_env"):
