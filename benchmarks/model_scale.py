@@ -56,7 +56,7 @@ def run(items: int, branches: int, window: int, seed: int) -> dict:
                     pending.append(TestStarted(a.item.issue, a.item.branch, "tip", bsid))
                 elif isinstance(a, StartLand):
                     bsid, next_bsid = next_bsid, next_bsid + 1
-                    running[bsid] = ("land", str(a.item.tested_node))
+                    running[bsid] = ("land", str(a.item.current_run.tested_node))
                     pending.append(LandStarted(a.item.issue, a.item.branch, bsid))
 
     peak_state = 0

@@ -1,13 +1,18 @@
-"""The names the gate's pieces share: its change and build properties, and the steps' outcomes.
-
-Every ``gate_*`` property is named here once; ``change_prop`` reads one back from the data API.
+"""The names and records the gate's pieces share: change and build properties, the steps'
+outcomes, and the decision message. Every ``gate_*`` property is named here once.
 """
 
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import TYPE_CHECKING
 from typing import Any
 from typing import Final
+
+import attrs
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
 
 
 class Prop:
@@ -82,3 +87,53 @@ def prop_value(properties: dict[str, Any], name: str) -> Any:
 def change_prop(change: dict[str, Any], name: str) -> Any:
     """The value of property ``name`` of a change read through the data API; None if unset."""
     return prop_value(change.get("properties") or {}, name)
+
+
+@attrs.frozen
+class DecisionMessage:
+    """A decision as announced on the message queue (as a dict: see ``to_json``), for the log
+    watchers and the reporter, which turns it into a review comment."""
+
+    decision: str  # a model Decision's value, "refused" or "quarantined"
+    issue: int | None = None  # None for a worker's quarantine
+    patchset: int | None = None
+    branch: str | None = None
+    subject: str | None = None
+    owner: str | None = None
+    approver: str | None = None
+    detail: str = ""
+    node: str | None = None  # the landed changeset
+    builds: tuple[Mapping[str, Any], ...] = ()  # the builds the decision rests on
+    tested: tuple[Mapping[str, Any], ...] = ()  # for a landing, its green test builds
+    repourl: str | None = None
+    cost: Mapping[str, Any] | None = None
+    verdicts: tuple[str, ...] = ()
+    express: bool = False
+    rebased_over: tuple[int, ...] = ()
+    worker: str | None = None
+    # Set by protocol.announce: the master that decided, and the decision's identity.
+    masterid: int | None = None
+    id: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        data = attrs.asdict(self, recurse=False)
+        for name in ("builds", "tested"):
+            data[name] = [dict(b) for b in data[name]]
+        for name in ("verdicts", "rebased_over"):
+            data[name] = list(data[name])
+        data["cost"] = None if self.cost is None else dict(self.cost)
+        return data
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> DecisionMessage:
+        """The message as heard; keys it does not know (a newer master's) are left out."""
+        known = {f.name for f in attrs.fields(cls)}
+        kwargs = {k: v for k, v in data.items() if k in known and v is not None}
+        for name in ("builds", "tested"):
+            kwargs[name] = tuple(dict(b) for b in kwargs.get(name) or ())
+        kwargs["verdicts"] = tuple(str(v) for v in kwargs.get("verdicts") or ())
+        kwargs["rebased_over"] = tuple(int(i) for i in kwargs.get("rebased_over") or ())
+        kwargs["detail"] = str(kwargs.get("detail") or "")
+        if "issue" in kwargs:
+            kwargs["issue"] = int(kwargs["issue"])
+        return cls(**kwargs)

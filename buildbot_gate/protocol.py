@@ -4,7 +4,13 @@
 from __future__ import annotations
 
 import uuid
+from typing import TYPE_CHECKING
 from typing import Any
+
+import attrs
+
+if TYPE_CHECKING:
+    from buildbot_gate.props import DecisionMessage
 
 # Change categories. Every gate change carries the property gate_issue.
 APPROVED = (
@@ -24,13 +30,11 @@ def decision_key(decision: str) -> tuple[str, str, str]:
     return ("gate", "decisions", decision)
 
 
-def announce(master: Any, decision: str, **msg: Any) -> None:
+def announce(master: Any, message: DecisionMessage) -> None:
     """Tell the log watchers and the reporter about a decision on an issue.
 
     The message names the master that decided: on a cluster every master's reporter hears it
     (the message queue is shared) and only that master's reporter comments, once. The id is
     the decision's identity: the reporter's outbox posts one comment per id."""
-    master.mq.produce(
-        decision_key(decision),
-        {"decision": decision, "masterid": master.masterid, "id": uuid.uuid4().hex, **msg},
-    )
+    sent = attrs.evolve(message, masterid=master.masterid, id=uuid.uuid4().hex)
+    master.mq.produce(decision_key(message.decision), sent.to_json())

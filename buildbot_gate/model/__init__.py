@@ -21,6 +21,7 @@ from buildbot_gate.model.items import Recheck
 from buildbot_gate.model.items import Refuse
 from buildbot_gate.model.items import Resume
 from buildbot_gate.model.items import ResumeBranch
+from buildbot_gate.model.items import Run
 from buildbot_gate.model.items import StartFailed
 from buildbot_gate.model.items import StartLand
 from buildbot_gate.model.items import StartTest
@@ -48,6 +49,7 @@ __all__ = [
     "Refuse",
     "Resume",
     "ResumeBranch",
+    "Run",
     "StartFailed",
     "StartLand",
     "StartTest",

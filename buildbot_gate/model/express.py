@@ -1,11 +1,10 @@
-"""Merge now without a world reset: the express lane beside the pipeline.
-
-A release manager's "merge now" on a waiting item makes it express: tested at once against the
-branch tip outside the pipeline window, landed before the pipeline (which holds its pushes), and
-then only the pipeline items whose tested trees share a file with it are tested again.
+"""Merge now without a world reset: an express item is tested at once against the branch tip,
+lands before the pipeline, and only the pipeline items sharing a file with it are tested again.
 """
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING
 
 import attrs
 
@@ -15,16 +14,20 @@ from buildbot_gate.model.items import ItemState
 from buildbot_gate.model.items import MergeNow
 from buildbot_gate.model.items import Notify
 from buildbot_gate.model.items import Refuse
+from buildbot_gate.model.items import Run
 from buildbot_gate.model.items import StartTest
-from buildbot_gate.model.resets import _reset
-from buildbot_gate.model.resets import _Step
-from buildbot_gate.model.state import GateState
+from buildbot_gate.model.resets import Transition
+from buildbot_gate.model.resets import reset
+
+if TYPE_CHECKING:
+    from buildbot_gate.model.state import GateState
 
 
-def _merge_now(step: _Step, ev: MergeNow) -> None:
+def merge_now(step: Transition, ev: MergeNow) -> None:
     """A waiting item goes express: tested at once against the branch tip, outside the pipeline
     window (the queue keeps running), then landed before the items in the pipeline; when it
-    lands, only those whose trees share a file with it are tested again (:func:`_spare`)."""
+    lands, only those whose trees share a file with it are tested again
+    (:func:`keep_disjoint_results`)."""
     items = [i for i in step.state.items if i.issue == ev.issue]
     if not items:
         step.emit(Refuse(ev.issue, f"issue {ev.issue} is not in any gate queue (approve it first)"))
@@ -59,11 +62,12 @@ def _merge_now(step: _Step, ev: MergeNow) -> None:
         )
 
 
-def _spare(step: _Step, express: Item) -> str:
+def keep_disjoint_results(step: Transition, express: Item) -> str:
     """``express`` landed ahead of the pipeline: an item whose tree shares no file with it keeps
     its test results and will land rebased on top of it; the others (and any whose files are not
     known) are tested again on the new tip. Returns what was done, for the landing comment."""
-    theirs = set(express.paths) if express.paths is not None else None
+    landed_paths = express.current_run.paths
+    theirs = None if landed_paths is None else set(landed_paths)
     kept: list[int] = []
     rebuilt: list[int] = []
     for other in step.state.queue(express.branch):
@@ -72,19 +76,19 @@ def _spare(step: _Step, express: Item) -> str:
             continue  # waiting items will be tested on the new tip anyway
         if current.state == ItemState.FAILING:
             continue  # its failure stands either way
-        shared = theirs is None or current.paths is None or bool(theirs & set(current.paths))
-        if shared or current.base is None:
+        run = current.current_run
+        shared = theirs is None or run.paths is None or bool(theirs & set(run.paths))
+        if shared or run.base is None:
             reason = f"urgent issue {express.issue} landed ahead of it, touching the same files"
-            again = _reset(step, current, reason)
+            again = reset(step, current, reason)
             step.emit(Notify(again, Decision.RESET, reason))
             rebuilt.append(current.issue)
             continue
         step.replace(
             current,
-            attrs.evolve(
-                current,
+            current.with_run(
                 base=express.landed_node,
-                rebased_over=(*current.rebased_over, express.issue),
+                rebased_over=(*run.rebased_over, express.issue),
             ),
         )
         kept.append(current.issue)
@@ -100,12 +104,12 @@ def _spare(step: _Step, express: Item) -> str:
     return "; ".join(said)
 
 
-def _pipeline(state: GateState, branch: str) -> list[Item]:
+def pipeline_items(state: GateState, branch: str) -> list[Item]:
     """The branch's queue without its express items."""
     return [i for i in state.queue(branch) if not i.express]
 
 
-def _start_express(step: _Step, branch: str) -> None:
+def start_express(step: Transition, branch: str) -> None:
     """Test the first waiting express item against the tip, once nothing is being pushed."""
     queue = step.state.queue(branch)
     express = [i for i in queue if i.express]
@@ -116,9 +120,7 @@ def _start_express(step: _Step, branch: str) -> None:
     testing = attrs.evolve(
         express[0],
         state=ItemState.TESTING,
-        base=None,
-        ahead=(),
-        slot=None,
+        run=Run(),
         reason="testing against the tip, ahead of the queue",
     )
     step.replace(express[0], testing)

@@ -9,11 +9,11 @@ from typing import assert_never
 
 import attrs
 
-from buildbot_gate.model.express import _merge_now
-from buildbot_gate.model.express import _pipeline
-from buildbot_gate.model.express import _spare
-from buildbot_gate.model.holds import _push_refused
-from buildbot_gate.model.holds import _resume_branch
+from buildbot_gate.model.express import keep_disjoint_results
+from buildbot_gate.model.express import merge_now
+from buildbot_gate.model.express import pipeline_items
+from buildbot_gate.model.holds import push_refused
+from buildbot_gate.model.holds import resume_branch
 from buildbot_gate.model.items import Action
 from buildbot_gate.model.items import Approved
 from buildbot_gate.model.items import BuildsetFinished
@@ -34,17 +34,18 @@ from buildbot_gate.model.items import StartLand
 from buildbot_gate.model.items import StartTest
 from buildbot_gate.model.items import TestStarted
 from buildbot_gate.model.items import Withdrawn
-from buildbot_gate.model.resets import _cancel
-from buildbot_gate.model.resets import _requeued
-from buildbot_gate.model.resets import _reset
-from buildbot_gate.model.resets import _reset_behind
-from buildbot_gate.model.resets import _retry_later
-from buildbot_gate.model.resets import _Step
+from buildbot_gate.model.resets import Transition
+from buildbot_gate.model.resets import cancel
 from buildbot_gate.model.resets import recheck_known_failure
+from buildbot_gate.model.resets import requeued
+from buildbot_gate.model.resets import reset
+from buildbot_gate.model.resets import reset_behind
+from buildbot_gate.model.resets import retry_later
+from buildbot_gate.model.resets import stopped
 from buildbot_gate.model.state import GateState
 from buildbot_gate.model.state import Policy
-from buildbot_gate.model.window import _fill_window
-from buildbot_gate.model.window import _resize
+from buildbot_gate.model.window import fill_window
+from buildbot_gate.model.window import resize_window
 
 
 def decide(
@@ -52,7 +53,7 @@ def decide(
 ) -> tuple[GateState, list[Action]]:
     """Apply ``event`` to ``state``; return the new state and what the adapters must do."""
     policy = policy or Policy()
-    step = _Step(state)
+    step = Transition(state)
     match event:
         case Approved():
             _approved(step, event)
@@ -65,11 +66,11 @@ def decide(
         case Resume():
             _resume(step)
         case ResumeBranch():
-            _resume_branch(step, event)
+            resume_branch(step, event)
         case Recheck():
             _recheck(step, event)
         case MergeNow():
-            _merge_now(step, event)
+            merge_now(step, event)
         case Withdrawn():
             _withdrawn(step, event.issue, event.reason)
         case _:
@@ -81,7 +82,7 @@ def decide(
     return step.state, step.actions
 
 
-def _approved(step: _Step, ev: Approved) -> None:
+def _approved(step: Transition, ev: Approved) -> None:
     current = step.state.find(ev.issue, ev.branch)
     if current is not None:
         if current.patchset == ev.patchset:
@@ -111,7 +112,7 @@ def _approved(step: _Step, ev: Approved) -> None:
     step.emit(Notify(item, Decision.QUEUED, f"position {position} in the {ev.branch} queue"))
 
 
-def _recheck(step: _Step, ev: Recheck) -> None:
+def _recheck(step: Transition, ev: Recheck) -> None:
     """Queue again, at the tail, the latest ejected patchset of each branch of ``ev.issue``."""
     latest: dict[str, Item] = {}
     for done in step.state.done:  # oldest first: the last one per branch wins
@@ -130,7 +131,7 @@ def _recheck(step: _Step, ev: Recheck) -> None:
         return
     for done in again:
         item = attrs.evolve(
-            _requeued(done, f"recheck requested by {ev.requester}"),
+            requeued(done, f"recheck requested by {ev.requester}"),
             seq=step.state.next_seq,
             attempts=0,
             urgent=False,
@@ -141,7 +142,7 @@ def _recheck(step: _Step, ev: Recheck) -> None:
         step.emit(Notify(item, Decision.RECHECKED, item.reason))
 
 
-def _withdrawn(step: _Step, issue: int, reason: str) -> None:
+def _withdrawn(step: Transition, issue: int, reason: str) -> None:
     for item in [i for i in step.state.items if i.issue == issue]:
         _withdraw_item(step, item, reason)
     # An ejected patchset whose approval no longer holds can no longer be rechecked.
@@ -154,170 +155,185 @@ def _withdrawn(step: _Step, issue: int, reason: str) -> None:
     step.state = attrs.evolve(step.state, done=done)
 
 
-def _withdraw_item(step: _Step, item: Item, reason: str) -> None:
-    _cancel(step, item, f"{item.describe()} withdrawn: {reason}")
-    gone = attrs.evolve(
-        item, state=ItemState.WITHDRAWN, buildset=None, advisory_buildset=None, reason=reason
-    )
+def _withdraw_item(step: Transition, item: Item, reason: str) -> None:
+    cancel(step, item, f"{item.describe()} withdrawn: {reason}")
+    gone = attrs.evolve(item, state=ItemState.WITHDRAWN, run=stopped(item), reason=reason)
     step.finish(item, gone)
     step.state = attrs.evolve(step.state, held=step.state.held - {item.key})
     step.emit(Notify(gone, Decision.WITHDRAWN, reason))
-    _reset_behind(step, item, f"issue {item.issue} left the queue ahead of it", charge=True)
+    reset_behind(step, item, f"issue {item.issue} left the queue ahead of it", charge=True)
 
 
-def _started(step: _Step, ev: TestStarted | LandStarted) -> None:
+def _started(step: Transition, ev: TestStarted | LandStarted) -> None:
     item = step.state.find(ev.issue, ev.branch)
     want = ItemState.TESTING if isinstance(ev, TestStarted) else ItemState.LANDING
-    if item is None or item.state != want or item.buildset is not None:
+    if item is None or item.state != want or item.current_run.buildset is not None:
         return
     if isinstance(ev, TestStarted):
         step.replace(
             item,
-            attrs.evolve(
-                item,
+            item.with_run(
                 buildset=ev.buildset,
-                base=item.base or ev.base,
+                base=item.current_run.base or ev.base,
                 advisory_buildset=ev.advisory_buildset,
                 paths=ev.paths,
             ),
         )
     else:
-        step.replace(item, attrs.evolve(item, buildset=ev.buildset))
+        step.replace(item, item.with_run(buildset=ev.buildset))
 
 
-def _start_failed(step: _Step, ev: StartFailed) -> None:
+def _start_failed(step: Transition, ev: StartFailed) -> None:
     item = step.state.find(ev.issue, ev.branch)
-    if item is None or item.buildset is not None or not item.live:
+    if item is None or item.current_run.buildset is not None or not item.live:
         return
     if item.state not in (ItemState.TESTING, ItemState.LANDING):
         return  # stale: no start of this item is pending (its tests may have passed since)
     # The same start again on the next tick (a dead server is not hammered); the items tested on
     # top of it stay valid, since its tree does not change.
-    _retry_later(step, item, f"could not start: {ev.reason}", attempt=False)
+    retry_later(step, item, f"could not start: {ev.reason}", attempt=False)
 
 
-def _resume(step: _Step) -> None:
+def _resume(step: Transition) -> None:
     for item in list(step.state.items):
         current = step.state.find(item.issue, item.branch)
-        if current is None or current.buildset is not None:
+        if current is None or current.current_run.buildset is not None:
             continue
-        if current.retry_pending:
+        if current.current_run.retry_pending:
             continue  # _schedule starts it again: the held set is cleared below
-        if current.state == ItemState.LANDING and current.tested_node:
+        if current.state == ItemState.LANDING and current.current_run.tested_node:
             # Tests passed but the land buildset was never created: create it now.
             step.emit(StartLand(current))
         elif current.state in (ItemState.TESTING, ItemState.LANDING):
-            _reset(step, current, "gate restarted before its build was created")
+            reset(step, current, "gate restarted before its build was created")
     step.state = attrs.evolve(step.state, held=frozenset())
 
 
-def _finished(step: _Step, ev: BuildsetFinished, policy: Policy) -> None:
+def _finished(step: Transition, ev: BuildsetFinished, policy: Policy) -> None:
     found = step.state.by_buildset(ev.buildset)
     if found is None:
         return  # a buildset of a withdrawn or already-decided item
-    item = step.replace(found, attrs.evolve(found, buildset=None))  # finished: nothing to cancel
+    item = step.replace(found, found.with_run(buildset=None))  # finished: nothing to cancel
     if ev.verdict:
         item = step.replace(item, attrs.evolve(item, verdicts=(*item.verdicts, ev.verdict)))
     if ev.outcome == Outcome.PASSED and item.branch in step.state.tip_broken:
         step.state = attrs.evolve(step.state, tip_broken=step.state.tip_broken - {item.branch})
-    if item.state == ItemState.TESTING and ev.outcome == Outcome.TIP_BROKEN:
+    if item.state == ItemState.TESTING:
+        _test_finished(step, item, ev, policy)
+    elif item.state == ItemState.LANDING:
+        _land_finished(step, item, ev, policy)
+    else:
+        _infra_failure(step, item, ev, policy)
+
+
+def _test_finished(step: Transition, item: Item, ev: BuildsetFinished, policy: Policy) -> None:
+    if ev.outcome == Outcome.TIP_BROKEN:
         # Not the patch's fault, and no reason to eject anyone: back to waiting (held until the
         # next tick), to be tested again on the tip as it is then; the branch stays flagged
         # until a run passes.
         step.state = attrs.evolve(step.state, tip_broken=step.state.tip_broken | {item.branch})
         reason = f"held: {ev.detail or 'the branch tip is broken'}"
-        again = _reset(step, item, reason)
+        again = reset(step, item, reason)
         step.state = attrs.evolve(step.state, held=step.state.held | {item.key})
         step.emit(Notify(again, Decision.REQUEUED, reason))
-    elif item.state == ItemState.TESTING and ev.outcome == Outcome.PASSED:
+    elif ev.outcome == Outcome.PASSED:
         tested = attrs.evolve(
-            item,
+            item.with_run(
+                buildset=None,
+                tested_node=ev.node,
+                tested_buildset=ev.buildset,
+                tested_digest=ev.digest,
+            ),
             state=ItemState.TESTED,
-            buildset=None,
-            tested_node=ev.node,
-            tested_buildset=ev.buildset,
-            tested_digest=ev.digest,
             reason=ev.detail,
         )
         step.replace(item, tested)  # lands once everything ahead of it has landed
     elif recheck_known_failure(step, item, ev, policy):
         pass
-    elif item.state == ItemState.TESTING and ev.outcome in (Outcome.TEST_FAILED, Outcome.CONFLICT):
+    elif ev.outcome in (Outcome.TEST_FAILED, Outcome.CONFLICT):
         _failing(step, item, ev.detail or ev.outcome.value, policy)
-    elif item.state == ItemState.LANDING and ev.outcome == Outcome.LANDED:
+    else:
+        _infra_failure(step, item, ev, policy)
+
+
+def _land_finished(step: Transition, item: Item, ev: BuildsetFinished, policy: Policy) -> None:
+    if ev.outcome == Outcome.LANDED:
         landed = attrs.evolve(
-            item, state=ItemState.LANDED, buildset=None, landed_node=ev.node, reason=ev.detail
+            item.with_run(buildset=None),
+            state=ItemState.LANDED,
+            landed_node=ev.node,
+            reason=ev.detail,
         )
         step.finish(item, landed)
         if item.express:
-            spared = _spare(step, landed) or "no patch was in the pipeline"
+            spared = keep_disjoint_results(step, landed) or "no patch was in the pipeline"
             step.emit(Notify(landed, Decision.LANDED, spared))
             return
         step.emit(Notify(landed, Decision.LANDED, ev.detail))
-        _resize(step, item.branch, policy, grow=True)
+        resize_window(step, item.branch, policy, grow=True)
         _rebase_behind(step, landed)
-    elif item.state == ItemState.LANDING and ev.outcome == Outcome.PUSH_REFUSED:
-        _push_refused(step, item, ev, policy)
-    elif item.state == ItemState.LANDING and ev.outcome == Outcome.PUSH_RACE:
+    elif ev.outcome == Outcome.PUSH_REFUSED:
+        push_refused(step, item, ev, policy)
+    elif ev.outcome == Outcome.PUSH_RACE:
         # The branch moved under the gate: every tree tested on the old tip is stale.
         reason = "the branch moved before the push; retesting"
         for other in step.state.queue(item.branch):
             current = step.state.find(other.issue, other.branch)
             if current is not None and current.state != ItemState.QUEUED:
-                again = _reset(step, current, reason)
+                again = reset(step, current, reason)
                 decision = Decision.REQUEUED if current.issue == item.issue else Decision.RESET
                 step.emit(Notify(again, decision, reason))
     else:
         _infra_failure(step, item, ev, policy)
 
 
-def _rebase_behind(step: _Step, landed: Item) -> None:
+def _rebase_behind(step: Transition, landed: Item) -> None:
     """``landed`` is now part of the branch: the items tested on it are now based on its node."""
     for other in list(step.state.items):
-        if other.branch == landed.branch and landed.issue in other.ahead:
-            ahead = tuple(i for i in other.ahead if i != landed.issue)
-            step.replace(other, attrs.evolve(other, ahead=ahead, base=landed.landed_node))
+        if other.branch == landed.branch and landed.issue in other.current_run.ahead:
+            ahead = tuple(i for i in other.current_run.ahead if i != landed.issue)
+            step.replace(other, other.with_run(ahead=ahead, base=landed.landed_node))
 
 
-def _failing(step: _Step, item: Item, reason: str, policy: Policy) -> None:
+def _failing(step: Transition, item: Item, reason: str, policy: Policy) -> None:
     """The item failed: it is ejected once at the head (its failure may yet be the fault of an
     item ahead of it, which would reset it); the items behind it go on without it."""
     if item.express:
         _eject(step, item, reason, policy)  # tested alone on the tip: the failure is its own
         return
-    if _pipeline(step.state, item.branch)[0] is item:
+    if pipeline_items(step.state, item.branch)[0] is item:
         _eject(step, item, reason, policy)  # nothing ahead of it: the failure is its own
         return
     failing = step.replace(
-        item, attrs.evolve(item, state=ItemState.FAILING, buildset=None, reason=reason)
+        item, attrs.evolve(item.with_run(buildset=None), state=ItemState.FAILING, reason=reason)
     )
-    _cancel(step, failing, f"{item.describe()} failed")
+    cancel(step, failing, f"{item.describe()} failed")
     step.emit(Notify(failing, Decision.FAILING, reason))
-    _reset_behind(
+    reset_behind(
         step, failing, f"issue {item.issue} ahead of it failed; tested without it", charge=True
     )
 
 
-def _infra_failure(step: _Step, item: Item, ev: BuildsetFinished, policy: Policy) -> None:
+def _infra_failure(step: Transition, item: Item, ev: BuildsetFinished, policy: Policy) -> None:
     """Not the patch's fault: run the same thing again in place on the next tick (the items
     tested on top of it stay valid, since its tree does not change). A test run gives up after
     ``max_attempts``; a landing never does (a dead hg server must not eject good patches): it
     is retried every tick, and shows as such on the queue page. A push the server refused is
-    not this: see :func:`_push_refused`."""
+    not this: see :func:`push_refused`."""
     detail = ev.detail or f"{ev.outcome.value} while {item.state.value}"
     charged = ev.outcome != Outcome.CHECKOUT_FAILED  # the gate's own clone is never the patch's
     if item.state == ItemState.TESTING and charged and item.attempts + 1 >= policy.max_attempts:
         _failing(step, item, f"gave up after {item.attempts + 1} attempts: {detail}", policy)
         return
-    again = _retry_later(step, item, f"retrying: {detail}", attempt=charged)
+    again = retry_later(step, item, f"retrying: {detail}", attempt=charged)
     step.emit(Notify(again, Decision.REQUEUED, again.reason))
 
 
-def _retry_pending(step: _Step, branch: str) -> None:
+def _retry_pending(step: Transition, branch: str) -> None:
     for item in step.state.queue(branch):
-        if not item.retry_pending or item.key in step.state.held:
+        if not item.current_run.retry_pending or item.key in step.state.held:
             continue
-        again = step.replace(item, attrs.evolve(item, retry_pending=False))
+        again = step.replace(item, item.with_run(retry_pending=False))
         if again.state == ItemState.LANDING:
             step.emit(StartLand(again))
         else:
@@ -327,26 +343,24 @@ def _retry_pending(step: _Step, branch: str) -> None:
 def _stack(state: GateState, item: Item) -> tuple[Item, ...]:
     """The items whose patches go under ``item``'s, in order."""
     found = []
-    for issue in item.ahead:
+    for issue in item.current_run.ahead:
         other = state.find(issue, item.branch)
         if other is not None:
             found.append(other)
     return tuple(found)
 
 
-def _eject(step: _Step, item: Item, reason: str, policy: Policy) -> None:
+def _eject(step: Transition, item: Item, reason: str, policy: Policy) -> None:
     if not item.express:  # an express item is tested outside the window: it never shrinks it
-        _resize(step, item.branch, policy, grow=False)
-    _cancel(step, item, f"{item.describe()} ejected")
-    gone = attrs.evolve(
-        item, state=ItemState.EJECTED, buildset=None, advisory_buildset=None, reason=reason
-    )
+        resize_window(step, item.branch, policy, grow=False)
+    cancel(step, item, f"{item.describe()} ejected")
+    gone = attrs.evolve(item, state=ItemState.EJECTED, run=stopped(item), reason=reason)
     step.finish(item, gone)
     step.emit(Notify(gone, Decision.EJECTED, reason))
-    _reset_behind(step, item, f"issue {item.issue} ahead of it was ejected", charge=True)
+    reset_behind(step, item, f"issue {item.issue} ahead of it was ejected", charge=True)
 
 
-def _schedule(step: _Step, policy: Policy, branches: set[str] | None = None) -> None:
+def _schedule(step: Transition, policy: Policy, branches: set[str] | None = None) -> None:
     """Per branch: land or eject at the head, then fill the pipeline window from the waiting."""
     for branch in step.state.branches():
         if branches is not None and branch not in branches:
@@ -355,10 +369,10 @@ def _schedule(step: _Step, policy: Policy, branches: set[str] | None = None) -> 
             continue  # nothing starts on a held branch, not even its tests
         _retry_pending(step, branch)
         _settle_head(step, branch, policy)
-        _fill_window(step, branch, policy)
+        fill_window(step, branch, policy)
 
 
-def _settle_head(step: _Step, branch: str, policy: Policy) -> None:
+def _settle_head(step: Transition, branch: str, policy: Policy) -> None:
     while True:
         queue = step.state.queue(branch)
         pipeline = [i for i in queue if not i.express]
@@ -380,6 +394,6 @@ def _settle_head(step: _Step, branch: str, policy: Policy) -> None:
 
 def tick(state: GateState, policy: Policy | None = None) -> tuple[GateState, list[Action]]:
     """Release held items (periodic retry after a failed start)."""
-    step = _Step(attrs.evolve(state, held=frozenset()))
+    step = Transition(attrs.evolve(state, held=frozenset()))
     _schedule(step, policy or Policy())
     return step.state, step.actions

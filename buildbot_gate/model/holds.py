@@ -4,6 +4,8 @@ admin resumes it, so a refusal that does not go away is neither retried forever 
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import attrs
 
 from buildbot_gate.model.items import BuildsetFinished
@@ -11,30 +13,29 @@ from buildbot_gate.model.items import Decision
 from buildbot_gate.model.items import Item
 from buildbot_gate.model.items import Notify
 from buildbot_gate.model.items import ResumeBranch
-from buildbot_gate.model.resets import _retry_later
-from buildbot_gate.model.resets import _Step
-from buildbot_gate.model.state import Policy
+from buildbot_gate.model.resets import Transition
+from buildbot_gate.model.resets import retry_later
+
+if TYPE_CHECKING:
+    from buildbot_gate.model.state import Policy
 
 
-def _push_refused(step: _Step, item: Item, ev: BuildsetFinished, policy: Policy) -> None:
+def push_refused(step: Transition, item: Item, ev: BuildsetFinished, policy: Policy) -> None:
     """The server said no to the push of a tested tree. Tried again in place on the next tick,
     up to ``push_attempts`` times; then the branch is held (visibly, with one notice) until an
     admin resumes it: a refusal that does not go away must not be retried forever in silence."""
     detail = ev.detail or "the push was refused"
-    failures = item.push_failures + 1
+    failures = item.current_run.push_failures + 1
     if failures < policy.push_attempts:
-        again = _retry_later(step, item, f"retrying: {detail}", attempt=False)
-        again = step.replace(again, attrs.evolve(again, push_failures=failures))
+        again = retry_later(step, item, f"retrying: {detail}", attempt=False)
+        again = step.replace(again, again.with_run(push_failures=failures))
         step.emit(Notify(again, Decision.REQUEUED, again.reason))
         return
     reason = f"push refused {failures} times, last: {detail}"
     held = step.replace(
         item,
         attrs.evolve(
-            item,
-            buildset=None,
-            retry_pending=True,
-            push_failures=failures,
+            item.with_run(buildset=None, retry_pending=True, push_failures=failures),
             reason=f"held: {reason}",
         ),
     )
@@ -44,14 +45,14 @@ def _push_refused(step: _Step, item: Item, ev: BuildsetFinished, policy: Policy)
     step.emit(Notify(held, Decision.HELD, reason))
 
 
-def _resume_branch(step: _Step, ev: ResumeBranch) -> None:
+def resume_branch(step: Transition, ev: ResumeBranch) -> None:
     """Lift the hold: the held landing is pushed again on the next schedule, from a clean count."""
     holds = dict(step.state.held_branches)
     if holds.pop(ev.branch, None) is None:
         return
     step.state = attrs.evolve(step.state, held_branches=tuple(sorted(holds.items())))
     for item in step.state.queue(ev.branch):
-        if item.push_failures:
+        if item.current_run.push_failures:
             reason = f"resumed by {ev.requester}"
-            step.replace(item, attrs.evolve(item, push_failures=0, reason=reason))
+            step.replace(item, attrs.evolve(item.with_run(push_failures=0), reason=reason))
     step.touched.add(ev.branch)

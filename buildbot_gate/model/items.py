@@ -48,6 +48,56 @@ class Outcome(enum.StrEnum):
 
 
 @attrs.frozen
+class Run:
+    """One attempt at an item in the pipeline: the tree it is tested on, its buildsets, its results.
+
+    A reset drops the whole record (``run=None``), so nothing of one attempt leaks into the next.
+    """
+
+    base: str | None = None
+    # Speculative pipelining: the issues (same branch, in order) whose patches are applied on
+    # ``base`` before this one, i.e. the live items ahead of it that have not landed yet.
+    ahead: tuple[int, ...] = ()
+    # Order of entry into the pipeline window: items in the window keep it, waiting ones have none.
+    slot: int | None = None
+    buildset: int | None = None
+    # The buildset on the unstable builders: run for information, never gates, cancelled with it.
+    advisory_buildset: int | None = None
+    # The files the tested tree changes on its base (its own patch and the stack under it), as
+    # the test build's launcher read them from the diffs; None while unknown.
+    paths: tuple[str, ...] | None = None
+    tested_node: str | None = None
+    # The buildset whose green builds ``tested_node`` came from (named in the landing report).
+    tested_buildset: int | None = None
+    # Digest of the tested commit's own diff (the same in every green build): what a rebased
+    # landing must reproduce exactly.
+    tested_digest: str | None = None
+    # Express items that landed while this one was in the pipeline and share no file with its
+    # tree: its test results still stand, and it lands rebased on top of them.
+    rebased_over: tuple[int, ...] = ()
+    # Its build failed for reasons not its own (or could not start): run the same tree again
+    # once the item is released from ``held`` (the next tick), so a dead server is not hammered.
+    retry_pending: bool = False
+    # Pushes of its tested tree the server refused in a row: at the limit the branch is held.
+    push_failures: int = 0
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Run:
+        fields = {f.name for f in attrs.fields(cls)}
+        kwargs = {k: v for k, v in data.items() if k in fields}
+        kwargs["ahead"] = tuple(int(i) for i in kwargs.get("ahead", ()))
+        kwargs["rebased_over"] = tuple(int(i) for i in kwargs.get("rebased_over", ()))
+        if kwargs.get("paths") is not None:
+            kwargs["paths"] = tuple(str(p) for p in kwargs["paths"])
+        return cls(**kwargs)
+
+
+# What a waiting item reads: no base, no buildset, nothing tested.
+NO_RUN = Run()
+RUN_FIELDS = frozenset(f.name for f in attrs.fields(Run))
+
+
+@attrs.frozen
 class Item:
     """One approved patchset queued for one target branch."""
 
@@ -60,46 +110,22 @@ class Item:
     seq: int
     changeid: int | None = None
     state: ItemState = ItemState.QUEUED
-    base: str | None = None
-    tested_node: str | None = None
-    # The buildset whose green builds ``tested_node`` came from (named in the landing report).
-    tested_buildset: int | None = None
+    # This attempt, from its entry into the pipeline; None while it waits.
+    run: Run | None = None
     landed_node: str | None = None
-    buildset: int | None = None
     # A release manager said "merge now": the item goes ahead of every other waiting item.
     urgent: bool = False
     # ... and, queued when it was said, it is tested at once against the branch tip outside the
     # pipeline window, then lands before the items in the pipeline (which wait to land).
     express: bool = False
-    # The files the tested tree changes on its base (its own patch and the stack under it), as
-    # the test build's launcher read them from the diffs; None while unknown.
-    paths: tuple[str, ...] | None = None
-    # Express items that landed while this one was in the pipeline and share no file with its
-    # tree: its test results still stand, and it lands rebased on top of them.
-    rebased_over: tuple[int, ...] = ()
-    # Digest of the tested commit's own diff (the same in every green build): what a rebased
-    # landing must reproduce exactly.
-    tested_digest: str | None = None
     attempts: int = 0
     reason: str = ""
-    # Speculative pipelining: the issues (same branch, in order) whose patches are applied on
-    # ``base`` before this one, i.e. the live items ahead of it that have not landed yet.
-    ahead: tuple[int, ...] = ()
-    # Order of entry into the pipeline window: items in the window keep it, waiting ones have none.
-    slot: int | None = None
-    # The buildset on the unstable builders: run for information, never gates, cancelled with it.
-    advisory_buildset: int | None = None
-    # Its build failed for reasons not its own (or could not start): run the same tree again
-    # once the item is released from ``held`` (the next tick), so a dead server is not hammered.
-    retry_pending: bool = False
     # What it cost the queue, for the landing or ejection comment: the items behind it that had
     # to be tested again because it failed or left, and the rechecks it took.
     resets_caused: int = 0
     rechecks: int = 0
     # Failure attribution's verdicts on its runs, oldest first ("flaky: test_net", ...).
     verdicts: tuple[str, ...] = ()
-    # Pushes of its tested tree the server refused in a row: at the limit the branch is held.
-    push_failures: int = 0
     # Its test failures that matched a known intermittent failure and were rerun uncharged.
     known_rechecks: int = 0
 
@@ -110,6 +136,15 @@ class Item:
     @property
     def active(self) -> bool:
         return self.state in ACTIVE_STATES
+
+    @property
+    def current_run(self) -> Run:
+        """This attempt's run, or an empty one while the item waits."""
+        return self.run or NO_RUN
+
+    def with_run(self, **changes: Any) -> Item:
+        """The item with its run (started if it has none) changed as ``changes`` say."""
+        return attrs.evolve(self, run=attrs.evolve(self.current_run, **changes))
 
     def describe(self) -> str:
         return f"issue {self.issue} ps {self.patchset} on {self.branch}"
@@ -124,16 +159,22 @@ class Item:
         fields = {f.name for f in attrs.fields(cls)}
         kwargs = {k: v for k, v in data.items() if k in fields}
         kwargs["state"] = ItemState(kwargs.get("state", "queued"))
-        kwargs["ahead"] = tuple(int(i) for i in kwargs.get("ahead", ()))
         kwargs["verdicts"] = tuple(str(v) for v in kwargs.get("verdicts", ()))
-        kwargs["rebased_over"] = tuple(int(i) for i in kwargs.get("rebased_over", ()))
-        if kwargs.get("paths") is not None:
-            kwargs["paths"] = tuple(str(p) for p in kwargs["paths"])
+        kwargs["run"] = _run_from_json(data, kwargs["state"])
         return cls(**kwargs)
 
     @property
     def live(self) -> bool:
         return self.state in LIVE_STATES
+
+
+def _run_from_json(data: dict[str, Any], state: ItemState) -> Run | None:
+    """The run of a saved item; state saved before runs existed has its fields on the item."""
+    if "run" in data:
+        return None if data["run"] is None else Run.from_json(data["run"])
+    run = Run.from_json({k: v for k, v in data.items() if k in RUN_FIELDS})
+    started = state not in (ItemState.QUEUED, ItemState.WITHDRAWN, ItemState.EJECTED)
+    return run if started or run != NO_RUN else None
 
 
 # --- events: what happened -------------------------------------------------------------------

@@ -14,12 +14,13 @@ from buildbot_gate.model.items import Item
 from buildbot_gate.model.items import ItemState
 from buildbot_gate.model.items import Notify
 from buildbot_gate.model.items import Outcome
+from buildbot_gate.model.items import Run
 from buildbot_gate.model.state import HISTORY_LIMIT
 from buildbot_gate.model.state import GateState
 from buildbot_gate.model.state import Policy
 
 
-class _Step:
+class Transition:
     """Accumulates the new state and the actions while one event is decided."""
 
     def __init__(self, state: GateState) -> None:
@@ -49,38 +50,38 @@ class _Step:
         self.actions.extend(actions)
 
 
-def _cancel(step: _Step, item: Item, reason: str) -> None:
+def cancel(step: Transition, item: Item, reason: str) -> None:
     """Stop the builds still running for ``item`` (its results no longer matter)."""
-    for bsid in (item.buildset, item.advisory_buildset):
+    for bsid in (item.current_run.buildset, item.current_run.advisory_buildset):
         if bsid is not None:
             step.emit(CancelBuildset(bsid, reason))
 
 
-def _reset(step: _Step, item: Item, reason: str, *, attempt: bool = False) -> Item:
+def reset(step: Transition, item: Item, reason: str, *, attempt: bool = False) -> Item:
     """Take ``item`` out of the pipeline, back to waiting; the items tested on it follow."""
-    _cancel(step, item, f"{item.describe()} reset: {reason}")
-    again = step.replace(item, _requeued(item, reason, attempt=attempt))
-    _reset_behind(step, item, f"issue {item.issue} ahead of it is tested again")
+    cancel(step, item, f"{item.describe()} reset: {reason}")
+    again = step.replace(item, requeued(item, reason, attempt=attempt))
+    reset_behind(step, item, f"issue {item.issue} ahead of it is tested again")
     return again
 
 
-def _reset_behind(step: _Step, gone: Item, reason: str, *, charge: bool = False) -> None:
+def reset_behind(step: Transition, gone: Item, reason: str, *, charge: bool = False) -> None:
     """Every item whose tested tree contains ``gone``'s patch must be tested again without it.
 
     ``charge``: ``gone`` failed or left, so the resets are its cost (shown on its comment)."""
     # All of these are tested again, directly or because one ahead of them is.
-    behind = [i for i in step.state.queue(gone.branch) if gone.issue in i.ahead]
+    behind = [i for i in step.state.queue(gone.branch) if gone.issue in i.current_run.ahead]
     for other in behind:
         current = step.state.find(other.issue, other.branch)
-        if current is None or gone.issue not in current.ahead:
+        if current is None or gone.issue not in current.current_run.ahead:
             continue
-        again = _reset(step, current, reason)
+        again = reset(step, current, reason)
         step.emit(Notify(again, Decision.RESET, reason))
     if charge and behind:
-        _charge_resets(step, gone, len(behind))
+        charge_resets(step, gone, len(behind))
 
 
-def _charge_resets(step: _Step, culprit: Item, count: int) -> None:
+def charge_resets(step: Transition, culprit: Item, count: int) -> None:
     """Add ``count`` resets to ``culprit``'s record, in the queue or in the history."""
     current = step.state.find(culprit.issue, culprit.branch)
     if current is not None:
@@ -94,28 +95,26 @@ def _charge_resets(step: _Step, culprit: Item, count: int) -> None:
             return
 
 
-def _requeued(item: Item, reason: str, *, attempt: bool = False) -> Item:
+def stopped(item: Item) -> Run | None:
+    """``item``'s run once its builds are cancelled: kept for the history, none running."""
+    return (
+        None if item.run is None else attrs.evolve(item.run, buildset=None, advisory_buildset=None)
+    )
+
+
+def requeued(item: Item, reason: str, *, attempt: bool = False) -> Item:
     return attrs.evolve(
         item,
         state=ItemState.QUEUED,
-        buildset=None,
-        advisory_buildset=None,
-        base=None,
-        ahead=(),
-        slot=None,
-        tested_node=None,
-        tested_buildset=None,
-        tested_digest=None,
-        paths=None,
-        rebased_over=(),
-        retry_pending=False,
-        push_failures=0,
+        run=None,
         attempts=item.attempts + (1 if attempt else 0),
         reason=reason,
     )
 
 
-def recheck_known_failure(step: _Step, item: Item, ev: BuildsetFinished, policy: Policy) -> bool:
+def recheck_known_failure(
+    step: Transition, item: Item, ev: BuildsetFinished, policy: Policy
+) -> bool:
     """A test failure matching a known intermittent failure: the same tree again on the next tick,
     uncharged (no attempt, no reset behind it: its tree does not change), up to the policy's cap.
     False when it is not such a failure, or the cap is reached (then the failure is the patch's).
@@ -126,20 +125,18 @@ def recheck_known_failure(step: _Step, item: Item, ev: BuildsetFinished, policy:
         return False
     count = item.known_rechecks + 1
     detail = f"{ev.known}; rechecking ({count} of {policy.known_failure_rechecks})"
-    again = _retry_later(step, item, f"known intermittent failure {detail}", attempt=False)
+    again = retry_later(step, item, f"known intermittent failure {detail}", attempt=False)
     again = step.replace(again, attrs.evolve(again, known_rechecks=count))
     link = f"\n{ev.known_link}" if ev.known_link else ""
     step.emit(Notify(again, Decision.KNOWN_FAILURE, detail + link))
     return True
 
 
-def _retry_later(step: _Step, item: Item, reason: str, *, attempt: bool) -> Item:
+def retry_later(step: Transition, item: Item, reason: str, *, attempt: bool) -> Item:
     again = step.replace(
         item,
         attrs.evolve(
-            item,
-            buildset=None,
-            retry_pending=True,
+            item.with_run(buildset=None, retry_pending=True),
             attempts=item.attempts + (1 if attempt else 0),
             reason=reason,
         ),

@@ -5,12 +5,15 @@ Frozen records with queries and a JSON form; the transitions are in :mod:`.gate`
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from typing import TYPE_CHECKING
 from typing import Any
 
 import attrs
 
 from buildbot_gate.model.items import Item
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
 
 HISTORY_LIMIT = 500
 
@@ -79,7 +82,13 @@ class GateState:
         if cached is None:
             cached = sorted(
                 (i for i in self.items if i.branch == branch),
-                key=lambda i: (not i.express, i.slot is None, i.slot or 0, not i.urgent, i.seq),
+                key=lambda i: (
+                    not i.express,
+                    i.current_run.slot is None,
+                    i.current_run.slot or 0,
+                    not i.urgent,
+                    i.seq,
+                ),
             )
             self._queues[branch] = cached
         return list(cached)
@@ -95,7 +104,7 @@ class GateState:
 
     def by_buildset(self, buildset: int) -> Item | None:
         for item in self.items:
-            if item.buildset == buildset:
+            if item.current_run.buildset == buildset:
                 return item
         return None
 

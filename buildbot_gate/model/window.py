@@ -1,22 +1,27 @@
 """The pipeline window: how many items of a branch are tested at once, and which start next.
 
-Pure functions over the decision in progress (:class:`~buildbot_gate.model.resets._Step`).
+Pure functions over the decision in progress (:class:`~buildbot_gate.model.resets.Transition`).
 """
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import attrs
 
-from buildbot_gate.model.express import _pipeline
-from buildbot_gate.model.express import _start_express
+from buildbot_gate.model.express import pipeline_items
+from buildbot_gate.model.express import start_express
 from buildbot_gate.model.items import Item
 from buildbot_gate.model.items import ItemState
+from buildbot_gate.model.items import Run
 from buildbot_gate.model.items import StartTest
-from buildbot_gate.model.resets import _Step
-from buildbot_gate.model.state import Policy
+
+if TYPE_CHECKING:
+    from buildbot_gate.model.resets import Transition
+    from buildbot_gate.model.state import Policy
 
 
-def _resize(step: _Step, branch: str, policy: Policy, *, grow: bool) -> None:
+def resize_window(step: Transition, branch: str, policy: Policy, *, grow: bool) -> None:
     current = step.state.window(branch, policy)
     if grow:
         size = min(policy.window(branch), current + 1)
@@ -27,22 +32,24 @@ def _resize(step: _Step, branch: str, policy: Policy, *, grow: bool) -> None:
     step.state = attrs.evolve(step.state, windows=tuple(sorted(windows.items())))
 
 
-def _fill_window(step: _Step, branch: str, policy: Policy) -> None:
-    _start_express(step, branch)
-    queue = _pipeline(step.state, branch)
+def fill_window(step: Transition, branch: str, policy: Policy) -> None:
+    start_express(step, branch)
+    queue = pipeline_items(step.state, branch)
     live = [i for i in queue if i.live]
     window = step.state.window(branch, policy)
     for candidate in (i for i in queue if i.state == ItemState.QUEUED):
         if _window_full(live, window) or candidate.key in step.state.held:
             return
-        if live and (live[0].base is None or live[0].retry_pending):
+        if live and (live[0].current_run.base is None or live[0].current_run.retry_pending):
             return  # the base is known once the head's build is created; fill then
         testing = attrs.evolve(
             candidate,
             state=ItemState.TESTING,
-            base=live[0].base if live else None,
-            ahead=tuple(i.issue for i in live),
-            slot=step.state.next_slot,
+            run=Run(
+                base=live[0].current_run.base if live else None,
+                ahead=tuple(i.issue for i in live),
+                slot=step.state.next_slot,
+            ),
             reason="testing",
         )
         step.state = attrs.evolve(step.state, next_slot=step.state.next_slot + 1)

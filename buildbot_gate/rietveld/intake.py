@@ -12,6 +12,7 @@ from twisted.logger import Logger
 
 from buildbot_gate import protocol
 from buildbot_gate import signing
+from buildbot_gate.props import DecisionMessage
 from buildbot_gate.props import Prop
 from buildbot_gate.rietveld.tracking import Approve
 from buildbot_gate.rietveld.tracking import Held
@@ -77,12 +78,14 @@ class Intake:
         log.info("issue {n} refused: {detail}", n=issue.issue, detail=tell.detail)
         protocol.announce(
             self.master,
-            "refused",
-            issue=issue.issue,
-            patchset=issue.latest_patchset,
-            branch=tell.branch,
-            subject=issue.subject,
-            detail=tell.detail,
+            DecisionMessage(
+                "refused",
+                issue=issue.issue,
+                patchset=issue.latest_patchset,
+                branch=tell.branch,
+                subject=issue.subject,
+                detail=tell.detail,
+            ),
         )
 
     async def _approve(self, issue: Issue, intent: Approve) -> None:

@@ -14,6 +14,8 @@ if TYPE_CHECKING:
     from collections.abc import Mapping
     from collections.abc import Sequence
 
+    from buildbot_gate.props import DecisionMessage
+
 DEFAULT_RETRY_DELAY = 10.0  # seconds before the first retry; doubled after each failure
 DEFAULT_MAX_RETRY_DELAY = 600.0
 DEFAULT_EXPIRE_AFTER = 2 * 24 * 3600.0
@@ -28,11 +30,11 @@ def state_key(masterid: int | None) -> str:
     return f"outbox:{masterid}"
 
 
-def message_key(msg: Mapping[str, Any]) -> str:
+def message_key(msg: DecisionMessage) -> str:
     """A decision's identity: the id ``protocol.announce`` gives it, or a digest of its content."""
-    if msg.get("id"):
-        return str(msg["id"])
-    body = json.dumps(dict(msg), sort_keys=True, default=str)
+    if msg.id:
+        return msg.id
+    body = json.dumps(msg.to_json(), sort_keys=True, default=str)
     return hashlib.sha256(body.encode("utf-8")).hexdigest()
 
 

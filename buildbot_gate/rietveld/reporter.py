@@ -14,6 +14,7 @@ from buildbot.util import service
 from twisted.internet import defer
 from twisted.logger import Logger
 
+from buildbot_gate.props import DecisionMessage
 from buildbot_gate.redact import redact
 from buildbot_gate.rietveld import outbox
 from buildbot_gate.rietveld.client import RietveldClient
@@ -30,33 +31,33 @@ DEFAULT_COMMENT_ON += ("promoted", "held")  # held: the owner hears why the patc
 DEFAULT_COMMENT_ON += ("known_failure",)  # elastic recheck: why the patch is tested again
 
 
-def comment_text(msg: Mapping[str, Any]) -> str | None:
+def comment_text(msg: DecisionMessage) -> str | None:
     """The review comment for one decision, or None when the decision needs no comment."""
-    decision = msg.get("decision")
-    branch = msg.get("branch")
-    ps = msg.get("patchset")
-    detail = msg.get("detail") or ""
+    decision = msg.decision
+    branch = msg.branch
+    ps = msg.patchset
+    detail = msg.detail
     if decision == "landed":
-        node = msg.get("node") or "?"
-        repourl = redact(msg.get("repourl") or "").rstrip("/")
+        node = msg.node or "?"
+        repourl = redact(msg.repourl or "").rstrip("/")
         where = f"{repourl}/rev/{node[:12]}" if repourl.startswith("http") else node
         lines = [f"Landed patchset {ps} on {branch} as {node[:12]}: {where}"]
-        if msg.get("express"):
+        if msg.express:
             lines.append(f"Merged now, ahead of the queue: {detail}.")
-        over = ", ".join(f"issue {i}" for i in msg.get("rebased_over") or [])
+        over = ", ".join(f"issue {i}" for i in msg.rebased_over)
         if over:
             lines.append(
                 f"Tested before the urgent {over} landed under it, on files it does not touch: "
                 "pushed on top of it, the same change as tested."
             )
-        lines += _build_lines(msg.get("tested") or [], "Tested on")
-        lines += _build_lines(msg.get("builds") or [], "Pushed by")
+        lines += _build_lines(msg.tested, "Tested on")
+        lines += _build_lines(msg.builds, "Pushed by")
         lines += _verdict_line(msg)
         lines += _cost_line(msg)
         return "\n".join(lines)
     if decision == "ejected":
         lines = [f"Not landed: patchset {ps} was ejected from the {branch} queue: {detail}"]
-        lines += _build_lines(msg.get("builds") or [], "Builds")
+        lines += _build_lines(msg.builds, "Builds")
         lines += _verdict_line(msg)
         lines += _cost_line(msg)
         lines.append(
@@ -75,7 +76,7 @@ def comment_text(msg: Mapping[str, Any]) -> str | None:
         return f"Queued again for {branch} (patchset {ps}): {detail}."
     if decision == "known_failure":
         lines = [f"This failure matches known intermittent failure {detail}"]
-        return "\n".join(lines + _build_lines(msg.get("builds") or [], "Builds"))
+        return "\n".join(lines + _build_lines(msg.builds, "Builds"))
     if decision == "promoted":
         return f"Merge now: patchset {ps} is {detail}."
     if decision == "held":
@@ -90,13 +91,13 @@ def comment_text(msg: Mapping[str, Any]) -> str | None:
     return None
 
 
-def _verdict_line(msg: Mapping[str, Any]) -> list[str]:
-    verdicts = [str(v) for v in msg.get("verdicts") or []]
+def _verdict_line(msg: DecisionMessage) -> list[str]:
+    verdicts = msg.verdicts
     return ["Failure attribution: " + "; ".join(verdicts) + "."] if verdicts else []
 
 
-def _cost_line(msg: Mapping[str, Any]) -> list[str]:
-    cost = msg.get("cost")
+def _cost_line(msg: DecisionMessage) -> list[str]:
+    cost = msg.cost
     if not isinstance(cost, Mapping):
         return []
     try:
@@ -221,17 +222,18 @@ class RietveldReporter(service.BuildbotService):
         """Comments owed and not yet delivered, oldest first."""
         return self._box.pending
 
-    def _decided(self, key: Any, msg: dict[str, Any]) -> Any:
-        if msg.get("decision") not in self.commentOn:
+    def _decided(self, key: Any, data: dict[str, Any]) -> Any:
+        msg = DecisionMessage.from_json(data)
+        if msg.decision not in self.commentOn or msg.issue is None:
             return None
-        if msg.get("masterid") not in (None, self.master.masterid):
+        if msg.masterid not in (None, self.master.masterid):
             return None  # another master of the cluster decided; its reporter comments
         text = comment_text(msg)
         if not text:
             return None
         letter = Letter(
             key=outbox.message_key(msg),
-            issue=int(msg["issue"]),
+            issue=msg.issue,
             text=text,
             created=self.master.reactor.seconds(),
         )

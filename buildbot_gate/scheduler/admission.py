@@ -28,6 +28,7 @@ from buildbot_gate.model import Withdrawn
 from buildbot_gate.paths import all_match
 from buildbot_gate.paths import matches
 from buildbot_gate.paths import per_branch
+from buildbot_gate.props import DecisionMessage
 from buildbot_gate.props import Prop
 from buildbot_gate.protocol import CATEGORIES
 from buildbot_gate.protocol import MERGE_NOW
@@ -38,7 +39,7 @@ from buildbot_gate.protocol import WITHDRAWN
 log = Logger()
 
 # Tells the world about a decision (protocol.announce, bound to the master).
-Announce = Callable[..., None]
+Announce = Callable[[DecisionMessage], None]
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]|\n(?=.)")
 
@@ -124,7 +125,7 @@ class Admission:
         )
         if why:
             log.info("issue {issue}: {why}", issue=issue, why=why)
-            self._announce("refused", **refusal(issue, props, change.branch, why))
+            self._announce(refusal(issue, props, change.branch, why))
         return bool(why)
 
 
@@ -243,12 +244,13 @@ def window_size(value: Any) -> int | None:
     return None
 
 
-def refusal(issue: int, props: Any, branch: str, detail: str) -> dict[str, Any]:
+def refusal(issue: int, props: Any, branch: str, detail: str) -> DecisionMessage:
     """The announcement of a patch that was not queued."""
-    return {
-        "issue": issue,
-        "patchset": props.getProperty(Prop.PATCHSET),
-        "branch": branch,
-        "subject": props.getProperty(Prop.SUBJECT),
-        "detail": detail,
-    }
+    return DecisionMessage(
+        "refused",
+        issue=issue,
+        patchset=props.getProperty(Prop.PATCHSET),
+        branch=branch,
+        subject=props.getProperty(Prop.SUBJECT),
+        detail=detail,
+    )

@@ -12,6 +12,7 @@ from twisted.logger import Logger
 from buildbot_gate.model import Decision
 from buildbot_gate.model import Item
 from buildbot_gate.model import Notify
+from buildbot_gate.props import DecisionMessage
 from buildbot_gate.scheduler import outcomes
 from buildbot_gate.tools import costs
 
@@ -23,33 +24,34 @@ log = Logger()
 
 async def decision_message(
     master: Any, action: Notify, reports: Sequence[outcomes.BuildReport], repourl: str | None
-) -> dict[str, Any]:
+) -> DecisionMessage:
     """The announcement of ``action``; ``reports`` are the builds of the event that led to it."""
     item = action.item
     tested: Sequence[outcomes.BuildReport] = ()
-    if action.decision == Decision.LANDED and item.tested_buildset is not None:
+    if action.decision == Decision.LANDED and item.current_run.tested_buildset is not None:
         # The landing report names the green builds the pushed changeset passed on.
-        tested = await outcomes.read_builds(master, item.tested_buildset)
+        tested = await outcomes.read_builds(master, item.current_run.tested_buildset)
     cost = None
     if action.decision in (Decision.LANDED, Decision.EJECTED):
         cost = await patch_cost(master, item)
-    return {
-        "issue": item.issue,
-        "patchset": item.patchset,
-        "branch": item.branch,
-        "subject": item.subject,
-        "owner": item.owner,
-        "approver": item.approver,
-        "detail": action.detail,
-        "node": item.landed_node,
-        "builds": [r.to_json() for r in reports],
-        "tested": [r.to_json() for r in tested],
-        "repourl": repourl,
-        "cost": cost,
-        "verdicts": list(item.verdicts),
-        "express": item.express,
-        "rebased_over": list(item.rebased_over),
-    }
+    return DecisionMessage(
+        action.decision.value,
+        issue=item.issue,
+        patchset=item.patchset,
+        branch=item.branch,
+        subject=item.subject,
+        owner=item.owner,
+        approver=item.approver,
+        detail=action.detail,
+        node=item.landed_node,
+        builds=tuple(r.to_json() for r in reports),
+        tested=tuple(r.to_json() for r in tested),
+        repourl=repourl,
+        cost=cost,
+        verdicts=item.verdicts,
+        express=item.express,
+        rebased_over=item.current_run.rebased_over,
+    )
 
 
 async def patch_cost(master: Any, item: Item) -> dict[str, Any] | None:

@@ -141,8 +141,8 @@ class BuildsetLauncher:
         change = await self._change(item)
         diff = change_prop(change, Prop.DIFF)
         summary = await threads.deferToThread(summarize, diff)  # CPU work: off the reactor
-        if land or item.base:
-            base = item.base
+        if land or item.current_run.base:
+            base = item.current_run.base
         else:
             base = await branch_tip(self.settings.hgbin, self.settings.repourl, item.branch)
         below = [await self._stacked(other) for other in stack]
@@ -182,13 +182,14 @@ class BuildsetLauncher:
             docs_paths = list(per_branch(self.settings.docs_paths, item.branch, ()))
             props.setProperty(Prop.DOCS_PATHS, docs_paths, "Gate")
         if land:
-            props.setProperty(Prop.EXPECTED_NODE, item.tested_node, "Gate")
-            if item.rebased_over:
+            run = item.current_run
+            props.setProperty(Prop.EXPECTED_NODE, run.tested_node, "Gate")
+            if run.rebased_over:
                 # Tested before the express item(s) landed under it: the change must be the same.
-                props.setProperty(Prop.REBASED_OVER, list(item.rebased_over), "Gate")
-                props.setProperty(Prop.EXPECTED_DIGEST, item.tested_digest, "Gate")
+                props.setProperty(Prop.REBASED_OVER, list(run.rebased_over), "Gate")
+                props.setProperty(Prop.EXPECTED_DIGEST, run.tested_digest, "Gate")
             # For the auditor: the green builds this push rests on.
-            props.setProperty(Prop.TESTED_BUILDSET, item.tested_buildset, "Gate")
+            props.setProperty(Prop.TESTED_BUILDSET, run.tested_buildset, "Gate")
         return props
 
     async def _change(self, item: Item) -> dict[str, Any]:

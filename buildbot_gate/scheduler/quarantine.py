@@ -15,6 +15,7 @@ from buildbot.process.results import CANCELLED
 from buildbot.process.results import EXCEPTION
 from twisted.logger import Logger
 
+from buildbot_gate.props import DecisionMessage
 from buildbot_gate.props import StateKey
 from buildbot_gate.props import StepOutcome
 from buildbot_gate.scheduler import health
@@ -26,7 +27,7 @@ log = Logger()
 HEALTH_KEY = StateKey.HEALTH
 
 # Tells the world about a decision (protocol.announce, bound to the master).
-Announce = Callable[..., None]
+Announce = Callable[[DecisionMessage], None]
 
 
 class StateStore(Protocol):
@@ -106,7 +107,7 @@ class WorkerQuarantine:
             await self.master.data.control(
                 "pause", {"reason": f"gate quarantine: {why}"}, ("workers", w["workerid"])
             )
-        self._announce("quarantined", worker=name, detail=why)
+        self._announce(DecisionMessage("quarantined", worker=name, detail=why))
 
     async def _restore_unpaused_now(self) -> None:
         for name in list(self.health.quarantined):

@@ -34,6 +34,7 @@ from buildbot_gate.model import StartLand
 from buildbot_gate.model import StartTest
 from buildbot_gate.model import decide
 from buildbot_gate.model import tick
+from buildbot_gate.props import DecisionMessage
 from buildbot_gate.props import StateKey
 from buildbot_gate.scheduler import admission
 from buildbot_gate.scheduler import outcomes
@@ -164,11 +165,11 @@ class GateScheduler(ClaimsPromptly, ReconfigurableBaseScheduler):
     async def _recover(self) -> None:
         """After a (re)start: read the results of buildsets that completed while we were away."""
         for item in list(self._state.items):
-            if item.buildset is None:
+            if item.current_run.buildset is None:
                 continue
-            bs = await self.master.data.get(("buildsets", item.buildset))
+            bs = await self.master.data.get(("buildsets", item.current_run.buildset))
             if bs is None or bs["complete"]:
-                await self._conclude(item.buildset)
+                await self._conclude(item.current_run.buildset)
         await self._apply(Resume())
 
     # --- inputs -----------------------------------------------------------------------------
@@ -278,16 +279,16 @@ class GateScheduler(ClaimsPromptly, ReconfigurableBaseScheduler):
                     decision=action.decision.value,
                     detail=action.detail,
                 )
-                self._announce(action.decision.value, msg)
+                self._announce(msg)
             case Refuse():
                 log.info("issue {issue}: {detail}", issue=action.issue, detail=action.detail)
-                self._announce("refused", {"issue": action.issue, "detail": action.detail})
+                self._announce(DecisionMessage("refused", issue=action.issue, detail=action.detail))
             case _:
                 assert_never(action)
         return []
 
-    def _announce(self, decision: str, msg: dict[str, Any]) -> None:
-        protocol.announce(self.master, decision, **msg)
+    def _announce(self, message: DecisionMessage) -> None:
+        protocol.announce(self.master, message)
 
     def _announcer(self) -> functools.partial[None]:
         return functools.partial(protocol.announce, self.master)

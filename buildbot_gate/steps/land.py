@@ -51,9 +51,17 @@ class CheckLanding(HgStep):
         waited = 0.0
         while True:
             item = await self._item(scheduler, issue, branch)
-            if item is not None and item.state == ItemState.LANDING and item.buildset in buildsets:
+            if (
+                item is not None
+                and item.state == ItemState.LANDING
+                and item.current_run.buildset in buildsets
+            ):
                 return
-            pending = item is not None and item.state == ItemState.LANDING and not item.buildset
+            pending = (
+                item is not None
+                and item.state == ItemState.LANDING
+                and not item.current_run.buildset
+            )
             if not pending or waited >= RECORD_WAIT:
                 raise StepFailed(StepOutcome.NOT_CURRENT, refusal)
             await task.deferLater(self.master.reactor, _POLL, lambda: None)

@@ -196,7 +196,7 @@ class _Sim:
         if kind == "land":
             item = what
             self.tip[item.branch] = (*self.tip.get(item.branch, ()), item.issue)
-            self.apply(BuildsetFinished(bsid, Outcome.LANDED, node=item.tested_node))
+            self.apply(BuildsetFinished(bsid, Outcome.LANDED, node=item.current_run.tested_node))
             return
         item = what[0]
         if self.fates.get(item.key) == "conflict":

@@ -84,7 +84,7 @@ async def collect(master: Any, config: dict[str, Any]) -> dict[str, Any]:
     now = time.time()
     for item in state.items:
         rows = []
-        for bsid in (item.buildset, item.advisory_buildset):
+        for bsid in (item.current_run.buildset, item.current_run.advisory_buildset):
             if bsid is None:
                 continue
             for r in await outcomes.read_builds(master, bsid):
@@ -96,10 +96,10 @@ async def collect(master: Any, config: dict[str, Any]) -> dict[str, Any]:
                         "results": r.results,
                         "result_text": Results[r.results] if r.results is not None else "",
                         "outcome": r.outcome,
-                        "gating": bsid == item.buildset,
+                        "gating": bsid == item.current_run.buildset,
                     }
                 )
-                if bsid == item.buildset and r.started_at and r.results is None:
+                if bsid == item.current_run.buildset and r.started_at and r.results is None:
                     running_for[item.issue] = max(
                         running_for.get(item.issue, 0), now - r.started_at
                     )

@@ -80,13 +80,13 @@ def item_json(item: Item, position: int) -> dict[str, Any]:
         "state": item.state.value,
         "urgent": item.urgent,
         "express": item.express,
-        "rebased_over": list(item.rebased_over),
-        "ahead": list(item.ahead),
+        "rebased_over": list(item.current_run.rebased_over),
+        "ahead": list(item.current_run.ahead),
         "attempts": item.attempts,
         "reason": item.reason,
         "verdicts": list(item.verdicts),
-        "push_failures": item.push_failures,
-        "tested_node": item.tested_node,
+        "push_failures": item.current_run.push_failures,
+        "tested_node": item.current_run.tested_node,
         "landed_node": item.landed_node,
     }
 

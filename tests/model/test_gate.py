@@ -64,8 +64,8 @@ def test_passed_tests_lead_to_a_land_of_exactly_the_tested_node():
     state, actions = decide(state, BuildsetFinished(500, Outcome.PASSED, node="n1"))
     lands = [a for a in actions if isinstance(a, StartLand)]
     assert len(lands) == 1
-    assert lands[0].item.tested_node == "n1"
-    assert lands[0].item.base == "base1"
+    assert lands[0].item.current_run.tested_node == "n1"
+    assert lands[0].item.current_run.base == "base1"
 
 
 def test_landing_finishes_the_item_and_starts_the_next():
@@ -102,7 +102,9 @@ def test_push_race_requeues_the_item_at_the_head_for_a_retest():
     state, actions = decide(state, BuildsetFinished(501, Outcome.PUSH_RACE))
     starts = [a.item for a in actions if isinstance(a, StartTest)]
     assert [i.issue for i in starts] == [101]
-    assert starts[0].tested_node is None  # the old test result is worthless on the new tip
+    assert (
+        starts[0].current_run.tested_node is None
+    )  # the old test result is worthless on the new tip
     assert notifications(actions) == [(101, Decision.REQUEUED)]
 
 
@@ -190,7 +192,7 @@ def test_failed_start_holds_the_head_until_the_next_tick():
     state, actions = decide(state, StartFailed(101, "default", "hg server unreachable"))
     assert not [a for a in actions if isinstance(a, StartTest)]
     held = state.find(101, "default")
-    assert (held.state, held.retry_pending) == (ItemState.TESTING, True)
+    assert (held.state, held.current_run.retry_pending) == (ItemState.TESTING, True)
     state, actions = tick(state)
     assert [a.item.issue for a in actions if isinstance(a, StartTest)] == [101]
 
@@ -208,9 +210,9 @@ def test_resume_lands_an_item_whose_tests_passed_before_the_restart():
     state, _ = decide(state, TestStarted(101, "default", "b", 500))
     state, _ = decide(state, BuildsetFinished(500, Outcome.PASSED, node="n1"))
     state, actions = decide(GateState.from_json(state.to_json()), Resume())
-    assert [(a.item.issue, a.item.tested_node) for a in actions if isinstance(a, StartLand)] == [
-        (101, "n1")
-    ]
+    assert [
+        (a.item.issue, a.item.current_run.tested_node) for a in actions if isinstance(a, StartLand)
+    ] == [(101, "n1")]
 
 
 def test_result_of_an_unknown_buildset_is_ignored():

@@ -74,7 +74,7 @@ def test_after_the_last_attempt_the_branch_is_held_with_one_notice():
     starts = [a for a in seen if isinstance(a, StartLand)]
     assert len(starts) == POLICY.push_attempts - 1  # the first push plus these: 3 in all
     item = state.find(101, "default")
-    assert item.state == ItemState.LANDING and item.tested_node == "n1"
+    assert item.state == ItemState.LANDING and item.current_run.tested_node == "n1"
 
 
 def test_nothing_starts_on_a_held_branch_however_often_it_ticks():
@@ -97,8 +97,8 @@ def test_resume_pushes_the_held_tree_again_from_a_fresh_count():
     state, actions = decide(state, ResumeBranch("default", "admin"), POLICY)
     assert state.hold("default") is None
     lands = [a for a in actions if isinstance(a, StartLand)]
-    assert [a.item.tested_node for a in lands] == ["n1"]
-    assert lands[0].item.push_failures == 0
+    assert [a.item.current_run.tested_node for a in lands] == ["n1"]
+    assert lands[0].item.current_run.push_failures == 0
     state, _ = decide(state, LandStarted(101, "default", 600), POLICY)
     state, actions = decide(state, BuildsetFinished(600, Outcome.LANDED, node="n1"), POLICY)
     assert [a.decision for a in actions if isinstance(a, Notify)] == [Decision.LANDED]
@@ -116,7 +116,7 @@ def test_the_hold_survives_a_restart():
     state, _ = refused_until_held(landing())
     again = GateState.from_json(state.to_json())
     assert again.hold("default") == state.hold("default")
-    assert again.find(101, "default").push_failures == POLICY.push_attempts
+    assert again.find(101, "default").current_run.push_failures == POLICY.push_attempts
 
 
 def test_a_push_race_is_not_a_refusal_and_starts_the_count_again():
@@ -124,5 +124,5 @@ def test_a_push_race_is_not_a_refusal_and_starts_the_count_again():
     state, _ = tick(state, POLICY)
     state, _ = decide(state, LandStarted(101, "default", 502), POLICY)
     state, _ = decide(state, BuildsetFinished(502, Outcome.PUSH_RACE), POLICY)
-    assert state.find(101, "default").push_failures == 0
+    assert state.find(101, "default").current_run.push_failures == 0
     assert state.hold("default") is None

@@ -52,11 +52,11 @@ def test_a_known_failure_is_rechecked_in_place_and_says_so_once():
     item = state.find(101, "default")
     assert (item.attempts, item.resets_caused, item.known_rechecks) == (0, 0, 1)
     assert not [a for a in actions if isinstance(a, CancelBuildset)]
-    assert state.find(102, "default").buildset == 501
+    assert state.find(102, "default").run.buildset == 501
     # The same tree again on the next tick.
     state, actions = tick(state, POLICY)
     (start,) = [a for a in actions if isinstance(a, StartTest)]
-    assert (start.item.issue, start.item.base) == (101, "base1")
+    assert (start.item.issue, start.item.run.base) == (101, "base1")
 
 
 def test_known_failures_past_the_cap_eject_the_patch_as_before():

@@ -53,12 +53,12 @@ class Gate:
 
     def finish(self, issue: int, outcome: Outcome) -> int:
         item = self.item(issue)
-        bsid = item.buildset
+        bsid = item.current_run.buildset
         node = None
         if outcome == Outcome.PASSED:
             node = f"node{issue}"
         elif outcome == Outcome.LANDED:
-            node = item.tested_node
+            node = item.current_run.tested_node
         self.send(BuildsetFinished(bsid, outcome, node=node))
         return bsid
 
@@ -72,13 +72,15 @@ class Gate:
         bsid, self.next_bsid = self.next_bsid, self.next_bsid + 1
         if isinstance(a, StartTest):
             self.started.append(a)
-            self.send(TestStarted(a.item.issue, a.item.branch, a.item.base or "tip0", bsid))
+            self.send(
+                TestStarted(a.item.issue, a.item.branch, a.item.current_run.base or "tip0", bsid)
+            )
         else:
             self.landing.append(a)
             self.send(LandStarted(a.item.issue, a.item.branch, bsid))
 
     def stacks(self) -> list[tuple[int, tuple[int, ...]]]:
-        return [(s.item.issue, s.item.ahead) for s in self.started]
+        return [(s.item.issue, s.item.current_run.ahead) for s in self.started]
 
 
 def test_a_window_of_three_tests_three_items_at_once_each_on_those_ahead():
@@ -88,7 +90,7 @@ def test_a_window_of_three_tests_three_items_at_once_each_on_those_ahead():
     assert [i.issue for i in g.started[2].stack] == [1, 2]
     assert g.item(4).state == ItemState.QUEUED  # the window is full
     # The items behind the head are built on the head's base, which the head's build fixed.
-    assert g.item(2).base == g.item(1).base == "tip0"
+    assert g.item(2).current_run.base == g.item(1).current_run.base == "tip0"
 
 
 def test_items_land_in_queue_order_even_when_those_behind_pass_first():
@@ -103,9 +105,9 @@ def test_items_land_in_queue_order_even_when_those_behind_pass_first():
     g.finish(1, Outcome.LANDED)
     assert [a.item.issue for a in g.landing] == [1, 2]
     # Once 1 is in the branch, 2 is based on 1's node with nothing left ahead of it.
-    assert g.landing[1].item.base == "node1"
-    assert g.landing[1].item.ahead == ()
-    assert g.item(3).ahead == (2,)
+    assert g.landing[1].item.current_run.base == "node1"
+    assert g.landing[1].item.current_run.ahead == ()
+    assert g.item(3).current_run.ahead == (2,)
     g.finish(2, Outcome.LANDED)
     g.finish(3, Outcome.LANDED)
     assert [i for i, d in g.notes if d == Decision.LANDED] == [1, 2, 3]
@@ -114,7 +116,7 @@ def test_items_land_in_queue_order_even_when_those_behind_pass_first():
 def test_a_failure_in_the_middle_resets_those_behind_and_is_ejected_at_the_head():
     g = Gate()
     g.approve(1, 2, 3)
-    third = g.item(3).buildset
+    third = g.item(3).current_run.buildset
     g.finish(2, Outcome.TEST_FAILED)
     # 3 was tested on top of 2: cancelled, and tested again on 1 alone.
     assert third in g.cancelled
@@ -144,11 +146,11 @@ def test_when_the_item_ahead_fails_too_the_failing_one_gets_another_chance():
 def test_a_head_failure_resets_everything_behind_it():
     g = Gate()
     g.approve(1, 2, 3)
-    running = {g.item(2).buildset, g.item(3).buildset}
+    running = {g.item(2).current_run.buildset, g.item(3).current_run.buildset}
     g.finish(1, Outcome.CONFLICT)
     assert running <= set(g.cancelled)
     assert (1, Decision.EJECTED) in g.notes
-    assert g.item(2).ahead == ()
+    assert g.item(2).current_run.ahead == ()
 
 
 def test_by_default_a_failure_never_shrinks_the_window():
@@ -190,7 +192,7 @@ def test_an_item_that_passed_and_waits_to_land_frees_its_place_in_the_window():
     g.approve(1, 2, 3, 4, 5, 6, 7)
     g.finish(2, Outcome.PASSED)  # waits for 1 to land, on no worker
     assert g.item(4).state == ItemState.TESTING
-    assert g.item(4).ahead == (1, 2, 3)
+    assert g.item(4).current_run.ahead == (1, 2, 3)
     g.finish(3, Outcome.PASSED)
     g.finish(4, Outcome.PASSED)
     g.finish(5, Outcome.PASSED)
@@ -206,19 +208,19 @@ def test_a_serial_branch_tests_one_item_at_a_time():
     g.finish(1, Outcome.PASSED)
     g.finish(1, Outcome.LANDED)
     assert g.stacks() == [(1, ()), (2, ())]
-    assert g.started[-1].item.base is None  # on the branch tip, whatever it is now
+    assert g.started[-1].item.current_run.base is None  # on the branch tip, whatever it is now
 
 
 def test_an_infrastructure_retry_keeps_the_items_behind_running():
     g = Gate()
     g.approve(1, 2)
-    second = g.item(2).buildset
+    second = g.item(2).current_run.buildset
     g.finish(1, Outcome.INFRA)
     assert second not in g.cancelled
     assert g.stacks()[-1] == (2, (1,))  # not yet: retried on the next tick
     g.tick()
     assert g.stacks()[-1] == (1, ())
-    assert g.started[-1].item.base == "tip0"  # the same tree again
+    assert g.started[-1].item.current_run.base == "tip0"  # the same tree again
     assert second not in g.cancelled
 
 
@@ -241,14 +243,14 @@ def test_a_push_race_retests_the_whole_pipeline_on_the_new_tip():
     g.finish(1, Outcome.PASSED)
     g.finish(1, Outcome.PUSH_RACE)
     assert [i.state for i in g.state.queue("default")] == [ItemState.TESTING] * 2
-    assert g.started[-2].item.base is None  # the tip is read again
+    assert g.started[-2].item.current_run.base is None  # the tip is read again
     assert g.stacks()[-1] == (2, (1,))
 
 
 def test_withdrawing_an_item_ahead_resets_those_tested_on_it():
     g = Gate()
     g.approve(1, 2, 3)
-    running = g.item(3).buildset
+    running = g.item(3).current_run.buildset
     g.send(Withdrawn(2, "new patchset"))
     assert running in g.cancelled
     assert g.stacks()[-1] == (3, (1,))
@@ -279,7 +281,7 @@ def test_the_resets_an_item_causes_and_its_rechecks_are_on_its_record():
     # A patch that withdraws from the middle of the pipeline is charged for those behind it.
     wide = Gate(Policy(windows={"default": 4}))
     wide.approve(4, 5, 6)
-    assert [i.issue for i in wide.state.items if 4 in i.ahead] == [5, 6]
+    assert [i.issue for i in wide.state.items if 4 in i.current_run.ahead] == [5, 6]
     wide.send(Withdrawn(4, "new patchset"))
     (gone,) = [d for d in wide.state.done if d.issue == 4]
     assert (gone.state, gone.resets_caused) == (ItemState.WITHDRAWN, 2)
@@ -288,7 +290,7 @@ def test_the_resets_an_item_causes_and_its_rechecks_are_on_its_record():
 def test_a_broken_tip_holds_the_item_in_place_and_flags_the_branch_until_a_run_passes():
     gate = Gate()
     gate.approve(1, 2)
-    first = gate.item(1).buildset
+    first = gate.item(1).current_run.buildset
     gate.send(
         BuildsetFinished(
             first, Outcome.TIP_BROKEN, detail="tip fails test_x", verdict="tip broken: test_x"
@@ -301,9 +303,11 @@ def test_a_broken_tip_holds_the_item_in_place_and_flags_the_branch_until_a_run_p
     assert (1, Decision.EJECTED) not in gate.notes and (2, Decision.EJECTED) not in gate.notes
     gate.tick()  # tested again, on the tip as it is now
     assert gate.item(1).state == ItemState.TESTING
-    assert gate.item(1).buildset not in (None, first)
+    assert gate.item(1).current_run.buildset not in (None, first)
     gate.send(
-        BuildsetFinished(gate.item(1).buildset, Outcome.PASSED, node="n1", verdict="flaky: test_x")
+        BuildsetFinished(
+            gate.item(1).current_run.buildset, Outcome.PASSED, node="n1", verdict="flaky: test_x"
+        )
     )
     assert gate.state.tip_broken == frozenset()
     assert gate.item(1).verdicts == ("tip broken: test_x", "flaky: test_x")

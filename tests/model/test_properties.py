@@ -94,10 +94,10 @@ class World:
             self.check_window()
             if isinstance(action, StartTest):
                 item = action.item
-                base = item.base or self.tips[item.branch]
-                assert [i.issue for i in action.stack] == list(item.ahead)
+                base = item.current_run.base or self.tips[item.branch]
+                assert [i.issue for i in action.stack] == list(item.current_run.ahead)
                 if item.express:
-                    assert action.stack == () and item.ahead == ()
+                    assert action.stack == () and item.current_run.ahead == ()
                 tree = base + "".join(f"+{i.issue}.{i.patchset}" for i in action.stack)
                 bs = Buildset("test", item.issue, item.patchset, item.branch, item.seq, tree)
                 bs.express = item.express
@@ -108,25 +108,27 @@ class World:
                 item = action.item
                 # The land build rebuilds the patch on the item's base: the same node as tested,
                 # or the Land step refuses to push.
-                assert item.ahead == ()
-                rebuilt = f"{item.base}+{item.issue}.{item.patchset}"
-                if item.rebased_over:
+                assert item.current_run.ahead == ()
+                rebuilt = f"{item.current_run.base}+{item.issue}.{item.patchset}"
+                if item.current_run.rebased_over:
                     # The same patch on the tip express items moved: its own change is the one
                     # tested (the Land step compares digests); the tree differs.
-                    assert item.tested_node.endswith(f"+{item.issue}.{item.patchset}")
+                    assert item.current_run.tested_node.endswith(f"+{item.issue}.{item.patchset}")
                 else:
-                    assert rebuilt == item.tested_node
-                assert (item.seq, item.tested_node) in {(t[0], t[2]) for t in self.passed_tests}
+                    assert rebuilt == item.current_run.tested_node
+                assert (item.seq, item.current_run.tested_node) in {
+                    (t[0], t[2]) for t in self.passed_tests
+                }
                 bs = Buildset(
                     "land",
                     item.issue,
                     item.patchset,
                     item.branch,
                     item.seq,
-                    item.base,
+                    item.current_run.base,
                     rebuilt,
                     item.express,
-                    item.tested_node,
+                    item.current_run.tested_node,
                 )
                 self.apply(LandStarted(item.issue, item.branch, self.new_buildset(bs)))
             elif isinstance(action, CancelBuildset):
@@ -161,8 +163,8 @@ class World:
     def check_pipeline(self) -> None:
         """An item is tested only on top of live items ahead of it, in queue order; a build whose
         item left the pipeline (failed ahead, withdrawn, reset) has been cancelled."""
-        owned = {i.buildset for i in self.state.items} | {
-            i.advisory_buildset for i in self.state.items
+        owned = {i.current_run.buildset for i in self.state.items} | {
+            i.current_run.advisory_buildset for i in self.state.items
         }
         assert set(self.running) <= owned, "a build is left running for nothing"
         if not self.state.held:
@@ -174,12 +176,12 @@ class World:
             live = [i.issue for i in queue if i.live and not i.express]
             for item in queue:
                 if item.express:
-                    assert item.ahead == ()
+                    assert item.current_run.ahead == ()
                 elif item.live:
                     ahead = live[: live.index(item.issue)]
-                    assert list(item.ahead) == ahead, (item, ahead)
+                    assert list(item.current_run.ahead) == ahead, (item, ahead)
                 else:
-                    assert item.ahead == () or item.state.value == "failing"
+                    assert item.current_run.ahead == () or item.state.value == "failing"
             # The window bounds the builds; an item that passed and waits to land holds none,
             # so up to twice the window is in the pipeline (serial: one item at a time).
             window = self.policy.window(branch)
@@ -290,7 +292,7 @@ def run(world: World, program) -> None:
             world.apply(Withdrawn(op[1], "new patchset"))
         elif kind == "startfail":
             item = world.state.find(op[1], op[2])
-            if item is not None and item.buildset is not None:
+            if item is not None and item.current_run.buildset is not None:
                 continue
             world.apply(StartFailed(op[1], op[2], "hg unreachable"))
         elif kind == "restart":

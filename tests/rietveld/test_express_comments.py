@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+from buildbot_gate.props import DecisionMessage
 from buildbot_gate.rietveld.reporter import comment_text
+
+
+def text_of(msg: dict) -> str | None:
+    """The comment for a decision as it arrives from the message queue."""
+    return comment_text(DecisionMessage.from_json(msg))
+
 
 NODE = "ab" * 20
 
 
 def test_the_express_landing_says_which_patches_kept_their_results():
-    text = comment_text(
+    text = text_of(
         {
             "decision": "landed",
             "patchset": 3,
@@ -25,21 +32,21 @@ def test_the_express_landing_says_which_patches_kept_their_results():
 
 def test_a_patch_landed_over_an_express_one_says_so():
     landed = {"decision": "landed", "patchset": 1, "branch": "default", "node": NODE}
-    text = comment_text({**landed, "rebased_over": [7]})
+    text = text_of({**landed, "rebased_over": [7]})
     assert "Tested before the urgent issue 7 landed under it" in text
-    plain = comment_text(landed)
+    plain = text_of(landed)
     assert "urgent" not in plain and "Merged now" not in plain
 
 
 def test_the_merge_now_answer_says_what_happens_next():
-    text = comment_text(
+    text = text_of(
         {"decision": "promoted", "patchset": 2, "detail": "tested now against the default tip"}
     )
     assert text == "Merge now: patchset 2 is tested now against the default tip."
 
 
 def test_a_held_branch_tells_the_owner_why_the_patch_waits_without_a_password():
-    text = comment_text(
+    text = text_of(
         {
             "decision": "held",
             "patchset": 2,
@@ -55,7 +62,7 @@ def test_a_held_branch_tells_the_owner_why_the_patch_waits_without_a_password():
 
 
 def test_a_landing_comment_never_shows_the_password_of_the_repository_url():
-    text = comment_text(
+    text = text_of(
         {
             "decision": "landed",
             "patchset": 1,
@@ -69,7 +76,7 @@ def test_a_landing_comment_never_shows_the_password_of_the_repository_url():
 
 
 def test_a_known_failure_comment_names_the_entry_its_link_and_the_build():
-    text = comment_text(
+    text = text_of(
         {
             "decision": "known_failure",
             "detail": "bpo-1234: test_network resets; rechecking (1 of 2)\nhttps://bugs/1234",

@@ -16,6 +16,7 @@ from twisted.logger import formatEvent
 from twisted.logger import globalLogPublisher
 from twisted.trial import unittest
 
+from buildbot_gate.props import DecisionMessage
 from buildbot_gate.rietveld import outbox
 from buildbot_gate.rietveld.client import ServerError
 from buildbot_gate.rietveld.client import Unreachable
@@ -147,7 +148,9 @@ class OutboxTest(TestReactorMixin, unittest.TestCase):
         self.assertEqual(waits[:6], [0, 10, 30, 70, 130, 190])  # 10, 20, 40, then the 60 s cap
         self.server.down = False
         self.reactor.advance(60)
-        self.assertEqual(self.server.comments, [(42, str(comment_text(LANDED)))])
+        self.assertEqual(
+            self.server.comments, [(42, str(comment_text(DecisionMessage.from_json(LANDED))))]
+        )
         box = yield self.stored(reporter)
         self.assertEqual(box.pending, ())  # nothing left that could be posted again
         tries = len(self.server.attempts)

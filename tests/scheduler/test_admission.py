@@ -36,8 +36,8 @@ class AdmissionTest(TestReactorMixin, unittest.TestCase):
         rules = AdmissionRules(branches=["default"], max_diff_bytes=10_000)
         self.admission = Admission(self.master, rules, self.announce)
 
-    def announce(self, decision, **msg):
-        self.announced.append((decision, msg))
+    def announce(self, message):
+        self.announced.append((message.decision, message.to_json()))
 
     @defer.inlineCallbacks
     def change(self, category="gate:approved", branch="default", signed=True, **props):

@@ -16,6 +16,7 @@ from buildbot_gate.hgremote import TipError
 from buildbot_gate.model import Item
 from buildbot_gate.model import ItemState
 from buildbot_gate.model import LandStarted
+from buildbot_gate.model import Run
 from buildbot_gate.model import StartFailed
 from buildbot_gate.model import StartLand
 from buildbot_gate.model import StartTest
@@ -108,7 +109,7 @@ class BuildsetLauncherTest(TestReactorMixin, unittest.TestCase):
     def test_a_stacked_start_commits_the_items_ahead_and_reports_their_paths(self):
         yield self.add_change(2, 1235)
         ahead = item()
-        behind = item(issue=1235, changeid=2, base=TIP)
+        behind = item(issue=1235, changeid=2, run=Run(base=TIP))
         event = yield self.start(StartTest(behind, (ahead,)))
         self.assertEqual(event.base, TIP)
         (below,) = self.calls[0]["properties"]["gate_stack"][0]
@@ -117,7 +118,9 @@ class BuildsetLauncherTest(TestReactorMixin, unittest.TestCase):
 
     @defer.inlineCallbacks
     def test_a_land_start_pushes_the_tested_node_on_the_tested_base(self):
-        landing = item(state=ItemState.LANDING, base=TIP, tested_node=TESTED, tested_buildset=500)
+        landing = item(
+            state=ItemState.LANDING, run=Run(base=TIP, tested_node=TESTED, tested_buildset=500)
+        )
         self.tips = [TipError("never asked: a land build keeps its base")]
         event = yield self.start(StartLand(landing))
         self.assertEqual(event, LandStarted(1234, "default", 500))

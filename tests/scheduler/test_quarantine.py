@@ -56,8 +56,8 @@ class WorkerQuarantineTest(TestReactorMixin, unittest.TestCase):
         settings = QuarantineSettings(["linux"], after=after, window=5)
         return WorkerQuarantine(self.master, settings, self.store, self.announce)
 
-    def announce(self, decision, **msg):
-        self.announced.append((decision, msg))
+    def announce(self, message):
+        self.announced.append((message.decision, message.to_json()))
 
     def record(self, *reports):
         return defer.ensureDeferred(self.quarantine.record(reports))

@@ -182,7 +182,7 @@ class GateSchedulerTest(SchedulerCase):
         self.assertEqual(kw["properties"]["gate_commit_date"], ("1700000000 0", "Gate"))
         state = yield self.sched.getState("gate")
         self.assertEqual(state["items"][0]["state"], "testing")
-        self.assertEqual(state["items"][0]["buildset"], 500)
+        self.assertEqual(state["items"][0]["run"]["buildset"], 500)
 
     @defer.inlineCallbacks
     def test_green_tests_land_exactly_the_tested_node_then_announce_it(self):
@@ -245,7 +245,7 @@ class GateSchedulerTest(SchedulerCase):
 
         async def tip(hgbin, repourl, branch):
             stored = await self.sched.getState("gate")
-            seen.append((branch, {i["issue"]: i["buildset"] for i in stored["items"]}))
+            seen.append((branch, {i["issue"]: i["run"]["buildset"] for i in stored["items"]}))
             return TIP
 
         self.patch(launch_module, "branch_tip", tip)
@@ -257,7 +257,7 @@ class GateSchedulerTest(SchedulerCase):
             sorted(seen), [("3.4", {1: None, 2: None}), ("default", {1: None, 2: None})]
         )
         state = yield self.sched.getState("gate")
-        self.assertEqual(sorted(i["buildset"] for i in state["items"]), [500, 501])
+        self.assertEqual(sorted(i["run"]["buildset"] for i in state["items"]), [500, 501])
 
     @defer.inlineCallbacks
     def test_unreachable_repository_holds_the_item_instead_of_dropping_it(self):
@@ -266,7 +266,7 @@ class GateSchedulerTest(SchedulerCase):
         yield self.approve()
         self.assertEqual(self.addBuildsetCalls, [])
         state = yield self.sched.getState("gate")
-        self.assertTrue(state["items"][0]["retry_pending"])
+        self.assertTrue(state["items"][0]["run"]["retry_pending"])
         self.reactor.advance(31)  # the retry tick
         self.assertEqual(len(self.addBuildsetCalls), 1)
 
@@ -480,8 +480,8 @@ class FleetAndPipelineTest(SchedulerCase):
         self.assertEqual(advisory["builderNames"], ["experimental"])
         self.assertTrue(advisory["reason"].startswith("advisory:"))
         state = yield self.sched.getState("gate")
-        self.assertEqual(state["items"][0]["buildset"], 500)
-        self.assertEqual(state["items"][0]["advisory_buildset"], 501)
+        self.assertEqual(state["items"][0]["run"]["buildset"], 500)
+        self.assertEqual(state["items"][0]["run"]["advisory_buildset"], 501)
         # The advisory buildset failing decides nothing.
         yield self.finish(501, 302, FAILURE, {"gate_outcome": "test_failed"})
         self.assertEqual(self.decisions("ejected"), [])

@@ -16,6 +16,7 @@ from buildbot.test.steps import ExpectShell
 from buildbot_gate.model import GateState
 from buildbot_gate.model import Item
 from buildbot_gate.model import ItemState
+from buildbot_gate.model import Run
 from buildbot_gate.steps import HG_ENV
 from buildbot_gate.steps import RECORD_WAIT
 from buildbot_gate.steps import CheckLanding
@@ -111,7 +112,7 @@ class CheckLandingTest(StepCase):
     def item(self, state=ItemState.LANDING, buildset=200):
         return Item(
             issue=1234, patchset=3, branch="default", approver="core@example.org",
-            owner="Ann", subject="Fix", seq=1, state=state, buildset=buildset,
+            owner="Ann", subject="Fix", seq=1, state=state, run=Run(buildset=buildset),
         )  # fmt: skip
 
     def setup_check(self, bsid=200):

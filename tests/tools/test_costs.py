@@ -8,6 +8,7 @@ from buildbot.test.reactor import TestReactorMixin
 from twisted.internet import defer
 from twisted.trial import unittest
 
+from buildbot_gate.props import DecisionMessage
 from buildbot_gate.rietveld.reporter import comment_text
 from buildbot_gate.tools.costs import Cost
 from buildbot_gate.tools.costs import daily_totals
@@ -15,6 +16,11 @@ from buildbot_gate.tools.costs import parse_external_id
 from buildbot_gate.tools.costs import patch_cost
 
 DAY = 1_790_000_000  # 2026-09-21 UTC
+
+
+def text_of(msg: dict) -> str | None:
+    """The comment for a decision as it arrives from the message queue."""
+    return comment_text(DecisionMessage.from_json(msg))
 
 
 def test_gate_buildset_tags_parse_even_with_dashes_in_the_branch():
@@ -27,17 +33,17 @@ def test_gate_buildset_tags_parse_even_with_dashes_in_the_branch():
 
 def test_landing_and_ejection_comments_carry_the_cost_line():
     cost = Cost(worker_seconds=330, builds=5, resets=2, rechecks=1).to_json()
-    landed = comment_text(
+    landed = text_of(
         {"decision": "landed", "patchset": 3, "branch": "default", "node": "ab" * 20, "cost": cost}
     )
     assert landed.splitlines()[-1] == (
         "Cost to the fleet: 5.5 worker-minutes in 5 build(s); "
         "2 queued patch(es) behind it tested again; 1 recheck(s)."
     )
-    ejected = comment_text({"decision": "ejected", "patchset": 3, "branch": "3.4", "cost": cost})
+    ejected = text_of({"decision": "ejected", "patchset": 3, "branch": "3.4", "cost": cost})
     assert "Cost to the fleet: 5.5 worker-minutes" in ejected
     # Without a cost (the database could not say) the comment still goes out, without the line.
-    assert "Cost" not in comment_text({"decision": "landed", "patchset": 3, "branch": "default"})
+    assert "Cost" not in text_of({"decision": "landed", "patchset": 3, "branch": "default"})
 
 
 class CostFromDatabaseTest(TestReactorMixin, unittest.TestCase):

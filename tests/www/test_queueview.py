@@ -24,7 +24,9 @@ def state_with(issues, window):
             Approved(issue, 1, "default", "core@x", "Ann <ann@x>", f"Fix {issue}", issue),
             policy,
         )
-        for item in [i for i in state.items if i.state.value == "testing" and i.buildset is None]:
+        for item in [
+            i for i in state.items if i.state.value == "testing" and i.current_run.buildset is None
+        ]:
             state, _ = decide(state, TestStarted(item.issue, "default", "tip", bsid), policy)
             bsid += 1
     return state
