@@ -137,6 +137,7 @@ def _recheck(step: Transition, ev: Recheck) -> None:
             urgent=False,
             express=False,
             rechecks=done.rechecks + 1,
+            known_rechecks=0,  # a person asked: the known-failure reruns start over too
         )
         step.add(item)
         step.emit(Notify(item, Decision.RECHECKED, item.reason))
@@ -248,10 +249,9 @@ def _test_finished(step: Transition, item: Item, ev: BuildsetFinished, policy: P
             reason=ev.detail,
         )
         step.replace(item, tested)  # lands once everything ahead of it has landed
-    elif recheck_known_failure(step, item, ev, policy):
-        pass
     elif ev.outcome in (Outcome.TEST_FAILED, Outcome.CONFLICT):
-        _failing(step, item, ev.detail or ev.outcome.value, policy)
+        if not recheck_known_failure(step, item, ev, policy):
+            _failing(step, item, ev.detail or ev.outcome.value, policy)
     else:
         _infra_failure(step, item, ev, policy)
 

@@ -11,6 +11,7 @@ from buildbot_gate.model import GateState
 from buildbot_gate.model import Notify
 from buildbot_gate.model import Outcome
 from buildbot_gate.model import Policy
+from buildbot_gate.model import Recheck
 from buildbot_gate.model import StartTest
 from buildbot_gate.model import TestStarted
 from buildbot_gate.model import decide
@@ -88,5 +89,20 @@ def test_a_cap_of_zero_turns_elastic_recheck_off():
         Policy(known_failure_rechecks=0, windows={"default": 2}),
     )
     assert (101, Decision.EJECTED) in [
+        (a.item.issue, a.decision) for a in actions if isinstance(a, Notify)
+    ]
+
+
+def test_a_recheck_after_the_cap_gives_known_failures_their_reruns_again():
+    state, _ = approve(GateState(), 101)
+    for n in range(3):
+        state, _ = decide(state, TestStarted(101, "default", "base1", 500 + n), POLICY)
+        state, _ = known_failure(state, 500 + n)
+        state, _ = tick(state, POLICY)
+    assert state.done[-1].issue == 101  # ejected at the cap
+    state, _ = decide(state, Recheck(101, "ann"), POLICY)
+    state, _ = decide(state, TestStarted(101, "default", "base2", 600), POLICY)
+    state, actions = known_failure(state, 600)
+    assert (101, Decision.KNOWN_FAILURE) in [
         (a.item.issue, a.decision) for a in actions if isinstance(a, Notify)
     ]
