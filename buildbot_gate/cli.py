@@ -80,6 +80,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         default=os.environ.get("GATE_KNOWN_FAILURES"),
         help="the directory of known-failure TOML files (default: $GATE_KNOWN_FAILURES)",
     )
+    sub.add_parser(
+        "qpost-path",
+        help="print the hgrc lines that enable 'hg qpost' (the extension shipped with the gate)",
+    )
     args = parser.parse_args(argv)
 
     def terminate(signum: int, frame: Any) -> None:
@@ -90,6 +94,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return demo(args)
     if args.command in ("audit", "replay", "classify"):
         return _reading(args)
+    if args.command == "qpost-path":
+        from buildbot_gate.qpost import extension
+
+        print(f"[extensions]\nqpost = {Path(extension.__file__).resolve()}")
+        return 0
     return 2
 
 

@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from buildbot_gate.testing.contributor import Contributor
 from buildbot_gate.testing.processes import SAMPLE
 from buildbot_gate.testing.processes import free_port
 from buildbot_gate.testing.world import COMMITTER
@@ -24,21 +25,26 @@ if TYPE_CHECKING:
 CALC = "calc.py"
 
 
-def demo_patches() -> list[tuple[str, str, str]]:
-    """(subject, diff, what should happen) for the sample issues, in approval order."""
+def demo_patches() -> list[tuple[str, str, str, str | None]]:
+    """(subject, diff, what should happen, an unposted local commit under it) for the sample
+    issues, in approval order."""
     calc = (SAMPLE / CALC).read_text()
     pow_added = calc + "\n\ndef power(a, b):\n    return a**b\n"
+    renamed = calc.replace("def mul", "def times")
     return [
-        ("Add a power function", edit_diff(CALC, calc, pow_added), "lands"),
+        ("Add a power function", edit_diff(CALC, calc, pow_added), "lands", None),
         (
             "Make add() faster",
             edit_diff(CALC, calc, calc.replace("return a + b", "return a - b")),
             "fails its tests",
+            None,
         ),
         (
+            # Posted on top of a local rename the contributor never posted: it cannot apply.
             "Tidy up the old calculator",
-            edit_diff(CALC, calc.replace("def mul", "def times"), calc.replace("def mul", "def x")),
+            edit_diff(CALC, renamed, calc.replace("def mul", "def x")),
             "does not apply",
+            edit_diff(CALC, calc, renamed),
         ),
         (
             "Document the rounding of mul()",
@@ -46,6 +52,7 @@ def demo_patches() -> list[tuple[str, str, str]]:
                 "Doc/mul.txt", ["mul", "===", "", "mul(a, b) multiplies; it never rounds."]
             ),
             "lands",
+            None,
         ),
     ]
 
@@ -101,10 +108,11 @@ def run(args: argparse.Namespace) -> int:
 
 def _drive(world: GateWorld, args: argparse.Namespace) -> int:
     expected: dict[int, str] = {}
-    for subject, diff, outcome in demo_patches():
-        issue = world.upload(subject, diff)
+    ann = Contributor(world, world.root / "contributor")
+    for subject, diff, outcome, prepare in demo_patches():
+        issue = ann.post(subject, diff, prepare=prepare)
         expected[issue] = outcome
-        print(f"uploaded issue {issue}: {subject!r} (it {outcome})", flush=True)
+        print(f"hg qpost posted issue {issue}: {subject!r} (it {outcome})", flush=True)
     told: dict[int, int] = {}
     pending = list(expected)
     next_approval = time.monotonic()

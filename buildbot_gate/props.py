@@ -44,6 +44,7 @@ class Prop:
     REBASED_OVER: Final = "gate_rebased_over"
     EXPECTED_DIGEST: Final = "gate_expected_digest"
     TESTED_BUILDSET: Final = "gate_tested_buildset"
+    CHECK: Final = "gate_check"  # a check build: tested before approval, never pushed
     # Set by the steps.
     OUTCOME: Final = "gate_outcome"
     BASE: Final = "gate_base"
@@ -59,6 +60,7 @@ class StateKey:
 
     HEALTH: Final = "gate_health"  # the quarantine's record of each worker's recent runs
     LAST_CHANGE: Final = "gate_last_change"  # the last change the scheduler acted on
+    CHECKS: Final = "gate_checks"  # the check pipeline's result per issue
 
 
 class StepOutcome(StrEnum):

@@ -104,6 +104,7 @@ def _approved(step: Transition, ev: Approved) -> None:
         owner=ev.owner,
         subject=ev.subject,
         changeid=ev.changeid,
+        check=ev.check,
         seq=step.state.next_seq,
         reason=f"approved by {ev.approver}",
     )

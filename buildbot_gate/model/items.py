@@ -128,6 +128,9 @@ class Item:
     verdicts: tuple[str, ...] = ()
     # Its test failures that matched a known intermittent failure and were rerun uncharged.
     known_rechecks: int = 0
+    # The check pipeline's result for this patchset before approval (passed, failed, "" if
+    # never checked): for a pipeline policy to rank by.
+    check: str = ""
 
     @property
     def key(self) -> tuple[int, str]:
@@ -191,6 +194,7 @@ class Approved:
     owner: str
     subject: str
     changeid: int | None = None
+    check: str = ""  # the check pipeline's result for this patchset ("" if never checked)
 
 
 @attrs.frozen

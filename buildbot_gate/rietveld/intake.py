@@ -15,6 +15,7 @@ from buildbot_gate import signing
 from buildbot_gate.props import DecisionMessage
 from buildbot_gate.props import Prop
 from buildbot_gate.rietveld.tracking import Approve
+from buildbot_gate.rietveld.tracking import Check
 from buildbot_gate.rietveld.tracking import Held
 from buildbot_gate.rietveld.tracking import Intent
 from buildbot_gate.rietveld.tracking import Released
@@ -42,6 +43,10 @@ class Intake:
             match intent:
                 case Approve():
                     await self._approve(issue, intent)
+                case Check(patchset=ps, branch=branch, diff=diff):
+                    log.info("issue {n} ps {ps}: sent to the check pipeline", n=issue.issue, ps=ps)
+                    props = {Prop.PATCHSET: ps, Prop.SUBJECT: issue.subject, Prop.DIFF: diff}
+                    await self._add_change(issue, protocol.CHECK, branch, props)
                 case Withdraw(reason=reason):
                     log.info("issue {n}: approval withdrawn: {why}", n=issue.issue, why=reason)
                     await self._add_change(issue, protocol.WITHDRAWN, None, {Prop.REASON: reason})

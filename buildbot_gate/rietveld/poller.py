@@ -58,6 +58,7 @@ class RietveldPoller(ClaimsPromptly, ReconfigurablePollingChangeSource, StateMix
 
     compare_attrs: ClassVar[Sequence[str]] = (
         "url",
+        "checkPatchsets",
         "committers",
         "agreements",
         "people",
@@ -105,6 +106,7 @@ class RietveldPoller(ClaimsPromptly, ReconfigurablePollingChangeSource, StateMix
         maxAnswerBytes: int = DEFAULT_MAX_ANSWER_BYTES,
         maxRefusalsPerSender: int | None = DEFAULT_REFUSALS_PER_HOUR,
         maxTrackedIssues: int = DEFAULT_MAX_TRACKED,
+        checkPatchsets: bool = False,
         **kwargs: Any,
     ) -> None:
         super().checkConfig(
@@ -166,6 +168,7 @@ class RietveldPoller(ClaimsPromptly, ReconfigurablePollingChangeSource, StateMix
         maxAnswerBytes: int = DEFAULT_MAX_ANSWER_BYTES,
         maxRefusalsPerSender: int | None = DEFAULT_REFUSALS_PER_HOUR,
         maxTrackedIssues: int = DEFAULT_MAX_TRACKED,
+        checkPatchsets: bool = False,
         **kwargs: Any,
     ) -> Any:
         self.url = str(url).rstrip("/")
@@ -185,6 +188,7 @@ class RietveldPoller(ClaimsPromptly, ReconfigurablePollingChangeSource, StateMix
         self.maxAnswerBytes = maxAnswerBytes
         self.maxRefusalsPerSender = maxRefusalsPerSender
         self.maxTrackedIssues = maxTrackedIssues
+        self.checkPatchsets = checkPatchsets
         diff_limit = maxAnswerBytes if maxDiffBytes is None else maxDiffBytes + DIFF_SLACK_BYTES
         self._client = RietveldClient(
             self.url, headers=rendered, max_answer_bytes=maxAnswerBytes, max_diff_bytes=diff_limit
@@ -196,7 +200,7 @@ class RietveldPoller(ClaimsPromptly, ReconfigurablePollingChangeSource, StateMix
             self._client,
             people or StaticPeople(committers, agreements),
             Rules.build(releaseManagers, frozenBranches, rechecks, approvalMargin),
-            Settings(defaultBranch, tuple(bugfixBranches), maxDiffBytes),
+            Settings(defaultBranch, tuple(bugfixBranches), maxDiffBytes, bool(checkPatchsets)),
         )
         self._intake = Intake(self.master, self.url, self._refusals)
         yield super().reconfigService(

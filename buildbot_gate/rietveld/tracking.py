@@ -36,6 +36,7 @@ class Tracked:
     told: tuple[str, ...] = ()  # keys of the refusals said
     held: bool = False  # the people directory did not answer
     at: str = ""  # when the issue last changed: what is forgotten first
+    checked: int | None = None  # the last patchset sent to the check pipeline
 
     @classmethod
     def from_saved(cls, data: Mapping[str, Any]) -> Tracked:
@@ -47,6 +48,7 @@ class Tracked:
             told=tuple(data.get("told") or ()),
             held=bool(data.get("held")),
             at=str(data.get("at") or ""),
+            checked=None if data.get("checked") is None else int(data["checked"]),
         )
 
     def to_saved(self) -> dict[str, Any]:
@@ -59,6 +61,8 @@ class Tracked:
         }
         if self.held:  # the key is absent, not false, as the state was always saved
             saved["held"] = True
+        if self.checked is not None:
+            saved["checked"] = self.checked
         return saved
 
 
@@ -67,6 +71,7 @@ class Settings:
     default_branch: str = "default"
     bugfix_branches: tuple[str, ...] = ()
     max_diff_bytes: int | None = None
+    check: bool = False  # send each new patchset to the check pipeline
 
 
 @attrs.frozen
@@ -120,6 +125,13 @@ class Approve:
 
 
 @attrs.frozen
+class Check:  # test this new patchset once on the check builders (no approval needed)
+    patchset: int
+    branch: str
+    diff: str
+
+
+@attrs.frozen
 class Withdraw:
     reason: str
 
@@ -150,7 +162,7 @@ class Released:
     pass
 
 
-Intent = Approve | Withdraw | Request | Tell | Held | Released
+Intent = Approve | Check | Withdraw | Request | Tell | Held | Released
 
 
 @attrs.frozen
@@ -188,6 +200,10 @@ def track(
         return Outcome(rec, tuple(out), watch=False)
     if view.patchset is None:
         return Outcome(rec, tuple(out), need=NeedPatchset(latest))
+    if settings.check and rec.checked != latest:
+        if view.diff is None:
+            return Outcome(rec, tuple(out), need=NeedDiff(latest))
+        rec = _check(rec, out, view.issue, view.diff, latest, settings)
     if view.people is None:
         return Outcome(
             rec, tuple(out), need=NeedPeople(tuple(sorted(approvals.people_to_look_up(issue))))
@@ -248,6 +264,26 @@ def _judge(
                 rec = attrs.evolve(rec, queued=queued, ps=latest)
     rec = _requests(rec, out, issue, people, patchset, rules)
     return Outcome(rec, tuple(out), watch=watch)
+
+
+def _check(
+    rec: Tracked,
+    out: list[Intent],
+    issue: Issue,
+    raw: bytes | TooLarge,
+    latest: int,
+    settings: Settings,
+) -> Tracked:
+    """Send the latest patchset to the check pipeline, once; an unreadable diff is told once."""
+    diff = read_diff(raw, latest, settings.max_diff_bytes)
+    if isinstance(diff, Tell):
+        rec = _tell(rec, out, diff.key, None, diff.detail, issue.owner_email)
+    else:
+        branches = target_branches(
+            issue.description, settings.default_branch, settings.bugfix_branches, issue.target_ref
+        )
+        out.append(Check(latest, branches[0], diff))
+    return attrs.evolve(rec, checked=latest)
 
 
 def read_diff(raw: bytes | TooLarge, patchset: int, limit: int | None) -> str | Tell:

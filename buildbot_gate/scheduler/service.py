@@ -11,6 +11,7 @@ from typing import Any
 from typing import ClassVar
 from typing import assert_never
 
+import attrs
 from buildbot import config
 from buildbot.changes.changes import Change
 from buildbot.schedulers.base import ReconfigurableBaseScheduler
@@ -22,6 +23,7 @@ from buildbot_gate import protocol
 from buildbot_gate.cluster import ClaimsPromptly
 from buildbot_gate.cluster import still_ours
 from buildbot_gate.model import Action
+from buildbot_gate.model import Approved
 from buildbot_gate.model import CancelBuildset
 from buildbot_gate.model import Event
 from buildbot_gate.model import GateState
@@ -40,6 +42,7 @@ from buildbot_gate.scheduler import admission
 from buildbot_gate.scheduler import outcomes
 from buildbot_gate.scheduler import settings
 from buildbot_gate.scheduler.announcements import decision_message
+from buildbot_gate.scheduler.checks import CheckRuns
 from buildbot_gate.scheduler.known import KnownFailureCheck
 from buildbot_gate.scheduler.launch import BuildsetLauncher
 from buildbot_gate.scheduler.quarantine import WorkerQuarantine
@@ -69,6 +72,7 @@ class GateScheduler(ClaimsPromptly, ReconfigurableBaseScheduler):
     _quarantine: WorkerQuarantine
     _admission: admission.Admission
     _known: KnownFailureCheck | None
+    _checks: CheckRuns
 
     compare_attrs: ClassVar[Sequence[str]] = (
         *ReconfigurableBaseScheduler.compare_attrs,
@@ -82,6 +86,7 @@ class GateScheduler(ClaimsPromptly, ReconfigurableBaseScheduler):
                 *kwargs.get("testBuilders", []),
                 *kwargs.get("unstableBuilders", []),
                 *kwargs.get("docsBuilders", []),
+                *kwargs.get("checkBuilders", []),
                 kwargs.get("landBuilder"),
             ],
         )
@@ -121,6 +126,19 @@ class GateScheduler(ClaimsPromptly, ReconfigurableBaseScheduler):
             if self.settings.knownFailures
             else None
         )
+        records = self._checks.records if hasattr(self, "_checks") else {}
+        self._checks = CheckRuns(
+            self.master,
+            self.settings.checkBuilders,
+            self.settings.checkPriority,
+            str(self.settings.repourl),
+            str(self.settings.hgbin),
+            self.settings.admission(),
+            self.addBuildsetForSourceStamps,
+            self._launcher.cancel,
+            self._announcer(),
+        )
+        self._checks.records = records  # a reconfig keeps what was checked
         if hasattr(self, "_quarantine"):  # a reconfig keeps the record, with the new settings
             self._quarantine.settings = self.settings.quarantine()
         else:
@@ -137,6 +155,7 @@ class GateScheduler(ClaimsPromptly, ReconfigurableBaseScheduler):
             return
         self._state = GateState.from_json((yield self.getState(STATE_KEY, None)))
         yield defer.ensureDeferred(self._quarantine.load())
+        self._checks.load((yield self.getState(CheckRuns.STATE_KEY, None)))
         self._bs_consumer = yield self.master.mq.startConsuming(
             self._buildset_complete, ("buildsets", None, "complete")
         )
@@ -196,7 +215,13 @@ class GateScheduler(ClaimsPromptly, ReconfigurableBaseScheduler):
             await self.setState(CHANGES_KEY, change.number)
 
     async def _act_on_change(self, change: Any) -> None:
+        if change.category == protocol.CHECK:
+            if await self._checks.on_change(change):
+                await self.setState(CheckRuns.STATE_KEY, self._checks.saved())
+            return
         event = await self._admission.event_for(change, self._state)
+        if isinstance(event, Approved):
+            event = attrs.evolve(event, check=self._checks.result(event.issue, event.patchset))
         if event is not None:
             await self._apply(event)
 
@@ -217,6 +242,9 @@ class GateScheduler(ClaimsPromptly, ReconfigurableBaseScheduler):
     # --- decisions and actions --------------------------------------------------------------
 
     async def _conclude(self, bsid: int) -> None:
+        if await self._checks.conclude(bsid):
+            await self.setState(CheckRuns.STATE_KEY, self._checks.saved())
+            return
         item = self._state.by_buildset(bsid)
         if item is None:
             return

@@ -51,6 +51,8 @@ class GateSettings:
     knownFailures: str | None = None
     knownFailureRechecks: int = 2
     gateOnly: str | None = None  # "docs": documentation patches only (a new fleet's first step)
+    checkBuilders: Sequence[str] = ()  # test each new patchset once, before approval
+    checkPriority: int = -1  # Buildbot's request priority: below the gate's builds (0)
 
     def resolved(self) -> GateSettings:
         """As the scheduler keeps them: lists for the lists, and an hg to run."""
@@ -60,6 +62,7 @@ class GateSettings:
             testBuilders=list(self.testBuilders),
             unstableBuilders=list(self.unstableBuilders),
             docsBuilders=list(self.docsBuilders),
+            checkBuilders=list(self.checkBuilders),
             newsFiles=list(self.newsFiles),
             allowHgFiles=list(self.allowHgFiles),
             hgbin=self.hgbin or default_hg(),
@@ -86,7 +89,11 @@ class GateSettings:
                 yield f"a window is 'serial' or a positive integer, not {w!r}"
         if self.windowFloor is not None and not _positive(self.windowFloor):
             yield "windowFloor must be a positive integer, or None (never shrink the window)"
-        for group in (self.unstableBuilders, self.docsBuilders, self.newsFiles):
+        if not isinstance(self.checkPriority, int) or isinstance(self.checkPriority, bool):
+            yield "checkPriority is an integer (Buildbot's build request priority)"
+        elif self.checkPriority >= 0:
+            yield "checkPriority must be below 0, the gate's own builds' priority"
+        for group in (self.unstableBuilders, self.docsBuilders, self.checkBuilders, self.newsFiles):
             if isinstance(group, str):
                 yield "builder and file settings are lists, not strings"
         hg_files = admission.hg_files_error(self.allowHgFiles)

@@ -18,6 +18,7 @@ from buildbot_gate.rietveld.records import Issue
 from buildbot_gate.rietveld.records import Message
 from buildbot_gate.rietveld.records import Patchset
 from buildbot_gate.rietveld.tracking import Approve
+from buildbot_gate.rietveld.tracking import Check
 from buildbot_gate.rietveld.tracking import Held
 from buildbot_gate.rietveld.tracking import Intent
 from buildbot_gate.rietveld.tracking import IssueView
@@ -60,6 +61,7 @@ class World:
     owner: str
     diff: bytes | TooLarge
     restart: bool = False  # the record goes through the saved JSON between polls
+    settings: Settings = SETTINGS
     minute: int = 0
     patchsets: list[tuple[int, datetime.datetime]] = attrs.field(factory=list)
     messages: list[Message] = attrs.field(factory=list)
@@ -138,7 +140,7 @@ class World:
             self.record,
             IssueView(issue),
             RULES,
-            SETTINGS,
+            self.settings,
             patchset=patchset,
             people=self.people(),
             diff=self.diff,
@@ -150,8 +152,8 @@ class World:
         return intents
 
 
-def run(owner, diff, script, restart=False) -> World:
-    world = World(owner, diff, restart=restart)
+def run(owner, diff, script, restart=False, settings=SETTINGS) -> World:
+    world = World(owner, diff, restart=restart, settings=settings)
     world.play(("upload",))
     for event in script:
         world.play(event)
@@ -309,3 +311,37 @@ def test_a_forgotten_issue_is_not_approved_again_up_to_the_forgotten_mark():
             diff=DIFF,
         )
         assert any(isinstance(i, Approve) for i in intents) is approved
+
+
+CHECKING = attrs.evolve(SETTINGS, check=True)
+
+
+def _checks(world: World) -> list[Check]:
+    return [i for _, _, intents in world.polls for i in intents if isinstance(i, Check)]
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    owner=st.sampled_from([ANN, BOB, CORE]),
+    diff=st.sampled_from([DIFF, TooLarge("5000"), b"\xff\xfe not text"]),
+    script=st.lists(events, max_size=30),
+    restart=st.booleans(),
+)
+def test_with_checks_on_each_readable_patchset_is_checked_exactly_once(
+    owner, diff, script, restart
+):
+    world = run(owner, diff, script, restart, settings=CHECKING)
+    checked = [c.patchset for c in _checks(world)]
+    polled = sorted({i.latest_patchset for _, i, _ in world.polls if not i.closed})
+    # Before any approval, whoever owns it, whether the tracker answers or not.
+    assert checked == (polled if diff == DIFF else [])
+    assert all(c.branch == "3.4" and c.diff == DIFF.decode() for c in _checks(world))
+    if diff != DIFF:  # an unreadable patchset is told once, not checked
+        told = [i for _, _, intents in world.polls for i in intents if isinstance(i, Tell)]
+        assert len({t.key for t in told}) == len(told)
+
+
+@settings(max_examples=100, deadline=None)
+@given(worlds)
+def test_with_checks_off_nothing_is_checked(world):
+    assert _checks(world) == []

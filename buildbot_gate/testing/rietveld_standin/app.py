@@ -7,11 +7,13 @@ import datetime
 import hmac
 import json
 import re
+import urllib.parse
 from typing import TYPE_CHECKING
 from typing import Any
 
 from klein import Klein
 
+from buildbot_gate.testing.rietveld_standin import upload
 from buildbot_gate.testing.rietveld_standin.store import CONTROL
 from buildbot_gate.testing.rietveld_standin.store import Fault
 from buildbot_gate.testing.rietveld_standin.store import Store
@@ -58,9 +60,10 @@ class StandinApp:
         return values[0].decode() if values else None
 
     def _account(self, request: Request) -> str | None:
-        auth = (request.getHeader("authorization") or "").strip()
-        if auth.lower().startswith("bearer "):
-            return self.store.accounts.get(auth[7:].strip())
+        # Bearer, or upload.py's own scheme word "OAuth" (Authorization: OAuth <token>).
+        scheme, _, token = (request.getHeader("authorization") or "").strip().partition(" ")
+        if scheme.lower() in ("bearer", "oauth"):
+            return self.store.accounts.get(token.strip())
         return None
 
     def _fault(self, request: Request) -> Fault | None:
@@ -263,10 +266,62 @@ class StandinApp:
         self.store.close(issue.id)
         return self._text(request, "")
 
+    # --- the upload protocol (hg qpost, upload.py) -------------------------------------------
+
+    def _form(self, request: Request, *raw: str) -> dict[str, Any]:
+        args: dict[bytes, list[bytes]] = request.args or {}
+        return {
+            k.decode(): v[0] if k.decode() in raw else v[0].decode("utf-8", "replace")
+            for k, v in args.items()
+            if v
+        }
+
+    def _answer(self, request: Request, answer: upload.Answer) -> bytes:
+        if answer.code == 302:
+            request.setResponseCode(302)
+            request.setHeader("location", "/_ah/login")
+            return b""
+        return self._text(request, answer.text, answer.code)
+
+    @app.route("/upload", methods=["POST"])
+    def upload(self, request: Request) -> bytes:
+        if (failed := self._guard(request)) is not None:
+            return failed
+        host = request.getHeader("host") or "127.0.0.1"
+        url = f"{'https' if request.isSecure() else 'http'}://{host}"
+        form = self._form(request)
+        return self._answer(request, upload.upload(self.store, self._account(request), form, url))
+
+    @app.route("/<number>/upload_content/<ps>/<patch>", methods=["POST"])
+    def upload_content(self, request: Request, number: str, ps: str, patch: str) -> bytes:
+        if (failed := self._guard(request)) is not None:
+            return failed
+        form = self._form(request, "data")
+        who = self._account(request)
+        return self._answer(
+            request, upload.upload_content(self.store, who, number, ps, patch, form)
+        )
+
+    @app.route("/<number>/upload_complete/<ps>", methods=["POST"])
+    def upload_complete(self, request: Request, number: str, ps: str) -> bytes:
+        if (failed := self._guard(request)) is not None:
+            return failed
+        # URL-encoded but sent as application/octet-stream, as upload.py does.
+        body = request.content.read() if request.content else b""
+        form = {k: v[0] for k, v in urllib.parse.parse_qs(body.decode("utf-8", "replace")).items()}
+        who = self._account(request)
+        return self._answer(request, upload.upload_complete(self.store, who, number, ps, form))
+
     # --- control endpoints for tests in other processes ------------------------------------
 
     def _body(self, request: Request) -> dict[str, Any]:
         return json.loads((request.content.read() if request.content else b"") or b"{}")
+
+    @app.route(f"{CONTROL}/accounts", methods=["POST"])
+    def c_account(self, request: Request) -> bytes:
+        b = self._body(request)
+        self.store.add_account(b["email"], b["token"])
+        return self._json(request, {"ok": True})
 
     @app.route(f"{CONTROL}/issues", methods=["POST"])
     def c_create(self, request: Request) -> bytes:

@@ -27,6 +27,10 @@ class StandinControl:
         with urllib.request.urlopen(req, timeout=30) as resp:
             return json.loads(resp.read())
 
+    def add_account(self, email: str, token: str) -> None:
+        """``Authorization: Bearer <token>`` (or ``OAuth <token>``) logs in as ``email``."""
+        self._call("POST", "/accounts", {"email": email, "token": token})
+
     def create_issue(self, owner_email: str, subject: str, diff: str, **kw: Any) -> dict[str, Any]:
         return self._call(
             "POST", "/issues", {"owner_email": owner_email, "subject": subject, "diff": diff, **kw}

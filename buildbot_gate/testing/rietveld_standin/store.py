@@ -1,7 +1,5 @@
-"""The stand-in's memory: issues, patchsets and messages, and the JSON shapes Rietveld gives them.
-
-Approval and disapproval are computed from message text the way the real server does.
-"""
+"""The stand-in's memory: issues, patchsets, messages and the JSON shapes Rietveld gives them,
+approval and disapproval computed from message text the way the real server does."""
 
 from __future__ import annotations
 
@@ -136,6 +134,7 @@ class StoredPatchset:
     diff: str
     files: dict[str, dict[str, Any]]
     file_diffs: dict[int, str]
+    contents: dict[tuple[int, bool], bytes] = attrs.Factory(dict)  # (patch, is_current)
 
 
 @attrs.define
