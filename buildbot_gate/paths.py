@@ -1,44 +1,65 @@
-"""Path patterns for per-branch rules (``Doc/**``, ``Misc/NEWS``), matched against repository paths.
-
-``**`` matches any number of directories, ``*`` and ``?`` stay within one path component.
+"""Path patterns of per-branch rules (``Doc/**``, ``Misc/NEWS``), matched by Mercurial itself:
+each means what it means to ``hg files -I`` run at the repository root (a bare pattern is a rooted
+``glob:``; ``path:``, ``re:``, ``relglob:``... as in ``.hgignore``).
 """
 
 from __future__ import annotations
 
 import functools
-import re
+from collections.abc import Callable
 from collections.abc import Iterable
 from collections.abc import Mapping
 from typing import TypeVar
 
+from mercurial import error as hgerror
+from mercurial import match as hgmatch
+from mercurial import pathutil
+
 T = TypeVar("T")
+
+# hg needs an absolute root to anchor rooted kinds; nothing under it is ever read.
+_ROOT = b"/buildbot-gate-repository"
+# Kinds that read files or need a repository: a rule must stand on its own.
+_REFUSED_KINDS = ("set", "include", "subinclude", "listfile", "listfile0")
+
+
+class PatternError(ValueError):
+    """A pattern Mercurial rejects, or a kind the gate does not allow, in an admin's words."""
 
 
 @functools.lru_cache(maxsize=256)
-def _compile(pattern: str) -> re.Pattern[str]:
-    out = []
-    i = 0
-    while i < len(pattern):
-        if pattern.startswith("**/", i):
-            out.append("(?:.*/)?")
-            i += 3
-        elif pattern.startswith("**", i):
-            out.append(".*")
-            i += 2
-        elif pattern[i] == "*":
-            out.append("[^/]*")
-            i += 1
-        elif pattern[i] == "?":
-            out.append("[^/]")
-            i += 1
-        else:
-            out.append(re.escape(pattern[i]))
-            i += 1
-    return re.compile("".join(out) + r"\Z")
+def _matcher(pattern: str) -> Callable[[bytes], bool]:
+    kind = pattern.split(":", 1)[0] if ":" in pattern else ""
+    if kind in _REFUSED_KINDS:
+        raise PatternError(f"path pattern {pattern!r}: '{kind}:' patterns are not supported")
+    try:
+        # As an -I pattern: a glob that names a directory covers the files under it, as in hg.
+        return hgmatch.match(
+            _ROOT,
+            b"",
+            include=[pattern.encode("utf-8")],
+            auditor=pathutil.pathauditor(_ROOT, realfs=False),
+        )
+    except (hgerror.Abort, hgerror.ParseError) as e:
+        why = e.message if isinstance(e, hgerror.Abort) else e.args[0]
+        text = why.decode("utf-8", "replace") if isinstance(why, bytes) else str(why)
+        raise PatternError(f"path pattern {pattern!r}: {text}") from None
+
+
+def pattern_error(pattern: object) -> str | None:
+    """Why ``pattern`` cannot be a path rule, or None when hg accepts it."""
+    if not isinstance(pattern, str) or not pattern:
+        return f"a path pattern is a non-empty string, not {pattern!r}"
+    try:
+        _matcher(pattern)
+    except PatternError as e:
+        return str(e)
+    return None
 
 
 def matches(path: str, pattern: str) -> bool:
-    return _compile(pattern).match(path) is not None
+    """True when ``hg files -I <pattern>`` run at the repository root would list ``path``."""
+    return bool(_matcher(pattern)(path.encode("utf-8")))
 
 
 def all_match(paths: Iterable[str], patterns: Iterable[str]) -> bool:

@@ -70,6 +70,17 @@ def test_a_tracker_is_enough_to_say_who_approves(tmp_path):
     assert done.returncode == 0, done.stdout + done.stderr
 
 
+def test_the_tracker_reporter_is_configured_by_its_settings(tmp_path):
+    tracker = {"GATE_ROUNDUP_URL": "https://bugs.example.org", "GATE_ROUNDUP_SECRET": "roundup"}
+    done = checkconfig(
+        tmp_path, bare_env(**REQUIRED, **tracker, GATE_ROUNDUP_SET="status=resolved")
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    bad = checkconfig(tmp_path, bare_env(**REQUIRED, **tracker, GATE_ROUNDUP_ISSUE_FROM="title"))
+    said = bad.stdout + bad.stderr
+    assert bad.returncode != 0 and "issueFrom is 'review' or 'description'" in said, said
+
+
 @pytest.mark.parametrize("missing", ["GATE_HG_URL", "GATE_WORKERS"])
 def test_checkconfig_names_only_the_setting_that_is_missing(tmp_path, missing):
     settings = {k: v for k, v in REQUIRED.items() if k != missing}

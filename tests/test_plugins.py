@@ -16,12 +16,14 @@ from buildbot_gate.rietveld.reporter import RietveldReporter
 from buildbot_gate.scheduler.forms import GateForceScheduler
 from buildbot_gate.scheduler.service import GateScheduler
 from buildbot_gate.steps import factories
+from buildbot_gate.tracker.reporter import RoundupReporter
 
 
 def test_master_cfg_finds_the_gate_through_buildbot_plugins():
     assert changes.RietveldPoller is RietveldPoller
     assert schedulers.GateScheduler is GateScheduler
     assert reporters.RietveldReporter is RietveldReporter
+    assert reporters.RoundupReporter is RoundupReporter
     assert util.GateFactories is factories.GateFactories
     assert schedulers.GateForceScheduler is GateForceScheduler
     assert util.RoundupPeople is RoundupPeople

@@ -17,6 +17,7 @@ import attrs
 from buildbot_gate import knownfailures
 from buildbot_gate.diffs import DEFAULT_MAX_BYTES
 from buildbot_gate.model import Policy
+from buildbot_gate.paths import pattern_error
 from buildbot_gate.paths import per_branch
 from buildbot_gate.scheduler import admission
 from buildbot_gate.scheduler.launch import LaunchSettings
@@ -96,6 +97,7 @@ class GateSettings:
         for group in (self.unstableBuilders, self.docsBuilders, self.checkBuilders, self.newsFiles):
             if isinstance(group, str):
                 yield "builder and file settings are lists, not strings"
+        yield from _pattern_problems(self.docsPaths, self.newsFiles)
         hg_files = admission.hg_files_error(self.allowHgFiles)
         if hg_files:
             yield hg_files
@@ -176,3 +178,13 @@ def default_hg() -> str:
 
 def _positive(value: Any) -> bool:
     return isinstance(value, int) and value >= 1
+
+
+def _pattern_problems(docs_paths: Any, news_files: Sequence[str]) -> Iterator[str]:
+    """Patterns hg refuses (``re:(``, ``../x``): told at checkConfig, not at the first patch."""
+    groups = list(docs_paths.values()) if isinstance(docs_paths, Mapping) else [docs_paths]
+    for group in [*groups, news_files]:
+        for pattern in [group] if isinstance(group, str) else group or ():
+            why = pattern_error(pattern)
+            if why:
+                yield why

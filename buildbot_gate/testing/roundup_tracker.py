@@ -3,6 +3,7 @@ bugs.python.org's ``iscommitter`` and ``contrib_form`` flags."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import urllib.error
@@ -88,7 +89,8 @@ class RoundupTracker:
             f"username={self.gate_user}",
             f"password={self.gate_password}",
             "address=gate@example.org",
-            "roles=Gate",
+            # User: it writes the "New changeset" messages on issues (RoundupReporter).
+            "roles=User,Gate",
         ).strip()
         return self
 
@@ -140,6 +142,33 @@ class RoundupTracker:
             args.append(f"contrib_form={_yes(agreement)}")
         if args:
             self.admin("set", f"user{self._ids[username]}", *args)
+
+    def add_issue(self, title: str) -> int:
+        return int(self.admin("create", "issue", f"title={title}").strip())
+
+    def issue(self, number: int) -> dict[str, Any]:
+        """The issue as the tracker stores it: status name, and each message's author (user
+        name), date and text, oldest first (read from its database, not through the gate's API)."""
+        out = run([sys.executable, "-c", _READ_ISSUE, str(self.home), str(number)])
+        return dict(json.loads(out))
+
+
+_READ_ISSUE = """
+import json, sys
+from roundup import instance
+db = instance.open(sys.argv[1]).open("admin")
+issue = db.issue.getnode(sys.argv[2])
+messages = [db.msg.getnode(m) for m in issue.messages]
+print(json.dumps({
+    "status": db.status.get(issue.status, "name") if issue.status else None,
+    "messages": [
+        {"author": db.user.get(m.author, "username") if m.author else None,
+         "date": str(m.date) if m.date else None,
+         "content": m.content}
+        for m in messages
+    ],
+}))
+"""
 
 
 def _yes(flag: bool) -> str:

@@ -70,6 +70,7 @@ class GateWorld:
         masters: int = 1,
         placement: Sequence[int] | None = None,
         worker_envs: Mapping[str, Mapping[str, str]] | None = None,
+        roundup: Mapping[str, str] | None = None,
     ) -> None:
         """``tracker``: people come from a real Roundup tracker (``self.tracker``) holding
         COMMITTER, RELEASE_MANAGER and OWNER (committers and owner signed the agreement);
@@ -78,7 +79,10 @@ class GateWorld:
 
         ``masters`` > 1 makes a cluster (``env`` must then name a shared GATE_DB_URL and a
         GATE_MQ_ROUTER); ``placement`` gives, per worker, the index of the master it connects
-        to. ``self.master`` is the first master, started first, so it runs the gate at first."""
+        to. ``self.master`` is the first master, started first, so it runs the gate at first.
+
+        ``roundup`` (with ``tracker``): the gate tells the tracker of each landing, as its account,
+        with these GATE_ROUNDUP_* settings too."""
         self.root = root
         self.hold_file = root / "hold"
         self.started_file = root / "started"
@@ -86,6 +90,7 @@ class GateWorld:
         self.extra_env = dict(env or {})
         self.extra_worker_env = dict(worker_env or {})
         self.worker_envs = {k: dict(v) for k, v in (worker_envs or {}).items()}
+        self.roundup = None if roundup is None else dict(roundup)
         self.uploaded: list[int] = []
         self.tracker: Any = None
         if tracker:
@@ -139,6 +144,10 @@ class GateWorld:
             env["GATE_TRACKER_URL"] = self.tracker.url
             env["GATE_TRACKER_USER"] = self.tracker.gate_user
             env["GATE_TRACKER_PASSWORD"] = self.tracker.gate_password
+            if self.roundup is not None:
+                env["GATE_ROUNDUP_URL"] = self.tracker.url
+                env["GATE_ROUNDUP_PASSWORD"] = self.tracker.gate_password
+                env.update(self.roundup)
         env.update(self.extra_env)
         for index in range(self.n_masters):
             basedir = self.root / ("master" if index == 0 else f"master{index + 1}")

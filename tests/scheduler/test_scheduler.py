@@ -517,6 +517,18 @@ class FleetAndPipelineTest(SchedulerCase):
         self.assertIn("edits Misc/NEWS", refused["detail"])
         self.assertIn("Misc/NEWS.d/next/", refused["detail"])
 
+    def test_path_patterns_hg_refuses_are_configuration_errors(self):
+        for bad in ({"docsPaths": {"3.4": ["re:("]}}, {"newsFiles": ["../Misc/NEWS"]}):
+            with self.assertRaises(config.ConfigErrors) as cm:
+                GateScheduler(
+                    name="gate",
+                    repourl="http://hg.example.org/cpython",
+                    testBuilders=["gate-test"],
+                    landBuilder="gate-land",
+                    **bad,
+                )
+            self.assertIn("path pattern", str(cm.exception))
+
     def test_bad_windows_are_configuration_errors(self):
         for bad in (0, "fast", {"default": -1}, True):
             with self.assertRaises(config.ConfigErrors):
