@@ -67,7 +67,12 @@ def run_one(
     world = GateWorld(
         root / "gate",
         workers=workers,
-        env={"GATE_WINDOW": "serial" if mode == "serial" else str(window)},
+        # Attribution off: a seeded flaky patch is ejected and rechecked, as the plan and the
+        # replay of this drain (tests/e2e/test_replay_e2e.py) read it back.
+        env={
+            "GATE_WINDOW": "serial" if mode == "serial" else str(window),
+            "GATE_RERUN_COMMAND": "off",
+        },
         worker_env={
             "GATE_SAMPLE_SLEEP": str(test_seconds),
             "GATE_SAMPLE_FLAKY_DIR": str(flaky_dir),

@@ -6,14 +6,18 @@ The gate and the serial gate (window 1) run through the policy replay
 K patches approved at once, W workers on one test builder, a land builder pushing one at a time
 (a push takes P seconds and holds no test worker), a test run takes T seconds. A seeded 10% of
 the patches break the tests; a seeded 3% are flaky: the first test run whose tree holds one
-fails, and the patch, ejected, is rechecked at once at the tail of the queue. The poller's and
+fails, and the patch, ejected, is rechecked at once at the tail of the queue; but the serial
+gate and the gate, as by default, rerun a failed run's failed tests in the same build (failure
+attribution, RERUN_SHARE of T per rerun; --rerun-share off: without it), so a flaky patch
+passes in its first build and a broken one is ejected after two reruns. The poller's and
 the master's reaction times are zero: this measures the policy, not the adapters.
 
 The Zuul reference (``benchmarks/zuul_reference.py``, written plainly): a fixed window of W; a
 failed build resets every item behind it (tested again without the failed one); a failed item is
 ejected when it reaches the head, and a flaky one is rechecked at the tail.
 
-The oracle bound (:func:`oracle_seconds`) is what a scheduler knowing every fate could do at best.
+The oracle bound (:func:`oracle_seconds`) is what a scheduler knowing every fate could do at best
+(with the rerun on, a flaky patch needs no second run: the bound counts one run per patch).
 
 Reported per K and W, as means over the seeds: the drain time in T (first approval to the last
 landing or ejection), each policy's throughput over the serial gate's (serial drain / its drain),
@@ -21,6 +25,7 @@ over the oracle (oracle / its drain), the mean approval-to-landing time in T, an
 worker-minutes (test and push builds, cancelled ones up to their cancellation) per landed patch.
 
     python benchmarks/policy.py [--patches 100 1000] [--seeds 50 5] [--workers 1 2 4 8]
+                                [--rerun-share 0.05|off]
 """
 
 from __future__ import annotations
@@ -49,6 +54,12 @@ if TYPE_CHECKING:
     from collections.abc import Sequence
 
 POLICIES = ("serial", "gate", "zuul")
+# One rerun of a failed run's failed tests, as a share of T. regrtest reruns the failed test
+# files alone: CPython has about 480, most run in seconds, the slow ones (the ones that flake
+# most: multiprocessing, concurrent_futures, asyncio) a few minutes on a busy worker. 5% of T
+# (60 s at T = 1200 s) per rerun is above the typical file and near the slow ones'. A broken
+# patch's tests rerun twice (in its tree, then on the tip without it), a flaky one's once.
+RERUN_SHARE = 0.05
 
 
 def plan(patches: int, seed: int) -> list[str]:
@@ -113,28 +124,44 @@ def history(
     )
 
 
-def gate(fates: Sequence[str], window: int, test_seconds: float, push_seconds: float) -> Drain:
-    """The gate's own ``decide`` with its default policy and a window of ``window``."""
-    r = simulate(history(fates, window, test_seconds, push_seconds), window)
+def gate(
+    fates: Sequence[str],
+    window: int,
+    test_seconds: float,
+    push_seconds: float,
+    rerun_seconds: float | None = None,
+) -> Drain:
+    """The gate's own ``decide`` with its default policy and a window of ``window``; with
+    ``rerun_seconds``, the failure-attribution rerun (on by default in the gate) that long."""
+    h = history(fates, window, test_seconds, push_seconds)
+    r = simulate(h, window, rerun_seconds=rerun_seconds)
     return Drain(r.drain_seconds, r.mean_time_to_land, r.worker_minutes, r.landed, r.ejected)
 
 
 def one_seed(
-    patches: int, seed: int, workers: Sequence[int], test_seconds: float, push_seconds: float
+    patches: int,
+    seed: int,
+    workers: Sequence[int],
+    test_seconds: float,
+    push_seconds: float,
+    rerun_seconds: float | None = None,
 ) -> dict[int, dict[str, Any]]:
-    """Every policy on one seed's fates, per W: each one's Drain, and the oracle's seconds."""
+    """Every policy on one seed's fates, per W: each one's Drain, and the oracle's seconds.
+    The serial gate and the gate both rerun failed tests when ``rerun_seconds`` is given."""
     fates = plan(patches, seed)
     flaky, broken = fates.count("flaky"), fates.count("fail")
-    serial = gate(fates, 1, test_seconds, push_seconds)  # the serial gate uses one worker
+    # The serial gate uses one worker.
+    serial = gate(fates, 1, test_seconds, push_seconds, rerun_seconds)
+    # Without the rerun a flaky patch costs a second run; with it, a rerun inside its one run,
+    # which the bound leaves out (so it stays a lower bound).
+    runs = patches + (flaky if rerun_seconds is None else 0)
     out: dict[int, dict[str, Any]] = {}
     for w in workers:
         out[w] = {
             "serial": serial,
-            "gate": gate(fates, w, test_seconds, push_seconds) if w > 1 else serial,
+            "gate": gate(fates, w, test_seconds, push_seconds, rerun_seconds) if w > 1 else serial,
             "zuul": Zuul(fates, w, test_seconds, push_seconds).run(),
-            "oracle": oracle_seconds(
-                patches + flaky, w, test_seconds, patches - broken, broken, push_seconds
-            ),
+            "oracle": oracle_seconds(runs, w, test_seconds, patches - broken, broken, push_seconds),
         }
     return out
 
@@ -174,12 +201,17 @@ def run(
     workers: Sequence[int] = (1, 2, 4, 8),
     test_seconds: float = 1200.0,
     push_seconds: float = 10.0,
+    rerun_share: float | None = RERUN_SHARE,
 ) -> dict[str, Any]:
-    """Every W for one K over seeds 1..``seeds``: the summary rows and each seed's drains."""
+    """Every W for one K over seeds 1..``seeds``: the summary rows and each seed's drains.
+    ``rerun_share``: a rerun's share of T (None: the gates without the failure-attribution
+    rerun)."""
     began = time.monotonic()
+    rerun_seconds = None if rerun_share is None else rerun_share * test_seconds
     per_w: dict[int, list[dict[str, Any]]] = {w: [] for w in workers}
     for seed in range(1, seeds + 1):
-        for w, drains in one_seed(patches, seed, workers, test_seconds, push_seconds).items():
+        drained = one_seed(patches, seed, workers, test_seconds, push_seconds, rerun_seconds)
+        for w, drains in drained.items():
             per_w[w].append(drains)
     rows = [summarize(patches, seeds, w, per_w[w], test_seconds) for w in workers]
     return {
@@ -188,6 +220,7 @@ def run(
         "drains": {
             w: [{p: s[p].drain_seconds for p in POLICIES} for s in per_w[w]] for w in workers
         },
+        "rerun_seconds": rerun_seconds,
         "seconds": round(time.monotonic() - began, 1),
     }
 
@@ -263,14 +296,18 @@ def main() -> int:
     p.add_argument("--workers", type=int, nargs="+", default=[1, 2, 4, 8])
     p.add_argument("--test-seconds", type=float, default=1200.0)
     p.add_argument("--push-seconds", type=float, default=10.0)
+    # The failure-attribution rerun (on by default in the gate): one rerun of the failed tests
+    # takes this share of T. See RERUN_SHARE. --rerun-share off: the gate without it.
+    p.add_argument("--rerun-share", default=str(RERUN_SHARE))
     p.add_argument("--out", default=str(Path(__file__).parent / "results" / "policy.json"))
     args = p.parse_args()
     if len(args.seeds) != len(args.patches):
         p.error("give one --seeds count per --patches size")
     began = time.monotonic()
+    share = None if args.rerun_share == "off" else float(args.rerun_share)
     rows, took = [], {}
     for k, seeds in zip(args.patches, args.seeds, strict=True):
-        result = run(k, seeds, args.workers, args.test_seconds, args.push_seconds)
+        result = run(k, seeds, args.workers, args.test_seconds, args.push_seconds, share)
         rows += result["rows"]
         took[k] = result["seconds"]
         print(f"K = {k}: {seeds} seeds in {result['seconds']} s", flush=True)
@@ -282,6 +319,8 @@ def main() -> int:
         "push_seconds": args.push_seconds,
         "broken": 0.10,
         "flaky": 0.03,
+        "rerun_share": share,
+        "rerun_seconds": None if share is None else share * args.test_seconds,
         "seconds_per_patches": took,
         "seconds": round(time.monotonic() - began, 1),
     }

@@ -85,6 +85,16 @@ def test_policy_benchmark_reports_every_policy_and_none_beats_the_oracle(tmp_pat
     assert "gate x ser" in policy.table(result["rows"])[1]
 
 
+def test_policy_benchmark_gates_rerun_failed_tests_by_default_as_the_gate_does():
+    policy = load("policy")
+    assert policy.run(patches=10, seeds=1, workers=(2,))["rerun_seconds"] == 0.05 * 1200
+    assert policy.run(patches=10, seeds=1, workers=(2,), rerun_share=None)["rerun_seconds"] is None
+    # A flaky patch passes on its rerun (10-13) in its first build, nothing behind it is reset:
+    # pushes 13-15 and 15-17. Without the rerun: ejected, rechecked, tested again.
+    assert policy.gate(["flaky", "pass"], 2, 10, 2, rerun_seconds=3).drain_seconds == 17
+    assert policy.gate(["flaky", "pass"], 2, 10, 2).drain_seconds > 17
+
+
 def test_zuul_reference_resets_what_was_tested_on_a_failure_and_rechecks_a_flaky_one():
     zuul = load("policy").Zuul
     # 1, 1+2, 1+2+3 at once (0-10); 2 fails: 3 again on 1+3 (10-20); 1 pushed (10-12), 2 ejected

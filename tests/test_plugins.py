@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from buildbot.plugins import changes
 from buildbot.plugins import reporters
 from buildbot.plugins import schedulers
@@ -46,7 +48,12 @@ def test_module_paths_that_became_packages_still_import_the_same_classes():
 def test_factories_build_the_documented_step_sequence():
     test = util.GateFactories.test("http://hg.example.org/repo", "python run_tests.py")
     land = util.GateFactories.land("http://hg.example.org/repo")
-    assert [s.step_class.__name__ for s in test.steps] == ["GateCheckout", "ApplyPatch", "RunTests"]
+    assert [s.step_class.__name__ for s in test.steps] == [
+        "GateCheckout",
+        "ApplyPatch",
+        "RunTests",
+        "AttributeFailure",
+    ]
     assert [s.step_class.__name__ for s in land.steps] == [
         "GateCheckout",
         "ApplyPatch",
@@ -56,6 +63,25 @@ def test_factories_build_the_documented_step_sequence():
     docs = util.GateFactories.docs("http://hg.example.org/repo", "make -C Doc html")
     assert [s.step_class.__name__ for s in docs.steps] == ["GateCheckout", "ApplyPatch", "RunTests"]
     assert docs.steps[-1].kwargs["name"] == "docs"
+
+
+def test_failure_attribution_is_on_by_default_rerunning_with_the_test_command():
+    test = util.GateFactories.test("http://hg.example.org/repo", ["python", "-m", "test"])
+    run, attribute = test.steps[-2:]
+    assert run.kwargs["attributed"] is True
+    assert re.findall(run.kwargs["failedPattern"], "0:01 [2/9/1] test_os failed\n", re.M) == [
+        "test_os"
+    ]
+    assert attribute.kwargs["rerunCommand"] == ["python", "-m", "test"]
+    assert attribute.kwargs["rerunSeparator"] is None  # regrtest refuses "--"
+    explicit = util.GateFactories.test("http://h/r", "make test", rerun_command="./rerun")
+    assert explicit.steps[-1].kwargs["rerunCommand"] == "./rerun"
+
+
+def test_an_admin_turns_failure_attribution_off():
+    test = util.GateFactories.test("http://h/r", "python run_tests.py", attribute_failures=False)
+    assert [s.step_class.__name__ for s in test.steps][-1] == "RunTests"
+    assert test.steps[-1].kwargs["attributed"] is False
 
 
 def test_every_step_keeps_its_import_path_after_the_split_into_a_package():

@@ -190,9 +190,7 @@ class RietveldPoller(ClaimsPromptly, ReconfigurablePollingChangeSource, StateMix
         self.maxTrackedIssues = maxTrackedIssues
         self.checkPatchsets = checkPatchsets
         diff_limit = maxAnswerBytes if maxDiffBytes is None else maxDiffBytes + DIFF_SLACK_BYTES
-        self._client = RietveldClient(
-            self.url, headers=rendered, max_answer_bytes=maxAnswerBytes, max_diff_bytes=diff_limit
-        )
+        self._client = self.make_client(self.url, rendered, maxAnswerBytes, diff_limit)
         if getattr(self, "_refusals", None) is None:
             self._refusals = SenderLimit(maxRefusalsPerSender, 3600, self.master.reactor)
         self._refusals.per_window = maxRefusalsPerSender  # a reconfig keeps who said what
@@ -205,6 +203,14 @@ class RietveldPoller(ClaimsPromptly, ReconfigurablePollingChangeSource, StateMix
         self._intake = Intake(self.master, self.url, self._refusals)
         yield super().reconfigService(
             name=name, pollInterval=pollInterval, pollAtLaunch=pollAtLaunch, **kwargs
+        )
+
+    def make_client(
+        self, url: str, headers: dict[str, str], max_answer_bytes: int, max_diff_bytes: int
+    ) -> RietveldClient:
+        """The review server's client (the in-process tests serve the stand-in in memory)."""
+        return RietveldClient(
+            url, headers=headers, max_answer_bytes=max_answer_bytes, max_diff_bytes=max_diff_bytes
         )
 
     def describe(self) -> str:

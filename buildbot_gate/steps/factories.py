@@ -13,6 +13,7 @@ from buildbot_gate.steps import CheckLanding
 from buildbot_gate.steps import GateCheckout
 from buildbot_gate.steps import Land
 from buildbot_gate.steps import RunTests
+from buildbot_gate.steps.run import DEFAULT_FAILED_PATTERN
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -35,17 +36,22 @@ def gate_test_factory(
     env: Mapping[str, str] | None = None,
     hgbin: str = "hg",
     rerun_command: str | Sequence[str] | None = None,
-    failed_pattern: str | None = None,
-    rerun_separator: str | None = "--",
+    failed_pattern: str | None = DEFAULT_FAILED_PATTERN,
+    rerun_separator: str | None = None,
+    attribute_failures: bool = True,
 ) -> BuildFactory:
     """Check out the pinned base, apply and commit the patch, run ``test_command``.
 
-    With ``rerun_command`` (the test runner's way of running named tests, e.g.
-    ``python -m test``) and ``failed_pattern`` (a regular expression whose first group names a
-    failed test in the output), a failure is attributed before anyone is blamed: the failed
-    tests run again in the tested tree, then on the tip without the patch (AttributeFailure).
+    Failure attribution, on by default: a failed run's failed tests (``failed_pattern``'s first
+    group, by default the sample suite's ``FAIL name:`` and regrtest's ``test_x failed``) run
+    again in the tested tree, then on the tip without the patch (AttributeFailure), before
+    anyone is blamed. They run as ``rerun_command`` (default: ``test_command``, as for
+    ``python -m test``), then ``rerun_separator`` if given (regrtest refuses ``--``; a name
+    must start with a letter, digit or underscore, so it is never read as an option), then
+    their names. ``attribute_failures=False`` (or no ``failed_pattern``) turns it off: any
+    failure ejects the patch.
     """
-    attributed = bool(rerun_command and failed_pattern)
+    attributed = attribute_failures and bool(failed_pattern)
     run = RunTests(
         command=test_command,
         maxTime=test_timeout,
@@ -56,10 +62,9 @@ def gate_test_factory(
     )
     f = _checked_then(run, repourl, hgbin)
     if attributed:
-        assert rerun_command is not None
         f.addStep(
             AttributeFailure(
-                rerunCommand=rerun_command,
+                rerunCommand=test_command if rerun_command is None else rerun_command,
                 timeout=test_timeout,
                 env=env,
                 hgbin=hgbin,

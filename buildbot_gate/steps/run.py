@@ -29,6 +29,11 @@ if TYPE_CHECKING:
     from collections.abc import Mapping
     from collections.abc import Sequence
 
+# A failed test's name as the sample suite ("FAIL add: ...") and CPython's regrtest print it:
+# "test test_os failed -- ..." (on stderr), "[ 3/40/1] test_os failed (1 failure)" (with -j),
+# "[ 4/40] test_sys -- test_os failed" (the progress line after it). Not unittest's "FAIL: ".
+DEFAULT_FAILED_PATTERN = r"^(?:FAIL |test |.*\] (?:\S+ -- )?)(\w+)(?::| failed\b)"
+
 
 class RunTests(buildstep.ShellMixin, buildstep.BuildStep):
     """The project's test suite, in the patched checkout, stopped after ``maxTime`` seconds.
@@ -62,7 +67,8 @@ class RunTests(buildstep.ShellMixin, buildstep.BuildStep):
         return defer.ensureDeferred(self._run())
 
     async def _run(self) -> int:
-        cmd = await self.makeRemoteShellCommand(collectStdout=bool(self.failedPattern))
+        named = bool(self.failedPattern)
+        cmd = await self.makeRemoteShellCommand(collectStdout=named, collectStderr=named)
         await self.runCommand(cmd)
         if not cmd.didFail():
             set_outcome(self, StepOutcome.TESTED)
@@ -75,7 +81,8 @@ class RunTests(buildstep.ShellMixin, buildstep.BuildStep):
         set_outcome(self, StepOutcome.TEST_FAILED)
         self.descriptionDone = [f"{what} failed (exit {cmd.rc})"]
         if self.failedPattern:
-            out = bytes2unicode(cmd.stdout or "")
+            # regrtest names a failed test on stderr when it runs tests in one process.
+            out = bytes2unicode(cmd.stdout or "") + "\n" + bytes2unicode(cmd.stderr or "")
             names = list(dict.fromkeys(re.findall(self.failedPattern, out, re.M)))
             self.setProperty(Prop.FAILED_TESTS, names, self.name)
             if names:

@@ -3,8 +3,6 @@ settings, so an admin can compare serial and pipelined windows before editing ma
 
 from __future__ import annotations
 
-import heapq
-import itertools
 from typing import TYPE_CHECKING
 from typing import Any
 
@@ -12,9 +10,8 @@ import attrs
 
 from buildbot_gate.model import Approved
 from buildbot_gate.model import BuildsetFinished
-from buildbot_gate.model import CancelBuildset
 from buildbot_gate.model import Decision
-from buildbot_gate.model import GateState
+from buildbot_gate.model import Event
 from buildbot_gate.model import LandStarted
 from buildbot_gate.model import Notify
 from buildbot_gate.model import Outcome
@@ -23,7 +20,7 @@ from buildbot_gate.model import Recheck
 from buildbot_gate.model import StartLand
 from buildbot_gate.model import StartTest
 from buildbot_gate.model import TestStarted
-from buildbot_gate.model import decide
+from buildbot_gate.model.farm import Farm
 from buildbot_gate.tools.history import History
 from buildbot_gate.tools.history import Patch
 from buildbot_gate.tools.history import read_history
@@ -47,45 +44,28 @@ class Result:
     finished: tuple[tuple[int, str, str], ...] = ()
 
 
-class _Sim:
-    """One replay: simulated time, a shared worker pool, and the pure model deciding."""
+class _Sim(Farm):
+    """One replay: the farm's clock and worker pools, with the recorded fates and reactions."""
 
     def __init__(
         self, history: History, policy: Policy, rerun_seconds: float | None = None
     ) -> None:
+        super().__init__(
+            policy, pools=dict(history.pools), dispatch_seconds=history.dispatch_seconds
+        )
         self.h = history
-        self.policy = policy
         self.rerun_seconds = rerun_seconds
         self.reran: set[tuple[int, str]] = set()  # (bsid, builder) whose failed tests reran
-        self.state = GateState()
-        self.now = 0.0
-        self.events: list[tuple[float, int, Any]] = []
-        self.counter = itertools.count()
-        self.free = dict(history.pools)
-        # (bsid, builder, seconds, ready at) FIFO: a request can start once the master has
-        # reacted to it (``dispatch_seconds`` after its buildset), and a worker is free.
-        self.waiting: list[tuple[int, str, float, float]] = []
-        self.running: dict[int, list[tuple[float, str]]] = {}  # bsid -> (start, builder)
-        self.pending: dict[int, int] = {}  # bsid -> builds not finished
-        self.buildsets: dict[int, tuple[str, Any]] = {}  # bsid -> ("test"|"land", item/tree)
-        self.next_bsid = 1
-        self.tip: dict[str, tuple[int, ...]] = {}
         self.fates = {(p.issue, p.branch): p.fate for p in history.patches}
         self.flaky_seen: set[tuple[int, str]] = set()
         self.approved_at = {(p.issue, p.branch): p.approved_at for p in history.patches}
         self.finished: dict[tuple[int, str], tuple[str, float]] = {}
         self.finished_order: list[tuple[int, str, str]] = []
-        self.busy_seconds = 0.0
-        self.failed_sets: set[int] = set()
-
-    def at(self, when: float, what: Any) -> None:
-        heapq.heappush(self.events, (when, next(self.counter), what))
 
     def run(self) -> None:
         for p in self.h.patches:
             self.at(p.approved_at + self.h.detect_seconds, ("approve", p))
-        while self.events:
-            self.now, _, what = heapq.heappop(self.events)
+        for what in self.events():
             kind = what[0]
             if kind == "approve":
                 p = what[1]
@@ -97,55 +77,20 @@ class _Sim:
             elif kind == "dispatch":
                 self.dispatch()
 
-    def apply(self, event: Any) -> None:
-        self.state, actions = decide(self.state, event, self.policy)
-        for action in actions:
-            if isinstance(action, StartTest):
-                self.start_test(action)
-            elif isinstance(action, StartLand):
-                self.start_land(action)
-            elif isinstance(action, CancelBuildset):
-                self.cancel(action.buildset)
-            elif isinstance(action, Notify):
-                self.notified(action)
-
-    def start_test(self, action: StartTest) -> None:
+    def start_test(self, action: StartTest) -> Event:
         item = action.item
-        base = self.tip.get(item.branch, ())
+        base = self.tip(item.branch, ())
         tree = (*base, *(i.issue for i in action.stack), item.issue)
-        bsid = self.new_buildset(("test", (item, tree)))
+        bs = self.new_buildset("test", item, tree)
         for builder in self.h.test_builders:
-            self.enqueue(bsid, builder, self.h.test_seconds[builder])
-        self.apply(TestStarted(item.issue, item.branch, "tip", bsid))
+            self.run_build(bs, builder, self.h.test_seconds[builder])
+        return TestStarted(item.issue, item.branch, "tip", bs.bsid)
 
-    def start_land(self, action: StartLand) -> None:
+    def start_land(self, action: StartLand) -> Event:
         item = action.item
-        bsid = self.new_buildset(("land", item))
-        self.enqueue(bsid, "land", self.h.land_seconds)
-        self.apply(LandStarted(item.issue, item.branch, bsid))
-
-    def new_buildset(self, what: tuple[str, Any]) -> int:
-        bsid, self.next_bsid = self.next_bsid, self.next_bsid + 1
-        self.buildsets[bsid] = what
-        self.pending[bsid] = 0
-        self.running[bsid] = []
-        return bsid
-
-    def enqueue(self, bsid: int, builder: str, seconds: float) -> None:
-        self.pending[bsid] += 1
-        ready = self.now + self.h.dispatch_seconds
-        self.waiting.append((bsid, builder, seconds, ready))
-        self.at(ready, ("dispatch",))
-
-    def dispatch(self) -> None:
-        for entry in list(self.waiting):
-            bsid, builder, seconds, ready = entry
-            if ready > self.now or self.free.get(builder, 1) <= 0:
-                continue
-            self.waiting.remove(entry)
-            self.free[builder] = self.free.get(builder, 1) - 1
-            self.running[bsid].append((self.now, builder))
-            self.at(self.now + seconds, ("build-done", bsid, builder))
+        bs = self.new_buildset("land", item)
+        self.run_build(bs, "land", self.h.land_seconds)
+        return LandStarted(item.issue, item.branch, bs.bsid)
 
     def test_fails(self, item: Any, tree: Sequence[int]) -> bool:
         broken = False
@@ -160,62 +105,42 @@ class _Sim:
 
     def reruns(self, bsid: int, builder: str, item: Any, tree: Sequence[int]) -> bool:
         """With the failure-attribution rerun on, a run that failed reruns its failed tests in
-        the same build (``rerun_seconds`` more): a flaky patch's pass then, a broken one's fail
-        again. True when that rerun starts now (the tests that failed are seen failing once)."""
+        the same build: a flaky patch's pass then (``rerun_seconds`` more), a broken one's fail
+        again, and then run once more on the tip without the patch (twice that, as
+        AttributeFailure does). True when the rerun starts now."""
         if self.rerun_seconds is None or (bsid, builder) in self.reran:
             return False
         keys = [(issue, item.branch) for issue in tree]
         flaky = [k for k in keys if self.fates.get(k) == "flaky" and k not in self.flaky_seen]
-        if not flaky and all(self.fates.get(k) != "fail" for k in keys):
+        broken = any(self.fates.get(k) == "fail" for k in keys)
+        if not flaky and not broken:
             return False
         self.flaky_seen.update(flaky)
         self.reran.add((bsid, builder))
-        self.at(self.now + self.rerun_seconds, ("build-done", bsid, builder))
+        reruns = 2 if broken else 1
+        self.at(self.now + reruns * self.rerun_seconds, ("build-done", bsid, builder))
         return True
 
     def build_done(self, bsid: int, builder: str) -> None:
-        runs = self.running.get(bsid)
-        if runs is None:
+        bs = self.buildsets.get(bsid)
+        if bs is None:
             return  # cancelled
-        kind, what = self.buildsets[bsid]
-        if kind == "test" and self.reruns(bsid, builder, what[0], what[1]):
+        if bs.kind == "test" and self.reruns(bsid, builder, bs.item, bs.tree):
             return  # the worker stays busy for the rerun
-        failed = kind == "test" and self.test_fails(what[0], what[1])
-        start = next(s for s, b in runs if b == builder)
-        runs.remove((start, builder))
-        self.busy_seconds += self.now - start
-        self.free[builder] += 1
-        self.at(self.now, ("dispatch",))
-        if failed:
-            self.failed_sets.add(bsid)
-        self.pending[bsid] -= 1
-        if self.pending[bsid]:
+        failed = bs.kind == "test" and self.test_fails(bs.item, bs.tree)
+        if self.build_ended(bsid, builder, failed) is None:
             return
-        kind, what = self.buildsets.pop(bsid)
-        del self.running[bsid]
-        if kind == "land":
-            item = what
-            self.tip[item.branch] = (*self.tip.get(item.branch, ()), item.issue)
+        item = bs.item
+        if bs.kind == "land":
+            self.push(item.branch, (*self.tip(item.branch, ()), item.issue))
             self.apply(BuildsetFinished(bsid, Outcome.LANDED, node=item.current_run.tested_node))
-            return
-        item = what[0]
-        if self.fates.get(item.key) == "conflict":
+        elif self.fates.get(item.key) == "conflict":
             self.apply(BuildsetFinished(bsid, Outcome.CONFLICT))
-        elif bsid in self.failed_sets:
+        elif bs.failed:
             self.apply(BuildsetFinished(bsid, Outcome.TEST_FAILED))
         else:
-            node = "+".join(str(i) for i in what[1])
+            node = "+".join(str(i) for i in bs.tree)
             self.apply(BuildsetFinished(bsid, Outcome.PASSED, node=node))
-
-    def cancel(self, bsid: int) -> None:
-        if bsid not in self.buildsets:
-            return
-        self.waiting = [w for w in self.waiting if w[0] != bsid]
-        for start, builder in self.running.pop(bsid, []):
-            self.busy_seconds += self.now - start
-            self.free[builder] += 1
-        self.buildsets.pop(bsid, None)
-        self.at(self.now, ("dispatch",))
 
     def notified(self, action: Notify) -> None:
         item = action.item

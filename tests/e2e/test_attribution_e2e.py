@@ -1,7 +1,8 @@
 """Failure attribution with real processes: a failed run's failed tests are run again in the
 tested tree and then on the tip without the patch, before anyone is blamed.
 
-Tests share one gate (module fixture, window 2, GATE_RERUN_COMMAND set) and run in file order.
+Tests share one gate (module fixture, window 2, attribution by default: no GATE_RERUN_COMMAND,
+so the failed tests rerun with the test command) and run in file order.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ def world(tmp_path_factory):
     w = GateWorld(
         root / "gate",
         workers=2,
-        env={"GATE_RERUN_COMMAND": "python run_tests.py --only", "GATE_WINDOW": "2"},
+        env={"GATE_WINDOW": "2"},
         worker_env={"GATE_SAMPLE_FLAKY_DIR": str(flaky), "GATE_SAMPLE_SLEEP": "1"},
     )
     yield w

@@ -1,7 +1,8 @@
 """Hypothesis properties of the gate model, against a simulated hg repository and build farm.
 
-The simulation plays the adapters: it creates buildsets, lets branches move under the gate's
-feet, and pushes only when the landing base is still the tip (as `hg push` without -f does).
+The simulation, on the shared farm (:mod:`buildbot_gate.model.farm`), plays the adapters: it
+creates buildsets, lets branches move under the gate's feet, and pushes only when the landing base
+is still the tip (as `hg push` without -f does).
 Issue ``n`` changes the file ``f{n % 3}.py``, so that a merge-now (express) item shares files
 with some of the pipeline and not with the rest.
 """
@@ -17,7 +18,6 @@ from hypothesis import strategies as st
 
 from buildbot_gate.model import Approved
 from buildbot_gate.model import BuildsetFinished
-from buildbot_gate.model import CancelBuildset
 from buildbot_gate.model import Decision
 from buildbot_gate.model import GateState
 from buildbot_gate.model import ItemState
@@ -33,8 +33,8 @@ from buildbot_gate.model import StartLand
 from buildbot_gate.model import StartTest
 from buildbot_gate.model import TestStarted
 from buildbot_gate.model import Withdrawn
-from buildbot_gate.model import decide
 from buildbot_gate.model import tick
+from buildbot_gate.model.farm import Farm
 
 BRANCHES = ("default", "3.4")
 
@@ -49,7 +49,9 @@ def changes(node: str) -> list[str]:
 
 
 @attrs.define
-class Buildset:
+class Job:
+    """What a simulated buildset builds, in the world's node notation."""
+
     kind: str  # "test" or "land"
     issue: int
     patchset: int
@@ -61,86 +63,85 @@ class Buildset:
     tested_node: str | None = None
 
 
-@attrs.define
-class World:
+class World(Farm):
     """A fake hg server plus build farm, and a record of everything the gate did.
 
     A node is named after its whole history (``root+direct1+3.1+5.2``), as an hg changeset id
     is determined by its parents and content: two builds that name the same node built the same
-    tree.
+    tree. The farm's pushes are (seq, pushed node, tested node, express).
     """
 
-    policy: Policy = attrs.Factory(Policy)
-    state: GateState = attrs.Factory(GateState)
-    tips: dict[str, str] = attrs.Factory(lambda: {b: f"{b}-root" for b in BRANCHES})
-    # (seq, pushed node, tested node, express)
-    pushed: dict[str, list[tuple[int, str, str, bool]]] = attrs.Factory(
-        lambda: {b: [] for b in BRANCHES}
-    )
-    running: dict[int, Buildset] = attrs.Factory(dict)
-    next_bsid: int = 500
-    passed_tests: set[tuple[int, str, str]] = attrs.Factory(set)  # (seq, base, node)
-    failed_trees: set[str] = attrs.Factory(set)  # trees a test run failed on
-    queued_seqs: set[int] = attrs.Factory(set)
-    direct_pushes: int = 0
+    def __init__(self, policy: Policy | None = None) -> None:
+        super().__init__(policy or Policy(), first_bsid=500)
+        self.tips = {b: f"{b}-root" for b in BRANCHES}
+        self.pushes = {b: [] for b in BRANCHES}
+        self.passed_tests: set[tuple[int, str, str]] = set()  # (seq, base, node)
+        self.failed_trees: set[str] = set()  # trees a test run failed on
+        self.queued_seqs: set[int] = set()
+        self.direct_pushes = 0
+
+    @property
+    def running(self) -> dict[int, Job]:
+        return {bsid: bs.data for bsid, bs in self.buildsets.items()}
+
+    @property
+    def pushed(self) -> dict[str, list[tuple[int, str, str, bool]]]:
+        return self.pushes
 
     def apply(self, event) -> None:
-        self.state, actions = decide(self.state, event, self.policy)
-        self.act(actions)
+        super().apply(event)
         self.check_pipeline()
 
-    def act(self, actions) -> None:
-        for action in actions:
-            self.check_window()
-            if isinstance(action, StartTest):
-                item = action.item
-                base = item.current_run.base or self.tips[item.branch]
-                assert [i.issue for i in action.stack] == list(item.current_run.ahead)
-                if item.express:
-                    assert action.stack == () and item.current_run.ahead == ()
-                tree = base + "".join(f"+{i.issue}.{i.patchset}" for i in action.stack)
-                bs = Buildset("test", item.issue, item.patchset, item.branch, item.seq, tree)
-                bs.express = item.express
-                paths = set().union(*(files(i.issue) for i in (*action.stack, item)))
-                bsid = self.new_buildset(bs)
-                self.apply(TestStarted(item.issue, item.branch, base, bsid, None, tuple(paths)))
-            elif isinstance(action, StartLand):
-                item = action.item
-                # The land build rebuilds the patch on the item's base: the same node as tested,
-                # or the Land step refuses to push.
-                assert item.current_run.ahead == ()
-                rebuilt = f"{item.current_run.base}+{item.issue}.{item.patchset}"
-                if item.current_run.rebased_over:
-                    # The same patch on the tip express items moved: its own change is the one
-                    # tested (the Land step compares digests); the tree differs.
-                    assert item.current_run.tested_node.endswith(f"+{item.issue}.{item.patchset}")
-                else:
-                    assert rebuilt == item.current_run.tested_node
-                assert (item.seq, item.current_run.tested_node) in {
-                    (t[0], t[2]) for t in self.passed_tests
-                }
-                bs = Buildset(
-                    "land",
-                    item.issue,
-                    item.patchset,
-                    item.branch,
-                    item.seq,
-                    item.current_run.base,
-                    rebuilt,
-                    item.express,
-                    item.current_run.tested_node,
-                )
-                self.apply(LandStarted(item.issue, item.branch, self.new_buildset(bs)))
-            elif isinstance(action, CancelBuildset):
-                self.running.pop(action.buildset, None)
-            elif isinstance(action, Notify) and action.decision == Decision.QUEUED:
-                self.queued_seqs.add(action.item.seq)
+    def tick(self) -> None:
+        super().tick()
+        self.check_pipeline()
 
-    def new_buildset(self, bs: Buildset) -> int:
-        bsid = self.next_bsid
-        self.next_bsid += 1
-        self.running[bsid] = bs
-        return bsid
+    def before_action(self) -> None:
+        self.check_window()
+
+    def start_test(self, action: StartTest) -> TestStarted:
+        item = action.item
+        base = item.current_run.base or self.tips[item.branch]
+        assert [i.issue for i in action.stack] == list(item.current_run.ahead)
+        if item.express:
+            assert action.stack == () and item.current_run.ahead == ()
+        tree = base + "".join(f"+{i.issue}.{i.patchset}" for i in action.stack)
+        job = Job("test", item.issue, item.patchset, item.branch, item.seq, tree)
+        job.express = item.express
+        paths = set().union(*(files(i.issue) for i in (*action.stack, item)))
+        bs = self.new_buildset("test", item, tree, job)
+        return TestStarted(item.issue, item.branch, base, bs.bsid, None, tuple(paths))
+
+    def start_land(self, action: StartLand) -> LandStarted:
+        item = action.item
+        # The land build rebuilds the patch on the item's base: the same node as tested,
+        # or the Land step refuses to push.
+        assert item.current_run.ahead == ()
+        rebuilt = f"{item.current_run.base}+{item.issue}.{item.patchset}"
+        if item.current_run.rebased_over:
+            # The same patch on the tip express items moved: its own change is the one
+            # tested (the Land step compares digests); the tree differs.
+            assert item.current_run.tested_node.endswith(f"+{item.issue}.{item.patchset}")
+        else:
+            assert rebuilt == item.current_run.tested_node
+        assert (item.seq, item.current_run.tested_node) in {(t[0], t[2]) for t in self.passed_tests}
+        job = Job(
+            "land",
+            item.issue,
+            item.patchset,
+            item.branch,
+            item.seq,
+            item.current_run.base,
+            rebuilt,
+            item.express,
+            item.current_run.tested_node,
+        )
+        bs = self.new_buildset("land", item, rebuilt, job)
+        return LandStarted(item.issue, item.branch, bs.bsid)
+
+    def notified(self, action: Notify) -> None:
+        if action.decision == Decision.QUEUED:
+            self.queued_seqs.add(action.item.seq)
 
     def check_window(self) -> None:
         """Never more test builds than the window allows, and one push at a time."""
@@ -190,7 +191,7 @@ class World:
             assert len(live) <= (1 if window == 1 else 2 * window)
 
     def finish(self, bsid: int, choice: str) -> None:
-        bs = self.running.pop(bsid)
+        bs = self.remove(bsid).data
         if bs.kind == "test":
             outcome = {
                 "pass": Outcome.PASSED,
@@ -214,13 +215,13 @@ class World:
             assert bs.tested_node in {t[2] for t in self.passed_tests}, "an untested push"
             if bs.node != bs.tested_node:
                 self.check_rebased(bs)
-            self.tips[bs.branch] = bs.node
-            self.pushed[bs.branch].append((bs.seq, bs.node, bs.tested_node, bs.express))
+            record = (bs.seq, bs.node, bs.tested_node, bs.express)
+            assert self.push(bs.branch, bs.node, onto=bs.base, record=record)
             self.apply(BuildsetFinished(bsid, Outcome.LANDED, node=bs.node))
         else:
             self.apply(BuildsetFinished(bsid, Outcome.PUSH_RACE))
 
-    def check_rebased(self, bs: Buildset) -> None:
+    def check_rebased(self, bs: Job) -> None:
         """A push that is not the tested tree: the tested tree plus express items only, each
         sharing no file with the patches in the tested tree."""
         tested, pushed = changes(bs.tested_node), changes(bs.node)
@@ -251,8 +252,7 @@ class World:
             self.apply(ResumeBranch(branch, "admin"))
         for _ in range(1000):
             if not self.running:
-                self.state, actions = tick(self.state, self.policy)
-                self.act(actions)
+                self.tick()
                 if not self.running:
                     return
             bsid = min(self.running)
@@ -302,8 +302,7 @@ def run(world: World, program) -> None:
         elif kind == "resume":
             world.apply(ResumeBranch(op[1], "admin"))
         elif kind == "tick":  # the scheduler's periodic retry
-            world.state, actions = tick(world.state, world.policy)
-            world.act(actions)
+            world.tick()
         world.check_window()
 
 

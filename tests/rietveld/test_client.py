@@ -1,4 +1,5 @@
-"""RietveldClient against the stand-in over real HTTP on 127.0.0.1."""
+"""RietveldClient against the stand-in, served in memory through treq's StubTreq (no port); the
+socket-level faults (a dead server, an HTTP/1.0 server closing each connection) over 127.0.0.1."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import datetime
 import re
 import socket
 
+from treq.testing import StubTreq
 from twisted.internet import defer
 from twisted.internet import endpoints
 from twisted.internet import protocol
@@ -24,6 +26,7 @@ DIFF = (
     "diff --git a/Doc/new.txt b/Doc/new.txt\nnew file mode 100644\n--- /dev/null\n"
     "+++ b/Doc/new.txt\n@@ -0,0 +1 @@\n+hello\n"
 )
+URL = "http://rietveld.test"
 
 
 class ClientAgainstStandin(unittest.TestCase):
@@ -32,18 +35,12 @@ class ClientAgainstStandin(unittest.TestCase):
     def setUp(self):
         self.store = Store(flavor=self.flavor)
         self.store.add_account("gate@example.org", "s3cret-token")
-        self.port = reactor.listenTCP(
-            0, Site(StandinApp(self.store).resource()), interface="127.0.0.1"
-        )
-        self.addCleanup(self.port.stopListening)
-        self.url = f"http://127.0.0.1:{self.port.getHost().port}"
+        self.http = StubTreq(StandinApp(self.store).resource())
         self.client = self.make_client(headers={"Authorization": "Bearer s3cret-token"})
         self.anonymous = self.make_client()
 
-    def make_client(self, url=None, **kw):
-        client = rc.RietveldClient(url or self.url, **kw)
-        self.addCleanup(lambda: defer.ensureDeferred(client.close()))
-        return client
+    def make_client(self, **kw):
+        return rc.RietveldClient(URL, http=self.http, **kw)
 
     def make_issue(self, **kw):
         kw.setdefault("description", "Fixes add.\nBranch: 3.4, default")
@@ -121,16 +118,6 @@ class ClientAgainstStandin(unittest.TestCase):
         self.assertEqual(issue.issue, n)
 
     @defer.inlineCallbacks
-    def test_dead_server_is_unreachable(self):
-        with socket.socket() as s:  # a port nobody listens on
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
-        dead = self.make_client(f"http://127.0.0.1:{port}", timeout=5)
-        with self.assertRaises(rc.Unreachable) as cm:
-            yield defer.ensureDeferred(dead.get_issue(1))
-        self.assertIn("did not answer", str(cm.exception))
-
-    @defer.inlineCallbacks
     def test_search_pages_with_the_cursor_and_filters_by_modification(self):
         numbers = [self.make_issue() for _ in range(7)]
         closed = self.make_issue()
@@ -182,34 +169,37 @@ class ClientAgainstChromiumStandin(ClientAgainstStandin):
 class StandinRefusals(unittest.TestCase):
     """The XSRF dance as the real server plays it, checked with raw requests."""
 
-    def setUp(self):
-        self.store = Store()
-        self.store.add_account("gate@example.org", "tok")
-        self.port = reactor.listenTCP(
-            0, Site(StandinApp(self.store).resource()), interface="127.0.0.1"
-        )
-        self.addCleanup(self.port.stopListening)
-        self.url = f"http://127.0.0.1:{self.port.getHost().port}"
-
     @defer.inlineCallbacks
     def test_xsrf_needs_the_header_and_publish_needs_the_token(self):
-        import treq
-        from twisted.web.client import Agent
-        from twisted.web.client import HTTPConnectionPool
-
-        pool = HTTPConnectionPool(reactor, persistent=False)
-        treq = treq.client.HTTPClient(Agent(reactor, pool=pool))
+        store = Store()
+        store.add_account("gate@example.org", "tok")
+        http = StubTreq(StandinApp(store).resource())
         auth = {"Authorization": ["Bearer tok"]}
-        r = yield treq.get(self.url + "/xsrf_token", headers=auth)
+        r = yield http.get(URL + "/xsrf_token", headers=auth)
         self.assertEqual(r.code, 400)
         yield r.content()
-        n = self.store.create_issue("ann@example.org", "x", DIFF)
-        r = yield treq.post(
-            f"{self.url}/{n}/publish", data={"message": "hi", "xsrf_token": "bogus"}, headers=auth
+        n = store.create_issue("ann@example.org", "x", DIFF)
+        r = yield http.post(
+            f"{URL}/{n}/publish", data={"message": "hi", "xsrf_token": "bogus"}, headers=auth
         )
         self.assertEqual(r.code, 403)
         yield r.content()
-        self.assertEqual(self.store.messages(n), [])
+        self.assertEqual(store.messages(n), [])
+
+
+class DeadServer(unittest.TestCase):
+    """Nobody listens on the port: the client says so in one clear error."""
+
+    @defer.inlineCallbacks
+    def test_dead_server_is_unreachable(self):
+        with socket.socket() as s:  # a port nobody listens on
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        dead = rc.RietveldClient(f"http://127.0.0.1:{port}", timeout=5)
+        self.addCleanup(lambda: defer.ensureDeferred(dead.close()))
+        with self.assertRaises(rc.Unreachable) as cm:
+            yield defer.ensureDeferred(dead.get_issue(1))
+        self.assertIn("did not answer", str(cm.exception))
 
 
 class _Collect(protocol.Protocol):

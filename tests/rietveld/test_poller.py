@@ -1,19 +1,21 @@
-"""RietveldPoller against the stand-in over real HTTP: the approval rules, withdrawals, requests,
-and the promise that a refusal is said once, not on every poll."""
+"""RietveldPoller against the stand-in served in memory (treq's StubTreq): the approval rules,
+withdrawals, requests, and the promise that a refusal is said once, not on every poll."""
 
 from __future__ import annotations
 
 from buildbot.test.util.changesource import ChangeSourceMixin
+from treq.testing import StubTreq
 from twisted.internet import defer
 from twisted.internet import reactor
 from twisted.trial import unittest
-from twisted.web.server import Site
 
 from buildbot_gate.people.static import DirectoryUnavailable
 from buildbot_gate.people.static import Person
 from buildbot_gate.rietveld.poller import RietveldPoller
 from buildbot_gate.testing.rietveld_standin import StandinApp
 from buildbot_gate.testing.rietveld_standin import Store
+from tests.inprocess.helpers import URL
+from tests.inprocess.helpers import InMemoryPoller
 
 DIFF = "diff --git a/a.py b/a.py\n--- a/a.py\n+++ b/a.py\n@@ -1 +1 @@\n-a\n+b\n"
 CORE = "core@example.org"
@@ -41,7 +43,7 @@ class FakeTracker:
 
 
 class PollerCase(ChangeSourceMixin, unittest.TestCase):
-    """A poller against the stand-in over real HTTP, with a tracker the test edits."""
+    """A poller against the stand-in in memory, with a tracker the test edits."""
 
     @defer.inlineCallbacks
     def setUp(self):
@@ -49,9 +51,7 @@ class PollerCase(ChangeSourceMixin, unittest.TestCase):
         yield self.master.startService()
         self.addCleanup(self.master.stopService)
         self.store = Store()
-        port = reactor.listenTCP(0, Site(StandinApp(self.store).resource()), interface="127.0.0.1")
-        self.addCleanup(port.stopListening)
-        self.url = f"http://127.0.0.1:{port.getHost().port}"
+        self.url = URL
         self.tracker = FakeTracker()
 
     @defer.inlineCallbacks
@@ -61,7 +61,9 @@ class PollerCase(ChangeSourceMixin, unittest.TestCase):
         kw.setdefault("pollAtLaunch", False)
         # These tests approve right after an upload; the margin's own tests ask for it.
         kw.setdefault("approvalMargin", 0)
-        poller = yield self.attachChangeSource(RietveldPoller(self.url, **kw))
+        poller = InMemoryPoller(self.url, **kw)
+        poller.http = StubTreq(StandinApp(self.store).resource())
+        poller = yield self.attachChangeSource(poller)
         self.addCleanup(lambda: defer.ensureDeferred(poller._client.close()))
         self.poller = poller
         return poller

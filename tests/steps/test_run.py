@@ -10,6 +10,7 @@ from buildbot.test.steps import ExpectShell
 
 from buildbot_gate.steps import AttributeFailure
 from buildbot_gate.steps import RunTests
+from buildbot_gate.steps.run import DEFAULT_FAILED_PATTERN
 from tests.steps.helpers import BASE
 from tests.steps.helpers import StepCase
 from tests.steps.helpers import hg
@@ -41,6 +42,24 @@ class RunTestsTest(StepCase):
 
 class FailureAttributionTest(StepCase):
     RERUN = ["python", "run_tests.py", "--only"]
+
+    def test_regrtest_names_a_failed_test_on_stderr_and_the_default_pattern_reads_it(self):
+        self.setup_step(
+            RunTests(
+                command=["python", "-m", "test"],
+                failedPattern=DEFAULT_FAILED_PATTERN,
+                attributed=True,
+            )
+        )
+        self.expect_commands(
+            ExpectShell(workdir="wkdir", command=["python", "-m", "test"], log_environ=False)
+            .stdout("0:00:00 [1/2] test_os\n1 test failed:\n    test_os\n")
+            .stderr("test test_os failed -- Traceback (most recent call last):\n")
+            .exit(2)
+        )
+        self.expect_outcome(result=WARNINGS, state_string="tests failed: test_os (warnings)")
+        self.expect_property("gate_failed_tests", ["test_os"])
+        return self.run_step()
 
     def test_a_failed_run_names_its_failed_tests_and_only_warns_when_attributed(self):
         self.setup_step(

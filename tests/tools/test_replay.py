@@ -73,8 +73,9 @@ def test_with_the_rerun_on_a_flaky_failure_passes_in_the_same_build():
     # A broken patch fails its rerun too: ejected as before.
     broken = simulate(history(["fail", "pass"], workers=2), window=2, rerun_seconds=3.0)
     assert (broken.landed, broken.ejected) == (1, 1)
-    # 1 fails at 10, reruns and fails again at 13: 2 is tested again without it (13-23), pushed
-    assert broken.drain_seconds == 25.0
+    # 1 fails at 10, reruns and fails again at 13, passes on the tip without it at 16 (the
+    # verdict: its own failure): 2 is tested again without it (16-26), pushed (26-28)
+    assert broken.drain_seconds == 28.0
 
 
 def test_a_flaky_patch_whose_first_build_is_cancelled_still_fails_its_next_run():

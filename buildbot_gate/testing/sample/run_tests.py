@@ -1,5 +1,6 @@
 """The sample project's test suite, with knobs the gate's own tests turn through the environment;
-``run_tests.py --only NAME...`` reruns the named tests, as the gate's failure attribution does."""
+``run_tests.py NAME...`` runs only the named tests, as ``python -m test NAME...`` does and as
+the gate's failure attribution reruns them by default (``--only [--] NAME...`` too)."""
 
 # The knobs, so a test can shape a run without a patch:
 # GATE_SAMPLE_STARTED  append "test <checkout> <pid>" to this file when a run starts
@@ -21,8 +22,10 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    # "--only -- NAME...": the gate puts "--" before names read from test output.
+    # "--only -- NAME...": the gate puts "--" before names read from test output when told to.
     only = {n for n in argv[1:] if n != "--"} if argv[:1] == ["--only"] else None
+    if argv and not argv[0].startswith("-"):
+        only = set(argv)
     if only is not None:
         return run_checks(only)
     started = os.environ.get("GATE_SAMPLE_STARTED")

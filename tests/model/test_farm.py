@@ -1,0 +1,90 @@
+"""The simulated farm the replay, the property tests and the model benchmark share: its clock,
+its worker pools, and pushes that land only on the tip they were tested on (hg push without -f)."""
+
+from __future__ import annotations
+
+from buildbot_gate.model import Approved
+from buildbot_gate.model import BuildsetFinished
+from buildbot_gate.model import Event
+from buildbot_gate.model import LandStarted
+from buildbot_gate.model import Outcome
+from buildbot_gate.model import Policy
+from buildbot_gate.model import StartLand
+from buildbot_gate.model import StartTest
+from buildbot_gate.model import TestStarted
+from buildbot_gate.model.farm import Farm
+
+
+class Timed(Farm):
+    """Tests on one builder of ``pools["test"]`` workers, 100 s each; pushes take 10 s."""
+
+    def __init__(self, window: int = 1, workers: int = 1) -> None:
+        super().__init__(Policy(windows={"default": window}), pools={"test": workers, "land": 1})
+
+    def start_test(self, action: StartTest) -> Event:
+        item = action.item
+        bs = self.new_buildset("test", item, (*self.tip("default", ()), item.issue))
+        self.run_build(bs, "test", 100.0)
+        return TestStarted(item.issue, item.branch, "tip", bs.bsid)
+
+    def start_land(self, action: StartLand) -> Event:
+        bs = self.new_buildset("land", action.item)
+        self.run_build(bs, "land", 10.0)
+        return LandStarted(action.item.issue, action.item.branch, bs.bsid)
+
+    def play(self, issues: int) -> list[tuple[float, int]]:
+        """Approve ``issues`` at time 0, pass every build; when each issue landed."""
+        for n in range(1, issues + 1):
+            self.apply(Approved(n, 1, "default", "core@x", "ann", f"Fix {n}"))
+        landed = []
+        for what in self.events():
+            if what[0] == "dispatch":
+                self.dispatch()
+                continue
+            bs = self.build_ended(what[1], what[2], failed=False)
+            if bs is None:
+                continue
+            if bs.kind == "land":
+                self.push("default", (*self.tip("default", ()), bs.item.issue))
+                landed.append((self.now, bs.item.issue))
+                node = bs.item.current_run.tested_node
+                self.apply(BuildsetFinished(bs.bsid, Outcome.LANDED, node=node))
+            else:
+                node = "+".join(map(str, bs.tree))
+                self.apply(BuildsetFinished(bs.bsid, Outcome.PASSED, node=node))
+        return landed
+
+
+def test_serial_gate_on_one_worker_lands_each_patch_after_its_test_and_push() -> None:
+    farm = Timed()
+    assert farm.play(3) == [(110.0, 1), (220.0, 2), (330.0, 3)]
+    assert farm.pushes["default"][-1] == (1, 2, 3)
+    assert farm.busy_seconds == 330.0
+
+
+def test_a_pipeline_tests_on_every_free_worker_at_once() -> None:
+    farm = Timed(window=2, workers=2)
+    landed = farm.play(2)
+    # Both tested from time 0 (the second on top of the first), pushed one after the other.
+    assert landed == [(110.0, 1), (120.0, 2)]
+    assert farm.busy_seconds == 220.0
+
+
+def test_a_cancelled_build_frees_its_worker_at_once() -> None:
+    farm = Timed()
+    farm.apply(Approved(1, 1, "default", "core@x", "ann", "one"))
+    farm.dispatch()
+    assert farm.free["test"] == 0
+    farm.now = 40.0
+    farm.cancel(1)
+    assert farm.free["test"] == 1
+    assert farm.busy_seconds == 40.0
+    assert farm.buildsets == {}
+
+
+def test_a_push_onto_a_moved_tip_is_refused_as_hg_push_without_f() -> None:
+    farm = Timed()
+    assert farm.push("default", "root+1", onto=None)
+    assert not farm.push("default", "root+2", onto="root")
+    assert farm.push("default", "root+1+2", onto="root+1")
+    assert farm.pushes["default"] == ["root+1", "root+1+2"]
