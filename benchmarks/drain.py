@@ -18,7 +18,13 @@ tests: with a push of P seconds (the run's mean gate-land build) the L landed pa
 least T + L * P. ``ideal_over_measured`` is that bound over the measured drain time (1.0 would be
 perfect). ``speculative_over_serial`` is a throughput ratio: serial drain / speculative drain.
 
+The baseline (``benchmarks/plain.py``, at the W of ``--plain-workers``): the same K test builds
+through plain Buildbot on the same W workers, no gate. ``gate_over_plain_buildbot`` is the
+speculative gate's drain over plain Buildbot's; ``cpu_per_landed_over_plain_build`` the gate
+master's CPU per landed patch over the plain master's CPU per build (1.0: the gate costs nothing).
+
     python benchmarks/drain.py [--workers 1 2 4] [--patches 20 100] [--test-seconds 2] [--seed 1]
+                               [--plain-workers 4]
 """
 
 from __future__ import annotations
@@ -30,10 +36,13 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.model_scale import machine
+from benchmarks.plain import ratios
+from benchmarks.plain import run_plain
 from benchmarks.policy import oracle_seconds
 from benchmarks.policy import plan
 from benchmarks.poller_scale import cpu_seconds
@@ -41,6 +50,11 @@ from buildbot_gate.testing.world import COMMITTER
 from buildbot_gate.testing.world import GATE_ACCOUNT
 from buildbot_gate.testing.world import GateWorld
 from buildbot_gate.testing.world import new_file_diff
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+MODES = ("serial", "speculative")
 
 
 def rss_peak_mib(pid: int) -> float:
@@ -172,6 +186,8 @@ def table(results: list[dict]) -> list[str]:
         f"{'ideal/ser':>9} {'ideal/spec':>10} {'spec x ser':>10}"
     ]
     for r in results:
+        if "speculative_over_serial" not in r:
+            continue  # one mode only
         s, q = r["serial"], r["speculative"]
         lines.append(
             f"{r['workers']:>2} {r['patches']:>4} {s['drain_seconds']:>9} {q['drain_seconds']:>8} "
@@ -185,7 +201,9 @@ def table(results: list[dict]) -> list[str]:
         f"{'median s':>8}",
     ]
     for r in results:
-        for mode in ("serial", "speculative"):
+        for mode in MODES:
+            if mode not in r:
+                continue
             x = r[mode]
             lines.append(
                 f"{r['workers']:>2} {r['patches']:>4} {mode:<12} {x['landed']:>6} "
@@ -194,12 +212,46 @@ def table(results: list[dict]) -> list[str]:
                 f"{x['master_peak_rss_mib']:>12} {x['approval_latency_seconds']!s:>13} "
                 f"{x.get('approval_to_own_first_build_median_seconds')!s:>8}"
             )
+    lines += plain_table(results)
+    test_seconds = next(r[m]["test_seconds"] for r in results for m in MODES if m in r)
     lines.append(
-        f"(test suite T = {results[0]['serial']['test_seconds']} s, poll interval 1 s; "
+        f"(test suite T = {test_seconds} s, poll interval 1 s; "
         "ideal: the tests and the pushes that cannot overlap them; spec x ser: throughput "
         "ratio, serial drain / speculative drain; latency: approval to the patch's first build)"
     )
     return lines
+
+
+def plain_table(results: list[dict]) -> list[str]:
+    """The gate beside plain Buildbot running the same test builds, where the baseline ran."""
+    rows = [r for r in results if "gate_over_plain_buildbot" in r]
+    if not rows:
+        return []
+    lines = [
+        "",
+        f"{'W':>2} {'K':>4} {'plain s':>8} {'spec. s':>8} {'gate/plain':>10} "
+        f"{'CPU s/build':>11} {'CPU s/landed':>12} {'CPU gate/plain':>14}",
+    ]
+    for r in rows:
+        p, q = r["plain"], r["speculative"]
+        lines.append(
+            f"{r['workers']:>2} {r['patches']:>4} {p['drain_seconds']:>8} "
+            f"{q['drain_seconds']:>8} {r['gate_over_plain_buildbot']:>10} "
+            f"{p['master_cpu_seconds_per_build']:>11} {q['master_cpu_seconds_per_landed']:>12} "
+            f"{r['cpu_per_landed_over_plain_build']:>14}"
+        )
+    return lines
+
+
+def timed(run: Callable[[Path], dict]) -> dict:
+    """``run`` in a fresh directory, with the whole run's time (start-up and teardown of the
+    master, workers and hg included) in ``run_seconds``."""
+    began = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="gate-drain-") as tmp:
+        r = run(Path(tmp))
+    r["run_seconds"] = round(time.monotonic() - began, 1)
+    print(json.dumps(r), flush=True)
+    return r
 
 
 def main() -> int:
@@ -209,31 +261,45 @@ def main() -> int:
     p.add_argument("--test-seconds", type=float, default=2.0)
     p.add_argument("--window", type=int, default=4)
     p.add_argument("--seed", type=int, default=1)
+    p.add_argument(
+        "--modes",
+        nargs="+",
+        choices=MODES,
+        default=list(MODES),
+        help="the gate's modes to drain (a lever's before and after needs only one)",
+    )
+    p.add_argument(
+        "--plain-workers",
+        type=int,
+        nargs="*",
+        default=[4],
+        help="the W at which plain Buildbot runs the same test builds as a baseline",
+    )
     p.add_argument("--out", default=str(Path(__file__).parent / "results" / "drain.json"))
     args = p.parse_args()
     results = []
     for w in args.workers:
         for k in args.patches:
-            pair = {}
-            for mode in ("serial", "speculative"):
-                began = time.monotonic()
-                with tempfile.TemporaryDirectory(prefix="gate-drain-") as tmp:
-                    r = run_one(w, k, mode, args.window, args.test_seconds, args.seed, Path(tmp))
-                # The whole run, start-up and teardown of the master, workers and hg included.
-                r["run_seconds"] = round(time.monotonic() - began, 1)
-                print(json.dumps(r), flush=True)
-                pair[mode] = r
-            results.append(
-                {
-                    "workers": w,
-                    "patches": k,
-                    "serial": pair["serial"],
-                    "speculative": pair["speculative"],
-                    "speculative_over_serial": round(
-                        pair["serial"]["drain_seconds"] / pair["speculative"]["drain_seconds"], 3
-                    ),
-                }
-            )
+            pair = {
+                mode: timed(
+                    lambda root, mode=mode, w=w, k=k: run_one(
+                        w, k, mode, args.window, args.test_seconds, args.seed, root
+                    )
+                )
+                for mode in args.modes
+            }
+            entry: dict = {"workers": w, "patches": k, **pair}
+            if len(pair) == 2:
+                entry["speculative_over_serial"] = round(
+                    pair["serial"]["drain_seconds"] / pair["speculative"]["drain_seconds"], 3
+                )
+            if w in args.plain_workers:
+                entry["plain"] = timed(
+                    lambda root, w=w, k=k: run_plain(w, k, args.test_seconds, args.seed, root)
+                )
+                if "speculative" in pair:
+                    entry.update(ratios(pair["speculative"], entry["plain"]))
+            results.append(entry)
     lines = table(results)
     print("\n".join(lines))
     Path(args.out).with_suffix(".txt").write_text("\n".join([machine(), "", *lines]) + "\n")

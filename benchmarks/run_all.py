@@ -8,6 +8,10 @@ Each benchmark writes its JSON under ``benchmarks/results/`` (with the machine's
 prints its table; this command runs them one after the other, never side by side, so no
 benchmark's processes steal CPU from another's clock, and prints how long each took.
 
+The drain also runs its plain Buildbot baseline (``benchmarks/plain.py``: the same K test builds,
+no gate) at W = 4, for ``gate_over_plain_buildbot`` and ``cpu_per_landed_over_plain_build`` in
+drain.json: about 40 s more at K = 20 on a quiet machine.
+
 Why K = 100 is not in the default: a drain's cost is dominated by hg process start-ups on the
 workers (about 3.5 CPU-seconds per landed patch across master, workers and hg, measured), so the
 six K = 100 drains (serial and speculative at W = 1, 2, 4, 113 test runs each) need about
@@ -44,7 +48,15 @@ def main() -> int:
         ("poller scale", [str(HERE / "poller_scale.py"), "--rounds", "2"]),
         (
             "drain",
-            [str(HERE / "drain.py"), "--workers", *args.workers, "--patches", *patches],
+            [
+                str(HERE / "drain.py"),
+                "--workers",
+                *args.workers,
+                "--patches",
+                *patches,
+                "--plain-workers",
+                "4",
+            ],
         ),
     ]
     took = []

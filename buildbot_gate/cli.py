@@ -1,6 +1,6 @@
-"""The ``buildbot-gate`` command: ``demo`` runs a whole gate on 127.0.0.1 to try it out;
-``audit`` checks that every changeset the gate pushed was tested green exactly as pushed;
-``classify`` runs the known-failures catalogue over the failed builds a master recorded."""
+"""The ``buildbot-gate`` command: ``demo`` (a whole gate on 127.0.0.1), ``audit`` (was every push
+tested green as pushed), ``replay``, ``classify`` (the known-failures catalogue over recorded
+failed builds) and ``queue`` (each branch's queue from a master's web UI)."""
 
 from __future__ import annotations
 
@@ -84,6 +84,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "qpost-path",
         help="print the hgrc lines that enable 'hg qpost' (the extension shipped with the gate)",
     )
+    _queue_parser(sub)
     args = parser.parse_args(argv)
 
     def terminate(signum: int, frame: Any) -> None:
@@ -94,12 +95,52 @@ def main(argv: Sequence[str] | None = None) -> int:
         return demo(args)
     if args.command in ("audit", "replay", "classify"):
         return _reading(args)
+    if args.command == "queue":
+        return queue_command(args)
     if args.command == "qpost-path":
         from buildbot_gate.qpost import extension
 
         print(f"[extensions]\nqpost = {Path(extension.__file__).resolve()}")
         return 0
     return 2
+
+
+def _queue_parser(sub: Any) -> None:
+    q = sub.add_parser("queue", help="print each branch's gate queue from a master's web UI")
+    q.add_argument("--url", required=True, help="the master's web UI, e.g. http://master:8010/")
+    q.add_argument("--branch", default=None, help="only this branch's queue")
+    q.add_argument("--json", action="store_true", help="print queue.json as the master sends it")
+    q.add_argument(
+        "--watch",
+        type=float,
+        nargs="?",
+        const=2.0,
+        default=None,
+        metavar="SECONDS",
+        help="print it again every SECONDS (default 2), in place on a terminal, until Ctrl-C",
+    )
+    q.add_argument("--user", default=None, help="log in to the web UI as this user")
+    q.add_argument(
+        "--password",
+        default=None,
+        help="the user's password (or set GATE_WEB_PASSWORD, or put it in ~/.netrc)",
+    )
+
+
+def queue_command(args: argparse.Namespace) -> int:
+    from buildbot_gate.tools.queue_cli import QueueError
+    from buildbot_gate.tools.queue_cli import credentials
+    from buildbot_gate.tools.queue_cli import run
+
+    if args.watch is not None and args.watch <= 0:
+        print("buildbot-gate queue: --watch needs a number of seconds above 0", file=sys.stderr)
+        return 2
+    try:
+        login = credentials(args.url, args.user, args.password)
+        return run(args.url, login, args.branch, args.json, args.watch)
+    except QueueError as e:
+        print(f"buildbot-gate queue: {e}", file=sys.stderr)
+        return 2
 
 
 def _reading(args: argparse.Namespace) -> int:

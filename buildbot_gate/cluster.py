@@ -7,6 +7,8 @@ from __future__ import annotations
 from typing import Any
 
 from buildbot import config
+from buildbot.data import resultspec
+from buildbot.process.results import RETRY
 from buildbot.util import datetime2epoch
 from buildbot.util import service
 from twisted.internet import defer
@@ -18,6 +20,33 @@ log = Logger()
 # How often a master that does not run the gate's scheduler or poller tries to claim it. A claim
 # attempt is one insert that fails while another master holds the service.
 CLAIM_INTERVAL = 10
+
+# Buildbot's housekeeping ends a dead master's builds RETRY but leaves the text they had while
+# running: the text of a build no step has spoken for yet.
+RUNNING_TEXT = "building"
+LOST_TEXT = "retry: its master stopped while it ran"
+LOST_RECENT = 500  # the latest RETRY builds looked at, at every start and takeover
+
+
+async def retext_lost_builds(master: Any) -> int:
+    """Give every recent RETRY build still reading "building" the text LOST_TEXT; how many."""
+    builds = await master.data.get(
+        ("builds",),
+        filters=[
+            resultspec.Filter("complete", "eq", [True]),
+            resultspec.Filter("results", "eq", [RETRY]),
+        ],
+        order=["-buildid"],
+        limit=LOST_RECENT,
+    )
+    lost = [b for b in builds if b.get("state_string") == RUNNING_TEXT]
+    for b in lost:
+        await master.data.updates.setBuildStateString(b["buildid"], LOST_TEXT)
+    if lost:
+        log.info(
+            "{n} build(s) lost with their master now read {text!r}", n=len(lost), text=LOST_TEXT
+        )
+    return len(lost)
 
 
 class ClaimsPromptly:
@@ -124,6 +153,7 @@ class MasterWatch(service.BuildbotService):
             if expired:
                 # Their builds were marked RETRY and their requests unclaimed: start them here,
                 # and take the gate's services over now rather than at the next claim poll.
+                await retext_lost_builds(master)
                 master.botmaster.maybeStartBuildsForAllBuilders()
                 for svc in _gate_services(master):
                     if not svc.active:

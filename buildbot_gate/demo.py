@@ -125,11 +125,17 @@ def _drive(world: GateWorld, args: argparse.Namespace) -> int:
         for issue in expected:
             comments = world.gate_comments(issue)
             for text in comments[told.get(issue, 0) :]:
-                print(f"gate on issue {issue}: {text.splitlines()[0]}", flush=True)
+                print(echo(issue, text), flush=True)
             told[issue] = len(comments)
         if args.exit_when_settled and not pending and all(told.get(i) for i in expected):
             return _summary(world, expected)
         time.sleep(0.5)
+
+
+def echo(issue: int, comment: str) -> str:
+    """A gate comment as the terminal shows it: all of it, its later lines indented."""
+    first, *rest = comment.splitlines() or [""]
+    return "\n".join([f"gate on issue {issue}: {first}", *(f"    {line}" for line in rest)])
 
 
 def _summary(world: GateWorld, expected: dict[int, str]) -> int:

@@ -64,6 +64,25 @@ def test_drain_harness_runs_a_tiny_queue_in_both_modes(tmp_path):
     assert "throughput ratio" in lines[-1]
 
 
+@pytest.mark.e2e
+def test_plain_buildbot_baseline_runs_the_same_test_builds_and_gives_the_two_ratios(tmp_path):
+    plain = load("plain")
+    # The same patches the drain uploads, so the baseline tests what the gate tests.
+    fates = [fate for fate, _ in plain.drain_diffs(20, seed=1)]
+    assert fates == load("drain").plan(20, seed=1)
+    result = plain.run_plain(1, 3, 0.2, 1, tmp_path / "plain")
+    assert result["builds"] == 3  # one test build per patch, nothing else
+    assert result["green_builds"] == 3 - fates[:3].count("fail") - fates[:3].count("flaky")
+    assert result["drain_seconds"] > 0 and result["master_cpu_seconds_per_build"] > 0
+    gate = {"drain_seconds": 2 * result["drain_seconds"], "master_cpu_seconds_per_landed": 0.0}
+    gate["master_cpu_seconds_per_landed"] = 3 * result["master_cpu_seconds_per_build"]
+    r = plain.ratios(gate, result)
+    assert r == {"gate_over_plain_buildbot": 2.0, "cpu_per_landed_over_plain_build": 3.0}
+    pair = {"serial": gate, "speculative": gate, "plain": result, **r}
+    lines = load("drain").plain_table([{"workers": 1, "patches": 3, **pair}])
+    assert "gate/plain" in lines[1] and "CPU gate/plain" in lines[1]
+
+
 def test_policy_benchmark_reports_every_policy_and_none_beats_the_oracle(tmp_path):
     policy = load("policy")
     result = policy.run(patches=40, seeds=3, workers=(1, 2, 4, 8))

@@ -6,6 +6,7 @@ these tests (not a production push) would be the first to notice.
 
 from __future__ import annotations
 
+import os
 import subprocess
 from typing import TYPE_CHECKING
 
@@ -150,3 +151,26 @@ def test_a_transaction_killed_midway_aborts_commits_until_hg_recover(
     assert hg(work, "recover").returncode == 0
     assert hg(work, "recover").returncode == 1
     assert hg(work, "commit", "-A", *COMMIT).returncode == 0
+
+
+def test_the_journal_the_checkout_looks_for_is_where_hg_recover_finds_a_killed_transaction(
+    upstream: Path, tmp_path: Path
+):
+    # GateCheckout runs hg recover only when .hg/store/journal is there (a stat, not an hg
+    # process per build): hg's own store says that is its journal, and recover agrees on both a
+    # clean clone and one left by a kill.
+    from mercurial import hg as mercurial_hg
+    from mercurial import ui as mercurial_ui
+
+    work = tmp_path / "w1"
+    apply_as_the_step_does(upstream, work)
+    repo = mercurial_hg.repository(mercurial_ui.ui.load(), str(work).encode())
+    journal = work / ".hg" / "store" / "journal"
+    assert repo.svfs.join(b"journal") == os.fsencode(journal)
+    assert not journal.exists()
+    assert hg(work, "recover").returncode == 1  # nothing to roll back: skipping it loses nothing
+    (work / "more.py").write_text("M = 1\n")
+    hg(work, "commit", "-A", "-m", "killed", "--config", "hooks.pretxncommit=kill -9 $PPID")
+    assert journal.exists()
+    assert hg(work, "recover").returncode == 0
+    assert not journal.exists()

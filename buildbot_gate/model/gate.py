@@ -163,7 +163,7 @@ def _withdraw_item(step: Transition, item: Item, reason: str) -> None:
     step.finish(item, gone)
     step.state = attrs.evolve(step.state, held=step.state.held - {item.key})
     step.emit(Notify(gone, Decision.WITHDRAWN, reason))
-    reset_behind(step, item, f"issue {item.issue} left the queue ahead of it", charge=True)
+    reset_behind(step, item, f"issue {item.issue} ahead left the queue", charge=True)
 
 
 def _started(step: Transition, ev: TestStarted | LandStarted) -> None:
@@ -310,9 +310,7 @@ def _failing(step: Transition, item: Item, reason: str, policy: Policy) -> None:
     )
     cancel(step, failing, f"{item.describe()} failed")
     step.emit(Notify(failing, Decision.FAILING, reason))
-    reset_behind(
-        step, failing, f"issue {item.issue} ahead of it failed; tested without it", charge=True
-    )
+    reset_behind(step, failing, f"issue {item.issue} ahead failed; tested without it", charge=True)
 
 
 def _infra_failure(step: Transition, item: Item, ev: BuildsetFinished, policy: Policy) -> None:
@@ -358,7 +356,7 @@ def _eject(step: Transition, item: Item, reason: str, policy: Policy) -> None:
     gone = attrs.evolve(item, state=ItemState.EJECTED, run=stopped(item), reason=reason)
     step.finish(item, gone)
     step.emit(Notify(gone, Decision.EJECTED, reason))
-    reset_behind(step, item, f"issue {item.issue} ahead of it was ejected", charge=True)
+    reset_behind(step, item, f"issue {item.issue} ahead was ejected", charge=True)
 
 
 def _schedule(step: Transition, policy: Policy, branches: set[str] | None = None) -> None:

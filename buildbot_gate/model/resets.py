@@ -59,9 +59,9 @@ def cancel(step: Transition, item: Item, reason: str) -> None:
 
 def reset(step: Transition, item: Item, reason: str, *, attempt: bool = False) -> Item:
     """Take ``item`` out of the pipeline, back to waiting; the items tested on it follow."""
-    cancel(step, item, f"{item.describe()} reset: {reason}")
+    cancel(step, item, f"reset because {reason}")
     again = step.replace(item, requeued(item, reason, attempt=attempt))
-    reset_behind(step, item, f"issue {item.issue} ahead of it is tested again")
+    reset_behind(step, item, f"issue {item.issue} ahead is tested again")
     return again
 
 

@@ -254,6 +254,55 @@ def evaluate(
     return verdicts
 
 
+def ignored_lgtms(
+    issue: Issue,
+    patchset_created: datetime.datetime,
+    people: Mapping[str, Person],
+    after: str = "",
+) -> list[tuple[Message, str]]:
+    """Each LGTM written later than ``after`` that approves nothing, and why, for the master log.
+
+    An LGTM the rules weigh further (a committer's on the latest patchset, refused on a frozen
+    branch or as maybe about an earlier upload) is not here: that refusal is said on the review.
+    """
+    latest = issue.latest_patchset
+    if latest is None or issue.closed:
+        return []
+    found = []
+    for m in issue.messages:
+        if str(m.date) <= after or m.disapproval:
+            continue
+        why = _why_ignored(issue, m, latest, patchset_created, people)
+        if why:
+            found.append((m, why))
+    return found
+
+
+def _why_ignored(
+    issue: Issue,
+    m: Message,
+    latest: int,
+    patchset_created: datetime.datetime,
+    people: Mapping[str, Person],
+) -> str | None:
+    sender = m.sender.lower()
+    if not (m.approval or (sender == issue.owner_email.lower() and says_lgtm(m.text))):
+        quoted = [line for line in m.text.splitlines() if line.lstrip().startswith(">")]
+        if any("lgtm" in line.lower() for line in quoted) and not says_not_lgtm(m.text):
+            return "the LGTM is quoted from another message, not said"
+        return None
+    if m.auto_generated:
+        return "a robot's message never approves"
+    person = people.get(sender)
+    if person is None or not person.committer:
+        return f"{sender} is not a committer"
+    if not about_latest(m, latest, patchset_created):
+        if m.patchset is not None:
+            return f"it is about patchset {m.patchset}, not the latest ({latest})"
+        return f"it was written before patchset {latest} was uploaded"
+    return None
+
+
 def commands(issue: Issue, after: str, patchset_created: datetime.datetime) -> list[Command]:
     """``recheck`` / ``merge now`` comments on the latest patchset posted later than ``after``."""
     latest = issue.latest_patchset

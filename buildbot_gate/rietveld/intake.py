@@ -17,6 +17,7 @@ from buildbot_gate.props import Prop
 from buildbot_gate.rietveld.tracking import Approve
 from buildbot_gate.rietveld.tracking import Check
 from buildbot_gate.rietveld.tracking import Held
+from buildbot_gate.rietveld.tracking import Ignored
 from buildbot_gate.rietveld.tracking import Intent
 from buildbot_gate.rietveld.tracking import Released
 from buildbot_gate.rietveld.tracking import Request
@@ -61,6 +62,10 @@ class Intake:
                     await self._add_change(issue, category, None, props)
                 case Tell():
                     self.tell(issue, intent)
+                case Ignored(sender=who, reason=why):  # so an admin sees why nothing moved
+                    log.info(
+                        "issue {n}: LGTM of {who} ignored: {why}", n=issue.issue, who=who, why=why
+                    )
                 case Held(reason=reason):  # one line per outage, not one per poll
                     log.warn("issue {n} held: {e}; retrying every poll", n=issue.issue, e=reason)
                 case Released():
@@ -142,7 +147,9 @@ class Intake:
             repository=self.url,
             project="",
             properties=props,
-            src="rietveld",
+            # Buildbot files a change under its author by version-control system; the owner
+            # is the author of the hg changeset the gate makes ("rietveld" is no such system).
+            src="hg",
             revlink=review_url,
             codebase="",
             branch=branch,

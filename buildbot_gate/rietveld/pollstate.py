@@ -16,6 +16,7 @@ def needed(rec: dict[str, Any], watched: bool, floor: str = "") -> bool:
         or rec.get("ps") is not None
         or rec.get("queued")
         or str(rec.get("mark", "")) > floor
+        or str(rec.get("judged", "")) > floor  # ignored LGTMs were logged: not twice
         or rec.get("told")
         or rec.get("held")
     )

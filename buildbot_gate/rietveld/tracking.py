@@ -5,7 +5,6 @@ and the intents (changes for the gate, refusals to tell) out; the poller fetches
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
-from typing import Any
 
 import attrs
 
@@ -13,6 +12,7 @@ from buildbot_gate import protocol
 from buildbot_gate.people.static import Person
 from buildbot_gate.rietveld import approvals
 from buildbot_gate.rietveld.nomination import target_branches
+from buildbot_gate.rietveld.tracked import Tracked
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -24,46 +24,6 @@ if TYPE_CHECKING:
 
 # Refusals remembered per issue; an older one could be said again, after 50 newer ones.
 TOLD_LIMIT = 50
-
-
-@attrs.frozen
-class Tracked:
-    """What the poller told the gate about one issue; saved as a dict in the poller's state."""
-
-    ps: int | None = None  # the patchset whose approval is queued
-    queued: tuple[str, ...] = ()  # the branches it is queued for
-    mark: str = ""  # requests up to this message time were acted on
-    told: tuple[str, ...] = ()  # keys of the refusals said
-    held: bool = False  # the people directory did not answer
-    at: str = ""  # when the issue last changed: what is forgotten first
-    checked: int | None = None  # the last patchset sent to the check pipeline
-
-    @classmethod
-    def from_saved(cls, data: Mapping[str, Any]) -> Tracked:
-        ps = data.get("ps")
-        return cls(
-            ps=None if ps is None else int(ps),
-            queued=tuple(data.get("queued") or ()),
-            mark=str(data.get("mark") or ""),
-            told=tuple(data.get("told") or ()),
-            held=bool(data.get("held")),
-            at=str(data.get("at") or ""),
-            checked=None if data.get("checked") is None else int(data["checked"]),
-        )
-
-    def to_saved(self) -> dict[str, Any]:
-        saved: dict[str, Any] = {
-            "ps": self.ps,
-            "queued": list(self.queued),
-            "mark": self.mark,
-            "told": list(self.told),
-            "at": self.at,
-        }
-        if self.held:  # the key is absent, not false, as the state was always saved
-            saved["held"] = True
-        if self.checked is not None:
-            saved["checked"] = self.checked
-        return saved
 
 
 @attrs.frozen
@@ -153,6 +113,14 @@ class Tell:
 
 
 @attrs.frozen
+class Ignored:
+    """An LGTM that approves nothing, for one line in the master log; ``reason`` says why."""
+
+    sender: str
+    reason: str
+
+
+@attrs.frozen
 class Held:
     reason: str  # the directory went down: logged once per outage
 
@@ -162,7 +130,7 @@ class Released:
     pass
 
 
-Intent = Approve | Check | Withdraw | Request | Tell | Held | Released
+Intent = Approve | Check | Withdraw | Request | Tell | Ignored | Held | Released
 
 
 @attrs.frozen
@@ -186,7 +154,7 @@ def track(
     acted on already."""
     issue, latest = view.issue, view.issue.latest_patchset
     out: list[Intent] = []
-    rec = attrs.evolve(record or Tracked(mark=floor), at=issue.modified_raw)
+    rec = attrs.evolve(record or Tracked(mark=floor, judged=floor), at=issue.modified_raw)
     if rec.ps is not None and (issue.closed or latest != rec.ps):
         why = (
             "the issue was closed"
@@ -234,6 +202,7 @@ def _judge(
         issue.description, settings.default_branch, settings.bugfix_branches, issue.target_ref
     )
     verdicts = approvals.evaluate(issue, patchset.created, people, branches, rules)
+    rec = _judged(rec, out, issue, patchset, people)
     if floor:
         verdicts = [v for v in verdicts if not _acted_on(v, floor)]
     standing = [v.approval for v in verdicts if v.approval]
@@ -326,6 +295,21 @@ def _requests(
             )
             rec = _tell(rec, out, f"merge-now:{cmd.date}", None, why, cmd.sender)
     return rec
+
+
+def _judged(
+    rec: Tracked, out: list[Intent], issue: Issue, patchset: Patchset, people: Mapping[str, Person]
+) -> Tracked:
+    """Say each LGTM that approves nothing once; the record remembers how far it has judged.
+
+    Only once one was said, so that an issue with none still needs no record (pollstate)."""
+    ignored = approvals.ignored_lgtms(issue, patchset.created, people, rec.judged)
+    for m, why in ignored:
+        out.append(Ignored(m.sender.lower(), why))
+    if not ignored and not rec.judged:
+        return rec
+    newest = max((str(m.date) for m in issue.messages), default="")
+    return attrs.evolve(rec, judged=max(rec.judged, newest))
 
 
 def _withdraw(rec: Tracked, out: list[Intent], reason: str) -> Tracked:

@@ -141,7 +141,7 @@ class GateForceScheduler(ForceScheduler):
             project="",
             branch=branch,
             properties=signed,
-            src="web",
+            src=None,  # a form's requester is nobody's commit author: no Buildbot user made
             codebase="",
         )
 

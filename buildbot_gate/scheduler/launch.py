@@ -204,10 +204,12 @@ class BuildsetLauncher:
         """How a build commits the patch of ``item`` under another one: exactly as ``item``'s own
         builds do, so that the changeset ids match."""
         change = await self._change(item)
-        # Refused now what the step would refuse; the paths are taken out by _plan.
-        paths = (await threads.deferToThread(summarize, change_prop(change, Prop.DIFF))).paths
+        # Refused now what the step would refuse; the paths are taken out by _plan. The strip
+        # level goes with it, so the build never parses a diff in the master's reactor.
+        summary = await threads.deferToThread(summarize, change_prop(change, Prop.DIFF))
         return {
-            "paths": list(paths),
+            "paths": list(summary.paths),
+            "strip": summary.strip,
             "changeid": item.changeid,
             "issue": item.issue,
             "patchset": item.patchset,

@@ -21,6 +21,7 @@ from twisted.logger import Logger
 
 from buildbot_gate import protocol
 from buildbot_gate.cluster import ClaimsPromptly
+from buildbot_gate.cluster import retext_lost_builds
 from buildbot_gate.cluster import still_ours
 from buildbot_gate.model import Action
 from buildbot_gate.model import Approved
@@ -161,6 +162,8 @@ class GateScheduler(ClaimsPromptly, ReconfigurableBaseScheduler):
         )
         self._last_change = yield self.getState(CHANGES_KEY, 0)
         yield self.startConsumingChanges()
+        # Builds a dead master left (its own, before a restart) end RETRY still "building".
+        yield defer.ensureDeferred(retext_lost_builds(self.master))
         # First settle what was in flight, then act on approvals that arrived while we were away.
         yield self._lock.run(self._recover)
         yield defer.ensureDeferred(self._catch_up())

@@ -80,16 +80,19 @@ class ApplyPatch(HgStep, CompositeStepMixin):
     async def commit_ahead(self, entry: dict[str, Any]) -> None:
         """Commit the patch of an item queued ahead, as its own landing will."""
         diff = await self.stacked_diff(int(entry["changeid"]))
-        try:
-            strip = summarize(diff).strip
-        except DiffError as e:
-            raise StepFailed(
-                StepOutcome.CONFLICT, f"the patch of issue {entry['issue']}: {e}"
-            ) from None
+        strip = entry.get("strip")
+        if strip is None:
+            # A build the scheduler queued before it sent the strip level: parse it here.
+            try:
+                strip = summarize(diff).strip
+            except DiffError as e:
+                raise StepFailed(
+                    StepOutcome.CONFLICT, f"the patch of issue {entry['issue']}: {e}"
+                ) from None
         await self.stdio_log.addHeader(f"gate: committing issue {entry['issue']} first\n")
         await self.commit(
             diff,
-            strip,
+            int(strip),
             entry["author"],
             entry["date"],
             entry["message"],

@@ -82,8 +82,8 @@ class GateCheckout(HgStep):
 
         Repository config (``hgrc``, ``hgrc-not-shared``) is never the gate's: removed (hg
         ignores it anyway, see hg.HG_ENV). A shared store lives elsewhere: cloned again. A
-        transaction interrupted by a kill (``hg recover`` finds its journal) is rolled back,
-        even when the pull that follows has nothing to fetch and would not notice it.
+        transaction interrupted by a kill (its journal is there) is rolled back by ``hg
+        recover``, even when the pull that follows has nothing to fetch and would not notice it.
         """
         path = self.build.path_module
         try:
@@ -98,12 +98,22 @@ class GateCheckout(HgStep):
                 await self.stdio_log.addHeader(f"gate: removing {name}, not the gate's config\n")
                 if not await self.runRmdir(found, abandonOnFailure=False):
                     return f"could not remove .hg/{name}"
+        if not await self.interrupted(hgdir, listing):
+            return None
         recover = await self.hg(*hg.RECOVER, ok=(0, 1))
         if recover.didFail():
             return "hg recover failed"
         if recover.rc == 0:
             await self.stdio_log.addHeader("gate: rolled back an interrupted transaction\n")
         return None
+
+    async def interrupted(self, hgdir: str, listing: list[str]) -> bool:
+        """Whether an interrupted transaction's journal is there, where ``hg recover`` looks for
+        it (the store's ``journal``): a stat on the worker instead of an hg process per build."""
+        path = self.build.path_module
+        if path.join(hgdir, "journal") in listing:  # a clone without a store
+            return True
+        return bool(await self.pathExists(path.join(hgdir, "store", "journal")))
 
     async def pull(self, base: str) -> bool:
         """Pull ``base``; a second try before the clone is blamed (a dropped connection)."""

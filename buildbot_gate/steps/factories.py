@@ -13,6 +13,7 @@ from buildbot_gate.steps import CheckLanding
 from buildbot_gate.steps import GateCheckout
 from buildbot_gate.steps import Land
 from buildbot_gate.steps import RunTests
+from buildbot_gate.steps.build import GateBuild
 from buildbot_gate.steps.run import DEFAULT_FAILED_PATTERN
 
 if TYPE_CHECKING:
@@ -20,9 +21,16 @@ if TYPE_CHECKING:
     from collections.abc import Sequence
 
 
+def _factory() -> BuildFactory:
+    """An empty factory of gate builds (a cancelled one reads as the gate's reason)."""
+    f = BuildFactory()
+    f.buildClass = GateBuild
+    return f
+
+
 def _checked_then(run: RunTests, repourl: str, hgbin: str) -> BuildFactory:
     """The pinned checkout, the patches committed, then ``run`` on that tree."""
-    f = BuildFactory()
+    f = _factory()
     f.addStep(GateCheckout(repourl=repourl, hgbin=hgbin))
     f.addStep(ApplyPatch(hgbin=hgbin))
     f.addStep(run)
@@ -112,7 +120,7 @@ def gate_land_factory(
     use; give the builder workers of its own (GATE_LAND_WORKERS in master.cfg.example) so that
     no patch's test code ever shares a machine with push rights.
     """
-    f = BuildFactory()
+    f = _factory()
     f.addStep(GateCheckout(repourl=repourl, hgbin=hgbin))
     f.addStep(ApplyPatch(hgbin=hgbin))
     f.addStep(CheckLanding(hgbin=hgbin))  # a rebuild or forced buildset stops here

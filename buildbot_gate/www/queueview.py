@@ -19,22 +19,22 @@ if TYPE_CHECKING:
 
     from buildbot_gate.rietveld.outbox import Outbox
 
-DEFAULT_TEST_SECONDS = 600.0
-DEFAULT_LAND_SECONDS = 60.0
 RECENT = 20
 
 
 @attrs.frozen
 class Durations:
-    test: float = DEFAULT_TEST_SECONDS
-    land: float = DEFAULT_LAND_SECONDS
+    """Median seconds of recent green test and land builds; None while there is none."""
+
+    test: float | None = None
+    land: float | None = None
     samples: int = 0
 
     @classmethod
     def from_builds(cls, test: Sequence[float], land: Sequence[float]) -> Durations:
         return cls(
-            test=statistics.median(test) if test else DEFAULT_TEST_SECONDS,
-            land=statistics.median(land) if land else DEFAULT_LAND_SECONDS,
+            test=statistics.median(test) if test else None,
+            land=statistics.median(land) if land else None,
             samples=len(test) + len(land),
         )
 
@@ -45,23 +45,32 @@ def estimate(
     durations: Durations,
     running_for: Mapping[int, float],
 ) -> dict[int, float]:
-    """Seconds from now until each item of one branch queue (head first) lands."""
+    """Seconds from now until each item of one branch queue (head first) lands; nothing until
+    both durations are known (a guessed push time once read as a 56 s wait for a 3 s push)."""
+    if durations.test is None or durations.land is None:
+        return {}
+    return _estimate(queue, window, durations.test, durations.land, running_for)
+
+
+def _estimate(
+    queue: Sequence[Item], window: int, test: float, land: float, running_for: Mapping[int, float]
+) -> dict[int, float]:
     landed_at: list[float] = []
     eta: dict[int, float] = {}
     for k, item in enumerate(queue):
         done_testing = 0.0
         if item.state == ItemState.TESTING:
-            done_testing = max(0.0, durations.test - running_for.get(item.issue, 0.0))
+            done_testing = max(0.0, test - running_for.get(item.issue, 0.0))
         elif item.state == ItemState.QUEUED:
             start = landed_at[k - window] if k >= window else 0.0
-            done_testing = start + durations.test
+            done_testing = start + test
         land_start = max(done_testing, landed_at[-1] if landed_at else 0.0)
         if item.state == ItemState.LANDING:
-            finish = max(0.0, durations.land - running_for.get(item.issue, 0.0))
+            finish = max(0.0, land - running_for.get(item.issue, 0.0))
         elif item.state == ItemState.FAILING:
             finish = land_start  # it leaves the queue then, without a push
         else:
-            finish = land_start + durations.land
+            finish = land_start + land
         landed_at.append(finish)
         if item.state != ItemState.FAILING:
             eta[item.issue] = round(finish, 1)

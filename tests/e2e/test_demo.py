@@ -38,9 +38,15 @@ def test_demo_moves_the_queue_and_stops_cleanly(tmp_path):
     assert out.count("gate on issue") >= 4
     assert out.count("; ok") == 4
     assert "Landed patchset" in out and "tests failed" in out and "does not apply" in out
+    # Each comment is echoed whole: its later lines (the builds, the cost) indented under it.
+    assert "\n    Tested on:\n      gate-test" in out
+    assert out.count("\n    Cost to the fleet: ") >= 4
     assert out.rstrip().endswith("stopped.")
     # The auditor, as an admin runs it, finds every push tested green exactly as pushed.
     root = tmp_path / "demo"
+    master_log = (root / "master" / "twistd.log").read_text()
+    assert "approved by core@example.org" in master_log  # the approvals went through this log
+    assert "Unrecognized source argument" not in master_log
     db_url = f"sqlite:///{root / 'master' / 'state.sqlite'}"
     audit = subprocess.run(
         [

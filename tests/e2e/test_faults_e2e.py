@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import re
 import signal
+import subprocess
 
 import pytest
 from buildbot.process.results import RETRY
 from buildbot.process.results import SUCCESS
 
 from buildbot_gate.testing.masters import prop
+from buildbot_gate.testing.processes import child_env
+from buildbot_gate.testing.processes import tool
 from buildbot_gate.testing.processes import wait_until
 from buildbot_gate.testing.world import GATE_TOKEN
 from buildbot_gate.testing.world import RELEASE_MANAGER
@@ -209,6 +212,33 @@ def test_the_merge_now_form_checks_the_login_against_the_release_managers(world)
     world.wait_comment(waiting, "Landed", timeout=120)
     order = [c["desc"].splitlines()[0] for c in world.upstream.log("branch(default)")]
     assert order[-3:] == ["Urgent, by the form", "Keeps the builder busy", "Waits its turn"]
+
+
+def test_the_queue_command_logs_in_to_a_web_ui_with_logins(world):
+    def queue(password: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [
+                tool("buildbot-gate"),
+                "queue",
+                "--url",
+                world.master.url,
+                "--user",
+                "sam@example.org",
+            ],
+            env=child_env({"GATE_WEB_PASSWORD": password}),
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+
+    shown = queue("sam-pw")
+    assert shown.returncode == 0, shown.stderr
+    assert "branch default:" in shown.stdout
+    refused = queue("not-sams")
+    assert refused.returncode == 2
+    assert "login as sam@example.org" in refused.stderr and "(HTTP 401)" in refused.stderr
+    assert "not-sams" not in refused.stderr
 
 
 def test_no_secret_shows_in_logs_build_properties_or_comments(world):

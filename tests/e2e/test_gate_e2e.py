@@ -8,7 +8,9 @@ from __future__ import annotations
 import re
 
 import pytest
+from buildbot.process.results import RETRY
 
+from buildbot_gate.cluster import LOST_TEXT
 from buildbot_gate.testing.masters import prop
 from buildbot_gate.testing.processes import SAMPLE
 from buildbot_gate.testing.processes import wait_until
@@ -142,3 +144,6 @@ def test_killing_and_restarting_the_master_while_a_patch_waits_loses_nothing(wor
     # Nothing landed twice.
     descs = [c["desc"].splitlines()[0] for c in world.upstream.log()]
     assert len(descs) == len(set(descs))
+    # The build the kill cut short ended RETRY, and its text says so rather than "building".
+    lost = [b for b in world.builds_for(running) if b["results"] == RETRY]
+    assert lost and [b["state_string"] for b in lost] == [LOST_TEXT] * len(lost)

@@ -13,6 +13,7 @@ from buildbot_gate.rietveld.approvals import Rules
 from buildbot_gate.rietveld.approvals import command_in
 from buildbot_gate.rietveld.approvals import commands
 from buildbot_gate.rietveld.approvals import evaluate
+from buildbot_gate.rietveld.approvals import ignored_lgtms
 from buildbot_gate.rietveld.approvals import people_to_look_up
 from buildbot_gate.rietveld.records import Issue
 from buildbot_gate.rietveld.records import Message
@@ -275,3 +276,35 @@ def test_why_an_lgtm_was_ignored_is_said_once_not_per_branch():
     verdicts = verdict(lgtm_after(10), branches=("3.4", "default"))
     assert [v.approval for v in verdicts] == [None, None]
     assert [bool(v.refusal) for v in verdicts] == [True, False]
+
+
+def why_ignored(*messages, after=""):
+    return [
+        (m.sender, why) for m, why in ignored_lgtms(issue(*messages), PS_CREATED, PEOPLE, after)
+    ]
+
+
+def test_each_ignored_lgtm_says_why_for_the_master_log():
+    assert why_ignored(
+        msg("sam@example.org", 1, "lgtm", approval=True),
+        msg(CORE, 2, "> LGTM\nThanks, but no."),
+        msg(CORE, -5, "lgtm", approval=True),  # before the latest patchset's upload
+        msg(CORE, 3, "lgtm", approval=True, patchset=8),
+        msg(RM, 4, "lgtm", approval=True, auto_generated=True),
+        msg(OWNER, 5, "LGTM"),  # the owner, not a committer
+    ) == [
+        ("sam@example.org", "sam@example.org is not a committer"),
+        (CORE, "the LGTM is quoted from another message, not said"),
+        (CORE, "it was written before patchset 9 was uploaded"),
+        (CORE, "it is about patchset 8, not the latest (9)"),
+        (RM, "a robot's message never approves"),
+        (OWNER, "ann@example.org is not a committer"),
+    ]
+
+
+def test_an_lgtm_that_counts_or_was_judged_before_is_not_listed():
+    counted = msg(CORE, 1, "lgtm", approval=True)
+    objection = msg(RM, 2, "> lgtm\nnot lgtm", disapproval=True)
+    assert why_ignored(counted, objection) == []
+    earlier = msg("sam@example.org", 3, "lgtm", approval=True)
+    assert why_ignored(earlier, after=str(earlier.date)) == []

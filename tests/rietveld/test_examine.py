@@ -16,6 +16,7 @@ from buildbot_gate.rietveld.examine import Examined
 from buildbot_gate.rietveld.examine import IssueExaminer
 from buildbot_gate.rietveld.tracking import Approve
 from buildbot_gate.rietveld.tracking import Held
+from buildbot_gate.rietveld.tracking import Ignored
 from buildbot_gate.rietveld.tracking import Settings
 from buildbot_gate.rietveld.tracking import Tell
 from buildbot_gate.rietveld.tracking import Tracked
@@ -82,7 +83,7 @@ class ExaminerTest(unittest.SynchronousTestCase):
         n = self.store.create_issue(ANN, "Fix", DIFF)
         self.store.lgtm(n, BOB)  # not a committer
         examined = self.examine(n)
-        self.assertEqual(examined.intents, ())
+        self.assertEqual(examined.intents, (Ignored(BOB, f"{BOB} is not a committer"),))
         self.assertEqual(self.downloads(), [])
         self.assertTrue(any(r.startswith("GET /api/") for r in self.store.requests))
 

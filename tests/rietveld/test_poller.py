@@ -3,10 +3,13 @@ withdrawals, requests, and the promise that a refusal is said once, not on every
 
 from __future__ import annotations
 
+from buildbot.process.users import users
 from buildbot.test.util.changesource import ChangeSourceMixin
 from treq.testing import StubTreq
 from twisted.internet import defer
 from twisted.internet import reactor
+from twisted.logger import formatEvent
+from twisted.logger import globalLogPublisher
 from twisted.trial import unittest
 
 from buildbot_gate.people.static import DirectoryUnavailable
@@ -103,13 +106,45 @@ class PollerTest(PollerCase):
         self.assertEqual(len(self.changes("gate:approved")), 2)
 
     @defer.inlineCallbacks
-    def test_lgtm_of_a_non_committer_is_ignored_silently(self):
+    def test_an_approval_names_a_source_buildbot_files_its_author_under(self):
+        yield self.make_poller()
+        self.store.lgtm(self.issue(), CORE, "LGTM")
+        yield self.poll()
+        [approved] = self.changes("gate:approved")
+        # Any other source and Buildbot logs "Unrecognized source argument" for every approval.
+        self.assertIn(approved["src"], users.srcs)
+
+    @defer.inlineCallbacks
+    def test_an_ignored_lgtm_is_one_log_line_with_the_reason_and_no_comment(self):
+        logged: list[str] = []
+
+        def observe(event):
+            logged.append(formatEvent(event))
+
+        globalLogPublisher.addObserver(observe)
+        self.addCleanup(globalLogPublisher.removeObserver, observe)
         yield self.make_poller()
         n = self.issue()
         self.store.lgtm(n, BOB, "lgtm!")
+        first = self.store.upload_patchset(n, DIFF + "\n")
+        self.store.lgtm(n, CORE, "LGTM", on_patchset=first - 1)
+        self.store.post_message(n, CORE, "> LGTM\nOn second thought, wait.")
+        yield self.poll()
+        self.store.post_message(n, ANN, "Any news?")  # the issue changes; the LGTMs do not
         yield self.poll()
         self.assertEqual(self.changes(), [])
         self.assertEqual(self.refusals(), [])
+        ignored = [line for line in logged if "ignored:" in line]
+        self.assertEqual(
+            ignored,
+            [  # in the order they were written (the stale LGTM back-dated before Bob's)
+                f"issue {n}: LGTM of {CORE} ignored: it was written before patchset {first} was "
+                "uploaded",
+                f"issue {n}: LGTM of {BOB} ignored: {BOB} is not a committer",
+                f"issue {n}: LGTM of {CORE} ignored: the LGTM is quoted from another message, "
+                "not said",
+            ],
+        )
 
     @defer.inlineCallbacks
     def test_pep_default_nomination_bugfix_and_enhancement(self):

@@ -114,6 +114,8 @@ class BuildsetLauncherTest(TestReactorMixin, unittest.TestCase):
         self.assertEqual(event.base, TIP)
         (below,) = self.calls[0]["properties"]["gate_stack"][0]
         self.assertEqual((below["issue"], below["changeid"]), (1234, 1))
+        # Its strip level, so the build commits it without parsing its diff on the master.
+        self.assertEqual(below["strip"], 1)
         self.assertIn("on top of 1234", self.calls[0]["reason"])
 
     @defer.inlineCallbacks

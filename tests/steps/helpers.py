@@ -98,15 +98,24 @@ STRIP = ("--config", "extensions.strip=", "strip", "--no-backup", "--rev", "not 
 PURGE = ("--config", "extensions.purge=", "purge", "--all")
 
 
-def checked_clone(recovered=1):
-    """An existing clone's check: its .hg listed, then hg recover (exit 1: nothing to do)."""
+def checked_clone(recovered=None):
+    """An existing clone's check: its .hg listed, no journal of an interrupted transaction (or,
+    with ``recovered``, one there and hg recover's exit code)."""
     return [
         ExpectStat(file="wkdir/.hg", log_environ=False).exit(0),
         ExpectGlob(path="wkdir/.hg/*", log_environ=False)
         .files(["wkdir/.hg/requires", "wkdir/.hg/store"])
         .exit(0),
-        hg("recover").exit(recovered),
+        *no_journal(recovered),
     ]
+
+
+def no_journal(recovered=None):
+    """The check for an interrupted transaction's journal; ``hg recover`` only when it is there."""
+    journal = ExpectStat(file="wkdir/.hg/store/journal", log_environ=False)
+    if recovered is None:
+        return [journal.exit(1)]
+    return [journal.exit(0), hg("recover").exit(recovered)]
 
 
 def up_to_date():

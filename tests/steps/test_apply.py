@@ -12,6 +12,7 @@ from buildbot.process.results import SUCCESS
 
 from buildbot_gate.diffs import change_digest
 from buildbot_gate.steps import ApplyPatch
+from buildbot_gate.steps import apply
 from tests.steps.helpers import AUTHOR
 from tests.steps.helpers import DIFF
 from tests.steps.helpers import IDENT
@@ -180,6 +181,27 @@ class ApplyPatchTest(StepCase):
             result=SUCCESS, state_string=f"committed {NODE[:12]} on top of 1 queued"
         )
         self.expect_property("gate_node", NODE)
+        return self.run_step()
+
+    def test_a_patch_ahead_whose_strip_level_the_scheduler_sent_is_not_parsed_on_the_master(self):
+        # The launcher parsed it off the reactor and sent its strip level: parsing it again here
+        # would block the master's reactor once per stacked item per build.
+        self.setup_apply()
+        ahead, entry = self.stack_of_one()
+        self.build.setProperty("gate_stack", [{**entry, "strip": 1}], "Gate")
+
+        def parsed(diff):
+            raise AssertionError("a diff parsed in the reactor")
+
+        self.patch(apply, "summarize", parsed)
+        self.expect_commands(
+            hg("import", "--no-commit", "-p", "1", "-", initial_stdin=ahead).exit(0),
+            *committed(entry["author"], entry["date"], entry["message"]),
+            hg("import", "--no-commit", "-p", "1", "-", initial_stdin=DIFF).exit(0),
+            *committed(AUTHOR, "1700000000 0", MESSAGE),
+            hg(*IDENT).stdout(f"{NODE} 3:{MANIFEST}\n{OWN_DIFF}").exit(0),
+        )
+        self.expect_outcome(result=SUCCESS)
         return self.run_step()
 
     def test_a_patch_ahead_that_does_not_apply_is_a_conflict_naming_it(self):

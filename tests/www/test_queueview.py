@@ -45,9 +45,21 @@ def test_a_window_overlaps_the_tests_and_serialises_only_the_pushes():
     assert eta == {1: 110.0, 2: 120.0, 3: 220.0}
 
 
-def test_durations_are_medians_with_defaults_when_nothing_ran_yet():
+def test_durations_are_medians_of_the_builds_seen():
     assert Durations.from_builds([10, 30, 20], [5]) == Durations(20, 5, 4)
     assert Durations.from_builds([], []).samples == 0
+
+
+def test_no_estimate_until_a_green_test_build_and_a_push_have_been_seen():
+    state = state_with([1, 2], window=2)
+    for durations in (Durations.from_builds([30.0], []), Durations.from_builds([], [3.0])):
+        data = queue_json(state, {"default": 2}, durations, 1000.0, {}, {}, {}, {})
+        etas = [item["eta_seconds"] for item in data["branches"][0]["items"]]
+        assert etas == [None, None]  # the page and ``buildbot-gate queue`` say "no estimate yet"
+    seen = queue_json(
+        state, {"default": 2}, Durations.from_builds([30.0], [3.0]), 0, {}, {}, {}, {}
+    )
+    assert [item["eta_seconds"] for item in seen["branches"][0]["items"]] == [33.0, 36.0]
 
 
 def test_queue_json_lists_every_gated_branch_even_when_empty():

@@ -24,6 +24,17 @@
     return Math.floor(s / 3600) + " h " + Math.floor((s % 3600) / 60) + " min";
   }
 
+  // A failing item leaves the queue without landing; otherwise no number until there is data.
+  function etaText(item) {
+    if (item.state === "failing") {
+      return "";
+    }
+    if (item.eta_seconds === null || item.eta_seconds === undefined) {
+      return "no estimate yet";
+    }
+    return "in about " + duration(item.eta_seconds);
+  }
+
   function resultClass(build) {
     if (build.results === null || build.results === undefined) {
       return build.number === null ? "gate-pending" : "gate-running";
@@ -65,7 +76,7 @@
           item.rebased_over.length ? " (lands over urgent " + item.rebased_over.join(", ") + ")" : ""),
         h("td", null, buildLinks(item.builds)),
         h("td", null, duration(item.in_queue_seconds)),
-        h("td", null, item.eta_seconds === null || item.eta_seconds === undefined ? "" : "in about " + duration(item.eta_seconds))
+        h("td", { className: "gate-eta" }, etaText(item))
       );
     });
     return h(
@@ -271,8 +282,10 @@
       h("h3", null, "Gate queue"),
       error ? h("p", { className: "gate-error" }, error) : null,
       h("p", { className: "gate-estimate" },
-        "Estimates from recent builds: tests " + duration(data.estimate.test_seconds) +
-        ", push " + duration(data.estimate.land_seconds) + ". Updated " +
+        (data.estimate.test_seconds === null || data.estimate.land_seconds === null
+          ? "No estimate yet: it needs a green test build and a green push first."
+          : "Estimates from recent builds: tests " + duration(data.estimate.test_seconds) +
+            ", push " + duration(data.estimate.land_seconds) + ".") + " Updated " +
         new Date(data.generated_at * 1000).toLocaleTimeString() + "."),
       (data.quarantined || []).length
         ? h("div", { className: "alert alert-warning gate-quarantine" },
