@@ -1,10 +1,11 @@
-"""The ``buildbot-gate`` command: ``demo`` runs a whole gate on 127.0.0.1 to try it out;
-``audit`` checks that every changeset the gate pushed was tested green exactly as pushed;
-``queue`` prints each branch's queue from a master's web UI."""
+"""The ``buildbot-gate`` command: ``demo`` (a whole gate on 127.0.0.1), ``audit`` (was every push
+tested green as pushed), ``replay``, ``classify`` (the known-failures catalogue over recorded
+failed builds) and ``queue`` (each branch's queue from a master's web UI)."""
 
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import signal
 import sys
@@ -69,6 +70,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="settings to compare, e.g. serial,2,4 (default serial,2,4,8)",
     )
     r.add_argument("--actual", default=None, help="the window the recorded run used (marked)")
+    k = sub.add_parser(
+        "classify",
+        help="run the known-failures catalogue over recorded failed builds (try a signature)",
+    )
+    k.add_argument("--db-url", required=True, help="the master's database URL")
+    k.add_argument(
+        "--catalogue",
+        default=os.environ.get("GATE_KNOWN_FAILURES"),
+        help="the directory of known-failure TOML files (default: $GATE_KNOWN_FAILURES)",
+    )
     sub.add_parser(
         "qpost-path",
         help="print the hgrc lines that enable 'hg qpost' (the extension shipped with the gate)",
@@ -82,7 +93,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, terminate)
     if args.command == "demo":
         return demo(args)
-    if args.command in ("audit", "replay"):
+    if args.command in ("audit", "replay", "classify"):
         return _reading(args)
     if args.command == "queue":
         return queue_command(args)
@@ -136,7 +147,8 @@ def _reading(args: argparse.Namespace) -> int:
     """Run a command that reads the master's database: its failure is one line, with the
     password of every URL in it hidden (a database URL carries one, and so may --repo)."""
     try:
-        return audit_command(args) if args.command == "audit" else replay_command(args)
+        commands = {"audit": audit_command, "replay": replay_command}
+        return commands.get(args.command, classify_command)(args)
     except Exception as e:
         said = (str(e).strip().splitlines() or [type(e).__name__])[0]
         print(f"buildbot-gate {args.command}: {redact(said)}", file=sys.stderr)
@@ -173,6 +185,21 @@ def replay_command(args: argparse.Namespace) -> int:
         )
         return 2
     for line in report(history, windows, actual):
+        print(line)
+    return 0
+
+
+def classify_command(args: argparse.Namespace) -> int:
+    from buildbot_gate.tools.classify import report
+
+    if not args.catalogue or not Path(args.catalogue).is_dir():
+        said = f"{args.catalogue} is not a directory" if args.catalogue else "--catalogue is needed"
+        print(f"buildbot-gate classify: {said}", file=sys.stderr)
+        return 2
+    lines, problems = report(args.db_url, args.catalogue)
+    for problem in problems:
+        print(f"buildbot-gate classify: left out {redact(problem)}", file=sys.stderr)
+    for line in lines:
         print(line)
     return 0
 

@@ -36,6 +36,7 @@ from buildbot_gate.model.items import TestStarted
 from buildbot_gate.model.items import Withdrawn
 from buildbot_gate.model.resets import Transition
 from buildbot_gate.model.resets import cancel
+from buildbot_gate.model.resets import recheck_known_failure
 from buildbot_gate.model.resets import requeued
 from buildbot_gate.model.resets import reset
 from buildbot_gate.model.resets import reset_behind
@@ -137,6 +138,7 @@ def _recheck(step: Transition, ev: Recheck) -> None:
             urgent=False,
             express=False,
             rechecks=done.rechecks + 1,
+            known_rechecks=0,  # a person asked: the known-failure reruns start over too
         )
         step.add(item)
         step.emit(Notify(item, Decision.RECHECKED, item.reason))
@@ -249,7 +251,8 @@ def _test_finished(step: Transition, item: Item, ev: BuildsetFinished, policy: P
         )
         step.replace(item, tested)  # lands once everything ahead of it has landed
     elif ev.outcome in (Outcome.TEST_FAILED, Outcome.CONFLICT):
-        _failing(step, item, ev.detail or ev.outcome.value, policy)
+        if not recheck_known_failure(step, item, ev, policy):
+            _failing(step, item, ev.detail or ev.outcome.value, policy)
     else:
         _infra_failure(step, item, ev, policy)
 

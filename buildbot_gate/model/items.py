@@ -126,6 +126,8 @@ class Item:
     rechecks: int = 0
     # Failure attribution's verdicts on its runs, oldest first ("flaky: test_net", ...).
     verdicts: tuple[str, ...] = ()
+    # Its test failures that matched a known intermittent failure and were rerun uncharged.
+    known_rechecks: int = 0
     # The check pipeline's result for this patchset before approval (passed, failed, "" if
     # never checked): for a pipeline policy to rank by.
     check: str = ""
@@ -265,6 +267,10 @@ class BuildsetFinished:
     verdict: str | None = None
     # The digest of the tested commit's own diff, when the builds passed.
     digest: str | None = None
+    # A TEST_FAILED whose log matched an open known intermittent failure: "bpo-1234: its title",
+    # and the entry's link. The model reruns it uncharged, up to its policy's cap.
+    known: str | None = None
+    known_link: str | None = None
 
 
 @attrs.frozen
@@ -334,6 +340,8 @@ class Decision(enum.StrEnum):
     WITHDRAWN = "withdrawn"
     FAILING = "failing"  # failed behind other items: ejected at the head unless reset first
     RESET = "reset"  # an item ahead changed: tested again on the new tree
+    # its test failure matched a known intermittent failure: tested again, not counted against it
+    KNOWN_FAILURE = "known_failure"
     HELD = "held"  # its pushes were refused again and again: the branch waits for an admin
 
 

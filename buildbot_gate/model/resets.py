@@ -7,14 +7,17 @@ from __future__ import annotations
 import attrs
 
 from buildbot_gate.model.items import Action
+from buildbot_gate.model.items import BuildsetFinished
 from buildbot_gate.model.items import CancelBuildset
 from buildbot_gate.model.items import Decision
 from buildbot_gate.model.items import Item
 from buildbot_gate.model.items import ItemState
 from buildbot_gate.model.items import Notify
+from buildbot_gate.model.items import Outcome
 from buildbot_gate.model.items import Run
 from buildbot_gate.model.state import HISTORY_LIMIT
 from buildbot_gate.model.state import GateState
+from buildbot_gate.model.state import Policy
 
 
 class Transition:
@@ -107,6 +110,26 @@ def requeued(item: Item, reason: str, *, attempt: bool = False) -> Item:
         attempts=item.attempts + (1 if attempt else 0),
         reason=reason,
     )
+
+
+def recheck_known_failure(
+    step: Transition, item: Item, ev: BuildsetFinished, policy: Policy
+) -> bool:
+    """A test failure matching a known intermittent failure: the same tree again on the next tick,
+    uncharged (no attempt, no reset behind it: its tree does not change), up to the policy's cap.
+    False when it is not such a failure, or the cap is reached (then the failure is the patch's).
+    """
+    if item.state != ItemState.TESTING or ev.outcome != Outcome.TEST_FAILED or not ev.known:
+        return False
+    if item.known_rechecks >= policy.known_failure_rechecks:
+        return False
+    count = item.known_rechecks + 1
+    detail = f"{ev.known}; rechecking ({count} of {policy.known_failure_rechecks})"
+    again = retry_later(step, item, f"known intermittent failure {detail}", attempt=False)
+    again = step.replace(again, attrs.evolve(again, known_rechecks=count))
+    link = f"\n{ev.known_link}" if ev.known_link else ""
+    step.emit(Notify(again, Decision.KNOWN_FAILURE, detail + link))
+    return True
 
 
 def retry_later(step: Transition, item: Item, reason: str, *, attempt: bool) -> Item:

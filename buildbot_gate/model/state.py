@@ -36,6 +36,9 @@ class Policy:
     windows: Mapping[str, int] = attrs.field(factory=dict)
     default_window: int = 1
     window_floor: int | None = None
+    # Failures matching an open entry of the known-failures catalogue rerun this many times per
+    # item, uncharged, before they count against the patch.
+    known_failure_rechecks: int = 2
 
     def window(self, branch: str) -> int:
         return max(1, int(self.windows.get(branch, self.default_window)))

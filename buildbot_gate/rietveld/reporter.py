@@ -28,6 +28,7 @@ log = Logger()
 # Decisions the patch owner must hear about; the rest go to the master log only.
 DEFAULT_COMMENT_ON: tuple[str, ...] = ("landed", "ejected", "refused", "withdrawn", "rechecked")
 DEFAULT_COMMENT_ON += ("promoted", "held")  # held: the owner hears why the patch waits
+DEFAULT_COMMENT_ON += ("known_failure",)  # elastic recheck: why the patch is tested again
 DEFAULT_COMMENT_ON += ("checked",)  # the check pipeline's result, once per patchset
 
 
@@ -74,6 +75,8 @@ def comment_text(msg: DecisionMessage) -> str | None:
         )
     if decision == "rechecked":
         return f"Queued again for {branch} (patchset {ps}): {detail}."
+    if decision in _BUILD_REPORTS:  # a result with the builds it rests on
+        return _BUILD_REPORTS[decision](msg)
     if decision == "promoted":
         return f"Merge now: patchset {ps} is {detail}."
     if decision == "held":
@@ -83,16 +86,28 @@ def comment_text(msg: DecisionMessage) -> str | None:
             "admin fixes the cause and resumes the branch (the Resume branch form); this patch "
             "is then pushed as tested, without testing it again."
         )
-    if decision == "checked":
-        verdict = "passed" if detail == "passed" else "FAILED"
-        lines = [f"Check run of patchset {ps} {verdict} (tested on the branch tip, not landed)."]
-        lines += _build_lines(msg.builds, "Builds")
-        if detail != "passed":
-            lines.append("A committer may still approve it; the gate then tests it again.")
-        return "\n".join(lines)
     if decision == "queued":
         return f"Queued patchset {ps} for {branch}: {detail}"
     return None
+
+
+def _known_failure_text(msg: DecisionMessage) -> str:
+    lines = [f"This failure matches known intermittent failure {msg.detail}"]
+    return "\n".join(lines + _build_lines(msg.builds, "Builds"))
+
+
+def _checked_text(msg: DecisionMessage) -> str:
+    verdict = "passed" if msg.detail == "passed" else "FAILED"
+    lines = [
+        f"Check run of patchset {msg.patchset} {verdict} (tested on the branch tip, not landed)."
+    ]
+    lines += _build_lines(msg.builds, "Builds")
+    if msg.detail != "passed":
+        lines.append("A committer may still approve it; the gate then tests it again.")
+    return "\n".join(lines)
+
+
+_BUILD_REPORTS = {"known_failure": _known_failure_text, "checked": _checked_text}
 
 
 def _verdict_line(msg: DecisionMessage) -> list[str]:

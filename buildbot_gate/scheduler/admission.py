@@ -25,7 +25,9 @@ from buildbot_gate.model import MergeNow
 from buildbot_gate.model import Recheck
 from buildbot_gate.model import ResumeBranch
 from buildbot_gate.model import Withdrawn
+from buildbot_gate.paths import all_match
 from buildbot_gate.paths import matches
+from buildbot_gate.paths import per_branch
 from buildbot_gate.props import DecisionMessage
 from buildbot_gate.props import Prop
 from buildbot_gate.protocol import CATEGORIES
@@ -51,6 +53,14 @@ class AdmissionRules:
     allow_hg_files: Sequence[str] = ()
     news_files: Sequence[str] = ()
     news_directory: str | None = None
+    # "docs": only patches whose every file is under ``docs_paths`` may join (a new fleet's
+    # first deployment); None: every patch may.
+    gate_only: str | None = None
+    docs_paths: Any = ("Doc/**",)  # or {branch: paths, "*": fallback}
+
+
+GATE_ONLY_VALUES = (None, "docs")
+_SHOWN_PATHS = 5  # files named in a docs-only refusal; the rest are "..."
 
 
 class Admission:
@@ -137,6 +147,9 @@ def refused(rules: AdmissionRules, owner: Any, subject: Any, diff: Any, branch: 
     why = unsafe(owner, subject, diff, rules.max_diff_bytes, rules.allow_hg_files)
     if why:
         return f"Not queued: {why}. Nothing was run; upload a new patchset to try again."
+    not_docs = outside_docs(diff, rules, branch)
+    if not_docs:
+        return not_docs
     news = shared_news_edit(diff, rules.news_files, rules.news_directory)
     if news:
         return news
@@ -186,6 +199,27 @@ def shared_news_edit(
     return (
         f"Not queued: the patch edits {', '.join(shared)}, which every queued patch would "
         f"conflict on; {where} instead, and upload a new patchset."
+    )
+
+
+def outside_docs(diff: Any, rules: AdmissionRules, branch: Any) -> str | None:
+    """Under ``gate_only="docs"``: why a patch that changes more than documentation is not
+    queued, else None."""
+    if rules.gate_only != "docs":
+        return None
+    patterns = list(per_branch(rules.docs_paths, str(branch), ("Doc/**",)))
+    try:
+        paths = summarize(str(diff or "")).paths
+    except DiffError:
+        return None  # unsafe() already refused what cannot be read
+    if all_match(paths, patterns):
+        return None
+    others = [p for p in paths if not any(matches(p, g) for g in patterns)]
+    shown = ", ".join(others[:_SHOWN_PATHS]) + (" ..." if len(others) > _SHOWN_PATHS else "")
+    return (
+        f"Not queued: for now this gate takes documentation patches only (files under "
+        f"{', '.join(patterns)}); this patch also changes {shown}. Nothing was run; a committer "
+        "commits it by hand as before."
     )
 
 

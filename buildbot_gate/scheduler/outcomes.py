@@ -50,6 +50,7 @@ class BuildReport:
     worker: str | None = None  # the worker that ran it
     digest: str | None = None  # the tested commit's own change (gate_digest)
     failed_text: str | None = None  # what the failed step said (its text, passwords hidden)
+    buildid: int | None = None  # to read its steps' logs (known failures)
 
     def describe(self) -> str:
         where = f"{self.builder} (build {self.number})" if self.number is not None else self.builder
@@ -101,6 +102,7 @@ async def read_builds(master: Any, bsid: int) -> list[BuildReport]:
                 failed_text=redact(failed_steps[0].get("state_string") or "")
                 if failed_steps
                 else None,
+                buildid=build["buildid"],
             )
         )
     return reports

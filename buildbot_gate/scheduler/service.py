@@ -30,6 +30,7 @@ from buildbot_gate.model import Event
 from buildbot_gate.model import GateState
 from buildbot_gate.model import ItemState
 from buildbot_gate.model import Notify
+from buildbot_gate.model import Outcome
 from buildbot_gate.model import Refuse
 from buildbot_gate.model import Resume
 from buildbot_gate.model import StartLand
@@ -43,6 +44,7 @@ from buildbot_gate.scheduler import outcomes
 from buildbot_gate.scheduler import settings
 from buildbot_gate.scheduler.announcements import decision_message
 from buildbot_gate.scheduler.checks import CheckRuns
+from buildbot_gate.scheduler.known import KnownFailureCheck
 from buildbot_gate.scheduler.launch import BuildsetLauncher
 from buildbot_gate.scheduler.quarantine import WorkerQuarantine
 
@@ -70,6 +72,7 @@ class GateScheduler(ClaimsPromptly, ReconfigurableBaseScheduler):
     _launcher: BuildsetLauncher
     _quarantine: WorkerQuarantine
     _admission: admission.Admission
+    _known: KnownFailureCheck | None
     _checks: CheckRuns
 
     compare_attrs: ClassVar[Sequence[str]] = (
@@ -118,6 +121,11 @@ class GateScheduler(ClaimsPromptly, ReconfigurableBaseScheduler):
         )
         self._launcher = BuildsetLauncher(
             self.master, self.settings.launch(), self.addBuildsetForSourceStamps
+        )
+        self._known = (
+            KnownFailureCheck(self.master, self.settings.knownFailures, self)
+            if self.settings.knownFailures
+            else None
         )
         records = self._checks.records if hasattr(self, "_checks") else {}
         self._checks = CheckRuns(
@@ -249,6 +257,8 @@ class GateScheduler(ClaimsPromptly, ReconfigurableBaseScheduler):
         else:
             event = outcomes.tested(bsid, reports)
             await self._quarantine.record(reports)
+            if event.outcome == Outcome.TEST_FAILED and self._known is not None:
+                event = await self._known.classify(item, event, reports)
         await self._apply(event, reports)
 
     async def _apply(self, event: Event, reports: Reports = ()) -> None:

@@ -14,6 +14,7 @@ from typing import Any
 
 import attrs
 
+from buildbot_gate import knownfailures
 from buildbot_gate.diffs import DEFAULT_MAX_BYTES
 from buildbot_gate.model import Policy
 from buildbot_gate.paths import pattern_error
@@ -46,6 +47,11 @@ class GateSettings:
     allowHgFiles: Sequence[str] = ()
     quarantineAfter: int | None = 2
     healthWindow: int = 5
+    # Elastic recheck: a directory of TOML entries, one per known intermittent failure (None: off),
+    # and how often a matching failure is rerun, uncharged, before it counts against the patch.
+    knownFailures: str | None = None
+    knownFailureRechecks: int = 2
+    gateOnly: str | None = None  # "docs": documentation patches only (a new fleet's first step)
     checkBuilders: Sequence[str] = ()  # test each new patchset once, before approval
     checkPriority: int = -1  # Buildbot's request priority: below the gate's builds (0)
 
@@ -101,9 +107,21 @@ class GateSettings:
             self.quarantineAfter or 1
         ):
             yield "healthWindow must hold at least quarantineAfter runs"
+        yield from self._known_failure_problems()
+        if self.gateOnly not in admission.GATE_ONLY_VALUES:
+            yield f"gateOnly is 'docs' (documentation patches only) or None, not {self.gateOnly!r}"
         overlap = set(self.unstableBuilders) & set(self.testBuilders)
         if overlap:
             yield f"{sorted(overlap)} cannot be both stable and unstable"
+
+    def _known_failure_problems(self) -> Iterator[str]:
+        if not isinstance(self.knownFailureRechecks, int) or self.knownFailureRechecks < 0:
+            yield "knownFailureRechecks is a number of reruns (0 or more)"
+        if self.knownFailures is None:
+            return
+        _, problems = knownfailures.load(str(self.knownFailures))
+        for problem in problems:
+            yield f"knownFailures: {problem}"
 
     def policy(self) -> Policy:
         return Policy(
@@ -114,6 +132,7 @@ class GateSettings:
                 for b in self.branches
             },
             window_floor=self.windowFloor,
+            known_failure_rechecks=self.knownFailureRechecks,
         )
 
     def launch(self) -> LaunchSettings:
@@ -132,7 +151,13 @@ class GateSettings:
 
     def admission(self) -> admission.AdmissionRules:
         return admission.AdmissionRules(
-            self.branches, self.maxDiffBytes, self.allowHgFiles, self.newsFiles, self.newsDirectory
+            self.branches,
+            self.maxDiffBytes,
+            self.allowHgFiles,
+            self.newsFiles,
+            self.newsDirectory,
+            gate_only=self.gateOnly,
+            docs_paths=self.docsPaths,
         )
 
 

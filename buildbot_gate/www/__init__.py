@@ -12,9 +12,11 @@ from buildbot.process.results import SUCCESS
 from buildbot.process.results import Results
 from buildbot.www.plugin import Application
 from klein import Klein
+from twisted.internet import threads
 from twisted.logger import Logger
 from twisted.web import static
 
+from buildbot_gate import knownfailures
 from buildbot_gate.model import GateState
 from buildbot_gate.props import Prop
 from buildbot_gate.props import change_prop
@@ -23,8 +25,10 @@ from buildbot_gate.rietveld import outbox
 from buildbot_gate.scheduler import outcomes
 from buildbot_gate.scheduler import service as scheduler
 from buildbot_gate.scheduler.health import Health
+from buildbot_gate.scheduler.known import recent_hits
 from buildbot_gate.scheduler.quarantine import HEALTH_KEY
 from buildbot_gate.tools import costs
+from buildbot_gate.www.knownview import known_failures_json
 from buildbot_gate.www.queueview import Durations
 from buildbot_gate.www.queueview import queue_json
 from buildbot_gate.www.queueview import undelivered_json
@@ -129,6 +133,17 @@ async def collect(master: Any, config: dict[str, Any]) -> dict[str, Any]:
     data["quarantined"] = [{"worker": w, "reason": why} for w, why in kept.quarantined.items()]
     reporter = str(config.get("reporter", "RietveldReporter"))
     data["undelivered"] = undelivered_json(await outboxes(master, reporter))
+    data["known_failures"] = await known_failures(master, objectid, sched, now)
+    return data
+
+
+async def known_failures(master: Any, objectid: int, sched: Any, now: float) -> dict[str, Any]:
+    """The "Known failures" view: hits from the database; entries from the catalogue when this
+    master runs the scheduler (another master shows the entries that were hit)."""
+    catalogue = getattr(sched, "knownFailures", None)
+    entries = (await threads.deferToThread(knownfailures.load, catalogue))[0] if catalogue else []
+    data = known_failures_json(await recent_hits(master, objectid), entries, now)
+    data["enabled"] = bool(catalogue)
     return data
 
 

@@ -73,3 +73,18 @@ def test_a_landing_comment_never_shows_the_password_of_the_repository_url():
     )
     assert text is not None and "hunter2" not in text
     assert "https://gate:***@hg.example.org/cpython/rev/aaaaaaaaaaaa" in text
+
+
+def test_a_known_failure_comment_names_the_entry_its_link_and_the_build():
+    text = text_of(
+        {
+            "decision": "known_failure",
+            "detail": "bpo-1234: test_network resets; rechecking (1 of 2)\nhttps://bugs/1234",
+            "builds": [{"builder": "gate-test", "number": 3, "url": "http://b/3"}],
+        }
+    )
+    assert text is not None
+    assert text.startswith(
+        "This failure matches known intermittent failure bpo-1234: test_network resets; "
+        "rechecking (1 of 2)\nhttps://bugs/1234\nBuilds:\n  gate-test build 3 http://b/3"
+    )

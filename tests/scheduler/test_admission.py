@@ -114,3 +114,50 @@ class AdmissionTest(TestReactorMixin, unittest.TestCase):
         held = GateState(held_branches=(("default", "push refused 3 times"),))
         event = yield self.event_for(change, held)
         self.assertEqual(event, ResumeBranch("default", "admin@example.org"))
+
+
+DOCS_DIFF = DIFF.replace("calc.py", "Doc/library/calc.rst")
+
+
+class DocsOnlyTest(AdmissionTest):
+    """``gateOnly="docs"``: a new fleet's first deployment lands documentation patches only."""
+
+    @defer.inlineCallbacks
+    def setUp(self):
+        yield super().setUp()
+        rules = AdmissionRules(
+            branches=["default"], max_diff_bytes=10_000, gate_only="docs", docs_paths=["Doc/**"]
+        )
+        self.admission = Admission(self.master, rules, self.announce)
+
+    @defer.inlineCallbacks
+    def test_a_docs_only_patch_is_queued(self):
+        docs = {**APPROVAL, "gate_diff": DOCS_DIFF}
+        event = yield self.event_for((yield self.change(**docs)))
+        self.assertIsInstance(event, Approved)
+        self.assertEqual(self.announced, [])
+
+    @defer.inlineCallbacks
+    def test_a_code_patch_is_refused_once_saying_the_gate_takes_docs_only(self):
+        mixed = {**APPROVAL, "gate_diff": DOCS_DIFF + DIFF}
+        event = yield self.event_for((yield self.change(**mixed)))
+        self.assertIsNone(event)
+        ((decision, msg),) = self.announced
+        self.assertEqual(decision, "refused")
+        self.assertIn("this gate takes documentation patches only", msg["detail"])
+        self.assertIn("also changes calc.py", msg["detail"])
+        self.assertNotIn("Doc/library", msg["detail"].split("changes")[-1])
+
+    # The inherited tests run under docs-only too; these two say what changes there.
+    @defer.inlineCallbacks
+    def test_a_signed_approval_asks_to_queue_that_patchset(self):
+        docs = {**APPROVAL, "gate_diff": DOCS_DIFF}
+        event = yield self.event_for((yield self.change(**docs)))
+        self.assertEqual(event.patchset, 3)
+
+    @defer.inlineCallbacks
+    def test_an_approval_for_an_ungated_branch_is_refused(self):
+        docs = {**APPROVAL, "gate_diff": DOCS_DIFF}
+        self.assertIsNone((yield self.event_for((yield self.change(branch="2.7", **docs)))))
+        ((_, msg),) = self.announced
+        self.assertIn("branch '2.7' is not gated here", msg["detail"])

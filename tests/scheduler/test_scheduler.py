@@ -604,6 +604,40 @@ class HostileInputTest(SchedulerCase):
         (test_run,) = self.addBuildsetCalls
         self.assertEqual(test_run[1]["sourcestamps"][0]["patch_body"], tags)
 
+    def test_gate_only_takes_docs_or_nothing(self):
+        with self.assertRaises(config.ConfigErrors) as cm:
+            GateScheduler(
+                name="gate",
+                repourl="http://hg",
+                testBuilders=["t"],
+                landBuilder="l",
+                gateOnly="doc",
+            )
+        self.assertIn("gateOnly is 'docs' (documentation patches only) or None", str(cm.exception))
+
+    def test_a_broken_known_failures_catalogue_is_an_admin_error_naming_the_file(self):
+        import os
+        import shutil
+        import tempfile
+
+        where = tempfile.mkdtemp()
+        self.addCleanup(shutil.rmtree, where)
+        with open(os.path.join(where, "bpo-7.toml"), "w") as f:
+            f.write('id = "bpo-7"\ntitle = "t"\nstate = "open"\nsignature = "(unclosed"\n')
+        for catalogue, said in (
+            (where, "knownFailures: bpo-7.toml: signature is not a regular expression"),
+            (where + "-missing", "-missing is not a directory"),
+        ):
+            with self.assertRaises(config.ConfigErrors) as cm:
+                GateScheduler(
+                    name="gate",
+                    repourl="http://hg",
+                    testBuilders=["t"],
+                    landBuilder="l",
+                    knownFailures=catalogue,
+                )
+            self.assertIn(said, str(cm.exception))
+
     def test_allow_hg_files_names_only_hg_behaviour_files(self):
         for bad in (".hgtags", [".hgrc"], [".hgsub"], ["Lib/.hgignore"]):
             with self.assertRaises(config.ConfigErrors) as cm:

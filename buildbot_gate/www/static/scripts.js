@@ -189,6 +189,41 @@
         }))));
   }
 
+  // Elastic recheck: hits per known-failure signature this week, and the failures that matched
+  // none (with their logs), from which the next signature is written.
+  function KnownFailures(props) {
+    const k = props.known;
+    if (!k || (!k.enabled && !k.signatures.length && !k.unclassified.length)) {
+      return null;
+    }
+    function link(text, url) {
+      return url ? h("a", { href: url }, text) : text;
+    }
+    return h("div", { className: "gate-known-failures" },
+      h("h4", null, "Known failures (last " + k.days + " days)"),
+      k.signatures.length
+        ? h("table", { className: "table table-condensed gate-known-table" },
+            h("thead", null, h("tr", null,
+              ["Known failure", "Title", "Hits", "Last hit"].map(function (t, i) { return h("th", { key: i }, t); }))),
+            h("tbody", null, k.signatures.map(function (s) {
+              return h("tr", { key: s.id, "data-gate-known": s.id, "data-gate-known-hits": s.hits },
+                h("td", null, link(s.id, s.link), s.state === "open" ? "" : " (" + s.state + ")"),
+                h("td", null, s.title),
+                h("td", null, s.hits),
+                h("td", null, s.last ? new Date(s.last * 1000).toLocaleString() : ""));
+            })))
+        : h("p", null, "No known failures in the catalogue."),
+      h("h5", null, "Unclassified failures: " + k.unclassified_count),
+      k.unclassified.length
+        ? h("ul", { className: "gate-unclassified" }, k.unclassified.map(function (u, i) {
+            return h("li", { key: i, "data-gate-unclassified": u.issue },
+              new Date(u.at * 1000).toLocaleString() + ": issue " + u.issue + " ps " + u.patchset +
+              " on " + u.branch + ", " + u.builder + ": ",
+              link("build", u.build_url), " | ", link("log", u.log_url));
+          }))
+        : h("p", null, "Every failure this week matched a known one, or none failed."));
+  }
+
   function Undelivered(props) {
     const u = props.undelivered;
     if (!u || (!u.count && !u.pending)) {
@@ -263,7 +298,8 @@
       h(Undelivered, { undelivered: data.undelivered }),
       data.branches.map(function (b) { return h(QueueTable, { key: b.branch, branch: b, resume: data.resume }); }),
       h(Recent, { items: data.recent, recheck: data.recheck }),
-      h(Costs, { rows: data.costs })
+      h(Costs, { rows: data.costs }),
+      h(KnownFailures, { known: data.known_failures })
     );
   }
 
