@@ -44,6 +44,8 @@ def _matcher(pattern: str) -> Callable[[bytes], bool]:
         why = e.message if isinstance(e, hgerror.Abort) else e.args[0]
         text = why.decode("utf-8", "replace") if isinstance(why, bytes) else str(why)
         raise PatternError(f"path pattern {pattern!r}: {text}") from None
+    except ValueError as e:  # hg's path checks ("found invalid consecutive slashes in path")
+        raise PatternError(f"path pattern {pattern!r}: {e}") from None
 
 
 def pattern_error(pattern: object) -> str | None:

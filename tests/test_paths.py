@@ -83,6 +83,8 @@ def test_per_branch_settings() -> None:
         ("set:added()", "'set:' patterns are not supported"),
         ("include:rules.txt", "'include:' patterns are not supported"),
         ("listfile:/etc/passwd", "'listfile:' patterns are not supported"),
+        # Found by Hypothesis: hg raises a bare ValueError for it; the gate names it as hg's.
+        ("path://", "invalid consecutive slashes"),
         ("", "non-empty string"),
     ],
 )
@@ -110,7 +112,10 @@ class Scratch:
         out = io.BytesIO()
         argv = [a.encode() for a in ("--cwd", str(self.repo), *args)]
         req = request(argv, fin=io.BytesIO(), fout=out, ferr=io.BytesIO())
-        return dispatch.dispatch(req), out.getvalue()
+        try:
+            return dispatch.dispatch(req), out.getvalue()
+        except ValueError:  # hg crashes on some patterns ("path://"): it lists nothing
+            return 1, b""
 
     def holding(self, paths: list[str]) -> None:
         for child in self.repo.iterdir():

@@ -288,7 +288,9 @@ def test_a_committers_not_lgtm_withdraws_a_queued_approval(world):
             and m.patchset == issue.latest_patchset
             and m.text in ("LGTM", "NOT LGTM")
         ]
-        if verdicts and verdicts[-1] == "NOT LGTM" and not world.down and not issue.closed:
+        # Judged only while the tracker answers (down at that poll: held, or held already).
+        down_then = before.held or any(isinstance(i, Held) for i in intents)
+        if verdicts and verdicts[-1] == "NOT LGTM" and not down_then and not issue.closed:
             assert Withdraw('a committer said "not lgtm"') in intents
 
 
