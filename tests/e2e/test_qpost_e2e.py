@@ -27,15 +27,14 @@ TRACKER_PASSWORD = "ann-tracker-password"
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
     w = GateWorld(tmp_path_factory.mktemp("qpost"), tracker=True)
-    users = dict(
-        line.split(": ")[::-1]
-        for line in w.tracker.admin("list", "user").split("\n")
-        if ": " in line
-    )
-    ann = users["ann"].strip()
-    w.tracker.admin("set", f"user{ann}", f"password={TRACKER_PASSWORD}")
-    yield w
-    try:
+    try:  # a setup step that fails must not leave the world's servers running
+        users = dict(
+            line.split(": ")[::-1]
+            for line in w.tracker.admin("list", "user").split("\n")
+            if ": " in line
+        )
+        w.tracker.admin("set", f"user{users['ann'].strip()}", f"password={TRACKER_PASSWORD}")
+        yield w
         w.assert_audited()
     finally:
         w.close()
