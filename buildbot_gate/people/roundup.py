@@ -3,7 +3,6 @@ cached briefly; a tracker that cannot answer raises DirectoryUnavailable so the 
 
 from __future__ import annotations
 
-import base64
 import json
 from collections import OrderedDict
 from http import HTTPStatus
@@ -16,6 +15,7 @@ from buildbot_gate.net import BodyTooLarge
 from buildbot_gate.net import read_body
 from buildbot_gate.people.static import DirectoryUnavailable
 from buildbot_gate.people.static import Person
+from buildbot_gate.roundupauth import roundup_headers
 
 _FIELDS = "address,alternate_addresses,iscommitter,contrib_form"
 
@@ -56,14 +56,7 @@ class RoundupPeople:
             agent: Any = Agent(reactor, pool=pool)
             http = treq.client.HTTPClient(agent)
         self._http = http
-        token = base64.b64encode(f"{user}:{password}".encode()).decode("ascii")
-        self._headers = {
-            "Authorization": [f"Basic {token}"],
-            "Accept": ["application/json"],
-            "X-Requested-With": ["rest"],
-            "Referer": [self.url + "/"],
-            "Origin": [self.url],
-        }
+        self._headers = roundup_headers(self.url, user, password)
         # email -> (expiry, person), least recently asked first.
         self._cache: OrderedDict[str, tuple[float, Person]] = OrderedDict()
         self.requests = 0

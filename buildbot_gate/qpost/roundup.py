@@ -5,11 +5,12 @@ Blocking ``urllib``: this runs inside an ``hg`` command, never in the master.
 
 from __future__ import annotations
 
-import base64
 import json
 import urllib.error
 import urllib.request
 from typing import Any
+
+from buildbot_gate.roundupauth import roundup_headers
 
 MAX_ANSWER = 1 << 20
 
@@ -23,15 +24,7 @@ class Tracker:
 
     def __init__(self, url: str, user: str, password: str, timeout: float = 60) -> None:
         self.url = url.rstrip("/")
-        login = base64.b64encode(f"{user}:{password}".encode()).decode()
-        # Roundup refuses a REST write without these (its CSRF defences).
-        self.headers = {
-            "Authorization": f"Basic {login}",
-            "Accept": "application/json",
-            "X-Requested-With": "rest",
-            "Origin": self.url.split("/", 3)[0] + "//" + self.url.split("/", 3)[2],
-            "Referer": self.url + "/",
-        }
+        self.headers = roundup_headers(self.url, user, password)
         self.timeout = timeout
 
     def call(

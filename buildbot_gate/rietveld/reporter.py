@@ -14,13 +14,13 @@ from buildbot.util import service
 from twisted.internet import defer
 from twisted.logger import Logger
 
+from buildbot_gate.courier import Courier
 from buildbot_gate.props import DecisionMessage
 from buildbot_gate.redact import redact
 from buildbot_gate.rietveld import outbox
 from buildbot_gate.rietveld.client import RietveldClient
 from buildbot_gate.rietveld.client import RietveldError
 from buildbot_gate.rietveld.outbox import Letter
-from buildbot_gate.rietveld.outbox import Outbox
 from buildbot_gate.tools.costs import Cost
 
 log = Logger()
@@ -207,39 +207,32 @@ class RietveldReporter(service.BuildbotService):
 
     @defer.inlineCallbacks
     def startService(self) -> Any:
-        self._box = Outbox()
-        self._lock = defer.DeferredLock()
-        self._timer: Any = None
-        self._pumping = False
-        self._again = False
+        self._courier = Courier(self, self._deliver, self._expired, lambda: self.expireAfter)
         yield super().startService()
-        self._objectid = yield self.master.db.state.getObjectId(self.name, outbox.OBJECT_CLASS)
-        self._key = outbox.state_key(self.master.masterid)
-        saved = yield self.master.db.state.getState(self._objectid, self._key, None)
-        self._box = Outbox.from_json(saved).resumed()
-        if self._box.pending:
+        yield defer.ensureDeferred(self._courier.load(outbox.OBJECT_CLASS))
+        if self._courier.pending:
             log.info(
                 "RietveldReporter: {n} comment(s) not yet delivered; resuming",
-                n=len(self._box.pending),
+                n=len(self._courier.pending),
             )
         self._consumer = yield self.master.mq.startConsuming(
             self._decided, ("gate", "decisions", None)
         )
-        self._kick()
+        self._courier.kick()
 
     @defer.inlineCallbacks
     def stopService(self) -> Any:
         if getattr(self, "_consumer", None) is not None:
             yield self._consumer.stopConsuming()
             self._consumer = None
-        self._cancel_timer()
+        self._courier.stop()
         yield defer.ensureDeferred(self._client.close())
         yield super().stopService()
 
     @property
     def pending(self) -> tuple[Letter, ...]:
         """Comments owed and not yet delivered, oldest first."""
-        return self._box.pending
+        return self._courier.pending
 
     def _decided(self, key: Any, data: dict[str, Any]) -> Any:
         msg = DecisionMessage.from_json(data)
@@ -262,65 +255,13 @@ class RietveldReporter(service.BuildbotService):
         return None
 
     async def _enqueue(self, letter: Letter) -> None:
-        if self._box.knows(letter.key):
+        if not await self._courier.enqueue(letter):
             log.info(
                 "issue {issue}: decision already in the outbox, not repeated", issue=letter.issue
             )
-            return
-        # Stored before the first attempt: a master that dies now still owes the comment.
-        await self._update(lambda box: box.add(letter))
-        self._kick()
-
-    async def _update(self, change: Any) -> None:
-        await self._lock.acquire()
-        try:
-            self._box = change(self._box)
-            await self.master.db.state.setState(self._objectid, self._key, self._box.to_json())
-        finally:
-            self._lock.release()
-
-    def _kick(self) -> None:
-        """Deliver what is due now; one delivery run at a time."""
-        if self._pumping:
-            self._again = True
-            return
-        self._cancel_timer()
-        self._pumping = True
-        d = defer.ensureDeferred(self._pump())
-        d.addErrback(lambda f: log.failure("RietveldReporter: delivery failed", f))
-
-    async def _pump(self) -> None:
-        try:
-            again = True
-            while again and self.running:
-                self._again = False
-                await self._expire()
-                for letter in self._box.due(self.master.reactor.seconds()):
-                    if not self.running:
-                        return
-                    await self._deliver(letter)
-                again = self._again
-        finally:
-            self._pumping = False
-            self._schedule()
-
-    def _schedule(self) -> None:
-        self._cancel_timer()
-        when = self._box.next_try()
-        if when is None or not self.running:
-            return
-        delay = max(0.0, when - self.master.reactor.seconds())
-        self._timer = self.master.reactor.callLater(delay, self._kick)
-
-    def _cancel_timer(self) -> None:
-        if self._timer is not None and self._timer.active():
-            self._timer.cancel()
-        self._timer = None
 
     async def _deliver(self, letter: Letter) -> None:
-        now = self.master.reactor.seconds()
-        delay = outbox.backoff(letter.attempts + 1, self.retryDelay, self.maxRetryDelay)
-        await self._update(lambda box: box.attempting(letter.key, now, delay))
+        delay = await self._courier.attempting(letter, self.retryDelay, self.maxRetryDelay)
         try:
             if letter.attempts and await self._already_posted(letter):
                 log.info("issue {issue}: the comment had arrived after all", issue=letter.issue)
@@ -335,9 +276,9 @@ class RietveldReporter(service.BuildbotService):
                 e=e,
             )
             why = str(e)
-            await self._update(lambda box: box.failed(letter.key, why))
+            await self._courier.update(lambda box: box.failed(letter.key, why))
             return
-        await self._update(lambda box: box.delivered(letter.key))
+        await self._courier.update(lambda box: box.delivered(letter.key))
         log.info("commented on issue {issue}: {first}", issue=letter.issue, first=letter.first_line)
 
     async def _already_posted(self, letter: Letter) -> bool:
@@ -348,11 +289,7 @@ class RietveldReporter(service.BuildbotService):
         text = letter.text.strip()
         return any(m.text.strip() == text and _epoch(m.date) >= since for m in issue.messages)
 
-    async def _expire(self) -> None:
-        gone = self._box.expired(self.master.reactor.seconds(), self.expireAfter)
-        if not gone:
-            return
-        await self._update(lambda box: box.give_up(gone))
+    def _expired(self, gone: Sequence[Letter]) -> None:
         for letter in gone:
             log.warn(
                 "comment on issue {issue} given up after {n} attempt(s) over {hours:.1f} h, "

@@ -55,7 +55,16 @@ STATE_KEY = "gate"
 # so an approval recorded just before the master died is not lost.
 CHANGES_KEY = StateKey.LAST_CHANGE
 
-Reports = Sequence[outcomes.BuildReport]
+
+@attrs.frozen
+class Reports:
+    """The builds of a finished buildset, and the items (issue, branch) they were run for."""
+
+    builds: Sequence[outcomes.BuildReport] = ()
+    owners: frozenset[tuple[int, str]] = frozenset()
+
+
+NO_REPORTS = Reports()
 
 
 class GateScheduler(ClaimsPromptly, ReconfigurableBaseScheduler):
@@ -259,12 +268,16 @@ class GateScheduler(ClaimsPromptly, ReconfigurableBaseScheduler):
             await self._quarantine.record(reports)
             if event.outcome == Outcome.TEST_FAILED and self._known is not None:
                 event = await self._known.classify(item, event, reports)
-        await self._apply(event, reports)
+        # The builds go into the announcements of the items they were run for, not into those of
+        # the other items the same decision moves (a patch ejected at the head once the item
+        # ahead landed must not list that item's land build).
+        owners = frozenset(i.key for i in self._state.items if i.current_run.buildset == bsid)
+        await self._apply(event, Reports(reports, owners))
 
-    async def _apply(self, event: Event, reports: Reports = ()) -> None:
+    async def _apply(self, event: Event, reports: Reports = NO_REPORTS) -> None:
         await self._drain(deque([event]), reports)
 
-    async def _drain(self, pending: deque[Event], reports: Reports = ()) -> None:
+    async def _drain(self, pending: deque[Event], reports: Reports = NO_REPORTS) -> None:
         """Decide on one event at a time, in order, as Zuul drains its event queues: persist,
         act, then queue the events the actions returned. No decision is taken inside another's
         actions, so each action runs against the state of the decision that asked for it.
@@ -275,10 +288,10 @@ class GateScheduler(ClaimsPromptly, ReconfigurableBaseScheduler):
             if returned is None:
                 return  # stepped down: the successor decides from here
             pending.extend(returned)
-            reports = ()
+            reports = NO_REPORTS
 
     async def _commit(
-        self, state: GateState, actions: list[Action], reports: Reports = ()
+        self, state: GateState, actions: list[Action], reports: Reports = NO_REPORTS
     ) -> list[Event] | None:
         """Persist the new state first, then act: a crash after this loses no decision. Returns
         the events the actions produced (None when this master may no longer act).
@@ -303,7 +316,8 @@ class GateScheduler(ClaimsPromptly, ReconfigurableBaseScheduler):
                 await self._launcher.cancel(action)
             case Notify():
                 item = action.item
-                msg = await decision_message(self.master, action, reports, self.settings.repourl)
+                builds = reports.builds if item.key in reports.owners else ()
+                msg = await decision_message(self.master, action, builds, self.settings.repourl)
                 log.info(
                     "{item} {decision}: {detail}",
                     item=item.describe(),

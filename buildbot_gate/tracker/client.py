@@ -4,7 +4,6 @@ first line, create a message, and link it (with property changes) to the issue i
 
 from __future__ import annotations
 
-import base64
 import json
 from collections.abc import Mapping
 from collections.abc import Sequence
@@ -17,6 +16,7 @@ from buildbot_gate.net import NETWORK_ERRORS
 from buildbot_gate.net import BodyTooLarge
 from buildbot_gate.net import read_body
 from buildbot_gate.redact import redact
+from buildbot_gate.roundupauth import roundup_headers
 
 MAX_ANSWER_BYTES = 2_000_000  # an issue's message list, or a search for one first line
 PERMANENT = (400, 404, 405, 409)  # bad request, no such issue, refused by an auditor, bad value
@@ -55,15 +55,7 @@ class RoundupClient:
             agent: Any = Agent(reactor, pool=HTTPConnectionPool(reactor, persistent=False))
             http = treq.client.HTTPClient(agent)
         self._http = http
-        token = base64.b64encode(f"{user}:{password}".encode()).decode("ascii")
-        # Roundup answers a REST write only with these (its CSRF defence).
-        self._headers = {
-            "Authorization": [f"Basic {token}"],
-            "Accept": ["application/json"],
-            "X-Requested-With": ["rest"],
-            "Referer": [self.url + "/"],
-            "Origin": [self.url],
-        }
+        self._headers = roundup_headers(self.url, user, password)
 
     async def issue(self, number: int) -> TrackerIssue:
         data = await self._call("GET", f"issue/{number}", params={"@fields": "messages"})
@@ -101,7 +93,7 @@ class RoundupClient:
         what = f"{method} {redact(self.url)}/rest/data/{path}"
         headers = dict(self._headers)
         if body is not None:
-            headers["Content-Type"] = ["application/json"]
+            headers["Content-Type"] = "application/json"
         try:
             response = await self._http.request(
                 method,

@@ -1,5 +1,5 @@
 """RoundupReporter: each landing as a "New changeset ... in branch ..." message on its tracker
-issue, as hg.python.org wrote on bugs.python.org; kept in a durable outbox (``rietveld/outbox.py``)
+issue, as hg.python.org wrote on bugs.python.org; kept in a durable outbox (``courier.py``)
 until the tracker has it: retried with back-off, logged once, resumed after a restart, sent once.
 """
 
@@ -15,13 +15,13 @@ from buildbot.util import service
 from twisted.internet import defer
 from twisted.logger import Logger
 
+from buildbot_gate.courier import Courier
 from buildbot_gate.props import DecisionMessage
 from buildbot_gate.redact import redact
 from buildbot_gate.rietveld import outbox
 from buildbot_gate.rietveld.client import RietveldClient
 from buildbot_gate.rietveld.client import RietveldError
 from buildbot_gate.rietveld.outbox import Letter
-from buildbot_gate.rietveld.outbox import Outbox
 from buildbot_gate.tracker import landing
 from buildbot_gate.tracker.client import RoundupClient
 from buildbot_gate.tracker.client import TrackerError
@@ -118,33 +118,26 @@ class RoundupReporter(service.BuildbotService):
 
     @defer.inlineCallbacks
     def startService(self) -> Any:
-        self._box = Outbox()
-        self._lock = defer.DeferredLock()
-        self._timer: Any = None
-        self._pumping = False
-        self._again = False
+        self._courier = Courier(self, self._deliver, self._expired, lambda: self.expireAfter)
         self._outage = False  # logged once; said again only when the tracker answers
         yield super().startService()
-        self._objectid = yield self.master.db.state.getObjectId(self.name, OBJECT_CLASS)
-        self._key = outbox.state_key(self.master.masterid)
-        saved = yield self.master.db.state.getState(self._objectid, self._key, None)
-        self._box = Outbox.from_json(saved).resumed()
-        if self._box.pending:
+        yield defer.ensureDeferred(self._courier.load(OBJECT_CLASS))
+        if self._courier.pending:
             log.info(
                 "RoundupReporter: {n} tracker message(s) not yet delivered; resuming",
-                n=len(self._box.pending),
+                n=len(self._courier.pending),
             )
         self._consumer = yield self.master.mq.startConsuming(
             self._landed, ("gate", "decisions", "landed")
         )
-        self._kick()
+        self._courier.kick()
 
     @defer.inlineCallbacks
     def stopService(self) -> Any:
         if getattr(self, "_consumer", None) is not None:
             yield self._consumer.stopConsuming()
             self._consumer = None
-        self._cancel_timer()
+        self._courier.stop()
         if self._review is not None:
             yield defer.ensureDeferred(self._review.close())
         yield super().stopService()
@@ -152,7 +145,7 @@ class RoundupReporter(service.BuildbotService):
     @property
     def pending(self) -> tuple[Letter, ...]:
         """Tracker messages owed and not yet delivered, oldest first."""
-        return self._box.pending
+        return self._courier.pending
 
     def _landed(self, key: Any, data: dict[str, Any]) -> None:
         msg = DecisionMessage.from_json(data)
@@ -164,73 +157,19 @@ class RoundupReporter(service.BuildbotService):
             text=landing.landing_text(msg, self.changesetUrl),
             created=self.master.reactor.seconds(),
         )
-        # Do not hold up the message queue while the database and the tracker answer.
-        d = defer.ensureDeferred(self._enqueue(letter))
+        # Do not hold up the message queue while the database and the tracker answer; the same
+        # landing heard twice is one message.
+        d = defer.ensureDeferred(self._courier.enqueue(letter))
         d.addErrback(lambda f: log.failure("RoundupReporter: unexpected error", f))
 
-    async def _enqueue(self, letter: Letter) -> None:
-        if self._box.knows(letter.key):
-            return  # the same landing heard twice: one message
-        # Stored before the first attempt: a master that dies now still owes the message.
-        await self._update(lambda box: box.add(letter))
-        self._kick()
-
-    async def _update(self, change: Any) -> None:
-        await self._lock.acquire()
-        try:
-            self._box = change(self._box)
-            await self.master.db.state.setState(self._objectid, self._key, self._box.to_json())
-        finally:
-            self._lock.release()
-
-    def _kick(self) -> None:
-        """Deliver what is due now; one delivery run at a time."""
-        if self._pumping:
-            self._again = True
-            return
-        self._cancel_timer()
-        self._pumping = True
-        d = defer.ensureDeferred(self._pump())
-        d.addErrback(lambda f: log.failure("RoundupReporter: delivery failed", f))
-
-    async def _pump(self) -> None:
-        try:
-            again = True
-            while again and self.running:
-                self._again = False
-                await self._expire()
-                for letter in self._box.due(self.master.reactor.seconds()):
-                    if not self.running:
-                        return
-                    await self._deliver(letter)
-                again = self._again
-        finally:
-            self._pumping = False
-            self._schedule()
-
-    def _schedule(self) -> None:
-        self._cancel_timer()
-        when = self._box.next_try()
-        if when is None or not self.running:
-            return
-        delay = max(0.0, when - self.master.reactor.seconds())
-        self._timer = self.master.reactor.callLater(delay, self._kick)
-
-    def _cancel_timer(self) -> None:
-        if self._timer is not None and self._timer.active():
-            self._timer.cancel()
-        self._timer = None
-
     async def _deliver(self, letter: Letter) -> None:
-        now = self.master.reactor.seconds()
-        delay = outbox.backoff(letter.attempts + 1, self.retryDelay, self.maxRetryDelay)
-        await self._update(lambda box: box.attempting(letter.key, now, delay))
+        await self._courier.attempting(letter, self.retryDelay, self.maxRetryDelay)
         try:
             said = await self._post(letter)
         except (TrackerError, RietveldError) as e:
             await self._failed(letter, e)
             return
-        await self._update(lambda box: box.delivered(letter.key))
+        await self._courier.update(lambda box: box.delivered(letter.key))
         if self._outage:
             self._outage = False
             log.info("RoundupReporter: the tracker answers again")
@@ -263,14 +202,14 @@ class RoundupReporter(service.BuildbotService):
     async def _failed(self, letter: Letter, e: Exception) -> None:
         why = redact(str(e))
         if getattr(e, "permanent", False):
-            await self._update(lambda box: box.give_up([letter]))
+            await self._courier.update(lambda box: box.give_up([letter]))
             log.warn(
                 "issue {issue}: the tracker refused the message, not retried: {e}",
                 issue=letter.issue,
                 e=why,
             )
             return
-        await self._update(lambda box: box.failed(letter.key, why))
+        await self._courier.update(lambda box: box.failed(letter.key, why))
         if not self._outage:
             self._outage = True
             log.warn(
@@ -281,11 +220,7 @@ class RoundupReporter(service.BuildbotService):
                 hours=self.expireAfter / 3600,
             )
 
-    async def _expire(self) -> None:
-        gone = self._box.expired(self.master.reactor.seconds(), self.expireAfter)
-        if not gone:
-            return
-        await self._update(lambda box: box.give_up(gone))
+    def _expired(self, gone: Sequence[Letter]) -> None:
         for letter in gone:
             log.warn(
                 "tracker message for issue {issue} given up after {n} attempt(s), never "

@@ -28,6 +28,7 @@ from buildbot_gate.scheduler.health import Health
 from buildbot_gate.scheduler.known import recent_hits
 from buildbot_gate.scheduler.quarantine import HEALTH_KEY
 from buildbot_gate.tools import costs
+from buildbot_gate.tracker import reporter as tracker_reporter
 from buildbot_gate.www.knownview import known_failures_json
 from buildbot_gate.www.queueview import Durations
 from buildbot_gate.www.queueview import queue_json
@@ -133,6 +134,10 @@ async def collect(master: Any, config: dict[str, Any]) -> dict[str, Any]:
     data["quarantined"] = [{"worker": w, "reason": why} for w, why in kept.quarantined.items()]
     reporter = str(config.get("reporter", "RietveldReporter"))
     data["undelivered"] = undelivered_json(await outboxes(master, reporter))
+    tracker = str(config.get("tracker", "RoundupReporter"))
+    data["tracker_undelivered"] = undelivered_json(
+        await outboxes(master, tracker, tracker_reporter.OBJECT_CLASS)
+    )
     data["known_failures"] = await known_failures(master, objectid, sched, now)
     return data
 
@@ -147,9 +152,11 @@ async def known_failures(master: Any, objectid: int, sched: Any, now: float) -> 
     return data
 
 
-async def outboxes(master: Any, reporter: str) -> list[outbox.Outbox]:
+async def outboxes(
+    master: Any, reporter: str, object_class: str = outbox.OBJECT_CLASS
+) -> list[outbox.Outbox]:
     """Every master's outbox of the named reporter (each master keeps its own row)."""
-    objectid = await master.db.state.getObjectId(reporter, outbox.OBJECT_CLASS)
+    objectid = await master.db.state.getObjectId(reporter, object_class)
     found = []
     for m in await master.data.get(("masters",)):
         key = outbox.state_key(m["masterid"])

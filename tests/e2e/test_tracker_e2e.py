@@ -8,6 +8,7 @@ import calendar
 import json
 import sqlite3
 import time
+import urllib.request
 from typing import Any
 
 import pytest
@@ -70,6 +71,12 @@ def attempts(world: GateWorld, issue: int) -> int:
     return max((p["attempts"] for p in owed), default=0)
 
 
+def tracker_undelivered(world: GateWorld) -> dict[str, Any]:
+    """What the queue page says about tracker messages (``queue.json``)."""
+    with urllib.request.urlopen(world.master.url + "plugins/gate/queue.json", timeout=10) as r:
+        return dict(json.loads(r.read())["tracker_undelivered"])
+
+
 def assert_by_the_tracker(message: dict[str, Any]) -> None:
     assert message["author"] == "gate"  # the gate's tracker account
     when = calendar.timegm(time.strptime(message["date"], "%Y-%m-%d.%H:%M:%S"))
@@ -109,6 +116,7 @@ def test_a_tracker_down_during_the_landing_gets_the_message_once_when_back(world
         world.release()
         wait_until(lambda: world.landed(issue), 120, "the patch to land")
         wait_until(lambda: attempts(world, issue) >= 3, 60, "the message to be tried 3 times")
+        assert tracker_undelivered(world) == {"count": 0, "pending": 1, "recent": []}
     finally:
         world.tracker.start()
     wait_until(lambda: told(world, number), 60, "the message after the tracker came back")
@@ -121,4 +129,5 @@ def test_a_tracker_down_during_the_landing_gets_the_message_once_when_back(world
     assert log.count(outage) == 1  # tried three times or more, logged once
     assert "RoundupReporter: the tracker answers again" in log
     assert told(world, number) == 1
+    assert tracker_undelivered(world)["pending"] == 0  # the queue page no longer says it is owed
     assert world.tracker.gate_password not in log

@@ -4,6 +4,7 @@ process: the rules tests/e2e/test_rules_e2e.py and test_gate_e2e.py prove with r
 from __future__ import annotations
 
 from typing import Any
+from typing import ClassVar
 
 from twisted.internet import defer
 
@@ -11,6 +12,7 @@ from tests.inprocess.helpers import ANN
 from tests.inprocess.helpers import BOB
 from tests.inprocess.helpers import CORE
 from tests.inprocess.helpers import DIFF
+from tests.inprocess.helpers import LAND_BUILDER
 from tests.inprocess.helpers import RM
 from tests.inprocess.helpers import GateCase
 from tests.inprocess.helpers import Person
@@ -156,3 +158,23 @@ class QueueTest(GateCase):
         for issue in (urgent, running, waiting):
             yield self.land(issue)
         self.assertEqual([d.issue for d in self.sched.state.done], [urgent, running, waiting])
+
+
+class PipelineTest(GateCase):
+    scheduler_kwargs: ClassVar[dict[str, Any]] = {"window": 2}
+
+    @defer.inlineCallbacks
+    def test_an_item_ejected_once_the_one_ahead_landed_lists_its_own_build_not_that_landing(
+        self,
+    ) -> Any:
+        first, second = self.approve("First"), self.approve("Second")
+        yield self.poll()
+        yield self.finish(self.running(second), "test_failed")  # failing, behind a live head
+        self.assertEqual(self.comments(second), [])  # the head may yet be to blame
+        yield self.land(first)
+        [landed] = self.comments(first)
+        self.assertIn("Pushed by:", landed)
+        [ejected] = self.comments(second)
+        self.assertTrue(ejected.startswith("Not landed"), ejected)
+        self.assertIn("tests failed on gate-test", ejected)  # its own failed build, named
+        self.assertNotIn(LAND_BUILDER, ejected)  # not the land build of the item ahead

@@ -187,6 +187,19 @@ class OutboxTest(TestReactorMixin, unittest.TestCase):
         self.assertEqual(self.server.comments, [])
 
     @defer.inlineCallbacks
+    def test_a_shorter_expire_after_set_by_a_reconfig_applies_to_the_comments_owed(self):
+        reporter = yield self.start_reporter(retryDelay=10, maxRetryDelay=30, expireAfter=3600)
+        self.server.down = True
+        self.decide()
+        self.reactor.pump([10] * 12)  # two minutes of retries: still owed under one hour
+        box = yield self.stored(reporter)
+        self.assertEqual((len(box.pending), box.lost_count), (1, 0))
+        yield reporter.reconfigService(url="http://rietveld.example", expireAfter=60)
+        self.reactor.pump([10] * 6)  # the next retry finds the comment too old
+        box = yield self.stored(reporter)
+        self.assertEqual((len(box.pending), box.lost_count), (0, 1))
+
+    @defer.inlineCallbacks
     def test_the_queue_page_counts_comments_still_being_retried(self):
         yield self.start_reporter()
         self.server.down = True

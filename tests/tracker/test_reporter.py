@@ -222,6 +222,22 @@ class RoundupReporterTest(TestReactorMixin, unittest.TestCase):
         self.assertEqual(len([line for line in self.logged if "answers again" in line]), 1)
 
     @defer.inlineCallbacks
+    def test_a_message_that_never_gets_through_expires_with_one_log_line(self):
+        reporter = yield self.start_reporter(retryDelay=10, maxRetryDelay=60, expireAfter=600)
+        self.tracker.down = True
+        self.land()
+        self.reactor.pump([10] * 90)  # fifteen minutes
+        box = yield self.stored(reporter)
+        self.assertEqual((box.pending, box.lost_count), ((), 1))
+        given_up = [line for line in self.logged if "given up" in line]
+        self.assertEqual(len(given_up), 1, given_up)
+        self.assertIn("tracker message for issue 42", given_up[0])
+        tries = self.tracker.attempts
+        self.tracker.down = False
+        self.reactor.pump([60] * 10)
+        self.assertEqual((self.tracker.attempts, self.tracker.on(42)), (tries, []))
+
+    @defer.inlineCallbacks
     def test_a_message_whose_answer_was_lost_is_not_posted_again(self):
         reporter = yield self.start_reporter(retryDelay=10)
         self.tracker.lose_answers = True

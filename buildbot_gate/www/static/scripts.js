@@ -225,23 +225,28 @@
   }
 
   function Undelivered(props) {
+    // Rietveld comments (props.tracker unset) or tracker messages owed and given up on.
     const u = props.undelivered;
     if (!u || (!u.count && !u.pending)) {
       return null;
     }
+    const what = props.tracker ? ["tracker message", "tracker messages"] : ["comment", "comments"];
+    const where = props.tracker ? "the tracker" : "Rietveld";
+    const attr = props.tracker ? "data-gate-tracker-undelivered" : "data-gate-undelivered";
+    const many = function (n) { return n + " " + (n === 1 ? what[0] : what[1]); };
     return h("div", null,
       u.count
-        ? h("div", { className: "alert alert-danger gate-undelivered", "data-gate-undelivered": u.count },
-            h("strong", null, u.count + (u.count === 1 ? " comment" : " comments") + " could not be delivered"),
-            " to Rietveld and were given up (the master log has each one): ",
+        ? h("div", { className: "alert alert-danger gate-undelivered", [attr]: u.count },
+            h("strong", null, many(u.count) + " could not be delivered"),
+            " to " + where + " and were given up (the master log has each one): ",
             u.recent.map(function (c, i) {
-              return h("span", { key: i, "data-gate-undelivered-issue": c.issue },
+              return h("span", { key: i, [attr + "-issue"]: c.issue },
                 (i ? "; " : "") + "issue " + c.issue + ": " + c.first_line);
             }))
         : null,
       u.pending
-        ? h("p", { className: "gate-comments-pending", "data-gate-comments-pending": u.pending },
-            u.pending + (u.pending === 1 ? " comment" : " comments") + " waiting for Rietveld, retried until delivered.")
+        ? h("p", { className: "gate-comments-pending", [props.tracker ? "data-gate-tracker-pending" : "data-gate-comments-pending"]: u.pending },
+            many(u.pending) + " waiting for " + where + ", retried until delivered.")
         : null);
   }
 
@@ -296,6 +301,7 @@
             ". Their runs no longer gate; unpause a worker on its Workers page to restore it.")
         : null,
       h(Undelivered, { undelivered: data.undelivered }),
+      h(Undelivered, { undelivered: data.tracker_undelivered, tracker: true }),
       data.branches.map(function (b) { return h(QueueTable, { key: b.branch, branch: b, resume: data.resume }); }),
       h(Recent, { items: data.recent, recheck: data.recheck }),
       h(Costs, { rows: data.costs }),
