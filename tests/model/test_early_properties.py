@@ -45,7 +45,7 @@ class Checked(_Sim):
         super().apply(event)
 
 
-def drain(fates, window: int, rerun: bool, fail_at: str, seed: int) -> Checked:
+def drain(fates, window: int, rerun: bool, fail_at: str, seed: int, to_tail: bool) -> Checked:
     history = History(
         patches=tuple(Patch(n + 1, 1, "default", 0.0, f) for n, f in enumerate(fates)),
         test_builders=("test",),
@@ -59,7 +59,7 @@ def drain(fates, window: int, rerun: bool, fail_at: str, seed: int) -> Checked:
         measured_seconds=0.0,
         measured_worker_minutes=0.0,
     )
-    policy = Policy(windows={"default": window})
+    policy = Policy(windows={"default": window}, flake_to_tail=to_tail)
     sim = Checked(history, policy, T / 20 if rerun else None, fail_at, seed)
     sim.run()
     return sim
@@ -69,16 +69,16 @@ fates = st.lists(st.sampled_from(["pass"] * 5 + ["fail", "flaky"]), min_size=1, 
 
 
 @settings(max_examples=150, deadline=None)
-@given(fates, st.integers(1, 6), st.booleans(), st.integers(0, 1000))
+@given(fates, st.integers(1, 6), st.booleans(), st.integers(0, 1000), st.booleans())
 def test_early_failure_lands_the_same_patches_as_tested_trees_and_none_twice(
-    fates, window, rerun, seed
+    fates, window, rerun, seed, to_tail
 ):
-    early = drain(fates, window, rerun, "uniform", seed)
-    late = drain(fates, window, rerun, "end", seed)
+    early = drain(fates, window, rerun, "uniform", seed, to_tail)
+    late = drain(fates, window, rerun, "end", seed, to_tail)
     should = [n + 1 for n, f in enumerate(fates) if f != "fail"]
     assert sorted(early.landed) == sorted(late.landed) == should
     assert len(set(early.landed)) == len(early.landed)
-    if rerun:  # nothing is ejected and rechecked: the same sequence
+    if rerun and not to_tail:  # nothing is ejected, rechecked or sent to the tail
         assert early.landed == late.landed == should
     assert early.reports >= (1 if set(fates) - {"pass"} else 0)
     assert late.reports == 0
