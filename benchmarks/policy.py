@@ -142,12 +142,20 @@ def gate(
     rerun_seconds: float | None = None,
     fail_at: str = "end",
     seed: int = 0,
+    flake_to_tail: bool = False,
 ) -> Drain:
     """The gate's own ``decide`` with its default policy and a window of ``window``; with
     ``rerun_seconds``, the failure-attribution rerun (on by default in the gate) that long;
     ``fail_at`` "uniform": failing runs print their failure at ``seed``'s points (early failure)."""
     h = history(fates, window, test_seconds, push_seconds)
-    r = simulate(h, window, rerun_seconds=rerun_seconds, fail_at=fail_at, fail_seed=seed)
+    r = simulate(
+        h,
+        window,
+        rerun_seconds=rerun_seconds,
+        fail_at=fail_at,
+        fail_seed=seed,
+        flake_to_tail=flake_to_tail,
+    )
     return Drain(r.drain_seconds, r.mean_time_to_land, r.worker_minutes, r.landed, r.ejected)
 
 
@@ -159,6 +167,7 @@ def one_seed(
     push_seconds: float,
     rerun_seconds: float | None = None,
     fail_at: str = "uniform",
+    flake_to_tail: bool = False,
 ) -> dict[int, dict[str, Any]]:
     """Every policy on one seed's fates, per W: each one's Drain, and the oracle's seconds.
     The serial gate and the gate both rerun failed tests when ``rerun_seconds`` is given, and
@@ -175,7 +184,16 @@ def one_seed(
         out[w] = {
             "serial": serial,
             "gate": (
-                gate(fates, w, test_seconds, push_seconds, rerun_seconds, fail_at, seed)
+                gate(
+                    fates,
+                    w,
+                    test_seconds,
+                    push_seconds,
+                    rerun_seconds,
+                    fail_at,
+                    seed,
+                    flake_to_tail,
+                )
                 if w > 1
                 else serial
             ),
@@ -225,6 +243,7 @@ def run(
     push_seconds: float = 10.0,
     rerun_share: float | None = RERUN_SHARE,
     fail_at: str = "uniform",
+    flake_to_tail: bool = False,
 ) -> dict[str, Any]:
     """Every W for one K over seeds 1..``seeds``: the summary rows and each seed's drains.
     ``rerun_share``: a rerun's share of T (None: the gates without the failure-attribution
@@ -234,7 +253,14 @@ def run(
     per_w: dict[int, list[dict[str, Any]]] = {w: [] for w in workers}
     for seed in range(1, seeds + 1):
         drained = one_seed(
-            patches, seed, workers, test_seconds, push_seconds, rerun_seconds, fail_at
+            patches,
+            seed,
+            workers,
+            test_seconds,
+            push_seconds,
+            rerun_seconds,
+            fail_at,
+            flake_to_tail,
         )
         for w, drains in drained.items():
             per_w[w].append(drains)
@@ -333,6 +359,9 @@ def main() -> int:
     # When a failing run prints its failure: "uniform" (early failure, the gate's default; see
     # the module's docstring) or "end" (known when the run ends: the gate as before).
     p.add_argument("--fail-at", choices=("uniform", "end"), default="uniform")
+    # Policy.flake_to_tail (off by default): a patch that failed early and passed its rerun goes
+    # to the tail rather than the items behind it being tested again on top of it.
+    p.add_argument("--flake-to-tail", action="store_true")
     p.add_argument("--out", default=str(Path(__file__).parent / "results" / "policy.json"))
     args = p.parse_args()
     if len(args.seeds) != len(args.patches):
@@ -342,7 +371,14 @@ def main() -> int:
     rows, took = [], {}
     for k, seeds in zip(args.patches, args.seeds, strict=True):
         result = run(
-            k, seeds, args.workers, args.test_seconds, args.push_seconds, share, args.fail_at
+            k,
+            seeds,
+            args.workers,
+            args.test_seconds,
+            args.push_seconds,
+            share,
+            args.fail_at,
+            args.flake_to_tail,
         )
         rows += result["rows"]
         took[k] = result["seconds"]
@@ -358,6 +394,7 @@ def main() -> int:
         "rerun_share": share,
         "rerun_seconds": None if share is None else share * args.test_seconds,
         "fail_at": args.fail_at,
+        "flake_to_tail": args.flake_to_tail,
         "seconds_per_patches": took,
         "seconds": round(time.monotonic() - began, 1),
     }

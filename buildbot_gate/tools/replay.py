@@ -200,17 +200,19 @@ def simulate(
     fail_at: str = "end",
     fail_seed: int = 0,
     early_failure: bool = True,
+    flake_to_tail: bool = False,
 ) -> Result:
     """Replay ``history`` with a window of ``window``. ``rerun_seconds``: the failed tests are
     rerun in the same build (GATE_RERUN_COMMAND set; off by default), taking that long.
     ``fail_at``: when a failing run prints its failure ("end": known when it ends; "uniform": at
     :func:`~buildbot_gate.model.farm.failure_point` of ``fail_seed``, the gate then hearing
-    TestFailing, acted on unless ``early_failure`` is off)."""
+    TestFailing, acted on unless ``early_failure`` is off; ``flake_to_tail``: see Policy)."""
     branches = {p.branch for p in history.patches}
     policy = Policy(
         max_attempts=max_attempts,
         windows=dict.fromkeys(branches, window),
         early_failure=early_failure,
+        flake_to_tail=flake_to_tail,
     )
     sim = _Sim(history, policy, rerun_seconds, fail_at, fail_seed)
     sim.run()
