@@ -39,6 +39,13 @@ class Policy:
     # Failures matching an open entry of the known-failures catalogue rerun this many times per
     # item, uncharged, before they count against the patch.
     known_failure_rechecks: int = 2
+    # A test build that prints a failed test (TestFailing) while it goes on: the items behind it
+    # are tested without it at once, not when its build ends (off: they wait for its end).
+    early_failure: bool = True
+    # ... and if its build passes after all (a flake its rerun cleared), on: it is tested again at
+    # the tail of the queue, behind them (one run; it lands after patches approved later), off:
+    # they are all tested again on top of it (it lands in its turn).
+    flake_to_tail: bool = False
 
     def window(self, branch: str) -> int:
         return max(1, int(self.windows.get(branch, self.default_window)))
