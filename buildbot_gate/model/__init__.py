@@ -25,6 +25,7 @@ from buildbot_gate.model.items import Run
 from buildbot_gate.model.items import StartFailed
 from buildbot_gate.model.items import StartLand
 from buildbot_gate.model.items import StartTest
+from buildbot_gate.model.items import TestFailing
 from buildbot_gate.model.items import TestStarted
 from buildbot_gate.model.items import Withdrawn
 from buildbot_gate.model.state import GateState
@@ -53,6 +54,7 @@ __all__ = [
     "StartFailed",
     "StartLand",
     "StartTest",
+    "TestFailing",
     "TestStarted",
     "Withdrawn",
     "decide",

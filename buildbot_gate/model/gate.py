@@ -9,6 +9,8 @@ from typing import assert_never
 
 import attrs
 
+from buildbot_gate.model.early import passed_after_all
+from buildbot_gate.model.early import test_failing
 from buildbot_gate.model.express import keep_disjoint_results
 from buildbot_gate.model.express import merge_now
 from buildbot_gate.model.express import pipeline_items
@@ -26,18 +28,18 @@ from buildbot_gate.model.items import MergeNow
 from buildbot_gate.model.items import Notify
 from buildbot_gate.model.items import Outcome
 from buildbot_gate.model.items import Recheck
-from buildbot_gate.model.items import Refuse
 from buildbot_gate.model.items import Resume
 from buildbot_gate.model.items import ResumeBranch
 from buildbot_gate.model.items import StartFailed
 from buildbot_gate.model.items import StartLand
 from buildbot_gate.model.items import StartTest
+from buildbot_gate.model.items import TestFailing
 from buildbot_gate.model.items import TestStarted
 from buildbot_gate.model.items import Withdrawn
+from buildbot_gate.model.recheck import recheck
 from buildbot_gate.model.resets import Transition
 from buildbot_gate.model.resets import cancel
 from buildbot_gate.model.resets import recheck_known_failure
-from buildbot_gate.model.resets import requeued
 from buildbot_gate.model.resets import reset
 from buildbot_gate.model.resets import reset_behind
 from buildbot_gate.model.resets import retry_later
@@ -61,6 +63,8 @@ def decide(
             _started(step, event)
         case StartFailed():
             _start_failed(step, event)
+        case TestFailing():
+            test_failing(step, event, policy)
         case BuildsetFinished():
             _finished(step, event, policy)
         case Resume():
@@ -68,7 +72,7 @@ def decide(
         case ResumeBranch():
             resume_branch(step, event)
         case Recheck():
-            _recheck(step, event)
+            recheck(step, event)
         case MergeNow():
             merge_now(step, event)
         case Withdrawn():
@@ -111,37 +115,6 @@ def _approved(step: Transition, ev: Approved) -> None:
     step.add(item)
     position = len(step.state.queue(ev.branch))
     step.emit(Notify(item, Decision.QUEUED, f"position {position} in the {ev.branch} queue"))
-
-
-def _recheck(step: Transition, ev: Recheck) -> None:
-    """Queue again, at the tail, the latest ejected patchset of each branch of ``ev.issue``."""
-    latest: dict[str, Item] = {}
-    for done in step.state.done:  # oldest first: the last one per branch wins
-        if done.issue == ev.issue:
-            latest[done.branch] = done
-    again = [
-        d
-        for d in latest.values()
-        if d.state == ItemState.EJECTED
-        and step.state.find(d.issue, d.branch) is None
-        and ev.patchset in (None, d.patchset)
-    ]
-    if not again:
-        why = "it is not ejected from any queue" if latest else "the gate has no record of it"
-        step.emit(Refuse(ev.issue, f"nothing to recheck for issue {ev.issue}: {why}"))
-        return
-    for done in again:
-        item = attrs.evolve(
-            requeued(done, f"recheck requested by {ev.requester}"),
-            seq=step.state.next_seq,
-            attempts=0,
-            urgent=False,
-            express=False,
-            rechecks=done.rechecks + 1,
-            known_rechecks=0,  # a person asked: the known-failure reruns start over too
-        )
-        step.add(item)
-        step.emit(Notify(item, Decision.RECHECKED, item.reason))
 
 
 def _withdrawn(step: Transition, issue: int, reason: str) -> None:
@@ -245,11 +218,14 @@ def _test_finished(step: Transition, item: Item, ev: BuildsetFinished, policy: P
                 tested_node=ev.node,
                 tested_buildset=ev.buildset,
                 tested_digest=ev.digest,
+                failing_early=False,
             ),
             state=ItemState.TESTED,
             reason=ev.detail,
         )
         step.replace(item, tested)  # lands once everything ahead of it has landed
+        if item.current_run.failing_early:
+            passed_after_all(step, tested)
     elif ev.outcome in (Outcome.TEST_FAILED, Outcome.CONFLICT):
         if not recheck_known_failure(step, item, ev, policy):
             _failing(step, item, ev.detail or ev.outcome.value, policy)

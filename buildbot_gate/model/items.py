@@ -80,6 +80,9 @@ class Run:
     retry_pending: bool = False
     # Pushes of its tested tree the server refused in a row: at the limit the branch is held.
     push_failures: int = 0
+    # Its test build printed a failed test and goes on (rerunning it): the items behind it were
+    # reset onto trees without it, and are stacked without it until its build ends.
+    failing_early: bool = False
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Run:
@@ -240,6 +243,17 @@ class TestStarted:
 
 
 @attrs.frozen
+class TestFailing:
+    """The test build of ``buildset`` printed a failed test; the build goes on (it reruns the
+    failed tests for failure attribution, and may still pass if the failure was flaky)."""
+
+    __test__ = False  # not a pytest test class
+
+    buildset: int
+    detail: str
+
+
+@attrs.frozen
 class LandStarted:
     issue: int
     branch: str
@@ -292,6 +306,7 @@ Event = (
     | Recheck
     | MergeNow
     | TestStarted
+    | TestFailing
     | LandStarted
     | StartFailed
     | BuildsetFinished

@@ -39,6 +39,9 @@ class Policy:
     # Failures matching an open entry of the known-failures catalogue rerun this many times per
     # item, uncharged, before they count against the patch.
     known_failure_rechecks: int = 2
+    # A test build that prints a failed test (TestFailing) while it goes on: the items behind it
+    # are tested without it at once, not when its build ends (off: they wait for its end).
+    early_failure: bool = True
 
     def window(self, branch: str) -> int:
         return max(1, int(self.windows.get(branch, self.default_window)))

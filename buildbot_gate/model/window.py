@@ -47,15 +47,21 @@ def fill_window(step: Transition, branch: str, policy: Policy) -> None:
             state=ItemState.TESTING,
             run=Run(
                 base=live[0].current_run.base if live else None,
-                ahead=tuple(i.issue for i in live),
+                ahead=tuple(i.issue for i in _stacked(live)),
                 slot=step.state.next_slot,
             ),
             reason="testing",
         )
         step.state = attrs.evolve(step.state, next_slot=step.state.next_slot + 1)
         step.replace(candidate, testing)
-        step.emit(StartTest(testing, tuple(live)))
+        step.emit(StartTest(testing, _stacked(live)))
         live.append(testing)
+
+
+def _stacked(live: list[Item]) -> tuple[Item, ...]:
+    """The live items a new one is tested on top of: not those failing early (their build goes
+    on and holds a worker, but their patch is expected not to land)."""
+    return tuple(i for i in live if not i.current_run.failing_early)
 
 
 def _window_full(live: list[Item], window: int) -> bool:

@@ -1,0 +1,50 @@
+"""Early failure: a test build that prints a failed test frees the items behind it at once (they
+are tested without it while it goes on), and puts them back on its tree if it passes after all.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from buildbot_gate.model.items import Decision
+from buildbot_gate.model.items import Item
+from buildbot_gate.model.items import ItemState
+from buildbot_gate.model.items import Notify
+from buildbot_gate.model.items import TestFailing
+from buildbot_gate.model.resets import reset
+from buildbot_gate.model.resets import reset_behind
+
+if TYPE_CHECKING:
+    from buildbot_gate.model.resets import Transition
+    from buildbot_gate.model.state import Policy
+
+
+def test_failing(step: Transition, ev: TestFailing, policy: Policy) -> None:
+    """``ev.buildset`` printed a failed test: its item keeps its build, and every item tested on
+    top of it is tested again without it now rather than when the build ends (a failure is far
+    more often the patch's than a flake the rerun clears)."""
+    item = step.state.by_buildset(ev.buildset)
+    if not policy.early_failure or item is None or item.state != ItemState.TESTING:
+        return  # off, or a buildset already decided (or a land build): nothing to act on
+    if item.express or item.current_run.failing_early:
+        return  # nothing is stacked on an express item; a second report changes nothing
+    failing = step.replace(item, item.with_run(failing_early=True))
+    step.emit(Notify(failing, Decision.FAILING, f"failing early: {ev.detail}"))
+    reason = f"issue {item.issue} ahead is failing its tests; tested without it"
+    reset_behind(step, failing, reason, charge=True)
+
+
+def passed_after_all(step: Transition, item: Item) -> None:
+    """``item``'s build passed although it had printed a failure (a flake the rerun cleared): the
+    items behind it were started without it, so their trees are not what would land."""
+    queue = [i for i in step.state.queue(item.branch) if not i.express]
+    behind = queue[queue.index(item) + 1 :]
+    for other in behind:
+        current = step.state.find(other.issue, other.branch)
+        if current is None or current.state == ItemState.QUEUED:
+            continue
+        if item.issue in current.current_run.ahead:
+            continue  # already tested on top of it (it cannot be, but never reset for nothing)
+        why = f"issue {item.issue} ahead passed after all; tested again on top of it"
+        again = reset(step, current, why)
+        step.emit(Notify(again, Decision.RESET, why))
