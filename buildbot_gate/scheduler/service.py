@@ -249,7 +249,7 @@ class GateScheduler(ClaimsPromptly, ReconfigurableBaseScheduler):
 
     async def _failing(self, note: protocol.TestFailingNote) -> None:
         if self._state.by_buildset(note.buildset) is None:
-            return  # not an item's test buildset: a check run's, an unstable builder's, another gate's
+            return  # not an item's test buildset: a check run's, an unstable builder's...
         await self._apply(TestFailing(note.buildset, f"{note.test} failed"))
 
     def _tick(self) -> Any:
