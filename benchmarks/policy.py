@@ -12,9 +12,19 @@ attribution, RERUN_SHARE of T per rerun; --rerun-share off: without it), so a fl
 passes in its first build and a broken one is ejected after two reruns. The poller's and
 the master's reaction times are zero: this measures the policy, not the adapters.
 
+Early failure (on by default in the gate; --fail-at end: failures known at the end of a run, as
+before): a failing run prints its first failure at a seeded point uniform over the run
+(:func:`buildbot_gate.model.farm.failure_point`: regrtest runs the test files one after another,
+and the file a patch breaks, or the flaky one, is anywhere among them; one point per patch and
+seed, the same in every run holding it), the gate hears TestFailing then and tests the items
+behind without it at once; the failing run still goes on to its end and its reruns.
+
 The Zuul reference (``benchmarks/zuul_reference.py``, written plainly): a fixed window of W; a
 failed build resets every item behind it (tested again without the failed one); a failed item is
-ejected when it reaches the head, and a flaky one is rechecked at the tail.
+ejected when it reaches the head, and a flaky one is rechecked at the tail. Failures are known
+at the end of a run, as the issue defines it. A second reference, "zuul_early", is the same
+pipeline with Zuul's own early failure (a job's ``failure-output`` matched, Zuul >= 8) at the same
+failure points: its items behind are reset then, the failed build runs on to its end.
 
 The oracle bound (:func:`oracle_seconds`) is what a scheduler knowing every fate could do at best
 (with the rerun on, a flaky patch needs no second run: the bound counts one run per patch).
@@ -25,7 +35,7 @@ over the oracle (oracle / its drain), the mean approval-to-landing time in T, an
 worker-minutes (test and push builds, cancelled ones up to their cancellation) per landed patch.
 
     python benchmarks/policy.py [--patches 100 1000] [--seeds 50 5] [--workers 1 2 4 8]
-                                [--rerun-share 0.05|off]
+                                [--rerun-share 0.05|off] [--fail-at uniform|end]
 """
 
 from __future__ import annotations
@@ -53,7 +63,7 @@ from buildbot_gate.tools.replay import simulate
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-POLICIES = ("serial", "gate", "zuul")
+POLICIES = ("serial", "gate", "zuul", "zuul_early")
 # One rerun of a failed run's failed tests, as a share of T. regrtest reruns the failed test
 # files alone: CPython has about 480, most run in seconds, the slow ones (the ones that flake
 # most: multiprocessing, concurrent_futures, asyncio) a few minutes on a busy worker. 5% of T
@@ -130,11 +140,22 @@ def gate(
     test_seconds: float,
     push_seconds: float,
     rerun_seconds: float | None = None,
+    fail_at: str = "end",
+    seed: int = 0,
+    flake_to_tail: bool = False,
 ) -> Drain:
     """The gate's own ``decide`` with its default policy and a window of ``window``; with
-    ``rerun_seconds``, the failure-attribution rerun (on by default in the gate) that long."""
+    ``rerun_seconds``, the failure-attribution rerun (on by default in the gate) that long;
+    ``fail_at`` "uniform": failing runs print their failure at ``seed``'s points (early failure)."""
     h = history(fates, window, test_seconds, push_seconds)
-    r = simulate(h, window, rerun_seconds=rerun_seconds)
+    r = simulate(
+        h,
+        window,
+        rerun_seconds=rerun_seconds,
+        fail_at=fail_at,
+        fail_seed=seed,
+        flake_to_tail=flake_to_tail,
+    )
     return Drain(r.drain_seconds, r.mean_time_to_land, r.worker_minutes, r.landed, r.ejected)
 
 
@@ -145,13 +166,16 @@ def one_seed(
     test_seconds: float,
     push_seconds: float,
     rerun_seconds: float | None = None,
+    fail_at: str = "uniform",
+    flake_to_tail: bool = False,
 ) -> dict[int, dict[str, Any]]:
     """Every policy on one seed's fates, per W: each one's Drain, and the oracle's seconds.
-    The serial gate and the gate both rerun failed tests when ``rerun_seconds`` is given."""
+    The serial gate and the gate both rerun failed tests when ``rerun_seconds`` is given, and
+    hear failures early with ``fail_at`` "uniform" (the serial gate has nothing behind to free)."""
     fates = plan(patches, seed)
     flaky, broken = fates.count("flaky"), fates.count("fail")
     # The serial gate uses one worker.
-    serial = gate(fates, 1, test_seconds, push_seconds, rerun_seconds)
+    serial = gate(fates, 1, test_seconds, push_seconds, rerun_seconds, fail_at, seed)
     # Without the rerun a flaky patch costs a second run; with it, a rerun inside its one run,
     # which the bound leaves out (so it stays a lower bound).
     runs = patches + (flaky if rerun_seconds is None else 0)
@@ -159,8 +183,22 @@ def one_seed(
     for w in workers:
         out[w] = {
             "serial": serial,
-            "gate": gate(fates, w, test_seconds, push_seconds, rerun_seconds) if w > 1 else serial,
+            "gate": (
+                gate(
+                    fates,
+                    w,
+                    test_seconds,
+                    push_seconds,
+                    rerun_seconds,
+                    fail_at,
+                    seed,
+                    flake_to_tail,
+                )
+                if w > 1
+                else serial
+            ),
             "zuul": Zuul(fates, w, test_seconds, push_seconds).run(),
+            "zuul_early": Zuul(fates, w, test_seconds, push_seconds, fail_seed=seed).run(),
             "oracle": oracle_seconds(runs, w, test_seconds, patches - broken, broken, push_seconds),
         }
     return out
@@ -188,9 +226,11 @@ def summarize(
         for p in POLICIES
     }
     # Never below Zuul at any seed: the seeds where the gate drained slower.
-    row["seeds_gate_slower_than_zuul"] = sum(
-        1 for s in per_seed if s["gate"].drain_seconds > s["zuul"].drain_seconds
-    )
+    # The gate's drains are rounded to 0.1 s (the replay's): a tie is not a loss.
+    for zuul in ("zuul", "zuul_early"):
+        row[f"seeds_gate_slower_than_{zuul}"] = sum(
+            1 for s in per_seed if s["gate"].drain_seconds > round(s[zuul].drain_seconds, 1)
+        )
     row["landed"] = {p: sum(s[p].landed for s in per_seed) for p in POLICIES}
     return row
 
@@ -202,15 +242,26 @@ def run(
     test_seconds: float = 1200.0,
     push_seconds: float = 10.0,
     rerun_share: float | None = RERUN_SHARE,
+    fail_at: str = "uniform",
+    flake_to_tail: bool = False,
 ) -> dict[str, Any]:
     """Every W for one K over seeds 1..``seeds``: the summary rows and each seed's drains.
     ``rerun_share``: a rerun's share of T (None: the gates without the failure-attribution
-    rerun)."""
+    rerun); ``fail_at``: "uniform" (early failure, the default) or "end"."""
     began = time.monotonic()
     rerun_seconds = None if rerun_share is None else rerun_share * test_seconds
     per_w: dict[int, list[dict[str, Any]]] = {w: [] for w in workers}
     for seed in range(1, seeds + 1):
-        drained = one_seed(patches, seed, workers, test_seconds, push_seconds, rerun_seconds)
+        drained = one_seed(
+            patches,
+            seed,
+            workers,
+            test_seconds,
+            push_seconds,
+            rerun_seconds,
+            fail_at,
+            flake_to_tail,
+        )
         for w, drains in drained.items():
             per_w[w].append(drains)
     rows = [summarize(patches, seeds, w, per_w[w], test_seconds) for w in workers]
@@ -221,39 +272,45 @@ def run(
             w: [{p: s[p].drain_seconds for p in POLICIES} for s in per_w[w]] for w in workers
         },
         "rerun_seconds": rerun_seconds,
+        "fail_at": fail_at,
         "seconds": round(time.monotonic() - began, 1),
     }
 
 
 def table(rows: list[dict[str, Any]]) -> list[str]:
     lines = [
-        "drain in T (means over seeds); x serial = throughput over the serial gate's "
-        "(serial drain / drain); of oracle = oracle bound / drain",
-        f"{'K':>5} {'W':>2} {'seeds':>5} {'serial':>7} {'gate':>7} {'zuul':>7} {'oracle':>7} "
-        f"{'gate x ser':>10} {'zuul x ser':>10} {'gate/orc':>8} {'zuul/orc':>8} "
-        f"{'gate<zuul':>9}",
+        "drain in T (means over seeds); x ser = throughput over the serial gate's "
+        "(serial drain / drain); /orc = oracle bound / drain; zuulE = Zuul with early failure",
+        f"{'K':>5} {'W':>2} {'seeds':>5} {'serial':>7} {'gate':>7} {'zuul':>7} {'zuulE':>7} "
+        f"{'oracle':>7} {'gate x ser':>10} {'zuul x ser':>10} {'zuulE x ser':>11} "
+        f"{'gate/orc':>8} {'zuul/orc':>8} {'zuulE/orc':>9} {'gate<zuul':>9} {'gate<zuulE':>10}",
     ]
     for r in rows:
         d = r["drain_T"]
         lines.append(
             f"{r['patches']:>5} {r['workers']:>2} {r['seeds']:>5} {d['serial']:>7} {d['gate']:>7} "
-            f"{d['zuul']:>7} {d['oracle']:>7} {r['gate_over_serial']:>10} "
-            f"{r['zuul_over_serial']:>10} {r['gate_over_oracle']:>8} {r['zuul_over_oracle']:>8} "
-            f"{r['seeds_gate_slower_than_zuul']:>9}"
+            f"{d['zuul']:>7} {d['zuul_early']:>7} {d['oracle']:>7} {r['gate_over_serial']:>10} "
+            f"{r['zuul_over_serial']:>10} {r['zuul_early_over_serial']:>11} "
+            f"{r['gate_over_oracle']:>8} {r['zuul_over_oracle']:>8} "
+            f"{r['zuul_early_over_oracle']:>9} {r['seeds_gate_slower_than_zuul']:>9} "
+            f"{r['seeds_gate_slower_than_zuul_early']:>10}"
         )
     lines += [
         "",
         "mean approval-to-landing time in T, and worker-minutes per landed patch",
-        f"{'K':>5} {'W':>2} {'serial':>7} {'gate':>7} {'zuul':>7} "
-        f"{'wmin serial':>11} {'wmin gate':>9} {'wmin zuul':>9}",
+        f"{'K':>5} {'W':>2} {'serial':>7} {'gate':>7} {'zuul':>7} {'zuulE':>7} "
+        f"{'wmin serial':>11} {'wmin gate':>9} {'wmin zuul':>9} {'wmin zuulE':>10}",
     ]
     for r in rows:
         t, m = r["mean_time_to_land_T"], r["worker_minutes_per_landed"]
         lines.append(
             f"{r['patches']:>5} {r['workers']:>2} {t['serial']:>7} {t['gate']:>7} {t['zuul']:>7} "
-            f"{m['serial']:>11} {m['gate']:>9} {m['zuul']:>9}"
+            f"{t['zuul_early']:>7} {m['serial']:>11} {m['gate']:>9} {m['zuul']:>9} "
+            f"{m['zuul_early']:>10}"
         )
-    lines.append("(gate<zuul: seeds on which the gate drained slower than the Zuul reference)")
+    lines.append(
+        "(gate<zuul, gate<zuulE: seeds on which the gate drained slower than that reference)"
+    )
     return lines
 
 
@@ -272,7 +329,7 @@ def plot(rows: list[dict[str, Any]], out: Path) -> bool:
         mine = [r for r in rows if r["patches"] == k]
         ws = [r["workers"] for r in mine]
         ax.plot(ws, [k / r["drain_T"]["oracle"] for r in mine], "k--", label="oracle bound")
-        for p, style in (("gate", "o-"), ("zuul", "s-"), ("serial", "^-")):
+        for p, style in (("gate", "o-"), ("zuul", "s-"), ("zuul_early", "s:"), ("serial", "^-")):
             ax.plot(ws, [k / r["drain_T"][p] for r in mine], style, label=f"{p}")
         ax.set_xscale("log", base=2)
         ax.set_xticks(ws, [str(w) for w in ws])
@@ -299,6 +356,12 @@ def main() -> int:
     # The failure-attribution rerun (on by default in the gate): one rerun of the failed tests
     # takes this share of T. See RERUN_SHARE. --rerun-share off: the gate without it.
     p.add_argument("--rerun-share", default=str(RERUN_SHARE))
+    # When a failing run prints its failure: "uniform" (early failure, the gate's default; see
+    # the module's docstring) or "end" (known when the run ends: the gate as before).
+    p.add_argument("--fail-at", choices=("uniform", "end"), default="uniform")
+    # Policy.flake_to_tail (off by default): a patch that failed early and passed its rerun goes
+    # to the tail rather than the items behind it being tested again on top of it.
+    p.add_argument("--flake-to-tail", action="store_true")
     p.add_argument("--out", default=str(Path(__file__).parent / "results" / "policy.json"))
     args = p.parse_args()
     if len(args.seeds) != len(args.patches):
@@ -307,7 +370,16 @@ def main() -> int:
     share = None if args.rerun_share == "off" else float(args.rerun_share)
     rows, took = [], {}
     for k, seeds in zip(args.patches, args.seeds, strict=True):
-        result = run(k, seeds, args.workers, args.test_seconds, args.push_seconds, share)
+        result = run(
+            k,
+            seeds,
+            args.workers,
+            args.test_seconds,
+            args.push_seconds,
+            share,
+            args.fail_at,
+            args.flake_to_tail,
+        )
         rows += result["rows"]
         took[k] = result["seconds"]
         print(f"K = {k}: {seeds} seeds in {result['seconds']} s", flush=True)
@@ -321,6 +393,8 @@ def main() -> int:
         "flaky": 0.03,
         "rerun_share": share,
         "rerun_seconds": None if share is None else share * args.test_seconds,
+        "fail_at": args.fail_at,
+        "flake_to_tail": args.flake_to_tail,
         "seconds_per_patches": took,
         "seconds": round(time.monotonic() - began, 1),
     }

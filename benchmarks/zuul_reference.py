@@ -11,6 +11,8 @@ from typing import TYPE_CHECKING
 
 import attrs
 
+from buildbot_gate.model.farm import failure_point
+
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
@@ -41,17 +43,29 @@ class Zuul:
     ones ahead of it. A failed build marks its item failed and resets every item behind it: their
     builds are cancelled and started again on the tree without it. The head lands when it passed
     (one push at a time); a failed head is ejected, and a flaky patch rechecked at the tail.
+
+    With ``fail_seed`` (Zuul's own early failure: a job's ``failure-output`` matched in its
+    log, Zuul >= 8), a build fails when its run prints the failure, at the gate's
+    :func:`~buildbot_gate.model.farm.failure_point` of that seed: the items behind are reset then,
+    and the failed build goes on to its end on its node (it holds a place in the window until
+    then, and its item leaves the queue only then), failed whatever its end.
     """
 
     def __init__(
-        self, fates: Sequence[str], window: int, test_seconds: float, push_seconds: float
+        self,
+        fates: Sequence[str],
+        window: int,
+        test_seconds: float,
+        push_seconds: float,
+        fail_seed: int | None = None,
     ) -> None:
         self.fates = {n + 1: f for n, f in enumerate(fates)}
         self.window = window
         self.test_seconds = test_seconds
         self.push_seconds = push_seconds
         self.queue = [_Entry(issue) for issue in self.fates]
-        self.events: list[tuple[float, int, str, int]] = []
+        self.fail_seed = fail_seed
+        self.events: list[tuple[float, int, str, int, int]] = []
         self.counter = itertools.count()
         self.now = 0.0
         self.builds: dict[int, tuple[float, list[int]]] = {}  # running build -> (start, tree)
@@ -63,9 +77,11 @@ class Zuul:
     def run(self) -> Drain:
         self.step()
         while self.events:
-            self.now, _, kind, build = heapq.heappop(self.events)
+            self.now, _, kind, build, issue = heapq.heappop(self.events)
             if kind == "tested" and build in self.builds:
                 self.tested(build)
+            elif kind == "failing" and build in self.builds:
+                self.failing(build, issue)
             elif kind == "pushed":
                 self.pushed()
             self.step()
@@ -78,8 +94,8 @@ class Zuul:
             ejected=len(self.finished) - len(lands),
         )
 
-    def at(self, when: float, kind: str, build: int = 0) -> None:
-        heapq.heappush(self.events, (when, next(self.counter), kind, build))
+    def at(self, when: float, kind: str, build: int = 0, issue: int = 0) -> None:
+        heapq.heappush(self.events, (when, next(self.counter), kind, build, issue))
 
     def step(self) -> None:
         self.settle_head()
@@ -88,6 +104,8 @@ class Zuul:
     def settle_head(self) -> None:
         while self.queue and not self.pushing:
             head = self.queue[0]
+            if head.state == "failed" and head.build is not None:
+                return  # failed early: reported (and dequeued) when its build ends
             if head.state == "failed":
                 self.queue.pop(0)
                 if self.fates[head.issue] == "flaky" and not head.rechecked:
@@ -103,8 +121,10 @@ class Zuul:
 
     def fill_window(self) -> None:
         live = [e for e in self.queue if e.state in ("testing", "passed", "landing")]
+        # Builds that failed early go on to their end on their nodes.
+        going_on = sum(1 for e in self.queue if e.state == "failed" and e.build is not None)
         for entry in self.queue:
-            if len(live) >= self.window:
+            if len(live) + going_on >= self.window:
                 return
             if entry.state != "waiting":
                 continue
@@ -117,6 +137,12 @@ class Zuul:
         self.builds[build] = (self.now, tree)
         entry.state, entry.build = "testing", build
         self.at(self.now + self.test_seconds, "tested", build)
+        if self.fail_seed is None:
+            return
+        for issue in tree:
+            if self.fates[issue] in ("fail", "flaky"):
+                point = failure_point(self.fail_seed, issue, "default") * self.test_seconds
+                self.at(self.now + point, "failing", build, issue)
 
     def fails(self, tree: list[int]) -> bool:
         """The replay's rule: a broken patch fails every run; a flaky one, the first run with it
@@ -131,20 +157,38 @@ class Zuul:
                 fails = True
         return fails
 
+    def failing(self, build: int, issue: int) -> None:
+        """The run of ``build`` reached the failing test of ``issue`` (early failure only)."""
+        at = next(k for k, e in enumerate(self.queue) if e.build == build)
+        if self.fates[issue] == "flaky":
+            if issue in self.flaky_seen:
+                return
+            self.flaky_seen.add(issue)
+        if self.queue[at].state != "failed":
+            self.queue[at].state = "failed"
+            self.reset_behind(at)
+
     def tested(self, build: int) -> None:
         start, tree = self.builds.pop(build)
         self.busy_seconds += self.now - start
-        fails = self.fails(tree)
         at = next(k for k, e in enumerate(self.queue) if e.build == build)
         entry = self.queue[at]
         entry.build = None
+        if self.fail_seed is not None:
+            # Its failures, if any, were printed at their points.
+            entry.state = "failed" if entry.state == "failed" else "passed"
+            return
+        fails = self.fails(tree)
         entry.state = "failed" if fails else "passed"
         if fails:
-            for behind in self.queue[at + 1 :]:  # tested on top of it: again, without it
-                if behind.build is not None:
-                    began, _ = self.builds.pop(behind.build)
-                    self.busy_seconds += self.now - began
-                behind.state, behind.build = "waiting", None
+            self.reset_behind(at)
+
+    def reset_behind(self, at: int) -> None:
+        for behind in self.queue[at + 1 :]:  # tested on top of it: again, without it
+            if behind.build is not None:
+                began, _ = self.builds.pop(behind.build)
+                self.busy_seconds += self.now - began
+            behind.state, behind.build = "waiting", None
 
     def pushed(self) -> None:
         head = self.queue.pop(0)

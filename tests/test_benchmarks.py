@@ -89,14 +89,16 @@ def test_policy_benchmark_reports_every_policy_and_none_beats_the_oracle(tmp_pat
     rows = {row["workers"]: row for row in result["rows"]}
     assert set(rows) == {1, 2, 4, 8}
     for w, row in rows.items():
-        for key in ("gate_over_serial", "gate_over_oracle", "zuul_over_serial", "zuul_over_oracle"):
-            assert row[key] > 0, (w, key)
-        assert row["landed"]["gate"] == row["landed"]["zuul"] == 3 * (40 - 4)  # every flaky lands
-        assert set(row["worker_minutes_per_landed"]) == {"serial", "gate", "zuul"}
+        for p in ("gate", "zuul", "zuul_early"):
+            assert row[f"{p}_over_serial"] > 0 and row[f"{p}_over_oracle"] > 0, (w, p)
+        every = 3 * (40 - 4)  # every flaky lands
+        assert {row["landed"][p] for p in ("gate", "zuul", "zuul_early")} == {every}
+        assert set(row["worker_minutes_per_landed"]) == {"serial", "gate", "zuul", "zuul_early"}
         # A lower bound: no policy drains any seed faster than the oracle allows.
         for drains, oracle in zip(result["drains"][w], result["oracle_seconds"][w], strict=True):
             assert min(drains.values()) >= oracle, (w, drains, oracle)
         assert max(row["gate_over_oracle"], row["zuul_over_oracle"]) <= 1.0
+        assert row["zuul_early_over_oracle"] <= 1.0
     assert rows[1]["gate_over_serial"] == 1.0  # one worker: the gate is the serial gate
     assert rows[8]["zuul_over_serial"] > rows[2]["zuul_over_serial"] > 1.0
     out = tmp_path / "policy.json"
@@ -134,3 +136,19 @@ def test_oracle_bound_counts_the_pushes_that_cannot_overlap_a_test():
     assert oracle(5, 4, 100, landed=4, broken=1, push_seconds=10) == 200
     # Pushes one at a time dominate when they are longer than a test (the drain's 2 s suite).
     assert oracle(103, 4, 2.0, landed=90, broken=10, push_seconds=2.4) == 2.0 + 90 * 2.4
+
+
+def test_early_failure_frees_the_items_behind_at_the_failure_point_in_gate_and_zuul():
+    policy = load("policy")
+    from buildbot_gate.model.farm import failure_point
+
+    seed = next(s for s in range(100) if failure_point(s, 2, "default") > 0.3)
+    u = failure_point(seed, 2, "default")
+    # 1, 1+2, 1+2+3 at once (0-10); 2 prints its failure at 10u: 3 again on 1+3 (10u-10u+10);
+    # 1 pushed (10-12), 2 ejected at the head once its build ended (12), 3 pushed after its run.
+    fates = ["pass", "fail", "pass"]
+    zuul = policy.Zuul(fates, window=3, test_seconds=10, push_seconds=2, fail_seed=seed).run()
+    gate = policy.gate(fates, 3, 10, 2, fail_at="uniform", seed=seed)
+    assert round(zuul.drain_seconds, 1) == gate.drain_seconds == round(10 * u + 12, 1)
+    # Failures known at the end: 3 again on 1+3 from 10 only.
+    assert policy.gate(fates, 3, 10, 2).drain_seconds == 22

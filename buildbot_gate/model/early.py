@@ -6,11 +6,14 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+import attrs
+
 from buildbot_gate.model.items import Decision
 from buildbot_gate.model.items import Item
 from buildbot_gate.model.items import ItemState
 from buildbot_gate.model.items import Notify
 from buildbot_gate.model.items import TestFailing
+from buildbot_gate.model.resets import requeued
 from buildbot_gate.model.resets import reset
 from buildbot_gate.model.resets import reset_behind
 
@@ -34,17 +37,31 @@ def test_failing(step: Transition, ev: TestFailing, policy: Policy) -> None:
     reset_behind(step, failing, reason, charge=True)
 
 
-def passed_after_all(step: Transition, item: Item) -> None:
+def passed_after_all(step: Transition, item: Item, policy: Policy) -> None:
     """``item``'s build passed although it had printed a failure (a flake the rerun cleared): the
-    items behind it were started without it, so their trees are not what would land."""
+    items behind it were started without it, so their trees are not what would land. Either it
+    goes to the tail of the queue, to be tested again behind them (one run, as a flaky patch
+    rechecked in a Zuul pipeline), or (``policy.flake_to_tail`` off) they are all tested again
+    on top of it."""
     queue = [i for i in step.state.queue(item.branch) if not i.express]
-    behind = queue[queue.index(item) + 1 :]
+    behind = [
+        i
+        for i in queue[queue.index(item) + 1 :]
+        if i.state != ItemState.QUEUED and item.issue not in i.current_run.ahead
+    ]
+    if policy.flake_to_tail and behind:
+        why = (
+            f"its failure cleared on the rerun, but {len(behind)} patch(es) behind it were "
+            "already being tested without it: tested again behind them"
+        )
+        again = step.replace(item, attrs.evolve(requeued(item, why), seq=step.state.next_seq))
+        step.state = attrs.evolve(step.state, next_seq=step.state.next_seq + 1)
+        step.emit(Notify(again, Decision.REQUEUED, why))
+        return
     for other in behind:
         current = step.state.find(other.issue, other.branch)
-        if current is None or current.state == ItemState.QUEUED:
-            continue
-        if item.issue in current.current_run.ahead:
-            continue  # already tested on top of it (it cannot be, but never reset for nothing)
+        if current is None or item.issue in current.current_run.ahead:
+            continue  # reset already, with one ahead of it
         why = f"issue {item.issue} ahead passed after all; tested again on top of it"
         again = reset(step, current, why)
         step.emit(Notify(again, Decision.RESET, why))

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import heapq
 import itertools
+import random
 from collections import deque
 from typing import TYPE_CHECKING
 from typing import Any
@@ -21,11 +22,24 @@ from buildbot_gate.model.items import Item
 from buildbot_gate.model.items import Notify
 from buildbot_gate.model.items import StartLand
 from buildbot_gate.model.items import StartTest
+from buildbot_gate.model.items import TestFailing
 from buildbot_gate.model.state import GateState
 from buildbot_gate.model.state import Policy
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
+
+
+# When a failing test build prints its first failure: "end" (it is known when the build ends, no
+# TestFailing), or "uniform" (see :func:`failure_point`).
+FAIL_AT = ("end", "uniform")
+
+
+def failure_point(seed: int, issue: int, branch: str) -> float:
+    """Where in a test run the failing test of ``issue`` (broken or flaky) prints its failure, as
+    a share of the run, seeded: uniform over the run, since regrtest runs the test files one after
+    another and the file a patch breaks (or the flaky one) is anywhere among them."""
+    return random.Random(f"{seed}:{branch}:{issue}").random()
 
 
 @attrs.define
@@ -50,6 +64,8 @@ class Build:
     builder: str
     seconds: float
     ready: float
+    # Moments within the build the subclass hears of, as (seconds after its start, what).
+    marks: tuple[tuple[float, Any], ...] = ()
 
 
 class Farm:
@@ -63,8 +79,15 @@ class Farm:
         pools: dict[str, int] | None = None,
         first_bsid: int = 1,
         dispatch_seconds: float = 0.0,
+        fail_at: str = "end",
+        fail_seed: int = 0,
     ) -> None:
+        if fail_at not in FAIL_AT:
+            raise ValueError(f"fail_at is one of {FAIL_AT}, not {fail_at!r}")
         self.policy = policy
+        self.fail_at = fail_at
+        self.fail_seed = fail_seed
+        self.failing: set[tuple[int, str]] = set()  # (bsid, builder) that printed a failure
         self.state = state if state is not None else GateState()
         self.decisions = 0
         self.buildsets: dict[int, Buildset] = {}
@@ -175,12 +198,15 @@ class Farm:
             self.now, _, what = heapq.heappop(self._timeline)
             yield what
 
-    def run_build(self, bs: Buildset, builder: str, seconds: float) -> None:
+    def run_build(
+        self, bs: Buildset, builder: str, seconds: float, marks: Iterable[tuple[float, Any]] = ()
+    ) -> None:
         """Queue a build of ``bs`` on ``builder``: it starts once the master has reacted and a
-        worker is free, and ends ``seconds`` later with a ("build-done", bsid, builder) event."""
+        worker is free, and ends ``seconds`` later with a ("build-done", bsid, builder) event;
+        each of ``marks`` comes as ("mark", bsid, builder, what) that long after its start."""
         bs.builds += 1
         ready = self.now + self.dispatch_seconds
-        self.waiting.append(Build(bs.bsid, builder, seconds, ready))
+        self.waiting.append(Build(bs.bsid, builder, seconds, ready, tuple(marks)))
         self.at(ready, ("dispatch",))
 
     def dispatch(self) -> None:
@@ -191,6 +217,26 @@ class Farm:
             self.free[build.builder] = self.free.get(build.builder, 1) - 1
             self.started[build.bsid].append((self.now, build.builder))
             self.at(self.now + build.seconds, ("build-done", build.bsid, build.builder))
+            for offset, what in build.marks:
+                self.at(self.now + offset, ("mark", build.bsid, build.builder, what))
+
+    def running(self, bsid: int, builder: str) -> bool:
+        """A build of ``bsid`` runs on ``builder`` now (not waiting, ended or cancelled)."""
+        return any(b == builder for _, b in self.started.get(bsid, ()))
+
+    def failure_marks(self, branch: str, suspects: Iterable[int], seconds: float) -> list[Any]:
+        """The moments a test run of ``seconds`` may print the failure of each of ``suspects``
+        (the patches in its tree that break or flake): none when failures show at the end."""
+        if self.fail_at == "end":
+            return []
+        return [(failure_point(self.fail_seed, i, branch) * seconds, i) for i in suspects]
+
+    def report_failing(self, bsid: int, builder: str, detail: str) -> None:
+        """The build of ``bsid`` on ``builder`` printed a failed test: tell the gate, once."""
+        if (bsid, builder) in self.failing:
+            return
+        self.failing.add((bsid, builder))
+        self.apply(TestFailing(bsid, detail))
 
     def build_ended(self, bsid: int, builder: str, failed: bool) -> Buildset | None:
         """A build of ``bsid`` on ``builder`` ended: its worker is free. Returns the buildset

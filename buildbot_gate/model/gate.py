@@ -225,7 +225,7 @@ def _test_finished(step: Transition, item: Item, ev: BuildsetFinished, policy: P
         )
         step.replace(item, tested)  # lands once everything ahead of it has landed
         if item.current_run.failing_early:
-            passed_after_all(step, tested)
+            passed_after_all(step, tested, policy)
     elif ev.outcome in (Outcome.TEST_FAILED, Outcome.CONFLICT):
         if not recheck_known_failure(step, item, ev, policy):
             _failing(step, item, ev.detail or ev.outcome.value, policy)

@@ -42,6 +42,10 @@ class Policy:
     # A test build that prints a failed test (TestFailing) while it goes on: the items behind it
     # are tested without it at once, not when its build ends (off: they wait for its end).
     early_failure: bool = True
+    # ... and if its build passes after all (a flake its rerun cleared), on: it is tested again at
+    # the tail of the queue, behind them (one run; it lands after patches approved later), off:
+    # they are all tested again on top of it (it lands in its turn).
+    flake_to_tail: bool = False
 
     def window(self, branch: str) -> int:
         return max(1, int(self.windows.get(branch, self.default_window)))

@@ -48,10 +48,19 @@ class _Sim(Farm):
     """One replay: the farm's clock and worker pools, with the recorded fates and reactions."""
 
     def __init__(
-        self, history: History, policy: Policy, rerun_seconds: float | None = None
+        self,
+        history: History,
+        policy: Policy,
+        rerun_seconds: float | None = None,
+        fail_at: str = "end",
+        fail_seed: int = 0,
     ) -> None:
         super().__init__(
-            policy, pools=dict(history.pools), dispatch_seconds=history.dispatch_seconds
+            policy,
+            pools=dict(history.pools),
+            dispatch_seconds=history.dispatch_seconds,
+            fail_at=fail_at,
+            fail_seed=fail_seed,
         )
         self.h = history
         self.rerun_seconds = rerun_seconds
@@ -76,14 +85,19 @@ class _Sim(Farm):
                 self.build_done(what[1], what[2])
             elif kind == "dispatch":
                 self.dispatch()
+            elif kind == "mark":
+                self.marked(what[1], what[2], what[3])
 
     def start_test(self, action: StartTest) -> Event:
         item = action.item
         base = self.tip(item.branch, ())
         tree = (*base, *(i.issue for i in action.stack), item.issue)
         bs = self.new_buildset("test", item, tree)
+        suspects = [i for i in tree if self.fates.get((i, item.branch)) in ("fail", "flaky")]
         for builder in self.h.test_builders:
-            self.run_build(bs, builder, self.h.test_seconds[builder])
+            seconds = self.h.test_seconds[builder]
+            marks = self.failure_marks(item.branch, suspects, seconds)
+            self.run_build(bs, builder, seconds, marks)
         return TestStarted(item.issue, item.branch, "tip", bs.bsid)
 
     def start_land(self, action: StartLand) -> Event:
@@ -92,7 +106,25 @@ class _Sim(Farm):
         self.run_build(bs, "land", self.h.land_seconds)
         return LandStarted(item.issue, item.branch, bs.bsid)
 
-    def test_fails(self, item: Any, tree: Sequence[int]) -> bool:
+    def marked(self, bsid: int, builder: str, issue: int) -> None:
+        """The run reached the failing test of ``issue``: a broken patch's fails in every run, a
+        flaky one's in the first run to reach it (fail_at "uniform" only)."""
+        bs = self.buildsets.get(bsid)
+        if bs is None or not self.running(bsid, builder):
+            return  # cancelled, or (another builder's) over
+        key = (issue, bs.item.branch)
+        fate = self.fates.get(key)
+        if fate == "flaky" and key not in self.flaky_seen:
+            self.flaky_seen.add(key)
+        elif fate != "fail":
+            return
+        self.report_failing(bsid, builder, f"a test of issue {issue} failed")
+
+    def test_fails(self, bsid: int, builder: str, item: Any, tree: Sequence[int]) -> bool:
+        if self.fail_at != "end":
+            # The failures were printed at their marks; the rerun clears a flaky one's.
+            broken = any(self.fates.get((i, item.branch)) == "fail" for i in tree)
+            return broken or (self.rerun_seconds is None and (bsid, builder) in self.failing)
         broken = False
         for issue in tree:
             fate = self.fates.get((issue, item.branch), "pass")
@@ -113,11 +145,14 @@ class _Sim(Farm):
         keys = [(issue, item.branch) for issue in tree]
         flaky = [k for k in keys if self.fates.get(k) == "flaky" and k not in self.flaky_seen]
         broken = any(self.fates.get(k) == "fail" for k in keys)
+        if self.fail_at != "end":
+            flaky = []  # seen at their marks already: the run reruns what it printed
+            broken = broken or (bsid, builder) in self.failing
         if not flaky and not broken:
             return False
         self.flaky_seen.update(flaky)
         self.reran.add((bsid, builder))
-        reruns = 2 if broken else 1
+        reruns = 2 if any(self.fates.get(k) == "fail" for k in keys) else 1
         self.at(self.now + reruns * self.rerun_seconds, ("build-done", bsid, builder))
         return True
 
@@ -127,7 +162,7 @@ class _Sim(Farm):
             return  # cancelled
         if bs.kind == "test" and self.reruns(bsid, builder, bs.item, bs.tree):
             return  # the worker stays busy for the rerun
-        failed = bs.kind == "test" and self.test_fails(bs.item, bs.tree)
+        failed = bs.kind == "test" and self.test_fails(bsid, builder, bs.item, bs.tree)
         if self.build_ended(bsid, builder, failed) is None:
             return
         item = bs.item
@@ -158,13 +193,28 @@ class _Sim(Farm):
 
 
 def simulate(
-    history: History, window: int, max_attempts: int = 3, rerun_seconds: float | None = None
+    history: History,
+    window: int,
+    max_attempts: int = 3,
+    rerun_seconds: float | None = None,
+    fail_at: str = "end",
+    fail_seed: int = 0,
+    early_failure: bool = True,
+    flake_to_tail: bool = False,
 ) -> Result:
     """Replay ``history`` with a window of ``window``. ``rerun_seconds``: the failed tests are
-    rerun in the same build (GATE_RERUN_COMMAND set; off by default), taking that long."""
+    rerun in the same build (GATE_RERUN_COMMAND set; off by default), taking that long.
+    ``fail_at``: when a failing run prints its failure ("end": known when it ends; "uniform": at
+    :func:`~buildbot_gate.model.farm.failure_point` of ``fail_seed``, the gate then hearing
+    TestFailing, acted on unless ``early_failure`` is off; ``flake_to_tail``: see Policy)."""
     branches = {p.branch for p in history.patches}
-    policy = Policy(max_attempts=max_attempts, windows=dict.fromkeys(branches, window))
-    sim = _Sim(history, policy, rerun_seconds)
+    policy = Policy(
+        max_attempts=max_attempts,
+        windows=dict.fromkeys(branches, window),
+        early_failure=early_failure,
+        flake_to_tail=flake_to_tail,
+    )
+    sim = _Sim(history, policy, rerun_seconds, fail_at, fail_seed)
     sim.run()
     start = history.patches[0].approved_at
     end = max((t for _, t in sim.finished.values()), default=start)

@@ -66,6 +66,28 @@ def test_its_build_passing_after_all_puts_the_items_behind_back_on_top_of_it():
     assert g.item(3).state == ItemState.TESTING
 
 
+def test_a_failing_item_last_in_the_pipeline_that_passes_after_all_is_tested():
+    g = Gate()
+    g.approve(1, 2)
+    failing(g, 2)
+    g.finish(2, Outcome.PASSED)
+    assert g.item(2).state == ItemState.TESTED and (2, Decision.REQUEUED) not in g.notes
+
+
+def test_with_flake_to_tail_passing_after_all_sends_it_behind_those_tested_without_it():
+    g = Gate(Policy(windows={"default": 3}, flake_to_tail=True))
+    g.approve(1, 2, 3, 4)
+    failing(g, 2)
+    g.finish(3, Outcome.PASSED)  # tested on 1+3
+    three, four = g.item(3).current_run, g.item(4).current_run
+    cancelled = len(g.cancelled)
+    g.finish(2, Outcome.PASSED)  # the flaky failure cleared in the rerun
+    # One run of 2 again, behind them, rather than 3 and 4 again on top of it.
+    assert (2, Decision.REQUEUED) in g.notes and g.item(2).seq > g.item(4).seq
+    assert g.item(3).current_run == three and g.item(4).current_run == four
+    assert len(g.cancelled) == cancelled and g.stacks()[-1] == (2, (1, 3, 4))
+
+
 def test_a_second_report_or_one_for_an_unknown_or_land_buildset_changes_nothing():
     g = Gate()
     g.approve(1, 2, 3)

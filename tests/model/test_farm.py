@@ -88,3 +88,27 @@ def test_a_push_onto_a_moved_tip_is_refused_as_hg_push_without_f() -> None:
     assert not farm.push("default", "root+2", onto="root")
     assert farm.push("default", "root+1+2", onto="root+1")
     assert farm.pushes["default"] == ["root+1", "root+1+2"]
+
+
+def test_a_failing_run_tells_the_gate_once_and_a_cancelled_one_is_not_running_at_its_mark() -> None:
+    farm = Timed(window=2, workers=2)
+    sent: list[Event] = []
+    farm.apply = sent.append  # type: ignore[method-assign]  # hear the farm's reports only
+    assert farm.failure_marks("default", [1], 100.0) == []  # fail_at "end": nothing early
+    early = Farm(Policy(), fail_at="uniform", fail_seed=3)
+    ((offset, issue),) = early.failure_marks("default", [1], 100.0)
+    assert issue == 1 and 0.0 <= offset < 100.0
+    bs = farm.new_buildset("test", None, (1,))
+    farm.run_build(bs, "test", 100.0, [(30.0, "x"), (60.0, "y")])
+    marks = []
+    for what in farm.events():
+        if what[0] == "dispatch":
+            farm.dispatch()
+        elif what[0] == "mark":
+            marks.append((farm.now, what[3], farm.running(what[1], what[2])))
+            farm.report_failing(what[1], what[2], f"{what[3]} failed")
+            farm.report_failing(what[1], what[2], "the same build again")  # told once only
+            if what[3] == "x":
+                farm.cancel(bs.bsid)  # the gate reset it: the later mark finds it stopped
+    assert marks == [(30.0, "x", True), (60.0, "y", False)]
+    assert [type(e).__name__ for e in sent] == ["TestFailing"]

@@ -31,6 +31,7 @@ from buildbot_gate.model import ResumeBranch
 from buildbot_gate.model import StartFailed
 from buildbot_gate.model import StartLand
 from buildbot_gate.model import StartTest
+from buildbot_gate.model import TestFailing
 from buildbot_gate.model import TestStarted
 from buildbot_gate.model import Withdrawn
 from buildbot_gate.model import tick
@@ -175,11 +176,13 @@ class World(Farm):
         for branch in BRANCHES:
             queue = self.state.queue(branch)
             live = [i.issue for i in queue if i.live and not i.express]
+            # Nothing is stacked on an item failing early (its build printed a failed test).
+            stacked = [i.issue for i in queue if i.live and not i.current_run.failing_early]
             for item in queue:
                 if item.express:
                     assert item.current_run.ahead == ()
                 elif item.live:
-                    ahead = live[: live.index(item.issue)]
+                    ahead = [i for i in live[: live.index(item.issue)] if i in stacked]
                     assert list(item.current_run.ahead) == ahead, (item, ahead)
                 else:
                     assert item.current_run.ahead == () or item.state.value == "failing"
@@ -274,7 +277,20 @@ ops = st.one_of(
     st.tuples(st.just("startfail"), st.integers(1, 6), st.sampled_from(BRANCHES)),
     st.tuples(st.just("restart")),
     st.tuples(st.just("mergenow"), st.integers(1, 6)),
+    st.tuples(st.just("failing"), st.integers(0, 5)),
 )
+
+
+def finish_or_report(world: World, op) -> None:
+    """End a running buildset as ``op`` says, or have a test build print a failed test (it goes
+    on, and may pass in the end)."""
+    if op[0] == "finish" and world.running:
+        bsids = sorted(world.running)
+        world.finish(bsids[op[1] % len(bsids)], op[2])
+        return
+    tests = sorted(b for b, job in world.running.items() if job.kind == "test")
+    if op[0] == "failing" and tests:
+        world.apply(TestFailing(tests[op[1] % len(tests)], "test_x failed"))
 
 
 def run(world: World, program) -> None:
@@ -283,9 +299,8 @@ def run(world: World, program) -> None:
         if kind == "approve":
             _, issue, branch, ps = op
             world.apply(Approved(issue, ps, branch, "core@x", "Ann <ann@x>", f"issue {issue}"))
-        elif kind == "finish" and world.running:
-            bsids = sorted(world.running)
-            world.finish(bsids[op[1] % len(bsids)], op[2])
+        elif kind in ("finish", "failing"):
+            finish_or_report(world, op)
         elif kind == "push":
             world.direct_push(op[1])
         elif kind == "withdraw":
@@ -320,6 +335,7 @@ busy = st.one_of(
         st.just("finish"), st.integers(0, 5), st.sampled_from(["pass", "pass", "pass", "fail"])
     ),
     st.tuples(st.just("mergenow"), st.integers(1, 6)),
+    st.tuples(st.just("failing"), st.integers(0, 5)),
     st.tuples(st.just("push"), st.just("default")),
     st.tuples(st.just("restart")),
 )
