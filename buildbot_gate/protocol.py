@@ -1,5 +1,6 @@
 """What the gate's pieces say to each other inside the master: change categories and properties
-(durable in the database) and the message-queue key on which decisions are announced."""
+(durable in the database) and the message-queue keys on which decisions are announced and test
+builds say, while they run, that a test failed."""
 
 from __future__ import annotations
 
@@ -41,3 +42,40 @@ def announce(master: Any, message: DecisionMessage) -> None:
     the decision's identity: the reporter's outbox posts one comment per id."""
     sent = attrs.evolve(message, masterid=master.masterid, id=uuid.uuid4().hex)
     master.mq.produce(decision_key(message.decision), sent.to_json())
+
+
+# A running gate test build's first failed test, for the scheduler (early failure detection).
+FAILING_ANY = ("gate", "failing", None)
+
+
+@attrs.frozen
+class TestFailingNote:
+    """A test build of ``buildset`` (build ``build``) printed that ``test`` failed; it goes on."""
+
+    __test__ = False  # not a pytest test class, whatever its name
+
+    buildset: int
+    test: str
+    build: int | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"bsid": self.buildset, "test": self.test, "buildid": self.build}
+
+    @classmethod
+    def from_json(cls, msg: Any) -> TestFailingNote | None:
+        """The note in a message, or None when the message is not one (never raises)."""
+        try:
+            build = msg.get("buildid")
+            build = None if build is None else int(build)
+            return cls(int(msg["bsid"]), str(msg["test"])[:200], build)
+        except (AttributeError, KeyError, TypeError, ValueError):
+            return None
+
+
+def failing_key(buildset: int) -> tuple[str, str, str]:
+    return ("gate", "failing", str(buildset))
+
+
+def tell_failing(master: Any, note: TestFailingNote) -> None:
+    """Tell the scheduler (on whichever master of a cluster runs it) that a test failed."""
+    master.mq.produce(failing_key(note.buildset), note.to_json())

@@ -35,6 +35,7 @@ from buildbot_gate.model import Refuse
 from buildbot_gate.model import Resume
 from buildbot_gate.model import StartLand
 from buildbot_gate.model import StartTest
+from buildbot_gate.model import TestFailing
 from buildbot_gate.model import decide
 from buildbot_gate.model import tick
 from buildbot_gate.props import DecisionMessage
@@ -104,6 +105,7 @@ class GateScheduler(ClaimsPromptly, ReconfigurableBaseScheduler):
         self._lock = defer.DeferredLock()
         self._state = GateState()
         self._bs_consumer: Any = None
+        self._failing_consumer: Any = None
         self._ticker: task.LoopingCall | None = None
         self._last_change = 0
         self._stepping_down = False
@@ -169,6 +171,11 @@ class GateScheduler(ClaimsPromptly, ReconfigurableBaseScheduler):
         self._bs_consumer = yield self.master.mq.startConsuming(
             self._buildset_complete, ("buildsets", None, "complete")
         )
+        # A test build that prints a failed test says so at once (steps/early.py), on the
+        # cluster's message queue: whichever master runs the build, this one hears it.
+        self._failing_consumer = yield self.master.mq.startConsuming(
+            self._test_failing, protocol.FAILING_ANY
+        )
         self._last_change = yield self.getState(CHANGES_KEY, 0)
         yield self.startConsumingChanges()
         # Builds a dead master left (its own, before a restart) end RETRY still "building".
@@ -185,9 +192,10 @@ class GateScheduler(ClaimsPromptly, ReconfigurableBaseScheduler):
         if self._ticker is not None and self._ticker.running:
             self._ticker.stop()
         self._ticker = None
-        if self._bs_consumer is not None:
-            yield self._bs_consumer.stopConsuming()
-            self._bs_consumer = None
+        for consumer in (self._bs_consumer, self._failing_consumer):
+            if consumer is not None:
+                yield consumer.stopConsuming()
+        self._bs_consumer = self._failing_consumer = None
         # Let a transition in progress finish writing its state before we let go.
         yield self._lock.acquire()
         self._lock.release()
@@ -241,6 +249,17 @@ class GateScheduler(ClaimsPromptly, ReconfigurableBaseScheduler):
         # Every completion is looked at under the lock: the buildset may belong to an item whose
         # start is being recorded right now.
         return self._lock.run(self._conclude, msg["bsid"])
+
+    def _test_failing(self, key: Any, msg: Any) -> Any:
+        note = protocol.TestFailingNote.from_json(msg)
+        if note is None:
+            return None
+        return self._lock.run(self._failing, note)
+
+    async def _failing(self, note: protocol.TestFailingNote) -> None:
+        if self._state.by_buildset(note.buildset) is None:
+            return  # not an item's test buildset: a check run's, an unstable builder's...
+        await self._apply(TestFailing(note.buildset, f"{note.test} failed"))
 
     def _tick(self) -> Any:
         return self._lock.run(self._tick_now)

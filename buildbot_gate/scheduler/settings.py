@@ -54,6 +54,9 @@ class GateSettings:
     gateOnly: str | None = None  # "docs": documentation patches only (a new fleet's first step)
     checkBuilders: Sequence[str] = ()  # test each new patchset once, before approval
     checkPriority: int = -1  # Buildbot's request priority: below the gate's builds (0)
+    # A test build that prints a failed test frees the items behind it at once (they are tested
+    # without it while it goes on); False: they wait for its end.
+    earlyFailure: bool = True
 
     def resolved(self) -> GateSettings:
         """As the scheduler keeps them: lists for the lists, and an hg to run."""
@@ -90,6 +93,8 @@ class GateSettings:
                 yield f"a window is 'serial' or a positive integer, not {w!r}"
         if self.windowFloor is not None and not _positive(self.windowFloor):
             yield "windowFloor must be a positive integer, or None (never shrink the window)"
+        if not isinstance(self.earlyFailure, bool):
+            yield f"earlyFailure is True or False, not {self.earlyFailure!r}"
         if not isinstance(self.checkPriority, int) or isinstance(self.checkPriority, bool):
             yield "checkPriority is an integer (Buildbot's build request priority)"
         elif self.checkPriority >= 0:
@@ -133,6 +138,7 @@ class GateSettings:
             },
             window_floor=self.windowFloor,
             known_failure_rechecks=self.knownFailureRechecks,
+            early_failure=self.earlyFailure,
         )
 
     def launch(self) -> LaunchSettings:

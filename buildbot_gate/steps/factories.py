@@ -57,7 +57,8 @@ def gate_test_factory(
     ``python -m test``), then ``rerun_separator`` if given (regrtest refuses ``--``; a name
     must start with a letter, digit or underscore, so it is never read as an option), then
     their names. ``attribute_failures=False`` (or no ``failed_pattern``) turns it off: any
-    failure ejects the patch.
+    failure ejects the patch. With ``failed_pattern``, the first failed test the run prints is
+    told to the scheduler at once (early failure; GateScheduler's ``earlyFailure`` acts on it).
     """
     attributed = attribute_failures and bool(failed_pattern)
     run = RunTests(

@@ -4,6 +4,7 @@ run, reruns the failed tests to tell a flaky test or a broken tip from the patch
 
 from __future__ import annotations
 
+import functools
 import re
 from typing import TYPE_CHECKING
 from typing import Any
@@ -24,6 +25,8 @@ from buildbot_gate.props import StepOutcome
 from buildbot_gate.steps.base import HgStep
 from buildbot_gate.steps.base import StepFailed
 from buildbot_gate.steps.base import set_outcome
+from buildbot_gate.steps.early import FirstFailedTest
+from buildbot_gate.steps.early import tell_scheduler
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -39,8 +42,10 @@ class RunTests(buildstep.ShellMixin, buildstep.BuildStep):
     """The project's test suite, in the patched checkout, stopped after ``maxTime`` seconds.
 
     With ``failedPattern`` (a regular expression whose first group is a test's name), a failed
-    run records the names of the failed tests in ``gate_failed_tests``. With ``attributed``, a
-    failure only warns, so that :class:`AttributeFailure` after it gives the verdict.
+    run records the names of the failed tests in ``gate_failed_tests``, and the first failed test
+    the output names, as it comes, is told to the scheduler at once (early failure detection,
+    see :mod:`buildbot_gate.steps.early`). With ``attributed``, a failure only warns, so that
+    :class:`AttributeFailure` after it gives the verdict.
     """
 
     name = "test"
@@ -57,11 +62,17 @@ class RunTests(buildstep.ShellMixin, buildstep.BuildStep):
         super().__init__(**kwargs)
         self.failedPattern = failedPattern
         self.attributed = attributed
+        # One compiled pattern for both readers: the observer's lines as they come, and the
+        # whole output after a failed run.
+        self.failed_re: re.Pattern[str] | None = None
         if failedPattern:
             try:
-                re.compile(failedPattern)
+                self.failed_re = re.compile(failedPattern, re.M)
             except re.error as e:
                 config.error(f"RunTests: failedPattern is not a regular expression: {e}")
+            else:
+                found = functools.partial(tell_scheduler, self)
+                self.addLogObserver("stdio", FirstFailedTest(self.failed_re, found))
 
     def run(self) -> Any:
         return defer.ensureDeferred(self._run())
@@ -80,10 +91,10 @@ class RunTests(buildstep.ShellMixin, buildstep.BuildStep):
             return FAILURE
         set_outcome(self, StepOutcome.TEST_FAILED)
         self.descriptionDone = [f"{what} failed (exit {cmd.rc})"]
-        if self.failedPattern:
+        if self.failed_re is not None:
             # regrtest names a failed test on stderr when it runs tests in one process.
             out = bytes2unicode(cmd.stdout or "") + "\n" + bytes2unicode(cmd.stderr or "")
-            names = list(dict.fromkeys(re.findall(self.failedPattern, out, re.M)))
+            names = list(dict.fromkeys(self.failed_re.findall(out)))
             self.setProperty(Prop.FAILED_TESTS, names, self.name)
             if names:
                 self.descriptionDone = [f"{what} failed: {', '.join(names[:5])}"]

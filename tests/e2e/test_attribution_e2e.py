@@ -2,7 +2,7 @@
 tested tree and then on the tip without the patch, before anyone is blamed.
 
 Tests share one gate (module fixture, window 2, attribution by default: no GATE_RERUN_COMMAND,
-so the failed tests rerun with the test command) and run in file order.
+so the failed tests rerun with the test command; early failure off) and run in file order.
 """
 
 from __future__ import annotations
@@ -26,7 +26,9 @@ def world(tmp_path_factory):
     w = GateWorld(
         root / "gate",
         workers=2,
-        env={"GATE_WINDOW": "2"},
+        # Early failure off: a failed run frees nothing behind it before attribution's verdict,
+        # so "nobody is reset" below is attribution's alone (test_early_e2e has both on).
+        env={"GATE_WINDOW": "2", "GATE_EARLY_FAILURE": "0"},
         worker_env={"GATE_SAMPLE_FLAKY_DIR": str(flaky), "GATE_SAMPLE_SLEEP": "1"},
     )
     yield w

@@ -155,7 +155,10 @@ def test_a_failing_middle_patch_is_ejected_and_the_one_behind_retested_without_i
     wait_until(lambda: not any(alive(p) for p in first_runs), 30, "the cancelled runs to stop")
     # Its status says why, as the gate's decision, not as an error of the step it stopped.
     cancelled = [b for b in world.builds_for(third, "linux") if b["results"] == CANCELLED]
-    reason = f"cancelled: reset because issue {broken} ahead failed; tested without it"
+    # Early failure (on by default): reset as soon as the broken patch's run printed its failure.
+    reason = (
+        f"cancelled: reset because issue {broken} ahead is failing its tests; tested without it"
+    )
     assert cancelled[0]["state_string"] == reason
     # Retested on top of the first alone.
     wait_until(

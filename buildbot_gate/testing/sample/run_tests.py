@@ -12,6 +12,9 @@ the gate's failure attribution reruns them by default (``--only [--] NAME...`` t
 # GATE_SAMPLE_FLAKY    if this file exists, remove it and fail: one flaky failure, cured by a rerun
 # GATE_SAMPLE_FLAKY_DIR  a tree holding bench_flaky_<name> fails the first run that sees it (the
 #                      benchmarks' seeded flaky patches); bench_fail_<name> always fails
+# GATE_SAMPLE_LINGER   seconds a failing whole run keeps running after printing its failures
+#                      (flushed), as a long suite goes on after its first failed test; named
+#                      reruns (failure attribution's) never linger
 
 import os
 import sys
@@ -47,7 +50,12 @@ def main(argv: list[str] | None = None) -> int:
         time.sleep(0.1)
         waited += 0.1
     time.sleep(float(os.environ.get("GATE_SAMPLE_SLEEP", "0") or 0))
-    return run_checks(None)
+    status = run_checks(None)
+    linger = float(os.environ.get("GATE_SAMPLE_LINGER", "0") or 0)
+    if status and linger:
+        sys.stdout.flush()  # the failure is out while the run goes on
+        time.sleep(linger)
+    return status
 
 
 def run_checks(only: set[str] | None) -> int:
