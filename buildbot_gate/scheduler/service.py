@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import functools
 from collections import deque
-from collections.abc import Sequence
+from typing import TYPE_CHECKING
 from typing import Any
 from typing import ClassVar
 from typing import assert_never
@@ -48,6 +48,9 @@ from buildbot_gate.scheduler.checks import CheckRuns
 from buildbot_gate.scheduler.known import KnownFailureCheck
 from buildbot_gate.scheduler.launch import BuildsetLauncher
 from buildbot_gate.scheduler.quarantine import WorkerQuarantine
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
 
 log = Logger()
 
