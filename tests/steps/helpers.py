@@ -79,7 +79,6 @@ def checked_clone(recovered=None):
     """An existing clone's check: its .hg listed, no journal of an interrupted transaction (or,
     with ``recovered``, one there and hg recover's exit code)."""
     return [
-        ExpectStat(file="wkdir/.hg", log_environ=False).exit(0),
         ExpectGlob(path="wkdir/.hg/*", log_environ=False)
         .files(["wkdir/.hg/requires", "wkdir/.hg/store"])
         .exit(0),
