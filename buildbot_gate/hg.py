@@ -55,8 +55,9 @@ def import_patch(strip: int) -> tuple[str, ...]:
     return ("import", "--no-commit", "-p", str(strip), "-")
 
 
-def commit(author: str, date: str, logfile: str) -> tuple[str, ...]:
-    return ("commit", "--user", author, "--date", date, "--logfile", logfile)
+def commit(author: str, date: str) -> tuple[str, ...]:
+    """Commit the working copy, the message read from stdin (``--logfile -``)."""
+    return ("commit", "--user", author, "--date", date, "--logfile", "-")
 
 
 def push(rev: str, url: str) -> tuple[str, ...]:

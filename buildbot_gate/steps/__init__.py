@@ -6,7 +6,6 @@ One module per family; the names are re-exported here for ``buildbot.plugins.ste
 from __future__ import annotations
 
 from buildbot_gate.hg import HG_ENV
-from buildbot_gate.steps.apply import COMMIT_MESSAGE_FILE
 from buildbot_gate.steps.apply import ApplyPatch
 from buildbot_gate.steps.base import HgStep
 from buildbot_gate.steps.base import StepFailed
@@ -18,7 +17,6 @@ from buildbot_gate.steps.run import AttributeFailure
 from buildbot_gate.steps.run import RunTests
 
 __all__ = [
-    "COMMIT_MESSAGE_FILE",
     "HG_ENV",
     "RECORD_WAIT",
     "ApplyPatch",

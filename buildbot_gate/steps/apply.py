@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from buildbot.steps.worker import CompositeStepMixin
 from buildbot.util import bytes2unicode
 
 from buildbot_gate import hg
@@ -20,11 +19,8 @@ from buildbot_gate.props import change_prop
 from buildbot_gate.steps.base import HgStep
 from buildbot_gate.steps.base import StepFailed
 
-# Beside the working copy, not in it: hg reads a commit message from here (``--logfile``).
-COMMIT_MESSAGE_FILE = "gate-commit-message.txt"
 
-
-class ApplyPatch(HgStep, CompositeStepMixin):
+class ApplyPatch(HgStep):
     """Commit the patches of the items ahead (speculative pipelining), then the approved diff.
 
     The author, date and message come from the scheduler, so every builder (and the landing
@@ -35,7 +31,6 @@ class ApplyPatch(HgStep, CompositeStepMixin):
     name = "apply_patch"
     description = ["applying patch"]
     descriptionDone = ["patch applied"]
-    logEnviron = False  # for CompositeStepMixin's file commands
 
     async def act(self) -> None:
         ss = self.sourcestamp()
@@ -109,20 +104,11 @@ class ApplyPatch(HgStep, CompositeStepMixin):
                 f"{what} does not apply" if what != "the patch" else "patch does not apply",
             )
         # Never on the command line: buildbot-worker runs a command whose arguments hold a
-        # newline through a .bat file on Windows, which cuts the message. hg reads the file as
-        # it would the argument (lines joined with "\n", then stripped): the same changeset.
-        self.rc_log = self.stdio_log  # where CompositeStepMixin's file commands report
-        path = self.build.path_module.join("..", COMMIT_MESSAGE_FILE)
-        written = await self.downloadFileContentToWorker(path, str(message), workdir=self.workdir)
-        if not written:
-            raise StepFailed(
-                StepOutcome.CHECKOUT_FAILED, "could not write the commit message on the worker"
-            )
-        try:
-            commit = await self.hg(*hg.commit(str(author), str(date), path))
-        finally:
-            where = self.build.path_module.join(self.workdir, path)
-            await self.runRmFile(where, abandonOnFailure=False)
+        # newline through a .bat file on Windows, which cuts the message. On stdin, as UTF-8
+        # bytes whatever the worker's locale: hg reads it as it would the argument (its lines
+        # stripped as it stores any message), the same changeset, and no message file to
+        # write and remove on the worker (two remote commands fewer per commit).
+        commit = await self.hg(*hg.commit(str(author), str(date)), stdin=str(message).encode())
         if commit.didFail():
             raise StepFailed(
                 StepOutcome.CONFLICT, f"{what} changes nothing, or could not be committed"

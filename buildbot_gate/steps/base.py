@@ -62,7 +62,7 @@ class HgStep(buildstep.CommandMixin, buildstep.BuildStep):
         self,
         *args: str,
         collect: bool = False,
-        stdin: str | None = None,
+        stdin: str | bytes | None = None,
         ok: tuple[int, ...] = (0,),
         env: Mapping[str, str] | None = None,
     ) -> remotecommand.RemoteShellCommand:

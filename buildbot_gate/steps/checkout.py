@@ -53,11 +53,17 @@ class GateCheckout(HgStep):
     async def prepare(self, base: str, fresh: bool) -> str | None:
         """Bring the clone to ``base``, clean; None when done, otherwise what went wrong."""
         hgdir = self.build.path_module.join(self.workdir, ".hg")
-        if fresh or not await self.pathExists(hgdir):
+        # One listing tells both whether there is a clone and what is in its .hg: no separate
+        # stat per build. Nothing listed (no .hg, or an empty one): hg init, which refuses an
+        # existing .hg, and then the clone is made again from scratch.
+        listing = [] if fresh else await self.list_hgdir(hgdir)
+        if listing is None:
+            return "could not list .hg"
+        if not listing:
             if (await self.hg(*hg.INIT)).didFail():
                 return "hg init failed"
         else:
-            problem = await self.repair(hgdir)
+            problem = await self.repair(hgdir, listing)
             if problem:
                 return problem
         if not await self.pull(base):
@@ -77,7 +83,15 @@ class GateCheckout(HgStep):
             return "could not purge the working copy"
         return None
 
-    async def repair(self, hgdir: str) -> str | None:
+    async def list_hgdir(self, hgdir: str) -> list[str] | None:
+        """What is in the clone's ``.hg`` (empty when there is none); None when the worker
+        cannot tell."""
+        try:
+            return list(await self.runGlob(self.build.path_module.join(hgdir, "*")))
+        except buildstep.BuildStepFailed:
+            return None
+
+    async def repair(self, hgdir: str, listing: list[str]) -> str | None:
         """Undo what an earlier build or a test run may have left in the clone's ``.hg``.
 
         Repository config (``hgrc``, ``hgrc-not-shared``) is never the gate's: removed (hg
@@ -86,10 +100,6 @@ class GateCheckout(HgStep):
         recover``, even when the pull that follows has nothing to fetch and would not notice it.
         """
         path = self.build.path_module
-        try:
-            listing = await self.runGlob(path.join(hgdir, "*"))
-        except buildstep.BuildStepFailed:
-            return "could not list .hg"
         for found in listing:
             name = path.basename(found)
             if name == "sharedpath":

@@ -68,7 +68,7 @@ class ApplyPatchTest(StepCase):
         )
 
     async def test_a_multi_line_message_never_on_a_command_line_makes_the_same_changeset(self):
-        # Differential, with real hg: the step's way (message in a file) against the way it
+        # Differential, with real hg: the step's way (message on stdin) against the way it
         # committed before (--message): the gate compares these nodes across builders and the
         # landing build, so they must not change.
         message = "Fix it \r\n\nIt broke on Windows, \u00fcnic\u00f6de too.\n\nReviewed-on: x\n\n"
@@ -84,20 +84,20 @@ class ApplyPatchTest(StepCase):
             real_hg(root / clone, "import", "--no-commit", "-p", "1", "-", stdin=DIFF)
         real_hg(root / "before", "commit", "--user", AUTHOR, "--date", "1700000000 0",
                 "--message", message)  # fmt: skip
-        written, argvs = [], []
+        argvs = []
 
         def on_worker(command):
-            # As buildbot-worker would: the downloaded file, then hg in the working copy.
-            (root / "gate-commit-message.txt").write_bytes(written[-1])
+            # As buildbot-worker would: hg in the working copy, the bytes sent on its stdin.
             argvs.append(command.args["command"])
-            real_hg(root / command.args["workdir"], *command.args["command"][1:])
+            stdin = command.args["initial_stdin"].decode("utf-8")
+            real_hg(root / command.args["workdir"], *command.args["command"][1:], stdin=stdin)
 
         self.setup_step(ApplyPatch())
         self.source(info=(AUTHOR, message))
         self.build.setProperty("gate_commit_date", "1700000000 0", "Gate")
         self.expect_commands(
             hg("import", "--no-commit", "-p", "1", "-", initial_stdin=DIFF).exit(0),
-            *committed(AUTHOR, "1700000000 0", message, written, run=on_worker),
+            *committed(AUTHOR, "1700000000 0", message, run=on_worker),
             hg(*IDENT).stdout(f"{NODE} 3:{MANIFEST}\n{OWN_DIFF}").exit(0),
         )
         self.expect_outcome(result=SUCCESS)
@@ -110,33 +110,34 @@ class ApplyPatchTest(StepCase):
             message.strip().replace(" \r\n", "\n"),
         )
 
-    def test_the_message_file_is_removed_even_when_the_commit_fails(self):
+    def test_a_commit_is_one_hg_process_with_the_message_on_stdin(self):
+        # Each remote command costs the master PB messages, log chunks and DB writes: the
+        # message goes to hg's stdin, not into a file written and then removed on the worker.
         self.setup_apply()
-        download, commit, remove = committed(AUTHOR, "1700000000 0", MESSAGE)
+        self.expect_commands(
+            hg("import", "--no-commit", "-p", "1", "-", initial_stdin=DIFF).exit(0),
+            hg(
+                "commit", "--user", AUTHOR, "--date", "1700000000 0", "--logfile", "-",
+                initial_stdin=MESSAGE.encode("utf-8"),
+            ).exit(0),
+            hg(*IDENT).stdout(f"{NODE} 3:{MANIFEST}\n{OWN_DIFF}").exit(0),
+        )  # fmt: skip
+        self.expect_outcome(result=SUCCESS)
+        return self.run_step()
+
+    def test_a_patch_that_changes_nothing_is_a_conflict(self):
+        self.setup_apply()
+        (commit,) = committed(AUTHOR, "1700000000 0", MESSAGE)
         commit.behaviors[-1] = ("rc", 1)
         self.expect_commands(
             hg("import", "--no-commit", "-p", "1", "-", initial_stdin=DIFF).exit(0),
-            download,
             commit,
-            remove,
         )
         self.expect_outcome(
             result=FAILURE,
             state_string="the patch changes nothing, or could not be committed (failure)",
         )
         self.expect_property("gate_outcome", "conflict")
-        return self.run_step()
-
-    def test_a_message_the_worker_cannot_store_is_the_gates_trouble_not_a_conflict(self):
-        self.setup_apply()
-        download = committed(AUTHOR, "1700000000 0", MESSAGE)[0]
-        download.behaviors[-1] = ("rc", 1)
-        self.expect_commands(
-            hg("import", "--no-commit", "-p", "1", "-", initial_stdin=DIFF).exit(0),
-            download,
-        )
-        self.expect_outcome(result=FAILURE)
-        self.expect_property("gate_outcome", "checkout_failed")
         return self.run_step()
 
     def test_patch_that_does_not_apply_is_a_conflict(self):
