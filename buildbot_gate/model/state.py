@@ -39,6 +39,9 @@ class Policy:
     # Failures matching an open entry of the known-failures catalogue rerun this many times per
     # item, uncharged, before they count against the patch.
     known_failure_rechecks: int = 2
+    # At most this many consecutive tested items land in one land build and one push (1: each
+    # item has a land build of its own).
+    land_batch: int = 8
 
     def window(self, branch: str) -> int:
         return max(1, int(self.windows.get(branch, self.default_window)))

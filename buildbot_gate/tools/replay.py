@@ -158,12 +158,20 @@ class _Sim(Farm):
 
 
 def simulate(
-    history: History, window: int, max_attempts: int = 3, rerun_seconds: float | None = None
+    history: History,
+    window: int,
+    max_attempts: int = 3,
+    rerun_seconds: float | None = None,
+    land_batch: int | None = None,
 ) -> Result:
     """Replay ``history`` with a window of ``window``. ``rerun_seconds``: the failed tests are
-    rerun in the same build (GATE_RERUN_COMMAND set; off by default), taking that long."""
+    rerun in the same build (GATE_RERUN_COMMAND set; off by default), taking that long.
+    ``land_batch``: at most this many tested items land in one land build (1: one each;
+    None: the gate's default)."""
     branches = {p.branch for p in history.patches}
     policy = Policy(max_attempts=max_attempts, windows=dict.fromkeys(branches, window))
+    if land_batch is not None:
+        policy = attrs.evolve(policy, land_batch=land_batch)
     sim = _Sim(history, policy, rerun_seconds)
     sim.run()
     start = history.patches[0].approved_at
