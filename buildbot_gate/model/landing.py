@@ -1,8 +1,6 @@
 """Landing: the head of a branch queue and the tested items right behind it, each tested on the
-tree ahead of it plus its own patch, land in one land build and one ``hg push``.
-
-The head carries the land buildset; the items landing with it (its batch) name it as ``lead``.
-"""
+tree ahead of it plus its own patch, land in one land build and one ``hg push``. The head carries
+the land buildset; the items landing with it (its batch) name it as their ``lead``."""
 
 from __future__ import annotations
 
