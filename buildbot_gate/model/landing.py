@@ -67,7 +67,7 @@ def _stacked_behind(state: GateState, head: Item, limit: int) -> list[Item]:
     if head.express or run.rebased_over or run.ahead or run.base is None:
         return []
     pipeline = pipeline_items(state, head.branch)
-    if not pipeline or pipeline[0] is not head:
+    if not pipeline or pipeline[0].key != head.key:
         return []
     chain = [head.issue]
     found: list[Item] = []
