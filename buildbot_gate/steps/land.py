@@ -93,7 +93,8 @@ class CheckLanding(HgStep):
 class Land(CompositeStepMixin, HgStep):
     """Push the tested changeset, and nothing else, to the repository; never with --force.
 
-    Refuses to push when the changeset rebuilt here differs from the one the tests passed on.
+    Refuses to push when the changeset rebuilt here differs from the one the tests passed on;
+    for a batch (``gate_land_batch``), when any of its changesets differs from its item's.
     A push refused because the branch moved (a new remote head) is outcome ``push_race``: the
     scheduler then retests the patch on the new tip.
 
