@@ -60,6 +60,12 @@ def commit(author: str, date: str) -> tuple[str, ...]:
     return ("commit", "--user", author, "--date", date, "--logfile", "-")
 
 
+def chain(count: int) -> tuple[str, ...]:
+    """The nodes of the working copy's parent and its ``count - 1`` first ancestors, oldest
+    first: the changesets a build just committed in a row."""
+    return ("log", "--rev", f".~{count - 1}::.", "--template", "{node}\n")
+
+
 def push(rev: str, url: str) -> tuple[str, ...]:
     """Push ``rev`` and its ancestors only; never with --force."""
     return ("push", "--rev", rev, url)

@@ -44,6 +44,8 @@ class Prop:
     REBASED_OVER: Final = "gate_rebased_over"
     EXPECTED_DIGEST: Final = "gate_expected_digest"
     TESTED_BUILDSET: Final = "gate_tested_buildset"
+    # A land build of several items: [{issue, patchset, node, tested_buildset}], head first.
+    LAND_BATCH: Final = "gate_land_batch"
     CHECK: Final = "gate_check"  # a check build: tested before approval, never pushed
     # Set by the steps.
     OUTCOME: Final = "gate_outcome"
@@ -53,6 +55,7 @@ class Prop:
     DIGEST: Final = "gate_digest"
     FAILED_TESTS: Final = "gate_failed_tests"
     VERDICT: Final = "gate_verdict"
+    LANDED_NODES: Final = "gate_landed_nodes"  # a batch's pushed changesets, in order
 
 
 class StateKey:

@@ -174,3 +174,46 @@ def test_the_journal_the_checkout_looks_for_is_where_hg_recover_finds_a_killed_t
     assert journal.exists()
     assert hg(work, "recover").returncode == 0
     assert not journal.exists()
+
+
+def commit_three(upstream: Path, work: Path) -> list[str]:
+    """Three patches committed in a row on the tip, as a batched land build does: their nodes
+    read back as the Land step reads them (``hg.chain``), oldest first."""
+    from buildbot_gate import hg as hgcmd
+
+    work.mkdir()
+    hg(work, "init", ".")
+    assert hg(work, "pull", "--rev", "tip", str(upstream)).returncode == 0
+    assert hg(work, "update", "--clean", "--rev", "tip").returncode == 0
+    made = []
+    for n in (1, 2, 3):
+        (work / f"b{n}.py").write_text(f"B = {n}\n")
+        assert hg(work, "commit", "-A", *COMMIT[:4], "--message", f"Batched {n}").returncode == 0
+        made.append(hg(work, "log", "--rev", ".", "--template", "{node}").stdout)
+    chain = hg(work, *hgcmd.chain(3))
+    assert chain.stdout.split() == made
+    return made
+
+
+def upstream_nodes(upstream: Path) -> set[str]:
+    return set(hg(upstream, "log", "--template", "{node}\n").stdout.split())
+
+
+def test_one_push_of_the_last_changeset_lands_the_batch_in_order(upstream: Path, tmp_path: Path):
+    made = commit_three(upstream, tmp_path / "w1")
+    assert hg(tmp_path / "w1", "push", "--rev", made[-1], str(upstream)).returncode == 0
+    order = hg(upstream, "log", "--rev", "1:", "--template", "{node}\n").stdout.split()
+    assert order == made
+
+
+def test_a_push_the_server_refuses_for_one_changeset_lands_none_of_the_batch(
+    upstream: Path, tmp_path: Path
+):
+    # A server hook that refuses the second changeset's file: the first, fine on its own, does
+    # not land either; a batch is one transaction (nothing lands partially).
+    made = commit_three(upstream, tmp_path / "w1")
+    refuse = "hooks.pretxnchangegroup.gate_test=test -z \"$(hg log -r 'file(b2.py)' -T x)\""
+    push = hg(tmp_path / "w1", "--config", refuse, "push", "--rev", made[-1], str(upstream))
+    assert push.returncode not in (0, 1), push.stdout + push.stderr
+    assert "pretxnchangegroup.gate_test hook exited with status 1" in push.stdout + push.stderr
+    assert not upstream_nodes(upstream) & set(made)

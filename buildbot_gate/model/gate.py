@@ -11,10 +11,8 @@ import attrs
 
 from buildbot_gate.model.early import passed_after_all
 from buildbot_gate.model.early import test_failing
-from buildbot_gate.model.express import keep_disjoint_results
 from buildbot_gate.model.express import merge_now
 from buildbot_gate.model.express import pipeline_items
-from buildbot_gate.model.holds import push_refused
 from buildbot_gate.model.holds import resume_branch
 from buildbot_gate.model.items import Action
 from buildbot_gate.model.items import Approved
@@ -31,11 +29,17 @@ from buildbot_gate.model.items import Recheck
 from buildbot_gate.model.items import Resume
 from buildbot_gate.model.items import ResumeBranch
 from buildbot_gate.model.items import StartFailed
-from buildbot_gate.model.items import StartLand
 from buildbot_gate.model.items import StartTest
 from buildbot_gate.model.items import TestFailing
 from buildbot_gate.model.items import TestStarted
 from buildbot_gate.model.items import Withdrawn
+from buildbot_gate.model.landing import LAND_OUTCOMES
+from buildbot_gate.model.landing import begin_landing
+from buildbot_gate.model.landing import land_finished
+from buildbot_gate.model.landing import land_started
+from buildbot_gate.model.landing import lead_of
+from buildbot_gate.model.landing import release_batch
+from buildbot_gate.model.landing import start_land
 from buildbot_gate.model.recheck import recheck
 from buildbot_gate.model.resets import Transition
 from buildbot_gate.model.resets import cancel
@@ -155,7 +159,7 @@ def _started(step: Transition, ev: TestStarted | LandStarted) -> None:
             ),
         )
     else:
-        step.replace(item, item.with_run(buildset=ev.buildset))
+        land_started(step, item, ev.buildset)
 
 
 def _start_failed(step: Transition, ev: StartFailed) -> None:
@@ -174,11 +178,13 @@ def _resume(step: Transition) -> None:
         current = step.state.find(item.issue, item.branch)
         if current is None or current.current_run.buildset is not None:
             continue
+        if lead_of(step.state, current) is not current:
+            continue  # lands in the build of the item ahead of it, started with that one
         if current.current_run.retry_pending:
             continue  # _schedule starts it again: the held set is cleared below
         if current.state == ItemState.LANDING and current.current_run.tested_node:
             # Tests passed but the land buildset was never created: create it now.
-            step.emit(StartLand(current))
+            step.emit(start_land(step.state, current))
         elif current.state in (ItemState.TESTING, ItemState.LANDING):
             reset(step, current, "gate restarted before its build was created")
     step.state = attrs.evolve(step.state, held=frozenset())
@@ -188,15 +194,17 @@ def _finished(step: Transition, ev: BuildsetFinished, policy: Policy) -> None:
     found = step.state.by_buildset(ev.buildset)
     if found is None:
         return  # a buildset of a withdrawn or already-decided item
+    found = lead_of(step.state, found)
     item = step.replace(found, found.with_run(buildset=None))  # finished: nothing to cancel
+    release_batch(step, item)
     if ev.verdict:
         item = step.replace(item, attrs.evolve(item, verdicts=(*item.verdicts, ev.verdict)))
     if ev.outcome == Outcome.PASSED and item.branch in step.state.tip_broken:
         step.state = attrs.evolve(step.state, tip_broken=step.state.tip_broken - {item.branch})
     if item.state == ItemState.TESTING:
         _test_finished(step, item, ev, policy)
-    elif item.state == ItemState.LANDING:
-        _land_finished(step, item, ev, policy)
+    elif item.state == ItemState.LANDING and ev.outcome in LAND_OUTCOMES:
+        land_finished(step, item, ev, policy)
     else:
         _infra_failure(step, item, ev, policy)
 
@@ -231,45 +239,6 @@ def _test_finished(step: Transition, item: Item, ev: BuildsetFinished, policy: P
             _failing(step, item, ev.detail or ev.outcome.value, policy)
     else:
         _infra_failure(step, item, ev, policy)
-
-
-def _land_finished(step: Transition, item: Item, ev: BuildsetFinished, policy: Policy) -> None:
-    if ev.outcome == Outcome.LANDED:
-        landed = attrs.evolve(
-            item.with_run(buildset=None),
-            state=ItemState.LANDED,
-            landed_node=ev.node,
-            reason=ev.detail,
-        )
-        step.finish(item, landed)
-        if item.express:
-            spared = keep_disjoint_results(step, landed) or "no patch was in the pipeline"
-            step.emit(Notify(landed, Decision.LANDED, spared))
-            return
-        step.emit(Notify(landed, Decision.LANDED, ev.detail))
-        resize_window(step, item.branch, policy, grow=True)
-        _rebase_behind(step, landed)
-    elif ev.outcome == Outcome.PUSH_REFUSED:
-        push_refused(step, item, ev, policy)
-    elif ev.outcome == Outcome.PUSH_RACE:
-        # The branch moved under the gate: every tree tested on the old tip is stale.
-        reason = "the branch moved before the push; retesting"
-        for other in step.state.queue(item.branch):
-            current = step.state.find(other.issue, other.branch)
-            if current is not None and current.state != ItemState.QUEUED:
-                again = reset(step, current, reason)
-                decision = Decision.REQUEUED if current.issue == item.issue else Decision.RESET
-                step.emit(Notify(again, decision, reason))
-    else:
-        _infra_failure(step, item, ev, policy)
-
-
-def _rebase_behind(step: Transition, landed: Item) -> None:
-    """``landed`` is now part of the branch: the items tested on it are now based on its node."""
-    for other in list(step.state.items):
-        if other.branch == landed.branch and landed.issue in other.current_run.ahead:
-            ahead = tuple(i for i in other.current_run.ahead if i != landed.issue)
-            step.replace(other, other.with_run(ahead=ahead, base=landed.landed_node))
 
 
 def _failing(step: Transition, item: Item, reason: str, policy: Policy) -> None:
@@ -310,7 +279,7 @@ def _retry_pending(step: Transition, branch: str) -> None:
             continue
         again = step.replace(item, item.with_run(retry_pending=False))
         if again.state == ItemState.LANDING:
-            step.emit(StartLand(again))
+            step.emit(start_land(step.state, again))
         else:
             step.emit(StartTest(again, _stack(step.state, again)))
 
@@ -360,10 +329,7 @@ def _settle_head(step: Transition, branch: str, policy: Policy) -> None:
         # An express item lands next: until it has, the tip is kept still for it.
         head = express[0] if express else pipeline[0] if pipeline else None
         if head is not None and head.state == ItemState.TESTED:
-            landing = step.replace(
-                head, attrs.evolve(head, state=ItemState.LANDING, reason="landing")
-            )
-            step.emit(StartLand(landing))
+            begin_landing(step, head, policy)
         return
 
 

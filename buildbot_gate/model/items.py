@@ -83,6 +83,8 @@ class Run:
     # Its test build printed a failed test and goes on (rerunning it): the items behind it were
     # reset onto trees without it, and are stacked without it until its build ends.
     failing_early: bool = False
+    # Landing in the land build (and push) of the item ahead of it, this issue: see landing.py.
+    lead: int | None = None
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Run:
@@ -285,6 +287,8 @@ class BuildsetFinished:
     # and the entry's link. The model reruns it uncharged, up to its policy's cap.
     known: str | None = None
     known_link: str | None = None
+    # A land build of several items (StartLand.batch): the node pushed for each, head first.
+    nodes: tuple[str, ...] = ()
 
 
 @attrs.frozen
@@ -332,9 +336,13 @@ class StartTest:
 class StartLand:
     """Create the land buildset: same base, same patch, push ``item.tested_node``; or, for an
     item ``rebased_over`` express items, the same patch on the new tip, whose own diff must be
-    the tested one (``item.tested_digest``)."""
+    the tested one (``item.tested_digest``).
+
+    ``batch``: the items right behind it whose tested trees are its tested tree plus their own
+    patches, in order: the same build commits them on top and one ``hg push`` lands them all."""
 
     item: Item
+    batch: tuple[Item, ...] = ()
 
 
 @attrs.frozen

@@ -46,6 +46,9 @@ class Policy:
     # the tail of the queue, behind them (one run; it lands after patches approved later), off:
     # they are all tested again on top of it (it lands in its turn).
     flake_to_tail: bool = False
+    # At most this many consecutive tested items land in one land build and one push (1: each
+    # item has a land build of its own).
+    land_batch: int = 8
 
     def window(self, branch: str) -> int:
         return max(1, int(self.windows.get(branch, self.default_window)))

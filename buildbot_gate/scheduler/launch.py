@@ -78,27 +78,35 @@ class BuildsetLauncher:
         the stable fleet (or the docs builders), or the land build that pushes the tested node.
         Returns the event that says which buildset it is, or why none could be created."""
         land = isinstance(action, StartLand)
-        stack = () if isinstance(action, StartLand) else action.stack
-        item = action.item
+        stack: Sequence[Item] = () if isinstance(action, StartLand) else action.stack
+        item = head = action.item
+        batch: Sequence[Item] = action.batch if isinstance(action, StartLand) else ()
+        if batch:
+            # Built as the last one's test build was: its patch on the head's base, the
+            # patches ahead of it committed first; each changeset must be its item's tested one.
+            item, stack = batch[-1], (head, *batch[:-1])
         try:
             plan = await self._plan(item, land=land, stack=stack)
         except (StartError, TipError, DiffError) as e:
-            log.warn("{item}: could not start: {e}", item=item.describe(), e=e)
-            return StartFailed(item.issue, item.branch, str(e))
+            log.warn("{item}: could not start: {e}", item=head.describe(), e=e)
+            return StartFailed(head.issue, head.branch, str(e))
         cfg = self.settings
         docs_only = not land and self._docs_only(item.branch, plan.summary.paths)
         props = self._properties(item, plan, land=land, docs_only=docs_only)
+        if batch:
+            props.setProperty(Prop.LAND_BATCH, [_landing(i) for i in (head, *batch)], "Gate")
         if land:
             builders: Sequence[str] = [cfg.land_builder]
         else:
             builders = cfg.docs_builders if docs_only else cfg.test_builders
         kind = "land" if land else "docs" if docs_only else "test"
         on_top = f" on top of {', '.join(str(o.issue) for o in stack)}" if stack else ""
+        first = f"{head.issue}-{head.patchset}-" if batch else ""
         bsid, _ = await self._add_buildset(
             sourcestamps=[plan.sourcestamp],
             reason=f"{'land ' if land else ''}issue {item.issue} ps {item.patchset}: "
             f"{item.subject}{on_top}",
-            external_idstring=f"gate-{kind}-{item.issue}-{item.patchset}-{item.branch}",
+            external_idstring=f"gate-{kind}-{first}{item.issue}-{item.patchset}-{item.branch}",
             properties=props,
             builderNames=builders,
         )
@@ -111,7 +119,7 @@ class BuildsetLauncher:
             on_top=on_top,
         )
         if land:
-            return LandStarted(item.issue, item.branch, bsid)
+            return LandStarted(head.issue, head.branch, bsid)
         advisory = None
         if cfg.unstable_builders and not docs_only:
             # Run, for information only, on the builders that do not gate.
@@ -222,6 +230,17 @@ class BuildsetLauncher:
         if not self.settings.docs_builders:
             return False
         return all_match(paths, per_branch(self.settings.docs_paths, branch, ()))
+
+
+def _landing(item: Item) -> dict[str, Any]:
+    """What a batched land build checks and the auditor reads of one item in it."""
+    run = item.current_run
+    return {
+        "issue": item.issue,
+        "patchset": item.patchset,
+        "node": run.tested_node,
+        "tested_buildset": run.tested_buildset,
+    }
 
 
 def _commit_date(change: dict[str, Any]) -> str:

@@ -51,6 +51,7 @@ class BuildReport:
     digest: str | None = None  # the tested commit's own change (gate_digest)
     failed_text: str | None = None  # what the failed step said (its text, passwords hidden)
     buildid: int | None = None  # to read its steps' logs (known failures)
+    landed_nodes: tuple[str, ...] = ()  # a batched land build's pushed changesets, in order
 
     def describe(self) -> str:
         where = f"{self.builder} (build {self.number})" if self.number is not None else self.builder
@@ -103,6 +104,7 @@ async def read_builds(master: Any, bsid: int) -> list[BuildReport]:
                 if failed_steps
                 else None,
                 buildid=build["buildid"],
+                landed_nodes=tuple(str(n) for n in prop_value(props, Prop.LANDED_NODES) or ()),
             )
         )
     return reports
@@ -186,7 +188,9 @@ def landed(bsid: int, reports: list[BuildReport]) -> BuildsetFinished:
     if r is None:
         return BuildsetFinished(bsid, Outcome.INFRA, detail="land build never ran")
     if r.outcome == StepOutcome.LANDED and r.results in (SUCCESS, WARNINGS):
-        return BuildsetFinished(bsid, Outcome.LANDED, node=r.node, detail=_on(r))
+        return BuildsetFinished(
+            bsid, Outcome.LANDED, node=r.node, detail=_on(r), nodes=r.landed_nodes
+        )
     if r.outcome == StepOutcome.PUSH_RACE:
         return BuildsetFinished(bsid, Outcome.PUSH_RACE, detail=f"branch moved ({_on(r)})")
     if r.outcome == StepOutcome.PUSH_FAILED:

@@ -34,6 +34,7 @@ class GateSettings:
     landBuilder: str | None = None
     maxAttempts: int = 3
     pushAttempts: int = 3
+    landBatch: int = 8  # tested items landed in one land build and one push (1: one each)
     retryInterval: float = 30
     hgbin: str | None = None
     window: Any = "serial"  # or {branch: window, "*": fallback}
@@ -87,6 +88,8 @@ class GateSettings:
             yield "maxAttempts must be a positive integer"
         if not _positive(self.pushAttempts):
             yield "pushAttempts (refused pushes before a branch is held) must be a positive integer"
+        if not _positive(self.landBatch):
+            yield "landBatch (patches landed in one push) must be a positive integer (1: one each)"
         window = self.window
         for w in window.values() if isinstance(window, Mapping) else [window]:
             if admission.window_size(w) is None:
@@ -132,6 +135,7 @@ class GateSettings:
         return Policy(
             max_attempts=self.maxAttempts,
             push_attempts=self.pushAttempts,
+            land_batch=self.landBatch,
             windows={
                 b: admission.window_size(per_branch(self.window, b, "serial")) or 1
                 for b in self.branches

@@ -44,42 +44,57 @@ class CheckLanding(HgStep):
     descriptionDone = ["the gate's current landing"]
 
     async def act(self) -> None:
-        issue, branch = self.getProperty(Prop.ISSUE), self.getProperty(Prop.BRANCH)
+        branch = self.getProperty(Prop.BRANCH)
+        # A batched landing pushes every item of it: each must still be landing in this build.
+        batch = self.getProperty(Prop.LAND_BATCH) or []
+        issues = [e.get("issue") for e in batch] or [self.getProperty(Prop.ISSUE)]
         buildsets = {request.bsid for request in self.build.requests}
         scheduler = str(self.getProperty("scheduler") or "")
-        refusal = f"not the gate's current landing for issue {issue}: nothing pushed"
         waited = 0.0
         while True:
-            item = await self._item(scheduler, issue, branch)
-            if (
+            items = await self._items(scheduler, issues, branch)
+            if all(
                 item is not None
                 and item.state == ItemState.LANDING
                 and item.current_run.buildset in buildsets
+                for item in items
             ):
                 return
-            pending = (
-                item is not None
-                and item.state == ItemState.LANDING
-                and not item.current_run.buildset
-            )
-            if not pending or waited >= RECORD_WAIT:
-                raise StepFailed(StepOutcome.NOT_CURRENT, refusal)
+            # Landing in another build, or not landing: never to be ours. Landing with no
+            # buildset yet: the scheduler is about to record this one.
+            stale = [
+                issue
+                for issue, item in zip(issues, items, strict=True)
+                if item is None
+                or item.state != ItemState.LANDING
+                or item.current_run.buildset not in (None, *buildsets)
+            ]
+            if stale or waited >= RECORD_WAIT:
+                which = ", ".join(map(str, stale or issues))
+                raise StepFailed(
+                    StepOutcome.NOT_CURRENT,
+                    f"not the gate's current landing for issue {which}: nothing pushed",
+                )
             await task.deferLater(self.master.reactor, _POLL, lambda: None)
             waited += _POLL
 
-    async def _item(self, scheduler: str, issue: Any, branch: Any) -> Any:
+    async def _items(self, scheduler: str, issues: list[Any], branch: Any) -> list[Any]:
         objectid = await self.master.db.state.getObjectId(scheduler, "GateScheduler")
         state = GateState.from_json(await self.master.db.state.getState(objectid, STATE_KEY, None))
-        try:
-            return state.find(int(issue), str(branch))
-        except (TypeError, ValueError):
-            return None
+        found = []
+        for issue in issues:
+            try:
+                found.append(state.find(int(issue), str(branch)))
+            except (TypeError, ValueError):
+                found.append(None)
+        return found
 
 
 class Land(CompositeStepMixin, HgStep):
     """Push the tested changeset, and nothing else, to the repository; never with --force.
 
-    Refuses to push when the changeset rebuilt here differs from the one the tests passed on.
+    Refuses to push when the changeset rebuilt here differs from the one the tests passed on;
+    for a batch (``gate_land_batch``), when any of its changesets differs from its item's.
     A push refused because the branch moved (a new remote head) is outcome ``push_race``: the
     scheduler then retests the patch on the new tip.
 
@@ -114,12 +129,20 @@ class Land(CompositeStepMixin, HgStep):
 
     async def act(self) -> None:
         node = self.getProperty(Prop.NODE)
-        self.check_tested(node)
+        batch = self.getProperty(Prop.LAND_BATCH) or []
+        if batch:
+            nodes = await self.check_batch(batch)
+        else:
+            self.check_tested(node)
+        # One push of the last changeset lands its ancestors with it, in one transaction.
         push = await self.push(node)
         said = bytes2unicode(push.stdout) + bytes2unicode(push.stderr)
         if push.rc == 0 or (push.rc == 1 and "no changes found" in said):
             set_outcome(self, StepOutcome.LANDED)
             self.descriptionDone = [f"pushed {node[:12]}"]
+            if batch:
+                self.setProperty(Prop.LANDED_NODES, nodes, self.name)
+                self.descriptionDone = [f"pushed {len(nodes)} changesets up to {node[:12]}"]
             return
         if "new remote head" in said:
             raise StepFailed(
@@ -128,6 +151,21 @@ class Land(CompositeStepMixin, HgStep):
         last = [line for line in said.splitlines() if line.strip()]
         why = last[-1] if last else f"exit {push.rc}"
         raise StepFailed(StepOutcome.PUSH_FAILED, redact(f"push failed: {why}"))
+
+    async def check_batch(self, batch: list[dict[str, Any]]) -> list[str]:
+        """Refuse unless the changesets committed here are, one by one, the tested ones."""
+        log = await self.hg(*hg.chain(len(batch)), collect=True)
+        nodes = bytes2unicode(log.stdout).split()
+        if log.didFail() or len(nodes) != len(batch):
+            raise StepFailed(StepOutcome.TREE_MISMATCH, "could not read the committed changesets")
+        for entry, node in zip(batch, nodes, strict=True):
+            if node != entry.get("node"):
+                raise StepFailed(
+                    StepOutcome.TREE_MISMATCH,
+                    f"rebuilt issue {entry.get('issue')} as {node[:12]} but its tests passed on "
+                    f"{str(entry.get('node'))[:12]}: not pushed",
+                )
+        return nodes
 
     def check_tested(self, node: Any) -> None:
         """Refuse unless ``node`` is what the tests passed on (or, rebased, the same change)."""

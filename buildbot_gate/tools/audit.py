@@ -121,60 +121,98 @@ def _audit(
     pushed: set[str] = set()
     # (issue, branch) -> the node its green land build pushed
     landed_as: dict[tuple[Any, Any], str] = {}
-    for b in builds:
-        p = props.get(b.id, {})
-        if p.get(Prop.OUTCOME) == StepOutcome.LANDED and b.results == SUCCESS:
-            landed_as[(p.get(Prop.ISSUE), p.get(Prop.BRANCH))] = str(p.get(Prop.NODE) or "")
-    for b in builds:
-        p = props.get(b.id, {})
-        if p.get(Prop.OUTCOME) != StepOutcome.LANDED or b.results != SUCCESS:
-            continue
-        node = str(p.get(Prop.NODE) or "")
-        landing = Landing(node, f"{builders.get(b.builderid, b.builderid)} #{b.number}")
-        report.landings.append(landing)
-        pushed.add(node)
-        if node not in changesets:
-            landing.problems.append("the pushed changeset is not in the repository")
-            continue
-        manifest = changesets[node][0]
-        tested_bs = p.get(Prop.TESTED_BUILDSET)
-        if not isinstance(tested_bs, int):
-            landing.problems.append("the land build names no tested buildset")
-            continue
-        rebased_over = p.get(Prop.REBASED_OVER) or []
-        if rebased_over:
-            _check_rebased(landing, p, rebased_over, landed_as, change_of)
-        done = latest_in_buildset.get(tested_bs, {})
-        for brid in requests.get(tested_bs, []):
-            t = done.get(brid)
-            if t is None:
-                landing.problems.append(f"build request {brid} of buildset {tested_bs} never ran")
-                continue
-            tp = props.get(t.id, {})
-            where = f"{builders.get(t.builderid, t.builderid)} #{t.number}"
-            if t.results != SUCCESS or tp.get(Prop.OUTCOME) != StepOutcome.TESTED:
-                landing.problems.append(f"{where} was not green")
-            elif rebased_over:
-                if tp.get(Prop.DIGEST) != p.get(Prop.DIGEST):
-                    landing.problems.append(f"{where} tested another change (digest differs)")
-                else:
-                    tested_as = str(tp.get(Prop.NODE))[:12]
-                    over = ", ".join(map(str, rebased_over))
-                    landing.tested_on.append(f"{where} (as {tested_as}, rebased over {over})")
-            elif tp.get(Prop.NODE) != node:
-                landing.problems.append(f"{where} tested {str(tp.get(Prop.NODE))[:12]}")
-            elif tp.get(Prop.MANIFEST) != manifest:
-                landing.problems.append(f"{where} tested another tree (manifest differs)")
-            else:
-                landing.tested_on.append(where)
-        if not landing.tested_on and not landing.problems:
-            landing.problems.append(f"buildset {tested_bs} has no builds")
-        docs = [props.get(t.id, {}) for t in done.values()]
-        docs = [tp for tp in docs if tp.get(Prop.DOCS_ONLY)]
-        if docs:
-            _check_docs_only(landing, docs, change_of)
+    green = [
+        b
+        for b in builds
+        if props.get(b.id, {}).get(Prop.OUTCOME) == StepOutcome.LANDED and b.results == SUCCESS
+    ]
+    for b in green:
+        p = props[b.id]
+        for issue, node, _ in _pushed(p):
+            landed_as[(issue, p.get(Prop.BRANCH))] = node
+    seen = _Seen(builders, props, latest_in_buildset, requests, changesets, change_of, landed_as)
+    for b in green:
+        p = props[b.id]
+        where = f"{builders.get(b.builderid, b.builderid)} #{b.number}"
+        for _, node, tested_bs in _pushed(p):
+            landing = Landing(node, where)
+            report.landings.append(landing)
+            pushed.add(node)
+            _check_landing(landing, p, tested_bs, seen)
     report.unaccounted = [n for n, (_, gate) in changesets.items() if gate and n not in pushed]
     return report
+
+
+@attrs.frozen
+class _Seen:
+    """What the auditor read of the database and the repository."""
+
+    builders: dict[int, str]
+    props: dict[int, dict[str, Any]]
+    latest_in_buildset: dict[int, dict[int, Any]]
+    requests: dict[int, list[int]]
+    changesets: dict[str, tuple[str, bool]]
+    change_of: Callable[[str], tuple[str, frozenset[str]]]
+    landed_as: dict[tuple[Any, Any], str]
+
+
+def _pushed(p: dict[str, Any]) -> list[tuple[Any, str, Any]]:
+    """(issue, node, tested buildset) of each changeset a green land build pushed: its one, or
+    each of a batched landing's, in order (one push, each changeset tested on its own)."""
+    batch = p.get(Prop.LAND_BATCH) or []
+    if not batch:
+        return [(p.get(Prop.ISSUE), str(p.get(Prop.NODE) or ""), p.get(Prop.TESTED_BUILDSET))]
+    nodes = [str(n) for n in p.get(Prop.LANDED_NODES) or []]
+    if len(nodes) != len(batch):
+        # Checked as a landing of nothing tested: the land build is a problem, not ignored.
+        return [(e.get("issue"), str(p.get(Prop.NODE) or ""), None) for e in batch]
+    pairs = zip(batch, nodes, strict=True)
+    return [(e.get("issue"), node, e.get("tested_buildset")) for e, node in pairs]
+
+
+def _check_landing(landing: Landing, p: dict[str, Any], tested_bs: Any, seen: _Seen) -> None:
+    """The pushed changeset is in the repository and every build of its tested buildset was
+    green on exactly it (or on its change, for a landing rebased over express items)."""
+    node = landing.node
+    if node not in seen.changesets:
+        landing.problems.append("the pushed changeset is not in the repository")
+        return
+    manifest = seen.changesets[node][0]
+    if not isinstance(tested_bs, int):
+        landing.problems.append("the land build names no tested buildset")
+        return
+    rebased_over = p.get(Prop.REBASED_OVER) or []
+    if rebased_over:
+        _check_rebased(landing, p, rebased_over, seen.landed_as, seen.change_of)
+    done = seen.latest_in_buildset.get(tested_bs, {})
+    for brid in seen.requests.get(tested_bs, []):
+        t = done.get(brid)
+        if t is None:
+            landing.problems.append(f"build request {brid} of buildset {tested_bs} never ran")
+            continue
+        tp = seen.props.get(t.id, {})
+        where = f"{seen.builders.get(t.builderid, t.builderid)} #{t.number}"
+        if t.results != SUCCESS or tp.get(Prop.OUTCOME) != StepOutcome.TESTED:
+            landing.problems.append(f"{where} was not green")
+        elif rebased_over:
+            if tp.get(Prop.DIGEST) != p.get(Prop.DIGEST):
+                landing.problems.append(f"{where} tested another change (digest differs)")
+            else:
+                tested_as = str(tp.get(Prop.NODE))[:12]
+                over = ", ".join(map(str, rebased_over))
+                landing.tested_on.append(f"{where} (as {tested_as}, rebased over {over})")
+        elif tp.get(Prop.NODE) != node:
+            landing.problems.append(f"{where} tested {str(tp.get(Prop.NODE))[:12]}")
+        elif tp.get(Prop.MANIFEST) != manifest:
+            landing.problems.append(f"{where} tested another tree (manifest differs)")
+        else:
+            landing.tested_on.append(where)
+    if not landing.tested_on and not landing.problems:
+        landing.problems.append(f"buildset {tested_bs} has no builds")
+    docs = [seen.props.get(t.id, {}) for t in done.values()]
+    docs = [tp for tp in docs if tp.get(Prop.DOCS_ONLY)]
+    if docs:
+        _check_docs_only(landing, docs, seen.change_of)
 
 
 def _check_rebased(

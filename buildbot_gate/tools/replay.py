@@ -102,7 +102,7 @@ class _Sim(Farm):
 
     def start_land(self, action: StartLand) -> Event:
         item = action.item
-        bs = self.new_buildset("land", item)
+        bs = self.new_buildset("land", item, tuple(action.batch))  # pushed with it, in order
         self.run_build(bs, "land", self.h.land_seconds)
         return LandStarted(item.issue, item.branch, bs.bsid)
 
@@ -167,8 +167,10 @@ class _Sim(Farm):
             return
         item = bs.item
         if bs.kind == "land":
-            self.push(item.branch, (*self.tip(item.branch, ()), item.issue))
-            self.apply(BuildsetFinished(bsid, Outcome.LANDED, node=item.current_run.tested_node))
+            landing = (item, *(bs.tree or ()))
+            self.push(item.branch, (*self.tip(item.branch, ()), *(i.issue for i in landing)))
+            nodes = tuple(str(i.current_run.tested_node) for i in landing)
+            self.apply(BuildsetFinished(bsid, Outcome.LANDED, node=nodes[-1], nodes=nodes))
         elif self.fates.get(item.key) == "conflict":
             self.apply(BuildsetFinished(bsid, Outcome.CONFLICT))
         elif bs.failed:
@@ -201,12 +203,15 @@ def simulate(
     fail_seed: int = 0,
     early_failure: bool = True,
     flake_to_tail: bool = False,
+    land_batch: int | None = None,
 ) -> Result:
     """Replay ``history`` with a window of ``window``. ``rerun_seconds``: the failed tests are
     rerun in the same build (GATE_RERUN_COMMAND set; off by default), taking that long.
     ``fail_at``: when a failing run prints its failure ("end": known when it ends; "uniform": at
     :func:`~buildbot_gate.model.farm.failure_point` of ``fail_seed``, the gate then hearing
-    TestFailing, acted on unless ``early_failure`` is off; ``flake_to_tail``: see Policy)."""
+    TestFailing, acted on unless ``early_failure`` is off; ``flake_to_tail``: see Policy).
+    ``land_batch``: at most this many tested items land in one land build (1: one each; None:
+    the gate's default)."""
     branches = {p.branch for p in history.patches}
     policy = Policy(
         max_attempts=max_attempts,
@@ -214,6 +219,8 @@ def simulate(
         early_failure=early_failure,
         flake_to_tail=flake_to_tail,
     )
+    if land_batch is not None:
+        policy = attrs.evolve(policy, land_batch=land_batch)
     sim = _Sim(history, policy, rerun_seconds, fail_at, fail_seed)
     sim.run()
     start = history.patches[0].approved_at

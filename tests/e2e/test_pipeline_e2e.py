@@ -17,6 +17,7 @@ from buildbot_gate.testing.processes import run
 from buildbot_gate.testing.processes import tool
 from buildbot_gate.testing.processes import wait_until
 from buildbot_gate.testing.world import GateWorld
+from buildbot_gate.testing.world import edit_diff
 from buildbot_gate.testing.world import new_file_diff
 
 pytestmark = pytest.mark.e2e
@@ -226,6 +227,55 @@ def test_news_entries_as_fragments_never_conflict_and_the_shared_file_is_refused
     comment = world.wait_comment(shared, "Not queued")
     assert "Misc/NEWS" in comment and "Misc/NEWS.d/next/" in comment
     assert world.builds_for(shared) == []
+
+
+def test_three_patches_tested_together_land_in_one_land_build_with_one_push(world):
+    # The head's runs wait on a file; the two behind it, whose trees clear sample_wait.txt
+    # again, pass first: when the head passes, all three are tested and land together.
+    gate = world.root / "batch-head-may-finish"
+    gate.write_text("wait\n")
+    before = world.upstream.hg("cat", "-r", "default", "sample_wait.txt")  # an earlier test's
+    waits = edit_diff("sample_wait.txt", before, f"{gate}\n")
+    clears = edit_diff("sample_wait.txt", f"{gate}\n", "\n")
+    issues = [
+        world.approve("Batched 1", waits + new_file_diff("batched1.py", ["B = 1"]), ENH),
+        world.approve("Batched 2", clears + new_file_diff("batched2.py", ["B = 2"]), ENH),
+        world.approve("Batched 3", new_file_diff("batched3.py", ["B = 3"]), ENH),
+    ]
+
+    def states() -> dict[int, str]:
+        data = world.queue()
+        return {i["issue"]: i["state"] for b in data["branches"] for i in b["items"]}
+
+    wait_until(
+        lambda: [states().get(i) for i in issues] == ["testing", "tested", "tested"],
+        120,
+        "the two patches behind the head to pass",
+    )
+    gate.unlink()
+    for issue in issues:
+        world.wait_comment(issue, "Landed", timeout=120)
+    lands = [b for i in issues for b in world.builds_for(i, "gate-land")]
+    assert len(lands) == 1, lands  # one land build for the three (it names the last one)
+    (land,) = lands
+    assert [e["issue"] for e in prop(land, "gate_land_batch")] == issues
+    # Each pushed changeset is its patch's own, on top of the one before, and exactly the node
+    # both stable builders tested for that patch.
+    pushed = [c for c in world.upstream.log() if c["desc"].startswith("Batched")]
+    assert [c["desc"].splitlines()[0] for c in pushed] == ["Batched 1", "Batched 2", "Batched 3"]
+    assert prop(land, "gate_landed_nodes") == [c["node"] for c in pushed]
+    for issue, changeset in zip(issues, pushed, strict=True):
+        tested = {
+            prop(b, "gate_node")
+            for builder in STABLE
+            for b in world.builds_for(issue, builder)
+            if b["results"] == SUCCESS
+        }
+        assert tested == {changeset["node"]}, (issue, tested)
+    # One push, of the last changeset: hg push ran once in the land build.
+    said = world.master.rest.raw(f"builds/{land['buildid']}/steps/land/logs/stdio/raw")
+    assert said.count("push --rev") == 1 and f"push --rev {pushed[-1]['node']}" in said, said
+    # The auditor, at the end of the module, checks each of the three against its tests.
 
 
 def news_fragment(name: str, text: str) -> str:

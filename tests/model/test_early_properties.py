@@ -39,7 +39,7 @@ class Checked(_Sim):
             pushed = "+".join(str(i) for i in self.tip("default"))
             assert event.node == pushed, f"pushed {pushed}, tested {event.node}"
             assert pushed in self.passed, f"{pushed} never passed its tests"
-            self.landed.append(int(pushed.split("+")[-1]))
+            self.landed = [int(i) for i in pushed.split("+")]  # a push may land a batch
         elif isinstance(event, TestFailing):
             self.reports += 1
         super().apply(event)

@@ -94,7 +94,7 @@ def test_a_window_of_three_tests_three_items_at_once_each_on_those_ahead():
 
 
 def test_items_land_in_queue_order_even_when_those_behind_pass_first():
-    g = Gate()
+    g = Gate(Policy(windows={"default": 3}, land_batch=1))  # each in a land build of its own
     g.approve(1, 2, 3)
     g.finish(3, Outcome.PASSED)
     g.finish(2, Outcome.PASSED)

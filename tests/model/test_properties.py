@@ -62,6 +62,8 @@ class Job:
     node: str | None = None
     express: bool = False
     tested_node: str | None = None
+    # A batched landing: (seq, rebuilt node, tested node) of each item after the head, in order.
+    batch: list[tuple[int, str, str]] = attrs.Factory(list)
 
 
 class World(Farm):
@@ -80,6 +82,7 @@ class World(Farm):
         self.failed_trees: set[str] = set()  # trees a test run failed on
         self.queued_seqs: set[int] = set()
         self.direct_pushes = 0
+        self.lands = 0  # land builds that pushed
 
     @property
     def running(self) -> dict[int, Job]:
@@ -137,6 +140,13 @@ class World(Farm):
             item.express,
             item.current_run.tested_node,
         )
+        # The items landing with it: each rebuilt on the one ahead, each the tested node.
+        for other in action.batch:
+            assert other.current_run.lead == item.issue and not other.current_run.rebased_over
+            rebuilt = f"{rebuilt}+{other.issue}.{other.patchset}"
+            assert rebuilt == other.current_run.tested_node
+            assert (other.seq, rebuilt) in {(t[0], t[2]) for t in self.passed_tests}
+            job.batch.append((other.seq, rebuilt, rebuilt))
         bs = self.new_buildset("land", item, rebuilt, job)
         return LandStarted(item.issue, item.branch, bs.bsid)
 
@@ -220,7 +230,14 @@ class World(Farm):
                 self.check_rebased(bs)
             record = (bs.seq, bs.node, bs.tested_node, bs.express)
             assert self.push(bs.branch, bs.node, onto=bs.base, record=record)
-            self.apply(BuildsetFinished(bsid, Outcome.LANDED, node=bs.node))
+            # One hg push of the batch's last changeset lands them all, in order, or none.
+            onto = bs.node
+            for seq, node, tested in bs.batch:
+                assert self.push(bs.branch, node, onto=onto, record=(seq, node, tested, False))
+                onto = node
+            nodes = (bs.node, *(n for _, n, _ in bs.batch))
+            self.lands += 1
+            self.apply(BuildsetFinished(bsid, Outcome.LANDED, node=onto, nodes=nodes))
         else:
             self.apply(BuildsetFinished(bsid, Outcome.PUSH_RACE))
 

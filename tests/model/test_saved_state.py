@@ -45,9 +45,10 @@ def test_old_state_loads_each_attempt_into_the_items_run() -> None:
             old["state"],
         )
         for field in attrs.fields(Run):
-            # A field added since (failing_early) loads as its default.
-            saved_value = old.get(field.name, field.default)
-            assert as_saved(getattr(item.current_run, field.name)) == saved_value, field.name
+            # A field newer than that state (failing_early: early failure; lead: batched landings)
+            # loads as its default.
+            was = old.get(field.name, field.default)
+            assert as_saved(getattr(item.current_run, field.name)) == was, field.name
         assert item.verdicts == tuple(old["verdicts"])
         assert (item.run is None) == (item.state == ItemState.QUEUED)
 

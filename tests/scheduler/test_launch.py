@@ -132,6 +132,37 @@ class BuildsetLauncherTest(TestReactorMixin, unittest.TestCase):
         self.assertEqual(land["properties"]["gate_expected_node"], (TESTED, "Gate"))
 
     @defer.inlineCallbacks
+    def test_a_batched_land_start_rebuilds_each_item_on_the_one_ahead_and_names_them_all(self):
+        yield self.add_change(2, 1235)
+        yield self.add_change(3, 1236)
+        tested = Run(base=TIP, tested_node="1" * 40, tested_buildset=500)
+        head = item(state=ItemState.LANDING, run=tested)
+        batch = tuple(
+            item(issue=issue, changeid=changeid, state=ItemState.LANDING,
+                 run=Run(base=TIP, ahead=ahead, tested_node=node, tested_buildset=bs, lead=1234))
+            for issue, changeid, ahead, node, bs in (
+                (1235, 2, (1234,), "2" * 40, 501),
+                (1236, 3, (1234, 1235), "3" * 40, 502),
+            )
+        )  # fmt: skip
+        self.tips = [TipError("never asked: a land build keeps its base")]
+        event = yield self.start(StartLand(head, batch))
+        # The head's issue: the model records the buildset on the whole batch from it.
+        self.assertEqual(event, LandStarted(1234, "default", 500))
+        (land,) = self.calls
+        self.assertEqual(land["builderNames"], ["gate-land"])
+        self.assertEqual(land["sourcestamps"][0]["revision"], TIP)
+        # The last one's patch on top of the others, committed in queue order.
+        stack = land["properties"]["gate_stack"][0]
+        self.assertEqual([e["issue"] for e in stack], [1234, 1235])
+        self.assertEqual(land["properties"]["gate_expected_node"], ("3" * 40, "Gate"))
+        landing = land["properties"]["gate_land_batch"][0]
+        self.assertEqual(
+            [(e["issue"], e["node"], e["tested_buildset"]) for e in landing],
+            [(1234, "1" * 40, 500), (1235, "2" * 40, 501), (1236, "3" * 40, 502)],
+        )
+
+    @defer.inlineCallbacks
     def test_an_unreachable_repository_returns_start_failed_and_creates_nothing(self):
         self.tips = [TipError("connection refused")]
         event = yield self.start(StartTest(item()))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import attrs
 from buildbot.process.results import FAILURE
 from buildbot.process.results import SUCCESS
 from buildbot.process.results import WARNINGS
@@ -126,3 +127,10 @@ def test_every_step_outcome_has_a_meaning_for_its_item():
         assert outcomes.landed(7, [report("gate-land", FAILURE, said)]).outcome == meant, said
     landed = outcomes.landed(7, [report("gate-land", SUCCESS, "landed")])
     assert (landed.outcome, landed.node) == (Outcome.LANDED, NODE)
+
+
+def test_a_batched_landing_reports_each_items_pushed_changeset_in_order():
+    nodes = ("a" * 40, "b" * 40, "c" * 40)
+    r = attrs.evolve(report("gate-land", SUCCESS, "landed"), node=nodes[-1], landed_nodes=nodes)
+    event = outcomes.landed(7, [r])
+    assert (event.outcome, event.node, event.nodes) == (Outcome.LANDED, nodes[-1], nodes)

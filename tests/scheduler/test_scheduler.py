@@ -844,3 +844,15 @@ class RefusedPushTest(SchedulerCase):
                 pushAttempts=0,
             )
         self.assertIn("pushAttempts", str(cm.exception))
+
+    def test_land_batch_must_be_a_positive_integer_and_reaches_the_policy(self):
+        from buildbot import config
+
+        from buildbot_gate.scheduler.settings import GateSettings
+
+        kwargs = {"name": "gate", "repourl": "http://hg", "testBuilders": ["t"], "landBuilder": "l"}
+        with self.assertRaises(config.ConfigErrors) as cm:
+            GateScheduler(**kwargs, landBatch=0)
+        self.assertIn("landBatch", str(cm.exception))
+        self.assertEqual(GateSettings(landBatch=3).policy().land_batch, 3)
+        self.assertEqual(GateSettings().policy().land_batch, 8)

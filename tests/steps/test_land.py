@@ -97,6 +97,38 @@ class LandTest(StepCase):
         self.expect_property("gate_outcome", "push_failed")
         return self.run_step()
 
+    def setup_batch(self, rebuilt):
+        """Issues 7, 8 and 9 in one land build; ``rebuilt``: the changesets committed here."""
+        tested = ["a" * 40, "b" * 40, NODE]
+        self.setup_land(node=rebuilt[-1], expected=NODE)
+        batch = [
+            {"issue": issue, "patchset": 1, "node": node, "tested_buildset": 50 + issue}
+            for issue, node in zip((7, 8, 9), tested, strict=True)
+        ]
+        self.build.setProperty("gate_land_batch", batch, "Gate")
+        chain = hg("log", "--rev", ".~2::.", "--template", "{node}\n")
+        return chain.stdout("".join(f"{n}\n" for n in rebuilt)).exit(0)
+
+    def test_a_batch_pushes_its_last_changeset_once_after_checking_each_is_the_tested_one(self):
+        rebuilt = ["a" * 40, "b" * 40, NODE]
+        chain = self.setup_batch(rebuilt)
+        self.expect_commands(chain, hg("push", "--rev", NODE, URL).exit(0))
+        self.expect_outcome(result=SUCCESS, state_string=f"pushed 3 changesets up to {NODE[:12]}")
+        self.expect_property("gate_outcome", "landed")
+        self.expect_property("gate_landed_nodes", rebuilt)
+        return self.run_step()
+
+    def test_a_batch_with_one_changeset_not_the_tested_one_pushes_nothing(self):
+        chain = self.setup_batch(["a" * 40, "c" * 40, NODE])
+        self.expect_commands(chain)  # and no push
+        self.expect_outcome(
+            result=FAILURE,
+            state_string=f"rebuilt issue 8 as {'c' * 12} but its tests passed on {'b' * 12}: "
+            "not pushed (failure)",
+        )
+        self.expect_property("gate_outcome", "tree_mismatch")
+        return self.run_step()
+
 
 class CheckLandingTest(StepCase):
     """The land build goes on only if its buildset is the gate's current landing of the item."""
@@ -160,6 +192,36 @@ class CheckLandingTest(StepCase):
         await self.queue(self.item())
         self.reactor.advance(1)
         await running
+
+    def batch_of(self, *issues):
+        self.build.setProperty(
+            "gate_land_batch", [{"issue": i, "node": "a" * 40} for i in issues], "Gate"
+        )
+
+    def follower(self, issue, state=ItemState.LANDING, buildset=200):
+        return Item(
+            issue=issue, patchset=1, branch="default", approver="core@example.org",
+            owner="Ann", subject="Fix", seq=issue, state=state, run=Run(buildset=buildset),
+        )  # fmt: skip
+
+    async def test_a_batch_goes_on_when_every_item_of_it_lands_in_this_build(self):
+        await self.queue(self.item(), self.follower(1235))
+        self.setup_check()
+        self.batch_of(1234, 1235)
+        self.expect_outcome(result=SUCCESS)
+        await self.run_step()
+
+    async def test_a_batch_with_an_item_that_left_the_landing_pushes_nothing(self):
+        # 1235 was withdrawn (or reset) after the land build was created: it must not be pushed.
+        await self.queue(self.item(), self.follower(1235, state=ItemState.QUEUED, buildset=None))
+        self.setup_check()
+        self.batch_of(1234, 1235)
+        self.expect_outcome(
+            result=FAILURE,
+            state_string="not the gate's current landing for issue 1235: nothing pushed (failure)",
+        )
+        self.expect_property("gate_outcome", "not_current")
+        await self.run_step()
 
     async def test_a_buildset_never_recorded_is_refused_after_the_wait(self):
         await self.queue(self.item(buildset=None))

@@ -41,7 +41,11 @@ def test_a_pipeline_overlaps_each_push_with_the_next_test():
     # one worker: the tests still run one at a time, but each push overlaps the next test
     assert (r.drain_seconds, r.landed) == (32.0, 3)
     wide = simulate(history(["pass"] * 3, workers=3), window=3)
-    assert wide.drain_seconds == 16.0  # all three tested at once, then three pushes in order
+    # all three tested at once (0-10); 1 is pushed alone (10-12: the others' results are read
+    # after its own), then 2 and 3 in one land build and one push (12-14)
+    assert wide.drain_seconds == 14.0
+    apart = simulate(history(["pass"] * 3, workers=3), window=3, land_batch=1)
+    assert apart.drain_seconds == 16.0  # a land build each: three pushes in order
 
 
 def test_a_broken_patch_is_ejected_and_those_tested_on_it_run_again():
@@ -63,8 +67,8 @@ def test_with_the_rerun_on_a_flaky_failure_passes_in_the_same_build():
     r = simulate(history(["flaky", "pass", "pass"], workers=3), window=3, rerun_seconds=3.0)
     assert (r.landed, r.ejected) == (3, 0)
     # all three tested at once; 1's failed tests rerun (10-13) and pass, nothing behind it is
-    # reset: then three pushes (13-19)
-    assert r.drain_seconds == 19.0
+    # reset: then all three in one land build and one push (13-15)
+    assert r.drain_seconds == 15.0
     assert r.finished == (
         (1, "default", "landed"),
         (2, "default", "landed"),
