@@ -15,7 +15,7 @@ The ideal lower bound (``benchmarks/policy.py``'s oracle): R test runs are unavo
 patch, plus one more per flaky patch), at least ceil(R / W) * T seconds with W workers and a suite
 of T seconds; and the pushes, one at a time, each after its patch's test, cannot all overlap the
 tests: with a push of P seconds (the run's mean gate-land build) the L landed patches need at
-least T + L * P. ``ideal_over_measured`` is that bound over the measured drain time (1.0 would be
+least T + ceil(L / B) * P, B being the gate's landBatch (tested patches landed in one push). ``ideal_over_measured`` is that bound over the measured drain time (1.0 would be
 perfect). ``speculative_over_serial`` is a throughput ratio: serial drain / speculative drain.
 
 The baseline (``benchmarks/plain.py``, at the W of ``--plain-workers``): the same K test builds
@@ -43,6 +43,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.model_scale import machine
 from benchmarks.plain import ratios
 from benchmarks.plain import run_plain
+from benchmarks.policy import LAND_BATCH
 from benchmarks.policy import oracle_seconds
 from benchmarks.policy import plan
 from benchmarks.poller_scale import cpu_seconds
@@ -143,8 +144,9 @@ def run_one(
         latencies = sorted(first_start[i] - approved_at[i] for i in first_start)
         runs = patches + fates.count("flaky")
         push = mean_push_seconds(world.master.rest.builds("gate-land"))
+        broken = fates.count("fail")
         ideal = oracle_seconds(
-            runs, workers, test_seconds, patches - fates.count("fail"), fates.count("fail"), push
+            runs, workers, test_seconds, patches - broken, broken, push, LAND_BATCH
         )
         world.assert_audited()
         return {

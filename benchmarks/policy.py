@@ -56,6 +56,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.model_scale import machine
 from benchmarks.zuul_reference import Drain
 from benchmarks.zuul_reference import Zuul
+from buildbot_gate.model.state import Policy
 from buildbot_gate.tools.replay import History
 from buildbot_gate.tools.replay import Patch
 from buildbot_gate.tools.replay import simulate
@@ -83,8 +84,18 @@ def plan(patches: int, seed: int) -> list[str]:
     return fates
 
 
+# The gate's default landBatch: the oracle may land that many tested patches in one push.
+LAND_BATCH = Policy().land_batch
+
+
 def oracle_seconds(
-    runs: int, workers: int, test_seconds: float, landed: int, broken: int, push_seconds: float
+    runs: int,
+    workers: int,
+    test_seconds: float,
+    landed: int,
+    broken: int,
+    push_seconds: float,
+    batch: int = 1,
 ) -> float:
     """A lower bound on any drain of ``runs`` test runs (one per patch, two per flaky one) on
     ``workers`` workers and ``landed`` pushes made one at a time, each after its patch's run.
@@ -96,17 +107,21 @@ def oracle_seconds(
     earliest, and the pushes of it and of every later one come after it, one at a time.
     Each flaky patch costs one run more (its own first run ends first among those holding it,
     in a queue tested in order, and fails); a patch needs no test worker while it is pushed.
+    With ``batch`` > 1 up to that many patches tested one behind the other land in one push (the
+    gate's ``landBatch``), so m pushes left at the end take ceil(m / batch) pushes' time.
     """
     if runs <= 0:
         return 0.0
     n = math.ceil(runs / workers)
     last_round = runs - workers * (n - 1)
-    after_tests = min(
-        n * test_seconds + max(0, last_round - broken) * push_seconds, (n + 1) * test_seconds
-    )
+
+    def pushing(m: int) -> float:
+        return math.ceil(max(0, m) / batch) * push_seconds
+
+    after_tests = min(n * test_seconds + pushing(last_round - broken), (n + 1) * test_seconds)
     pushes = (
         max(
-            (math.ceil(j / workers) * test_seconds + (landed - j + 1) * push_seconds)
+            (math.ceil(j / workers) * test_seconds + pushing(landed - j + 1))
             for j in range(1, landed + 1)
         )
         if landed
@@ -199,7 +214,9 @@ def one_seed(
             ),
             "zuul": Zuul(fates, w, test_seconds, push_seconds).run(),
             "zuul_early": Zuul(fates, w, test_seconds, push_seconds, fail_seed=seed).run(),
-            "oracle": oracle_seconds(runs, w, test_seconds, patches - broken, broken, push_seconds),
+            "oracle": oracle_seconds(
+                runs, w, test_seconds, patches - broken, broken, push_seconds, LAND_BATCH
+            ),
         }
     return out
 

@@ -152,3 +152,13 @@ def test_early_failure_frees_the_items_behind_at_the_failure_point_in_gate_and_z
     assert round(zuul.drain_seconds, 1) == gate.drain_seconds == round(10 * u + 12, 1)
     # Failures known at the end: 3 again on 1+3 from 10 only.
     assert policy.gate(fates, 3, 10, 2).drain_seconds == 22
+
+
+def test_oracle_bound_lands_a_batch_of_tested_patches_in_one_push():
+    oracle = load("policy").oracle_seconds
+    # 4 runs end together on 4 workers: four pushes one at a time, or one push of all four.
+    assert oracle(4, 4, 100, landed=4, broken=0, push_seconds=10) == 140
+    assert oracle(4, 4, 100, landed=4, broken=0, push_seconds=10, batch=8) == 110
+    # The drain's short suite: 90 pushes one at a time dominate (above); 8 to a push, the tests
+    # do (26 rounds of 2 s; the last round's runs may be the broken ones, needing no push).
+    assert oracle(103, 4, 2.0, landed=90, broken=10, push_seconds=2.4, batch=8) == 26 * 2.0
