@@ -15,8 +15,9 @@ The ideal lower bound (``benchmarks/policy.py``'s oracle): R test runs are unavo
 patch, plus one more per flaky patch), at least ceil(R / W) * T seconds with W workers and a suite
 of T seconds; and the pushes, one at a time, each after its patch's test, cannot all overlap the
 tests: with a push of P seconds (the run's mean gate-land build) the L landed patches need at
-least T + ceil(L / B) * P, B being the gate's landBatch (tested patches landed in one push). ``ideal_over_measured`` is that bound over the measured drain time (1.0 would be
-perfect). ``speculative_over_serial`` is a throughput ratio: serial drain / speculative drain.
+least T + ceil(L / B) * P, B being the gate's landBatch (tested patches landed in one push).
+``ideal_over_measured`` is that bound over the measured drain time (1.0 would be perfect).
+``speculative_over_serial`` is a throughput ratio: serial drain / speculative drain.
 
 The baseline (``benchmarks/plain.py``, at the W of ``--plain-workers``): the same K test builds
 through plain Buildbot on the same W workers, no gate. ``gate_over_plain_buildbot`` is the
