@@ -21,7 +21,7 @@ MAX_LOG_LINES = 20_000
 STATES = ("open", "fixed")
 _ID = re.compile(r"[A-Za-z][\w.-]*\Z")
 _BPO = re.compile(r"bpo-(\d+)\Z")
-_KEYS = {"id", "title", "state", "signature", "builder", "test", "link"}
+_KEYS = {"id", "title", "state", "signature", "builder", "test", "link", "branch"}
 
 
 class CatalogueError(ValueError):
@@ -31,7 +31,8 @@ class CatalogueError(ValueError):
 @attrs.frozen
 class KnownFailure:
     """One known intermittent failure: ``signature`` is searched for in the failed step's log
-    (multiline); ``builder`` and ``test`` (a failed test's name) narrow it when given."""
+    (multiline); ``builder``, ``test`` (a failed test's name) and ``branches`` (the gate queues'
+    branches it shows on) narrow it when given."""
 
     id: str
     title: str
@@ -40,13 +41,24 @@ class KnownFailure:
     builder: str | None = None
     test: str | None = None
     link: str | None = None
+    branches: frozenset[str] | None = None
 
     @property
     def open(self) -> bool:
         return self.state == "open"
 
-    def matches(self, log: str, builder: str, failed_tests: Sequence[str] = ()) -> bool:
+    def matches(
+        self,
+        log: str,
+        builder: str,
+        failed_tests: Sequence[str] = (),
+        branch: str | None = None,
+    ) -> bool:
+        """``branch``: the queue the failed build tested for; None (not known) never meets an
+        entry limited to branches."""
         if self.builder is not None and self.builder != builder:
+            return False
+        if self.branches is not None and branch not in self.branches:
             return False
         if self.test is not None and self.test not in failed_tests:
             if not re.search(rf"(?<![\w.]){re.escape(self.test)}(?![\w])", log):
@@ -72,6 +84,7 @@ def parse(text: str, source: str) -> KnownFailure:
     for key in ("builder", "test", "link"):
         if key in data and not isinstance(data[key], str):
             raise CatalogueError(f"{source}: {key} must be a string")
+    branches = _branches(data.get("branch"), source)
     if not _ID.match(data["id"]):
         raise CatalogueError(f"{source}: id {data['id']!r} is not a tracker id such as bpo-1234")
     if data["state"] not in STATES:
@@ -90,7 +103,22 @@ def parse(text: str, source: str) -> KnownFailure:
         builder=data.get("builder"),
         test=data.get("test"),
         link=data.get("link", default_link),
+        branches=branches,
     )
+
+
+def _branches(value: object, source: str) -> frozenset[str] | None:
+    """``branch = "3.5"`` or ``branch = ["3.4", "3.5"]``; absent: every branch."""
+    if value is None:
+        return None
+    names = [value] if isinstance(value, str) else value
+    if (
+        not isinstance(names, list)
+        or not names
+        or not all(isinstance(n, str) and n.strip() for n in names)
+    ):
+        raise CatalogueError(f"{source}: branch must be a branch name or a list of branch names")
+    return frozenset(n.strip() for n in names)
 
 
 def load(directory: str | Path) -> tuple[list[KnownFailure], list[str]]:
@@ -117,12 +145,16 @@ def load(directory: str | Path) -> tuple[list[KnownFailure], list[str]]:
 
 
 def match(
-    entries: Iterable[KnownFailure], log: str, builder: str, failed_tests: Sequence[str] = ()
+    entries: Iterable[KnownFailure],
+    log: str,
+    builder: str,
+    failed_tests: Sequence[str] = (),
+    branch: str | None = None,
 ) -> KnownFailure | None:
     """The first open entry whose signature the log shows, or None (a fixed one never matches:
     its failure is now a real one)."""
     for entry in entries:
-        if entry.open and entry.matches(log, builder, failed_tests):
+        if entry.open and entry.matches(log, builder, failed_tests, branch):
             return entry
     return None
 

@@ -48,6 +48,17 @@ def test_builder_and_test_narrow_an_entry():
     assert knownfailures.match([other_test], LOG, "gate-test", ["test_ssl"]) is other_test
 
 
+def test_an_entry_limited_to_branches_matches_only_failures_on_them():
+    one = parse(NETWORK + 'branch = "3.5"\n', "x.toml")
+    two = parse(NETWORK + 'branch = ["3.4", "3.5"]\n', "y.toml")
+    assert knownfailures.match([one], LOG, "gate-test", branch="3.5") is one
+    assert knownfailures.match([one], LOG, "gate-test", branch="default") is None
+    assert knownfailures.match([two], LOG, "gate-test", branch="3.4") is two
+    # A build nobody tested for a queue (forced by hand) is on no known branch.
+    assert knownfailures.match([one], LOG, "gate-test") is None
+    assert knownfailures.match([parse(NETWORK, "z.toml")], LOG, "gate-test", branch="3.5")
+
+
 @pytest.mark.parametrize(
     ("text", "said"),
     [
@@ -57,6 +68,8 @@ def test_builder_and_test_narrow_an_entry():
         (NETWORK.replace("'^FAIL", "'(^FAIL"), "x.toml: signature is not a regular expression"),
         (NETWORK + "signatur = 'x'\n", "x.toml: unknown keys signatur"),
         (NETWORK + "builder = 3\n", "x.toml: builder must be a string"),
+        (NETWORK + "branch = []\n", "x.toml: branch must be a branch name or a list"),
+        (NETWORK + 'branch = ["3.5", 3]\n', "x.toml: branch must be a branch name or a list"),
         (NETWORK.replace("bpo-1234", "1234 bpo"), "is not a tracker id such as bpo-1234"),
     ],
 )

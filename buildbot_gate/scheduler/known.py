@@ -95,7 +95,12 @@ class KnownFailureCheck:
                 log.warn("known failures: {problem} (entry ignored)", problem=problem)
             found = await read_failed_log(self.master, failed.buildid, failed.url)
             entry = await threads.deferToThread(  # a signature over a megabyte is CPU work
-                knownfailures.match, entries, found.text, failed.builder, failed.failed_tests
+                knownfailures.match,
+                entries,
+                found.text,
+                failed.builder,
+                failed.failed_tests,
+                item.branch,
             )
             await self._record(item, failed, found, entry)
         except Exception:

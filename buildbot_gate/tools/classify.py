@@ -35,6 +35,7 @@ class FailedBuild:
     patchset: int | None
     failed_tests: tuple[str, ...]
     log: str
+    branch: str | None = None  # the gate queue it was tested for (None: a build forced by hand)
 
     def describe(self) -> str:
         what = f" (issue {self.issue} ps {self.patchset})" if self.issue is not None else ""
@@ -70,6 +71,7 @@ def read_failed_builds(db: Any) -> list[FailedBuild]:
                 patchset=props.get(Prop.PATCHSET),
                 failed_tests=tuple(str(t) for t in props.get(Prop.FAILED_TESTS) or ()),
                 log=knownfailures.tail("".join(logs[buildid])),
+                branch=props.get(Prop.BRANCH),
             )
         )
     return found
@@ -114,7 +116,7 @@ def classify(
     per_entry: dict[str, list[FailedBuild]] = {e.id: [] for e in entries}
     unmatched = []
     for b in builds:
-        hit = [e for e in entries if e.matches(b.log, b.builder, b.failed_tests)]
+        hit = [e for e in entries if e.matches(b.log, b.builder, b.failed_tests, b.branch)]
         for e in hit:
             per_entry[e.id].append(b)
         if not hit:

@@ -114,6 +114,18 @@ def test_classify_runs_the_catalogue_over_the_recorded_failures(world, catalogue
     assert "unclassified: 0 failed builds" in out
 
 
+def test_classify_limits_an_entry_to_the_branches_it_names(world, tmp_path, capsys):
+    # The recorded failures were tested for the default branch's queue.
+    for branch, builds in (("default", "1 failed build"), ("3.5", "0 failed builds")):
+        limited = tmp_path / branch
+        limited.mkdir()
+        (limited / "bpo-1234.toml").write_text(NETWORK + f'branch = "{branch}"\n')
+        argv = ["classify", "--db-url", world.master.db_url, "--catalogue", str(limited)]
+        assert cli.main(argv) == 0
+        out = capsys.readouterr().out.splitlines()
+        assert f"bpo-1234 (open): test_network: connection reset by peer: {builds}" in out
+
+
 def test_the_known_failures_view_in_chromium(world, tmp_path):
     from tests.e2e.test_queue_page import CHROMIUM
     from tests.e2e.test_queue_page import CHROMIUM_ARGS

@@ -8,6 +8,7 @@ import os
 import shutil
 import tempfile
 
+import attrs
 from buildbot.process.results import FAILURE
 from buildbot.process.results import SUCCESS
 from buildbot.test import fakedb
@@ -89,9 +90,9 @@ class KnownFailureCheckTest(TestReactorMixin, unittest.TestCase):
         return BuildReport("gate-test", 3, URL, FAILURE, "test_failed", None, "test", buildid=50)
 
     @defer.inlineCallbacks
-    def classify(self, report):
+    def classify(self, report, item=ITEM):
         event = BuildsetFinished(500, Outcome.TEST_FAILED, detail="tests failed")
-        found = yield defer.ensureDeferred(self.check.classify(ITEM, event, [report]))
+        found = yield defer.ensureDeferred(self.check.classify(item, event, [report]))
         hits = yield self.store.getState(HITS_KEY, [])
         return found, hits
 
@@ -106,6 +107,18 @@ class KnownFailureCheckTest(TestReactorMixin, unittest.TestCase):
             (hit["known"], hit["issue"], hit["builder"]), ("bpo-1234", 12, "gate-test")
         )
         self.assertEqual(hit["log_url"], URL + "/steps/2/logs/stdio")
+
+    @defer.inlineCallbacks
+    def test_an_entry_limited_to_a_branch_matches_only_that_queues_failures(self):
+        with open(os.path.join(self.catalogue, "bpo-1234.toml"), "a") as f:
+            f.write('branch = "3.5"\n')
+        report = yield self.failed_build(["ok   add\n", FAILED])
+        on_default, hits = yield self.classify(report)
+        self.assertIsNone(on_default.known)
+        self.assertEqual([h["known"] for h in hits], [None])
+        on_35, hits = yield self.classify(report, attrs.evolve(ITEM, branch="3.5"))
+        self.assertEqual(on_35.known, "bpo-1234: test_network: connection reset by peer")
+        self.assertEqual([h["known"] for h in hits], [None, "bpo-1234"])
 
     @defer.inlineCallbacks
     def test_an_unmatched_failure_is_recorded_unclassified_and_left_to_the_model(self):
