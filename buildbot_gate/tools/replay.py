@@ -69,9 +69,10 @@ class _Sim(Farm):
         self.reran: set[tuple[int, str]] = set()  # (bsid, builder) whose failed tests reran
         # Stopping needs the rerun to confirm a failure, and a failure printed before the end.
         self.stop_at_failure = stop_at_failure and rerun_seconds is not None and fail_at != "end"
-        # (bsid, builder) -> how many times its run was cut short at a failure: the farm's events
-        # of the first run, and ours of a run cut since, are then stale.
-        self.cuts: dict[tuple[int, str], int] = {}
+        # (bsid, builder) whose run was cut short at a failure: the farm's events of that run are
+        # then stale. Each build is cut once at most: the suite run again is not stopped.
+        self.cut: set[tuple[int, str]] = set()
+        self.failed_again: set[tuple[int, str]] = set()  # ... and a flake failed the run again
         self.fates = {(p.issue, p.branch): p.fate for p in history.patches}
         self.flaky_seen: set[tuple[int, str]] = set()
         self.approved_at = {(p.issue, p.branch): p.approved_at for p in history.patches}
@@ -88,11 +89,11 @@ class _Sim(Farm):
                 self.apply(Approved(p.issue, p.patchset, p.branch, "replay", "replay", "replay"))
             elif kind == "recheck":
                 self.apply(Recheck(what[1], "replay"))
-            elif kind == "build-done" and (what[1], what[2]) not in self.cuts:
+            elif kind == "build-done" and (what[1], what[2]) not in self.cut:
                 self.build_done(what[1], what[2])
             elif kind == "dispatch":
                 self.dispatch()
-            elif kind == "mark" and (what[1], what[2]) not in self.cuts:
+            elif kind == "mark" and (what[1], what[2]) not in self.cut:
                 self.marked(what[1], what[2], what[3])
             elif kind == "cut":
                 self.after_cut(*what[1:])
@@ -138,33 +139,57 @@ class _Sim(Farm):
             self.report_failing(bsid, builder, f"a test of issue {issue} failed")
 
     def cut_short(self, bs: Buildset, builder: str, issue: int, broken: bool) -> None:
-        """The run stops at its first failed test, which reruns at once (``rerun_seconds``).
-        Broken: it fails again, the gate hears TestFailing, and it runs once more on the tip
-        without the patch; then the build ends failed. Flaky: it passes, the gate hears nothing,
-        and the whole suite, cut short, runs again in the same build."""
-        key = (bs.bsid, builder)
-        run = self.cuts[key] = self.cuts.get(key, 0) + 1
-        rerun = float(self.rerun_seconds or 0.0)
+        """The run stops at its first failed test, which reruns at once (``rerun_seconds``), as
+        the gate's test step does. Broken: it fails again, the gate hears TestFailing, and it runs
+        once more on the tip without the patch; then the build ends failed. Flaky: it passes, the
+        gate hears nothing, and the whole suite, cut short, runs again (see :meth:`after_cut`)."""
+        self.cut.add((bs.bsid, builder))
         if broken:
-            self.at(self.now + rerun, ("cut", bs.bsid, builder, run, "confirmed", issue))
-            self.at(self.now + 2 * rerun, ("cut", bs.bsid, builder, run, "failed", issue))
+            self.confirm(bs.bsid, builder, issue)
             return
-        again = self.now + rerun
+        again = self.now + self.rerun
         seconds = self.h.test_seconds[builder]
         for offset, suspect in self.marks(bs, seconds):
-            self.at(again + offset, ("cut", bs.bsid, builder, run, "mark", suspect))
-        self.at(again + seconds, ("cut", bs.bsid, builder, run, "passed", 0))
+            self.at(again + offset, ("cut", bs.bsid, builder, "flake", suspect))
+        self.at(again + seconds, ("cut", bs.bsid, builder, "suite-ended", 0))
 
-    def after_cut(self, bsid: int, builder: str, run: int, what: str, issue: int) -> None:
-        """What follows a cut: nothing for a build cancelled (reset) or cut again since."""
-        if self.cuts.get((bsid, builder)) != run or not self.running(bsid, builder):
+    @property
+    def rerun(self) -> float:
+        return self.rerun_seconds or 0.0
+
+    def confirm(self, bsid: int, builder: str, issue: int) -> None:
+        """The failed tests fail their rerun: the gate hears it then, and they run on the tip."""
+        self.at(self.now + self.rerun, ("cut", bsid, builder, "confirmed", issue))
+        self.at(self.now + 2 * self.rerun, ("cut", bsid, builder, "failed", issue))
+
+    def after_cut(self, bsid: int, builder: str, what: str, issue: int) -> None:
+        """What follows a cut, nothing once the build is cancelled (reset)."""
+        if not self.running(bsid, builder):
             return
+        bs = self.buildsets[bsid]
         if what == "confirmed":
             self.report_failing(bsid, builder, f"a test of issue {issue} failed twice")
-        elif what == "mark":
-            self.marked(bsid, builder, issue)
+        elif what == "flake":
+            key = (issue, bs.item.branch)
+            if self.fates.get(key) == "flaky" and key not in self.flaky_seen:
+                self.flaky_seen.add(key)  # the first run to reach it: it fails there
+                self.failed_again.add((bsid, builder))
+        elif what == "suite-ended":
+            self.suite_ended(bs, builder)
         else:
             self.ended(bsid, builder, failed=what == "failed")
+
+    def suite_ended(self, bs: Buildset, builder: str) -> None:
+        """The suite run again after a flake is neither stopped nor watched (as the test step's
+        AttributeFailure runs it): at its end its failed tests rerun, and the gate hears of
+        them only if they fail again."""
+        broken = [i for i in bs.tree if self.fates.get((i, bs.item.branch)) == "fail"]
+        if broken:
+            self.confirm(bs.bsid, builder, broken[0])
+        elif (bs.bsid, builder) in self.failed_again:
+            self.at(self.now + self.rerun, ("cut", bs.bsid, builder, "passed", 0))
+        else:
+            self.ended(bs.bsid, builder, failed=False)
 
     def test_fails(self, bsid: int, builder: str, item: Any, tree: Sequence[int]) -> bool:
         if self.fail_at != "end":

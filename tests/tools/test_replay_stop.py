@@ -9,6 +9,8 @@ from buildbot_gate.model import BuildsetFinished
 from buildbot_gate.model import Policy
 from buildbot_gate.model import TestFailing
 from buildbot_gate.model.farm import failure_point
+from buildbot_gate.tools.replay import History
+from buildbot_gate.tools.replay import Patch
 from buildbot_gate.tools.replay import _Sim
 from tests.tools.test_replay import history
 
@@ -95,6 +97,33 @@ def test_a_cancelled_stopped_run_fires_nothing_later():
     assert sim.finished_order == [(1, "default", "ejected"), (2, "default", "landed")]
     # 2's flake showed in the cancelled run: its build on the tip (3) passes at once.
     assert (pytest.approx(confirmed + T), "finished", 3, "PASSED") in sim.heard
+
+
+def test_the_suite_run_again_after_a_flake_is_not_stopped_its_failure_told_after_its_end():
+    seed = 7  # 2's flake at 0.051 of a run, 1's failure at 0.619
+    two = History(
+        patches=(Patch(1, 1, "default", START, "fail"), Patch(2, 1, "default", START, "flaky")),
+        test_builders=("fast", "slow"),
+        test_seconds={"fast": T, "slow": 10 * T},
+        land_seconds=2.0,
+        workers=2,
+        pools={"fast": 2, "slow": 2, "land": 1},
+        detect_seconds=0.0,
+        dispatch_seconds=0.0,
+        recheck_seconds=1.0,
+        measured_seconds=0.0,
+        measured_worker_minutes=0.0,
+    )
+    # Early failure off: 1's buildset fails only when its slow build ends, so 1+2's fast build,
+    # stopped at 2's flake, runs the whole suite again to its end (not stopped at 1's failure
+    # in it), reruns the failed test, and only then is it told to the gate.
+    policy = Policy(windows={"default": 2}, early_failure=False)
+    sim = Heard(two, policy, R, "uniform", seed)
+    sim.run()
+    again_ends = mark(seed, 2) + R + T
+    told = [t for t, what, bsid, _ in sim.heard if (what, bsid) == ("failing", 2)]
+    assert told[0] == pytest.approx(again_ends + R)
+    assert sim.finished_order == [(1, "default", "ejected"), (2, "default", "landed")]
 
 
 @pytest.mark.parametrize(
