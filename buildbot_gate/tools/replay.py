@@ -72,7 +72,8 @@ class _Sim(Farm):
         # (bsid, builder) whose run was cut short at a failure: the farm's events of that run are
         # then stale. Each build is cut once at most: the suite run again is not stopped.
         self.cut: set[tuple[int, str]] = set()
-        self.failed_again: set[tuple[int, str]] = set()  # ... and a flake failed the run again
+        # ... and whose suite run again was the first to reach a flake (its rerun then passes).
+        self.failed_again: set[tuple[int, str]] = set()
         self.fates = {(p.issue, p.branch): p.fate for p in history.patches}
         self.flaky_seen: set[tuple[int, str]] = set()
         self.approved_at = {(p.issue, p.branch): p.approved_at for p in history.patches}
@@ -142,7 +143,7 @@ class _Sim(Farm):
         """The run stops at its first failed test, which reruns at once (``rerun_seconds``), as
         the gate's test step does. Broken: it fails again, the gate hears TestFailing, and it runs
         once more on the tip without the patch; then the build ends failed. Flaky: it passes, the
-        gate hears nothing, and the whole suite, cut short, runs again (see :meth:`after_cut`)."""
+        gate hears nothing, and the whole suite, cut short, runs again (see :meth:`suite_ended`)."""
         self.cut.add((bs.bsid, builder))
         if broken:
             self.confirm(bs.bsid, builder, issue)
@@ -155,6 +156,7 @@ class _Sim(Farm):
 
     @property
     def rerun(self) -> float:
+        """One rerun of failed tests (only ever asked for with stopping on, which needs it)."""
         return self.rerun_seconds or 0.0
 
     def confirm(self, bsid: int, builder: str, issue: int) -> None:
