@@ -97,16 +97,54 @@ def test_policy_benchmark_reports_every_policy_and_none_beats_the_oracle(tmp_pat
         every = 3 * (40 - 4)  # every flaky lands
         assert {row["landed"][p] for p in ("gate", "zuul", "zuul_early")} == {every}
         assert set(row["worker_minutes_per_landed"]) == {"serial", "gate", "zuul", "zuul_early"}
-        # A lower bound: no policy drains any seed faster than the oracle allows.
-        for drains, oracle in zip(result["drains"][w], result["oracle_seconds"][w], strict=True):
-            assert min(drains.values()) >= oracle, (w, drains, oracle)
-        assert max(row["gate_over_oracle"], row["zuul_over_oracle"]) <= 1.0
-        assert row["zuul_early_over_oracle"] <= 1.0
+        # Lower bounds: Zuul lets a failing run go on, so no seed of it drains faster than the
+        # issue's oracle; the gates stop a failing run at its failure, and only the stopped
+        # bound holds for them (checked on more seeds below).
+        bounds = zip(
+            result["drains"][w],
+            result["oracle_seconds"][w],
+            result["oracle_stopped_seconds"][w],
+            strict=True,
+        )
+        for drains, oracle, stopped in bounds:
+            assert min(drains["zuul"], drains["zuul_early"]) >= oracle, (w, drains, oracle)
+            assert min(drains.values()) >= stopped, (w, drains, stopped)
+        assert max(row["zuul_over_oracle"], row["zuul_early_over_oracle"]) <= 1.0
+        assert max(row[f"{p}_over_oracle_stopped"] for p in policy.POLICIES) <= 1.0
     assert rows[1]["gate_over_serial"] == 1.0  # one worker: the gate is the serial gate
     assert rows[8]["zuul_over_serial"] > rows[2]["zuul_over_serial"] > 1.0
     out = tmp_path / "policy.json"
     policy.plot(result["rows"], out.with_suffix(".png"))  # optional: False without matplotlib
-    assert "gate x ser" in policy.table(result["rows"])[1]
+    lines = policy.table(result["rows"])
+    assert "gate x ser" in lines[1] and "gate/orcS" in lines[-len(rows) - 1]
+
+
+@pytest.mark.parametrize("stop", [True, False])
+def test_the_stopped_bound_is_never_above_any_policys_drain_and_never_above_the_oracle(stop):
+    policy = load("policy")
+    result = policy.run(patches=30, seeds=6, workers=(1, 3, 8), stop_at_failure=stop)
+    assert result["stop_at_failure"] is stop
+    for w, per_seed in result["drains"].items():
+        oracles = zip(result["oracle_seconds"][w], result["oracle_stopped_seconds"][w], strict=True)
+        for drains, (oracle, stopped) in zip(per_seed, oracles, strict=True):
+            assert min(drains.values()) >= stopped, (w, drains, stopped)
+            assert stopped <= oracle
+            if not stop:  # every run a whole one: the issue's oracle bounds every policy too
+                assert min(drains.values()) >= oracle, (w, drains, oracle)
+
+
+def test_the_gates_that_stop_a_failing_run_can_beat_the_issues_oracle_but_not_the_stopped_one():
+    policy = load("policy")
+    # One worker, a broken patch then a passing one (T = 100, push 10, reruns of 5): the broken
+    # run stops at its failure point u and is ejected at 100u + 10; the other is tested and
+    # pushed after it. The issue's oracle counts two whole runs.
+    u = policy.failure_point(2, 1, "default")  # 0.489
+    drain = policy.gate(["fail", "pass"], 1, 100, 10, rerun_seconds=5, fail_at="uniform", seed=2)
+    assert drain.drain_seconds == round(100 * u + 10 + 100 + 10, 1)
+    assert drain.drain_seconds < policy.oracle_seconds(2, 1, 100, 1, 1, 10) == 200
+    assert drain.drain_seconds >= policy.stopped_oracle_seconds([u], 1, 100, 1, 10)
+    off = policy.gate(["fail", "pass"], 1, 100, 10, 5, "uniform", 2, stop_at_failure=False)
+    assert off.drain_seconds == 100 + 10 + 100 + 10
 
 
 def test_policy_benchmark_gates_rerun_failed_tests_by_default_as_the_gate_does():
@@ -165,3 +203,16 @@ def test_oracle_bound_lands_a_batch_of_tested_patches_in_one_push():
     # The drain's short suite: 90 pushes one at a time dominate (above); 8 to a push, the tests
     # do (26 rounds of 2 s; the last round's runs may be the broken ones, needing no push).
     assert oracle(103, 4, 2.0, landed=90, broken=10, push_seconds=2.4, batch=8) == 26 * 2.0
+
+
+def test_the_stopped_bound_counts_a_whole_run_per_landed_patch_and_a_broken_ones_failure_point():
+    stopped = load("oracle").stopped_oracle_seconds
+    # One worker: two whole runs and a quarter of one; the last push overlaps nothing after
+    # the tests only if the broken run can come last.
+    assert stopped([0.25], 1, 100, landed=2, push_seconds=10) == 225
+    # Four workers: 3.5 runs of work spread over them is less than one whole run; the first
+    # passing run ends at 100 at the earliest, and three pushes one at a time follow it.
+    assert stopped([0.5], 4, 100, landed=3, push_seconds=10) == 130
+    assert stopped([0.5], 4, 100, landed=3, push_seconds=10, batch=8) == 110
+    # Broken patches only: their failure points, nothing pushed.
+    assert stopped([0.5, 0.5], 1, 100, landed=0, push_seconds=10) == 100

@@ -20,6 +20,7 @@ from buildbot_gate.model import Recheck
 from buildbot_gate.model import StartLand
 from buildbot_gate.model import StartTest
 from buildbot_gate.model import TestStarted
+from buildbot_gate.model.farm import Buildset
 from buildbot_gate.model.farm import Farm
 from buildbot_gate.tools.history import History
 from buildbot_gate.tools.history import Patch
@@ -54,6 +55,7 @@ class _Sim(Farm):
         rerun_seconds: float | None = None,
         fail_at: str = "end",
         fail_seed: int = 0,
+        stop_at_failure: bool = True,
     ) -> None:
         super().__init__(
             policy,
@@ -65,6 +67,13 @@ class _Sim(Farm):
         self.h = history
         self.rerun_seconds = rerun_seconds
         self.reran: set[tuple[int, str]] = set()  # (bsid, builder) whose failed tests reran
+        # Stopping needs the rerun to confirm a failure, and a failure printed before the end.
+        self.stop_at_failure = stop_at_failure and rerun_seconds is not None and fail_at != "end"
+        # (bsid, builder) whose run was cut short at a failure: the farm's events of that run are
+        # then stale. Each build is cut once at most: the suite run again is not stopped.
+        self.cut: set[tuple[int, str]] = set()
+        # ... and whose suite run again was the first to reach a flake (its rerun then passes).
+        self.failed_again: set[tuple[int, str]] = set()
         self.fates = {(p.issue, p.branch): p.fate for p in history.patches}
         self.flaky_seen: set[tuple[int, str]] = set()
         self.approved_at = {(p.issue, p.branch): p.approved_at for p in history.patches}
@@ -81,24 +90,31 @@ class _Sim(Farm):
                 self.apply(Approved(p.issue, p.patchset, p.branch, "replay", "replay", "replay"))
             elif kind == "recheck":
                 self.apply(Recheck(what[1], "replay"))
-            elif kind == "build-done":
+            elif kind == "build-done" and (what[1], what[2]) not in self.cut:
                 self.build_done(what[1], what[2])
             elif kind == "dispatch":
                 self.dispatch()
-            elif kind == "mark":
+            elif kind == "mark" and (what[1], what[2]) not in self.cut:
                 self.marked(what[1], what[2], what[3])
+            elif kind == "cut":
+                self.after_cut(*what[1:])
 
     def start_test(self, action: StartTest) -> Event:
         item = action.item
         base = self.tip(item.branch, ())
         tree = (*base, *(i.issue for i in action.stack), item.issue)
         bs = self.new_buildset("test", item, tree)
-        suspects = [i for i in tree if self.fates.get((i, item.branch)) in ("fail", "flaky")]
         for builder in self.h.test_builders:
             seconds = self.h.test_seconds[builder]
-            marks = self.failure_marks(item.branch, suspects, seconds)
-            self.run_build(bs, builder, seconds, marks)
+            self.run_build(bs, builder, seconds, self.marks(bs, seconds))
         return TestStarted(item.issue, item.branch, "tip", bs.bsid)
+
+    def marks(self, bs: Buildset, seconds: float) -> list[Any]:
+        """When a run of ``bs``'s tree prints the failure of each patch in it that breaks or
+        flakes (none with fail_at "end")."""
+        branch = bs.item.branch
+        suspects = [i for i in bs.tree if self.fates.get((i, branch)) in ("fail", "flaky")]
+        return self.failure_marks(branch, suspects, seconds)
 
     def start_land(self, action: StartLand) -> Event:
         item = action.item
@@ -118,7 +134,64 @@ class _Sim(Farm):
             self.flaky_seen.add(key)
         elif fate != "fail":
             return
-        self.report_failing(bsid, builder, f"a test of issue {issue} failed")
+        if self.stop_at_failure:
+            self.cut_short(bs, builder, issue, broken=fate == "fail")
+        else:
+            self.report_failing(bsid, builder, f"a test of issue {issue} failed")
+
+    def cut_short(self, bs: Buildset, builder: str, issue: int, broken: bool) -> None:
+        """The run stops at its first failed test, which reruns at once (``rerun_seconds``), as
+        the gate's test step does. Broken: it fails again, the gate hears TestFailing, and it runs
+        once more on the tip without the patch; then the build ends failed. Flaky: it passes, the
+        gate hears nothing, and the whole suite, cut short, runs again (see :meth:`suite_ended`)."""
+        self.cut.add((bs.bsid, builder))
+        if broken:
+            self.confirm(bs.bsid, builder, issue)
+            return
+        again = self.now + self.rerun
+        seconds = self.h.test_seconds[builder]
+        for offset, suspect in self.marks(bs, seconds):
+            self.at(again + offset, ("cut", bs.bsid, builder, "flake", suspect))
+        self.at(again + seconds, ("cut", bs.bsid, builder, "suite-ended", 0))
+
+    @property
+    def rerun(self) -> float:
+        """One rerun of failed tests (only ever asked for with stopping on, which needs it)."""
+        return self.rerun_seconds or 0.0
+
+    def confirm(self, bsid: int, builder: str, issue: int) -> None:
+        """The failed tests fail their rerun: the gate hears it then, and they run on the tip."""
+        self.at(self.now + self.rerun, ("cut", bsid, builder, "confirmed", issue))
+        self.at(self.now + 2 * self.rerun, ("cut", bsid, builder, "failed", issue))
+
+    def after_cut(self, bsid: int, builder: str, what: str, issue: int) -> None:
+        """What follows a cut, nothing once the build is cancelled (reset)."""
+        if not self.running(bsid, builder):
+            return
+        bs = self.buildsets[bsid]
+        if what == "confirmed":
+            self.report_failing(bsid, builder, f"a test of issue {issue} failed twice")
+        elif what == "flake":
+            key = (issue, bs.item.branch)
+            if self.fates.get(key) == "flaky" and key not in self.flaky_seen:
+                self.flaky_seen.add(key)  # the first run to reach it: it fails there
+                self.failed_again.add((bsid, builder))
+        elif what == "suite-ended":
+            self.suite_ended(bs, builder)
+        else:
+            self.ended(bsid, builder, failed=what == "failed")
+
+    def suite_ended(self, bs: Buildset, builder: str) -> None:
+        """The suite run again after a flake is neither stopped nor watched (as the test step's
+        AttributeFailure runs it): at its end its failed tests rerun, and the gate hears of
+        them only if they fail again."""
+        broken = [i for i in bs.tree if self.fates.get((i, bs.item.branch)) == "fail"]
+        if broken:
+            self.confirm(bs.bsid, builder, broken[0])
+        elif (bs.bsid, builder) in self.failed_again:
+            self.at(self.now + self.rerun, ("cut", bs.bsid, builder, "passed", 0))
+        else:
+            self.ended(bs.bsid, builder, failed=False)
 
     def test_fails(self, bsid: int, builder: str, item: Any, tree: Sequence[int]) -> bool:
         if self.fail_at != "end":
@@ -163,7 +236,13 @@ class _Sim(Farm):
         if bs.kind == "test" and self.reruns(bsid, builder, bs.item, bs.tree):
             return  # the worker stays busy for the rerun
         failed = bs.kind == "test" and self.test_fails(bsid, builder, bs.item, bs.tree)
-        if self.build_ended(bsid, builder, failed) is None:
+        self.ended(bsid, builder, failed)
+
+    def ended(self, bsid: int, builder: str, failed: bool) -> None:
+        """The build of ``bsid`` on ``builder`` ended; once its buildset's last has, the gate
+        hears how the buildset finished."""
+        bs = self.build_ended(bsid, builder, failed)
+        if bs is None:
             return
         item = bs.item
         if bs.kind == "land":
@@ -204,6 +283,7 @@ def simulate(
     early_failure: bool = True,
     flake_to_tail: bool = False,
     land_batch: int | None = None,
+    stop_at_failure: bool = True,
 ) -> Result:
     """Replay ``history`` with a window of ``window``. ``rerun_seconds``: the failed tests are
     rerun in the same build (GATE_RERUN_COMMAND set; off by default), taking that long.
@@ -211,7 +291,9 @@ def simulate(
     :func:`~buildbot_gate.model.farm.failure_point` of ``fail_seed``, the gate then hearing
     TestFailing, acted on unless ``early_failure`` is off; ``flake_to_tail``: see Policy).
     ``land_batch``: at most this many tested items land in one land build (1: one each; None:
-    the gate's default)."""
+    the gate's default). ``stop_at_failure`` (as the gate's test step, on by default; it needs
+    the rerun and fail_at "uniform"): a run stops at its first failed test and reruns it at once
+    (see :meth:`_Sim.cut_short`); off, a failing run goes on to its end, then reruns."""
     branches = {p.branch for p in history.patches}
     policy = Policy(
         max_attempts=max_attempts,
@@ -221,7 +303,7 @@ def simulate(
     )
     if land_batch is not None:
         policy = attrs.evolve(policy, land_batch=land_batch)
-    sim = _Sim(history, policy, rerun_seconds, fail_at, fail_seed)
+    sim = _Sim(history, policy, rerun_seconds, fail_at, fail_seed, stop_at_failure)
     sim.run()
     start = history.patches[0].approved_at
     end = max((t for _, t in sim.finished.values()), default=start)

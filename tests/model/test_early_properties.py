@@ -45,22 +45,35 @@ class Checked(_Sim):
         super().apply(event)
 
 
-def drain(fates, window: int, rerun: bool, fail_at: str, seed: int, to_tail: bool) -> Checked:
+def drain(
+    fates,
+    window: int,
+    rerun: bool,
+    fail_at: str,
+    seed: int,
+    to_tail: bool,
+    stop: bool = False,
+    slow: float | None = None,
+    early: bool = True,
+) -> Checked:
+    """One drain; with ``slow``, each tree is also tested on a second builder taking that long;
+    ``early``: Policy.early_failure."""
+    seconds = {"test": T} if slow is None else {"test": T, "slow": slow}
     history = History(
         patches=tuple(Patch(n + 1, 1, "default", 0.0, f) for n, f in enumerate(fates)),
-        test_builders=("test",),
-        test_seconds={"test": T},
+        test_builders=tuple(seconds),
+        test_seconds=seconds,
         land_seconds=1.0,
         workers=window,
-        pools={"test": window, "land": 1},
+        pools={**dict.fromkeys(seconds, window), "land": 1},
         detect_seconds=0.0,
         dispatch_seconds=0.0,
         recheck_seconds=0.0,
         measured_seconds=0.0,
         measured_worker_minutes=0.0,
     )
-    policy = Policy(windows={"default": window}, flake_to_tail=to_tail)
-    sim = Checked(history, policy, T / 20 if rerun else None, fail_at, seed)
+    policy = Policy(windows={"default": window}, flake_to_tail=to_tail, early_failure=early)
+    sim = Checked(history, policy, T / 20 if rerun else None, fail_at, seed, stop)
     sim.run()
     return sim
 
@@ -82,6 +95,31 @@ def test_early_failure_lands_the_same_patches_as_tested_trees_and_none_twice(
         assert early.landed == late.landed == should
     assert early.reports >= (1 if set(fates) - {"pass"} else 0)
     assert late.reports == 0
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    fates,
+    st.integers(1, 6),
+    st.integers(0, 1000),
+    st.booleans(),
+    st.sampled_from([None, 3 * T]),
+    st.booleans(),
+)
+def test_stopping_at_the_first_failed_test_lands_the_same_patches_in_the_same_order(
+    fates, window, seed, to_tail, slow, early
+):
+    # A slow second builder, with early failure off, lets a fast run stopped at a flake run the
+    # suite again to its end while the slow runs go on: it then meets failures of its own.
+    stopped = drain(fates, window, True, "uniform", seed, to_tail, True, slow, early)
+    on_to_the_end = drain(fates, window, True, "uniform", seed, False, False, slow, early)
+    should = [n + 1 for n, f in enumerate(fates) if f != "fail"]
+    # Each push a tree that passed (Checked), none twice, in approval order: a flake is never
+    # told to the gate, so nothing goes to the tail even when flake_to_tail is on.
+    assert stopped.landed == on_to_the_end.landed == should
+    # Only a failure the rerun confirmed is told, and a broken patch's always is.
+    assert stopped.reports >= (1 if "fail" in fates else 0)
+    assert stopped.finished_order == on_to_the_end.finished_order
 
 
 @settings(max_examples=150, deadline=None)
