@@ -9,6 +9,8 @@ seconds after printing its failures (GATE_SAMPLE_LINGER) were it not stopped.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from buildbot_gate.testing.masters import prop
@@ -48,11 +50,13 @@ def stack(build) -> list[int] | None:
     return None if entries is None else [e["issue"] for e in entries]
 
 
-def head_and_one_behind(world, head_diff: str, gate) -> tuple[int, int]:
+def head_and_one_behind(world, head_diff: str, gate) -> tuple[int, int, int]:
     """The head's run and the run of the one behind it (on top of the head, held by ``gate``
-    in its tree) start together; the head's run then prints its failure and would linger."""
+    in its tree) start together; the head's run then prints its failure and would linger.
+    Returns both issues and how many runs had started before."""
     gate.write_text("wait\n")
     world.hold()
+    runs_before = len(world.runs())
     try:
         before = world.runs_started()
         head = world.approve("Head", head_diff, ENH)
@@ -62,7 +66,22 @@ def head_and_one_behind(world, head_diff: str, gate) -> tuple[int, int]:
         world.wait_runs_started(before + 2, timeout=120)
     finally:
         world.release()
-    return head, behind
+    return head, behind, runs_before
+
+
+def head_run_is_gone(world, runs_before: int) -> None:
+    """The head's run process (the sample suite, killed with its process group) is gone while
+    it would still be lingering: the one run started since ``head_and_one_behind`` began that
+    is not waiting on a gate file (the failure attribution's reruns record no start)."""
+    new = world.runs()[runs_before:]
+    waiting = {pid for kind, _, pid in new if kind == "wait"}
+    (pid,) = {pid for kind, _, pid in new if kind == "test" and pid not in waiting}
+    stat = Path(f"/proc/{pid}/stat")
+    try:
+        state = stat.read_text().rpartition(")")[2].split()[0]
+    except FileNotFoundError:
+        return
+    assert state == "Z", f"the head's test run {pid} still runs ({state})"
 
 
 def assert_stopped_early(world, head: int) -> None:
@@ -76,7 +95,9 @@ def assert_stopped_early(world, head: int) -> None:
 def test_a_broken_head_is_stopped_at_its_failure_and_the_one_behind_lands_without_it(world):
     tip = world.upstream.log("branch(default)")[-1]["node"]
     gate = world.root / "behind-broken"
-    head, behind = head_and_one_behind(world, new_file_diff("bench_fail_early", ["x"]), gate)
+    head, behind, runs_before = head_and_one_behind(
+        world, new_file_diff("bench_fail_early", ["x"]), gate
+    )
 
     def two_builds() -> list[dict] | None:
         builds = world.builds_for(behind, "gate-test")[:2]
@@ -87,6 +108,8 @@ def test_a_broken_head_is_stopped_at_its_failure_and_the_one_behind_lands_withou
         # Once the rerun confirmed the head's failure, the one behind is tested without it.
         first, second = wait_until(two_builds, 60, "the one behind tested without the head")
         assert (stack(first), stack(second)) == ([head], [])
+        # Told after the rerun, which ran once the run was stopped: killed, not left lingering.
+        head_run_is_gone(world, runs_before)
     finally:
         gate.unlink()  # never leave a run of the one behind waiting for a later test
     world.wait_comment(behind, "Landed", timeout=120)
@@ -109,7 +132,7 @@ def test_a_broken_head_is_stopped_at_its_failure_and_the_one_behind_lands_withou
 
 def test_a_flaky_first_failure_resets_nobody_and_both_land_in_order(world):
     gate = world.root / "behind-flaky"
-    head, behind = head_and_one_behind(
+    head, behind, _ = head_and_one_behind(
         world, new_file_diff("bench_flaky_early", ["x"]) + new_file_diff("fl.py", ["F = 1"]), gate
     )
     try:
