@@ -99,7 +99,9 @@ class AttributeFailure(HgStep):
         await self.runCommand(cmd)
         return not cmd.didFail()
 
-    def _command(self, argv: str | Sequence[str], collect: bool = False) -> Any:
+    def _command(
+        self, argv: str | Sequence[str], collect: bool = False
+    ) -> remotecommand.RemoteShellCommand:
         cmd = remotecommand.RemoteShellCommand(
             self.workdir,
             argv,
