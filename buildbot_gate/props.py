@@ -55,6 +55,7 @@ class Prop:
     DIGEST: Final = "gate_digest"
     FAILED_TESTS: Final = "gate_failed_tests"
     VERDICT: Final = "gate_verdict"
+    STOPPED_AT: Final = "gate_stopped_at"  # the failed test a test run was stopped at
     LANDED_NODES: Final = "gate_landed_nodes"  # a batch's pushed changesets, in order
 
 

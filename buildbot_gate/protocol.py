@@ -50,7 +50,8 @@ FAILING_ANY = ("gate", "failing", None)
 
 @attrs.frozen
 class TestFailingNote:
-    """A test build of ``buildset`` (build ``build``) printed that ``test`` failed; it goes on."""
+    """A test build of ``buildset`` (build ``build``) printed that ``test`` failed (with the run
+    stopped at its first failure: a rerun confirmed it); the build goes on."""
 
     __test__ = False  # not a pytest test class, whatever its name
 

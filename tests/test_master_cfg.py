@@ -126,3 +126,12 @@ def test_a_master_restarted_without_its_settings_does_not_start(tmp_path):
     assert "BuildMaster startup failed" in log or started.returncode != 0, log[-3000:]
     assert "GATE_RIETVELD_URL is not set" in log and "GATE_WORKERS is not set" in log, log[-3000:]
     assert "BuildMaster is running" not in log
+
+
+def test_a_stop_at_failure_setting_that_is_not_0_or_1_stops_checkconfig_naming_it(tmp_path):
+    done = checkconfig(tmp_path, bare_env(**REQUIRED, GATE_STOP_AT_FAILURE="0"))
+    assert done.returncode == 0, done.stdout + done.stderr
+    bad = checkconfig(tmp_path, bare_env(**REQUIRED, GATE_STOP_AT_FAILURE="yes"))
+    said = bad.stdout + bad.stderr
+    assert bad.returncode != 0, said
+    assert "GATE_STOP_AT_FAILURE is 'yes', not 1" in said

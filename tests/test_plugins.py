@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 
+import pytest
+from buildbot import config
 from buildbot.plugins import changes
 from buildbot.plugins import reporters
 from buildbot.plugins import schedulers
@@ -84,13 +86,35 @@ def test_an_admin_turns_failure_attribution_off():
     assert test.steps[-1].kwargs["attributed"] is False
 
 
+def test_a_test_run_stops_at_its_first_failure_by_default_when_its_failure_is_attributed():
+    test = util.GateFactories.test("http://h/r", "python run_tests.py")
+    run, attribute = test.steps[-2:]
+    assert run.kwargs["stopAtFailure"] is True
+    assert attribute.kwargs["stopAtFailure"] is True
+    # What the whole suite runs again as after a flaky first failure: the run's own command.
+    assert attribute.kwargs["testCommand"] == "python run_tests.py"
+    assert attribute.kwargs["failedPattern"] == run.kwargs["failedPattern"]
+    goes_on = util.GateFactories.test("http://h/r", "python run_tests.py", stop_at_failure=False)
+    assert [s.kwargs["stopAtFailure"] for s in goes_on.steps[-2:]] == [False, False]
+    # Nothing would confirm the failure: the run goes on to its end, as before.
+    unattributed = util.GateFactories.test("http://h/r", "t", attribute_failures=False)
+    assert unattributed.steps[-1].kwargs["stopAtFailure"] is False
+    unnamed = util.GateFactories.test("http://h/r", "t", failed_pattern=None)
+    assert unnamed.steps[-1].kwargs["stopAtFailure"] is False
+
+
+def test_a_stop_at_failure_that_is_not_true_or_false_is_a_config_error():
+    with pytest.raises(config.ConfigErrors, match="stop_at_failure must be True or False"):
+        util.GateFactories.test("http://h/r", "t", stop_at_failure="no")
+
+
 def test_every_step_keeps_its_import_path_after_the_split_into_a_package():
     # master.cfg files import the steps from buildbot_gate.steps, whichever module holds them.
     families = {
         "GateCheckout": "checkout",
         "ApplyPatch": "apply",
         "RunTests": "run",
-        "AttributeFailure": "run",
+        "AttributeFailure": "attribute",
         "Land": "land",
         "CheckLanding": "land",
         "HgStep": "base",

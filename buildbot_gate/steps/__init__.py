@@ -7,13 +7,13 @@ from __future__ import annotations
 
 from buildbot_gate.hg import HG_ENV
 from buildbot_gate.steps.apply import ApplyPatch
+from buildbot_gate.steps.attribute import AttributeFailure
 from buildbot_gate.steps.base import HgStep
 from buildbot_gate.steps.base import StepFailed
 from buildbot_gate.steps.checkout import GateCheckout
 from buildbot_gate.steps.land import RECORD_WAIT
 from buildbot_gate.steps.land import CheckLanding
 from buildbot_gate.steps.land import Land
-from buildbot_gate.steps.run import AttributeFailure
 from buildbot_gate.steps.run import RunTests
 
 __all__ = [

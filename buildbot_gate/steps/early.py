@@ -1,5 +1,6 @@
 """Early failure detection: a log observer on the test run that reads its output as it comes and,
-at the first failed test it names, tells the scheduler once, while the run goes on.
+at the first failed test it names, tells the scheduler once while the run goes on (or, when the
+run stops at its first failure, has it stopped there: the failure is told once confirmed).
 """
 
 from __future__ import annotations

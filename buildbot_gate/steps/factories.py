@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from buildbot import config
 from buildbot.process.factory import BuildFactory
 
 from buildbot_gate.steps import ApplyPatch
@@ -47,6 +48,7 @@ def gate_test_factory(
     failed_pattern: str | None = DEFAULT_FAILED_PATTERN,
     rerun_separator: str | None = None,
     attribute_failures: bool = True,
+    stop_at_failure: bool = True,
 ) -> BuildFactory:
     """Check out the pinned base, apply and commit the patch, run ``test_command``.
 
@@ -59,8 +61,20 @@ def gate_test_factory(
     their names. ``attribute_failures=False`` (or no ``failed_pattern``) turns it off: any
     failure ejects the patch. With ``failed_pattern``, the first failed test the run prints is
     told to the scheduler at once (early failure; GateScheduler's ``earlyFailure`` acts on it).
+
+    ``stop_at_failure`` (on by default, with failure attribution): the first failed test stops
+    the run there, a broken patch no longer holds its worker for the rest of the suite, and the
+    scheduler is told once the rerun confirms the failure (a flaky test resets nobody). Its
+    cost: the comment names only that first failed test (the suite stopped there; it says so),
+    and a flaky first failure runs the whole suite a second time before the tree counts as
+    tested. ``False``: the run goes on to its end and the first failure is told at once.
     """
+    if not isinstance(stop_at_failure, bool):
+        config.error(
+            f"gate_test_factory: stop_at_failure must be True or False, not {stop_at_failure!r}"
+        )
     attributed = attribute_failures and bool(failed_pattern)
+    stop = attributed and stop_at_failure is True
     run = RunTests(
         command=test_command,
         maxTime=test_timeout,
@@ -68,6 +82,7 @@ def gate_test_factory(
         env=dict(env or {}),
         failedPattern=failed_pattern,
         attributed=attributed,
+        stopAtFailure=stop,
     )
     f = _checked_then(run, repourl, hgbin)
     if attributed:
@@ -78,6 +93,9 @@ def gate_test_factory(
                 env=env,
                 hgbin=hgbin,
                 rerunSeparator=rerun_separator,
+                testCommand=test_command,
+                failedPattern=failed_pattern,
+                stopAtFailure=stop,
             )
         )
     return f

@@ -1,5 +1,5 @@
-"""RunTests runs the project's tests in the patched checkout; AttributeFailure, after a failed
-run, reruns the failed tests to tell a flaky test or a broken tip from the patch's failure.
+"""RunTests runs the project's tests in the patched checkout, names the tests a failed run failed,
+and, when its failure is to be attributed, can stop the run at its first failed test.
 """
 
 from __future__ import annotations
@@ -12,25 +12,24 @@ from typing import Any
 from buildbot import config
 from buildbot.process import buildstep
 from buildbot.process import remotecommand
+from buildbot.process.results import CANCELLED
 from buildbot.process.results import FAILURE
-from buildbot.process.results import SKIPPED
 from buildbot.process.results import SUCCESS
 from buildbot.process.results import WARNINGS
 from buildbot.util import bytes2unicode
 from twisted.internet import defer
+from twisted.logger import Logger
 
-from buildbot_gate import hg
 from buildbot_gate.props import Prop
 from buildbot_gate.props import StepOutcome
-from buildbot_gate.steps.base import HgStep
-from buildbot_gate.steps.base import StepFailed
 from buildbot_gate.steps.base import set_outcome
 from buildbot_gate.steps.early import FirstFailedTest
 from buildbot_gate.steps.early import tell_scheduler
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
-    from collections.abc import Sequence
+    from collections.abc import Callable
+
+log = Logger()
 
 # A failed test's name as the sample suite ("FAIL add: ...") and CPython's regrtest print it:
 # "test test_os failed -- ..." (on stderr), "[ 3/40/1] test_os failed (1 failure)" (with -j),
@@ -45,7 +44,10 @@ class RunTests(buildstep.ShellMixin, buildstep.BuildStep):
     run records the names of the failed tests in ``gate_failed_tests``, and the first failed test
     the output names, as it comes, is told to the scheduler at once (early failure detection,
     see :mod:`buildbot_gate.steps.early`). With ``attributed``, a failure only warns, so that
-    :class:`AttributeFailure` after it gives the verdict.
+    :class:`AttributeFailure` after it gives the verdict. With ``attributed`` and
+    ``stopAtFailure``, that first failed test stops the run instead (the worker kills the test
+    command's process group; ``gate_stopped_at`` names the test) and nothing is told yet:
+    AttributeFailure tells the scheduler once a rerun confirms the failure.
     """
 
     name = "test"
@@ -55,13 +57,20 @@ class RunTests(buildstep.ShellMixin, buildstep.BuildStep):
     flunkOnFailure = True
 
     def __init__(
-        self, failedPattern: str | None = None, attributed: bool = False, **kwargs: Any
+        self,
+        failedPattern: str | None = None,
+        attributed: bool = False,
+        stopAtFailure: bool = False,
+        **kwargs: Any,
     ) -> None:
         kwargs.setdefault("logEnviron", False)
         kwargs = self.setupShellMixin(kwargs)
         super().__init__(**kwargs)
         self.failedPattern = failedPattern
         self.attributed = attributed
+        self.stopAtFailure = stopAtFailure
+        # The first failed test, once this step asked the worker to stop the run there.
+        self.stop_wanted: str | None = None
         # One compiled pattern for both readers: the observer's lines as they come, and the
         # whole output after a failed run.
         self.failed_re: re.Pattern[str] | None = None
@@ -71,8 +80,20 @@ class RunTests(buildstep.ShellMixin, buildstep.BuildStep):
             except re.error as e:
                 config.error(f"RunTests: failedPattern is not a regular expression: {e}")
             else:
-                found = functools.partial(tell_scheduler, self)
+                found: Callable[[str], None] = functools.partial(tell_scheduler, self)
+                if attributed and stopAtFailure:
+                    found = self._stop_at
                 self.addLogObserver("stdio", FirstFailedTest(self.failed_re, found))
+
+    def _stop_at(self, test: str) -> None:
+        """Interrupt the running test command at its first failed test (not the step: a step
+        interrupted is a cancelled build, and this one goes on to attribute the failure)."""
+        cmd = self.cmd
+        if self.stopped or cmd is None or not cmd.active:
+            return  # cancelled by the gate, or the run has ended on its own
+        self.stop_wanted = test
+        d = cmd.interrupt(f"gate: stopped at its first failed test, {test}")
+        d.addErrback(lambda f: log.failure("RunTests: stopping the test run failed", f))
 
     def run(self) -> Any:
         return defer.ensureDeferred(self._run())
@@ -81,7 +102,11 @@ class RunTests(buildstep.ShellMixin, buildstep.BuildStep):
         named = bool(self.failedPattern)
         cmd = await self.makeRemoteShellCommand(collectStdout=named, collectStderr=named)
         await self.runCommand(cmd)
-        if not cmd.didFail():
+        if self.stopped:
+            return CANCELLED  # the gate cancelled the build: no outcome, and no stop at a failure
+        # Only this step's own interrupt is a stop at a failure (a timeout is the worker's).
+        cut = self.stop_wanted if cmd.interrupted else None
+        if not cmd.didFail() and cut is None:
             set_outcome(self, StepOutcome.TESTED)
             return SUCCESS
         what = "tests" if self.name == "test" else self.name
@@ -91,110 +116,25 @@ class RunTests(buildstep.ShellMixin, buildstep.BuildStep):
             return FAILURE
         set_outcome(self, StepOutcome.TEST_FAILED)
         self.descriptionDone = [f"{what} failed (exit {cmd.rc})"]
+        names: list[str] = []
         if self.failed_re is not None:
-            # regrtest names a failed test on stderr when it runs tests in one process.
-            out = bytes2unicode(cmd.stdout or "") + "\n" + bytes2unicode(cmd.stderr or "")
-            names = list(dict.fromkeys(self.failed_re.findall(out)))
+            names = failed_names(self.failed_re, cmd)
             self.setProperty(Prop.FAILED_TESTS, names, self.name)
             if names:
                 self.descriptionDone = [f"{what} failed: {', '.join(names[:5])}"]
+        if cut is not None:
+            self.setProperty(Prop.STOPPED_AT, cut, self.name)
+            read = ", ".join(names[:5]) or cut
+            self.descriptionDone = [f"{what} failed: {read} ({STOPPED_NOTE})"]
         return WARNINGS if self.attributed else FAILURE
 
 
-# The failed tests' names come from the output of the patch's own tests: only plain names go
-# on a command line (never an option, a second argument, or cmd.exe syntax on Windows).
-_TEST_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.:/\[\]-]{0,199}")
-_MAX_RERUN = 50
+# Said wherever a stopped run's failure is told: the failed test it names is the first only.
+STOPPED_NOTE = "the run stopped at its first failure"
 
 
-class AttributeFailure(HgStep):
-    """After a failed test run: whose failure is it? Reruns only the failed tests.
-
-    First in the tested tree: if they pass now, they are flaky and the tree counts as tested
-    (``gate_outcome`` back to ``tested``). If not, on the branch tip without the patch: if they
-    fail there too the tip is broken (``tip_broken``: the patch is held, not ejected), otherwise
-    the patch broke them (``test_failed``, with their names). The verdict is ``gate_verdict``.
-    The names follow ``rerunSeparator`` (``--``: "no options after this"; None for a runner
-    that cannot take it); a failure naming a test the gate will not pass on stays the patch's.
-    """
-
-    name = "attribute"
-    description = ["attributing the failure"]
-    descriptionDone = ["failure attributed"]
-    haltOnFailure = True
-    flunkOnFailure = True
-
-    def __init__(
-        self,
-        rerunCommand: str | Sequence[str],
-        timeout: int = 1200,
-        env: Mapping[str, str] | None = None,
-        rerunSeparator: str | None = "--",
-        **kwargs: Any,
-    ) -> None:
-        kwargs.setdefault("doStepIf", _tests_failed)
-        kwargs.setdefault("hideStepIf", lambda results, step: results == SKIPPED)
-        super().__init__(timeout=timeout, **kwargs)
-        self.rerunCommand = rerunCommand
-        self.rerunSeparator = rerunSeparator
-        self.run_env = dict(env or {})
-
-    async def rerun(self, names: Sequence[str]) -> bool:
-        """Run the failed tests again in the checkout; True when they pass."""
-        if not all(_TEST_NAME.fullmatch(n) for n in names):
-            raise StepFailed(
-                StepOutcome.TEST_FAILED, "tests failed (a test name unfit for a command line)"
-            )
-        base = self.rerunCommand
-        argv = base.split() if isinstance(base, str) else list(base)
-        argv += [self.rerunSeparator, *names] if self.rerunSeparator else list(names)
-        cmd = remotecommand.RemoteShellCommand(
-            self.workdir,
-            argv,
-            env=self.run_env,
-            logEnviron=False,
-            timeout=self.timeout,
-            maxTime=self.timeout,
-        )
-        cmd.useLog(self.stdio_log, False)
-        await self.runCommand(cmd)
-        return not cmd.didFail()
-
-    async def act(self) -> None:
-        names = [str(n) for n in (self.getProperty(Prop.FAILED_TESTS) or [])]
-        if not names:
-            raise StepFailed(
-                StepOutcome.TEST_FAILED, "tests failed (no failed test named to rerun)"
-            )
-        odd = [n for n in names if not _TEST_NAME.fullmatch(n)]
-        if odd or len(names) > _MAX_RERUN:
-            # Rerunning only some would call the others flaky unseen: the failure stays the patch's.
-            what = f"{len(odd)} unusual test name(s)" if odd else f"over {_MAX_RERUN} failed tests"
-            await self.stdio_log.addHeader(f"gate: not rerun: {[n[:80] for n in odd[:5]]}\n")
-            raise StepFailed(StepOutcome.TEST_FAILED, f"tests failed ({what}: not attributed)")
-        listed = ", ".join(names)
-        await self.stdio_log.addHeader(f"gate: rerunning {listed} in the tested tree\n")
-        if await self.rerun(names):
-            set_outcome(self, StepOutcome.TESTED)
-            self.setProperty(Prop.VERDICT, f"flaky: {listed}", self.name)
-            self.descriptionDone = [f"flaky: {listed} passed on rerun"]
-            return
-        base = self.getProperty(Prop.BASE)
-        await self.stdio_log.addHeader(f"gate: rerunning {listed} on the tip without the patch\n")
-        if (await self.hg(*hg.update_clean(str(base)))).didFail() or (
-            await self.hg(*hg.PURGE_ALL)
-        ).didFail():
-            raise StepFailed(StepOutcome.TEST_FAILED, f"tests failed: {listed} (tip not checked)")
-        if await self.rerun(names):
-            self.setProperty(Prop.VERDICT, f"caused by the patch: {listed}", self.name)
-            raise StepFailed(
-                StepOutcome.TEST_FAILED, f"tests failed: {listed} (they pass without the patch)"
-            )
-        self.setProperty(Prop.VERDICT, f"tip broken: {listed}", self.name)
-        raise StepFailed(
-            StepOutcome.TIP_BROKEN, f"the branch tip fails {listed} without the patch too"
-        )
-
-
-def _tests_failed(step: Any) -> bool:
-    return bool(step.getProperty(Prop.OUTCOME) == StepOutcome.TEST_FAILED)
+def failed_names(pattern: re.Pattern[str], cmd: remotecommand.RemoteCommand) -> list[str]:
+    """The failed tests a run's collected output names, first seen first, each once."""
+    # regrtest names a failed test on stderr when it runs tests in one process.
+    out = bytes2unicode(cmd.stdout or "") + "\n" + bytes2unicode(cmd.stderr or "")
+    return list(dict.fromkeys(pattern.findall(out)))

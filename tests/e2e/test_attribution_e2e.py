@@ -54,7 +54,9 @@ def test_a_test_that_fails_once_is_attributed_flaky_and_nobody_is_ejected_or_res
     )
     behind = world.approve("Behind the flaky one", new_file_diff("f2.py", ["F = 2"]), ENH)
     landed = world.wait_comment(flaky, "Landed", timeout=180)
-    assert "Failure attribution: flaky: test_bench." in landed
+    # With a note after it when the run was stopped at that test (a run that ends on its own
+    # may be stopped too, as its last lines come in).
+    assert "Failure attribution: flaky: test_bench" in landed
     world.wait_comment(behind, "Landed", timeout=180)
     for issue in (flaky, behind):
         assert not [c for c in world.gate_comments(issue) if c.startswith("Not landed")]
@@ -68,7 +70,7 @@ def test_a_failure_the_patch_causes_is_ejected_with_the_failing_tests_named(worl
     issue = world.approve("Breaks the bench", new_file_diff("bench_fail_mine", ["x"]), ENH)
     comment = world.wait_comment(issue, "Not landed", timeout=120)
     assert "tests failed (test_bench)" in comment
-    assert "Failure attribution: caused by the patch: test_bench." in comment
+    assert "Failure attribution: caused by the patch: test_bench" in comment
     assert world.landed(issue) == []
 
 

@@ -54,7 +54,7 @@ def test_failing_patch_is_not_pushed_and_gets_a_failure_comment_with_a_build_lin
     assert "tests failed (add)" in comment
     # Failure attribution (on by default) reran the failed test on the tip, where it passed.
     assert "failed step: attribute" in comment
-    assert "Failure attribution: caused by the patch: add." in comment
+    assert "Failure attribution: caused by the patch: add" in comment
     assert world.master.url + "#/builders/" in comment
     assert world.upstream.tip() == tip
     assert world.landed(issue) == []
