@@ -41,10 +41,12 @@ DIFFS = {
         "diff --git a/nonl b/nonl\n--- a/nonl\n+++ b/nonl\n@@ -1 +1 @@\n-no newline\n"
         "\\ No newline at end of file\n+now one\n"
     ),
-    # hg export's header: the user, date and message given on the command line win, as before.
+    # hg export's header: the user, date and message given on the command line win, as before;
+    # its parent (unknown here) and branch are ignored both ways.
     "hg export": (
         "# HG changeset patch\n# User Someone Else <e@example.org>\n# Date 1 0\n"
-        "#      Thu Jan 01 00:00:01 1970 +0000\n# Branch other\nTheir message\n\n"
+        "#      Thu Jan 01 00:00:01 1970 +0000\n# Branch other\n# Parent  " + "1" * 40 + "\n"
+        "Their message\n\n"
         "diff --git a/x.py b/x.py\n--- a/x.py\n+++ b/x.py\n@@ -1 +1 @@\n-a\n+e\n"
     ),
     "mail": (
