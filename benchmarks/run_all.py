@@ -1,7 +1,7 @@
 """Every benchmark in one command: model scale, the policy in simulated time, poller scale and the
 drain, printed and saved.
 
-    python benchmarks/run_all.py           # about 12 minutes on 2 cores: drains with K = 20
+    python benchmarks/run_all.py           # about 13 minutes on 2 cores: drains with K = 20
     python benchmarks/run_all.py --full    # adds the K = 100 drains: about 50 minutes in all
 
 Each benchmark writes its JSON under ``benchmarks/results/`` (with the machine's description) and
@@ -12,7 +12,7 @@ Where the time goes (measured on an idle 2-core machine, Nov 27, when the serial
 drained at every W: 1,051 s in all): model scale 53 s, policy 67 s, poller scale 80 s, drains
 851 s. The serial gate tests one patch at a time whatever W is, so the drain now runs it once
 per K, at W = 1, as every W's reference: two serial drains of about 155 s fewer, the drains
-about 530 s, the whole about 12 minutes.
+about 560 s, the whole about 13 minutes.
 
 The drain also runs its plain Buildbot baseline (``benchmarks/plain.py``: the same K test builds,
 no gate) at W = 4, for ``gate_over_plain_buildbot`` and ``cpu_per_landed_over_plain_build`` in
