@@ -19,6 +19,16 @@ least T + ceil(L / B) * P, B being the gate's landBatch (tested patches landed i
 ``ideal_over_measured`` is that bound over the measured drain time (1.0 would be perfect).
 ``speculative_over_serial`` is a throughput ratio: serial drain / speculative drain.
 
+The serial gate tests one patch at a time whatever W is (measured at K = 20: 151.6 s at W = 1,
+151.1 s at W = 2, 155.1 s at W = 4), so it drains once per K, at W = 1 (``serial_workers`` in
+the JSON), and that one run is the serial reference of every W: each entry's ``serial`` is it.
+
+The land builds of each drain (``land_builds``, ``land_batch_sizes``, ``mean_land_batch``: patches
+pushed per land build; ``land_build_seconds`` and ``land_step_seconds``: their mean times) say
+how much of a drain is landing: one push at a time, so they are its critical path at T = 2 s
+(W = 4, K = 20, Nov 27: land builds ran 102 s of a 127 s speculative drain, 12 of them, 1.5
+patches each; 73 s of 95 s once a commit took one hg process instead of two).
+
 The baseline (``benchmarks/plain.py``, at the W of ``--plain-workers``): the same K test builds
 through plain Buildbot on the same W workers, no gate. ``gate_over_plain_buildbot`` is the
 speculative gate's drain over plain Buildbot's; ``cpu_per_landed_over_plain_build`` the gate
@@ -48,6 +58,8 @@ from benchmarks.policy import LAND_BATCH
 from benchmarks.policy import oracle_seconds
 from benchmarks.policy import plan
 from benchmarks.poller_scale import cpu_seconds
+from buildbot_gate.props import Prop
+from buildbot_gate.testing.masters import prop
 from buildbot_gate.testing.world import COMMITTER
 from buildbot_gate.testing.world import GATE_ACCOUNT
 from buildbot_gate.testing.world import GateWorld
@@ -56,7 +68,11 @@ from buildbot_gate.testing.world import new_file_diff
 if TYPE_CHECKING:
     from collections.abc import Callable
 
+    from buildbot_gate.testing.masters import BuildbotREST
+
 MODES = ("serial", "speculative")
+# The serial gate tests one patch at a time whatever W is: its one drain per K runs here.
+SERIAL_WORKERS = 1
 
 
 def rss_peak_mib(pid: int) -> float:
@@ -72,6 +88,25 @@ def mean_push_seconds(builds: list[dict]) -> float:
     right on average (see :mod:`buildbot_gate.tools.history`)."""
     spans = [b["complete_at"] - b["started_at"] for b in builds if b.get("complete_at")]
     return sum(spans) / len(spans) if spans else 0.0
+
+
+def land_stats(rest: BuildbotREST) -> dict:
+    """The gate-land builds: how many, how many patches each pushed (``gate_land_batch``, one
+    when absent), and the mean time of each build and of each of its steps."""
+    builds = [b for b in rest.builds("gate-land") if b.get("complete_at")]
+    sizes = [len(prop(b, Prop.LAND_BATCH) or [None]) for b in builds]
+    steps: dict[str, list[float]] = {}
+    for b in builds:
+        for s in rest.get(f"builds/{b['buildid']}/steps"):
+            if s.get("complete_at") and s.get("started_at"):
+                steps.setdefault(s["name"], []).append(s["complete_at"] - s["started_at"])
+    return {
+        "land_builds": len(builds),
+        "land_batch_sizes": sizes,
+        "mean_land_batch": round(sum(sizes) / len(sizes), 2) if sizes else None,
+        "land_build_seconds": round(mean_push_seconds(builds), 2),
+        "land_step_seconds": {k: round(sum(v) / len(v), 2) for k, v in steps.items()},
+    }
 
 
 def run_one(
@@ -149,6 +184,7 @@ def run_one(
         ideal = oracle_seconds(
             runs, workers, test_seconds, patches - broken, broken, push, LAND_BATCH
         )
+        lands = land_stats(world.master.rest)
         world.assert_audited()
         return {
             "workers": workers,
@@ -166,6 +202,7 @@ def run_one(
             "push_seconds": round(push, 2),
             "ideal_over_measured": round(ideal / measured, 3),
             "test_builds": len(builds),
+            **lands,
             "master_cpu_seconds": round(cpu, 2),
             "master_cpu_seconds_per_landed": round(cpu / max(1, landed), 3),
             "master_wall_seconds_per_landed_beyond_tests": round(
@@ -186,7 +223,7 @@ def table(results: list[dict]) -> list[str]:
     """The drain table, then each run's master overhead and approval latency."""
     lines = [
         f"{'W':>2} {'K':>4} {'serial s':>9} {'spec. s':>8} {'ideal s':>8} "
-        f"{'ideal/ser':>9} {'ideal/spec':>10} {'spec x ser':>10}"
+        f"{'ideal/spec':>10} {'spec x ser':>10} {'land builds':>11} {'per land':>8}"
     ]
     for r in results:
         if "speculative_over_serial" not in r:
@@ -194,9 +231,11 @@ def table(results: list[dict]) -> list[str]:
         s, q = r["serial"], r["speculative"]
         lines.append(
             f"{r['workers']:>2} {r['patches']:>4} {s['drain_seconds']:>9} {q['drain_seconds']:>8} "
-            f"{s['ideal_seconds']:>8} {s['ideal_over_measured']:>9} {q['ideal_over_measured']:>10} "
-            f"{r['speculative_over_serial']:>10}"
+            f"{q['ideal_seconds']:>8} {q['ideal_over_measured']:>10} "
+            f"{r['speculative_over_serial']:>10} {q.get('land_builds')!s:>11} "
+            f"{q.get('mean_land_batch')!s:>8}"
         )
+    shown: set[int] = set()  # the one serial drain per K is every W's: shown once
     lines += [
         "",
         f"{'W':>2} {'K':>4} {'mode':<12} {'landed':>6} {'CPU s/landed':>12} "
@@ -205,11 +244,12 @@ def table(results: list[dict]) -> list[str]:
     ]
     for r in results:
         for mode in MODES:
-            if mode not in r:
+            if mode not in r or id(r[mode]) in shown:
                 continue
             x = r[mode]
+            shown.add(id(x))
             lines.append(
-                f"{r['workers']:>2} {r['patches']:>4} {mode:<12} {x['landed']:>6} "
+                f"{x['workers']:>2} {r['patches']:>4} {mode:<12} {x['landed']:>6} "
                 f"{x['master_cpu_seconds_per_landed']:>12} "
                 f"{x['master_wall_seconds_per_landed_beyond_tests']:>22} "
                 f"{x['master_peak_rss_mib']:>12} {x['approval_latency_seconds']!s:>13} "
@@ -218,9 +258,11 @@ def table(results: list[dict]) -> list[str]:
     lines += plain_table(results)
     test_seconds = next(r[m]["test_seconds"] for r in results for m in MODES if m in r)
     lines.append(
-        f"(test suite T = {test_seconds} s, poll interval 1 s; "
+        f"(test suite T = {test_seconds} s, poll interval 1 s; serial: one drain at "
+        f"W = {SERIAL_WORKERS}, the serial gate tests one patch at a time whatever W is; "
         "ideal: the tests and the pushes that cannot overlap them; spec x ser: throughput "
-        "ratio, serial drain / speculative drain; latency: approval to the patch's first build)"
+        "ratio, serial drain / speculative drain; land builds and patches per land build of the "
+        "speculative drain; latency: approval to the patch's first build)"
     )
     return lines
 
@@ -244,6 +286,39 @@ def plain_table(results: list[dict]) -> list[str]:
             f"{r['cpu_per_landed_over_plain_build']:>14}"
         )
     return lines
+
+
+def drains(
+    workers: list[int],
+    patches: list[int],
+    modes: list[str],
+    plain_workers: list[int],
+    run: Callable[[int, int, str], dict],
+    plain: Callable[[int, int], dict],
+) -> list[dict]:
+    """Every (W, K) entry: ``run(W, K, mode)`` drains the gate, ``plain(W, K)`` the baseline.
+
+    The serial gate runs one test build at a time whatever W is, so it drains once per K, at
+    W = 1 (``SERIAL_WORKERS``), and that one run is every W's serial reference."""
+    results = []
+    for k in patches:
+        serial = run(SERIAL_WORKERS, k, "serial") if "serial" in modes else None
+        for w in workers:
+            entry: dict = {"workers": w, "patches": k}
+            if serial is not None:
+                entry["serial"] = serial
+            if "speculative" in modes:
+                entry["speculative"] = run(w, k, "speculative")
+            if serial is not None and "speculative" in entry:
+                entry["speculative_over_serial"] = round(
+                    serial["drain_seconds"] / entry["speculative"]["drain_seconds"], 3
+                )
+            if w in plain_workers:
+                entry["plain"] = plain(w, k)
+                if "speculative" in entry:
+                    entry.update(ratios(entry["speculative"], entry["plain"]))
+            results.append(entry)
+    return results
 
 
 def timed(run: Callable[[Path], dict]) -> dict:
@@ -280,33 +355,21 @@ def main() -> int:
     )
     p.add_argument("--out", default=str(Path(__file__).parent / "results" / "drain.json"))
     args = p.parse_args()
-    results = []
-    for w in args.workers:
-        for k in args.patches:
-            pair = {
-                mode: timed(
-                    lambda root, mode=mode, w=w, k=k: run_one(
-                        w, k, mode, args.window, args.test_seconds, args.seed, root
-                    )
-                )
-                for mode in args.modes
-            }
-            entry: dict = {"workers": w, "patches": k, **pair}
-            if len(pair) == 2:
-                entry["speculative_over_serial"] = round(
-                    pair["serial"]["drain_seconds"] / pair["speculative"]["drain_seconds"], 3
-                )
-            if w in args.plain_workers:
-                entry["plain"] = timed(
-                    lambda root, w=w, k=k: run_plain(w, k, args.test_seconds, args.seed, root)
-                )
-                if "speculative" in pair:
-                    entry.update(ratios(pair["speculative"], entry["plain"]))
-            results.append(entry)
+
+    def run(w: int, k: int, mode: str) -> dict:
+        return timed(
+            lambda root: run_one(w, k, mode, args.window, args.test_seconds, args.seed, root)
+        )
+
+    def plain(w: int, k: int) -> dict:
+        return timed(lambda root: run_plain(w, k, args.test_seconds, args.seed, root))
+
+    results = drains(args.workers, args.patches, args.modes, args.plain_workers, run, plain)
     lines = table(results)
     print("\n".join(lines))
     Path(args.out).with_suffix(".txt").write_text("\n".join([machine(), "", *lines]) + "\n")
-    Path(args.out).write_text(json.dumps({"machine": machine(), "runs": results}, indent=2) + "\n")
+    saved = {"machine": machine(), "serial_workers": SERIAL_WORKERS, "runs": results}
+    Path(args.out).write_text(json.dumps(saved, indent=2) + "\n")
     print(f"saved {args.out}")
     return 0
 

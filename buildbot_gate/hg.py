@@ -50,14 +50,20 @@ def update_clean(rev: str) -> tuple[str, ...]:
     return ("update", "--clean", "--rev", rev)
 
 
-def import_patch(strip: int) -> tuple[str, ...]:
-    """Apply the diff read from stdin to the working copy, not committed."""
-    return ("import", "--no-commit", "-p", str(strip), "-")
+def import_commit(strip: int, author: str, date: str, patch: str) -> tuple[str, ...]:
+    """Apply the diff in the file ``patch`` and commit it, the message read from stdin
+    (``--logfile -``): one hg process, the same changeset as ``hg import --no-commit`` then
+    ``hg commit`` (tests/steps/test_apply_hg.py). Verbose: hg says ``created <node>`` only when
+    it committed (a diff that changes nothing is "applied to working directory", exit 0)."""
+    return (
+        "import", "--verbose", "-p", str(strip), "--user", author, "--date", date,
+        "--logfile", "-", patch,
+    )  # fmt: skip
 
 
-def commit(author: str, date: str) -> tuple[str, ...]:
-    """Commit the working copy, the message read from stdin (``--logfile -``)."""
-    return ("commit", "--user", author, "--date", date, "--logfile", "-")
+def created(out: str) -> bool:
+    """Whether :func:`import_commit`'s output says it committed a changeset."""
+    return any(line.startswith("created ") for line in out.splitlines())
 
 
 def chain(count: int) -> tuple[str, ...]:

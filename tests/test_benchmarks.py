@@ -61,10 +61,39 @@ def test_drain_harness_runs_a_tiny_queue_in_both_modes(tmp_path):
     assert result["ideal_seconds"] >= round(0.5 + pushes * result["push_seconds"], 1)
     assert result["approval_latency_seconds"] is not None
     assert result["approval_latency_seconds"] > 0  # a build cannot start before its approval
+    # Every landed patch was pushed by one of the counted land builds.
+    assert sum(result["land_batch_sizes"]) == result["landed"] > 0
+    assert result["land_builds"] == len(result["land_batch_sizes"])
+    assert result["mean_land_batch"] == round(result["landed"] / result["land_builds"], 2)
+    assert "land" in result["land_step_seconds"]
     pair = {"serial": result, "speculative": result, "speculative_over_serial": 1.0}
     lines = drain.table([{"workers": 1, "patches": 3, **pair}])
     assert "spec x ser" in lines[0] and "median s" in lines[3]
     assert "throughput ratio" in lines[-1]
+
+
+def test_the_serial_gate_drains_once_per_k_as_every_ws_reference():
+    drain = load("drain")
+    calls = []
+
+    def run(w, k, mode):
+        calls.append((w, k, mode))
+        drained = 100.0 if mode == "serial" else 100.0 / w
+        return {"workers": w, "drain_seconds": drained, "master_cpu_seconds_per_landed": 2.0}
+
+    def plain(w, k):
+        calls.append((w, k, "plain"))
+        return {"drain_seconds": 10.0, "master_cpu_seconds_per_build": 1.0}
+
+    results = drain.drains([1, 2, 4], [20], list(drain.MODES), [4], run, plain)
+    # The serial gate tests one patch at a time whatever W is: one serial drain, at W = 1.
+    assert [c for c in calls if c[2] == "serial"] == [(1, 20, "serial")]
+    assert sorted(c[0] for c in calls if c[2] == "speculative") == [1, 2, 4]
+    assert [c for c in calls if c[2] == "plain"] == [(4, 20, "plain")]
+    assert [r["workers"] for r in results] == [1, 2, 4]
+    assert all(r["serial"]["workers"] == 1 for r in results)
+    assert [r["speculative_over_serial"] for r in results] == [1.0, 2.0, 4.0]
+    assert "gate_over_plain_buildbot" in results[2] and "plain" not in results[0]
 
 
 @pytest.mark.e2e

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from buildbot.steps.worker import CompositeStepMixin
 from buildbot.util import bytes2unicode
 
 from buildbot_gate import hg
@@ -20,7 +21,7 @@ from buildbot_gate.steps.base import HgStep
 from buildbot_gate.steps.base import StepFailed
 
 
-class ApplyPatch(HgStep):
+class ApplyPatch(CompositeStepMixin, HgStep):
     """Commit the patches of the items ahead (speculative pipelining), then the approved diff.
 
     The author, date and message come from the scheduler, so every builder (and the landing
@@ -29,6 +30,7 @@ class ApplyPatch(HgStep):
     """
 
     name = "apply_patch"
+    PATCH_FILE = ".gate-patch.diff"  # in the working copy's parent: never inside the clone
     description = ["applying patch"]
     descriptionDone = ["patch applied"]
 
@@ -97,19 +99,28 @@ class ApplyPatch(HgStep):
     async def commit(
         self, diff: str, strip: int, author: str, date: str, message: str, what: str
     ) -> None:
-        imported = await self.hg(*hg.import_patch(strip), stdin=diff)
+        # One hg process per commit (hg import commits), not two (import, then commit): each
+        # costs the worker a Python start and a repository load, stacked builds commit several.
+        # The diff goes to a file beside the clone (overwritten by the next commit, never
+        # inside the working copy), as a file transfer rather than a process.
+        patch = self.build.path_module.join("..", self.PATCH_FILE)
+        if await self.downloadFileContentToWorker(patch, diff) is None:
+            raise StepFailed(StepOutcome.CHECKOUT_FAILED, "could not write the patch on the worker")
+        # The message never on the command line: buildbot-worker runs a command whose arguments
+        # hold a newline through a .bat file on Windows, which cuts the message. On stdin, as
+        # UTF-8 bytes whatever the worker's locale: hg reads it as it would the argument (its
+        # lines stripped as it stores any message), the same changeset.
+        imported = await self.hg(
+            *hg.import_commit(strip, str(author), str(date), patch),
+            stdin=str(message).encode(),
+            collect=True,
+        )
         if imported.didFail():
             raise StepFailed(
                 StepOutcome.CONFLICT,
                 f"{what} does not apply" if what != "the patch" else "patch does not apply",
             )
-        # Never on the command line: buildbot-worker runs a command whose arguments hold a
-        # newline through a .bat file on Windows, which cuts the message. On stdin, as UTF-8
-        # bytes whatever the worker's locale: hg reads it as it would the argument (its lines
-        # stripped as it stores any message), the same changeset, and no message file to
-        # write and remove on the worker (two remote commands fewer per commit).
-        commit = await self.hg(*hg.commit(str(author), str(date)), stdin=str(message).encode())
-        if commit.didFail():
+        if not hg.created(bytes2unicode(imported.stdout)):
             raise StepFailed(
                 StepOutcome.CONFLICT, f"{what} changes nothing, or could not be committed"
             )

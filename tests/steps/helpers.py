@@ -9,8 +9,11 @@ import sys
 from pathlib import Path
 from unittest import mock
 
+from buildbot.process import remotetransfer
 from buildbot.test.reactor import TestReactorMixin
+from buildbot.test.steps import ExpectDownloadFile
 from buildbot.test.steps import ExpectGlob
+from buildbot.test.steps import ExpectRemoteRef
 from buildbot.test.steps import ExpectShell
 from buildbot.test.steps import ExpectStat
 from buildbot.test.steps import TestBuildStepMixin
@@ -32,16 +35,38 @@ AUTHOR = "Ann <ann@example.org>"
 MESSAGE = "Fix it\n\nReviewed-on: http://review.example.org/1/"
 
 
-def committed(author, date, message, run=None):
-    """What ApplyPatch sends to commit: one hg process reading the whole message, as UTF-8, on
-    its stdin (no message file written and removed); ``run`` runs it for real."""
-    commit = hg(
-        "commit", "--user", author, "--date", date, "--logfile", "-",
-        initial_stdin=message.encode("utf-8"),
+PATCH_PATH = "../.gate-patch.diff"  # ApplyPatch writes each diff there, beside the clone
+
+
+def committed(author, date, message, diff=DIFF, strip=1, run=None, rc=0, created=True):
+    """What ApplyPatch sends to commit a diff: the diff written beside the clone, then one hg
+    process that imports and commits it, reading the whole message, as UTF-8, on its stdin;
+    ``run`` runs both for real (given the file's bytes, then the hg command)."""
+    written = []
+
+    def write(data):
+        written.append(data)
+        if run:
+            run(data)
+
+    download = ExpectDownloadFile(
+        workerdest=PATCH_PATH,
+        workdir="wkdir",
+        blocksize=32 * 1024,
+        maxsize=None,
+        reader=ExpectRemoteRef(remotetransfer.StringFileReader),
+    ).download_string(write, size=1 << 20)
+    imported = hg(
+        "import", "--verbose", "-p", str(strip), "--user", author, "--date", date,
+        "--logfile", "-", PATCH_PATH, initial_stdin=message.encode("utf-8"),
     )  # fmt: skip
     if run:
-        commit.behavior(run)
-    return [commit.exit(0)]
+        imported.behavior(run)
+    elif created:
+        imported.stdout(f"applying {PATCH_PATH}\ncreated {NODE[:12]}\n")
+    else:
+        imported.stdout(f"applying {PATCH_PATH}\napplied to working directory\n")
+    return [download.exit(0), imported.exit(rc)]
 
 
 def real_hg(cwd, *args, stdin=None):

@@ -7,8 +7,11 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from buildbot.process import remotetransfer
 from buildbot.process.results import FAILURE
 from buildbot.process.results import SUCCESS
+from buildbot.test.steps import ExpectDownloadFile
+from buildbot.test.steps import ExpectRemoteRef
 
 from buildbot_gate.diffs import change_digest
 from buildbot_gate.steps import ApplyPatch
@@ -20,6 +23,7 @@ from tests.steps.helpers import MANIFEST
 from tests.steps.helpers import MESSAGE
 from tests.steps.helpers import NODE
 from tests.steps.helpers import OWN_DIFF
+from tests.steps.helpers import PATCH_PATH
 from tests.steps.helpers import StepCase
 from tests.steps.helpers import committed
 from tests.steps.helpers import hg
@@ -35,8 +39,7 @@ class ApplyPatchTest(StepCase):
     def test_patch_is_committed_as_its_owner_and_the_node_recorded(self):
         self.setup_apply()
         self.expect_commands(
-            hg("import", "--no-commit", "-p", "1", "-", initial_stdin=DIFF).exit(0),
-            *committed(AUTHOR, "1700000000 0", MESSAGE),
+            *committed(AUTHOR, "1700000000 0", MESSAGE, diff=DIFF),
             hg(*IDENT).stdout(f"{NODE} 3:{MANIFEST}\n{OWN_DIFF}").exit(0),
         )
         self.expect_outcome(result=SUCCESS, state_string=f"committed {NODE[:12]}")
@@ -55,8 +58,7 @@ class ApplyPatchTest(StepCase):
         ]:
             self.build.setProperty(name, value, "Gate")
         self.expect_commands(
-            hg("import", "--no-commit", "-p", "1", "-", initial_stdin=DIFF).exit(0),
-            *committed(AUTHOR, "1700000000 0", MESSAGE),
+            *committed(AUTHOR, "1700000000 0", MESSAGE, diff=DIFF),
             hg(*IDENT).stdout(f"{NODE} 3:{MANIFEST}\n{OWN_DIFF}").exit(0),
         )
         self.expect_outcome(result=SUCCESS)
@@ -68,9 +70,10 @@ class ApplyPatchTest(StepCase):
         )
 
     async def test_a_multi_line_message_never_on_a_command_line_makes_the_same_changeset(self):
-        # Differential, with real hg: the step's way (message on stdin) against the way it
-        # committed before (--message): the gate compares these nodes across builders and the
-        # landing build, so they must not change.
+        # Differential, with real hg: the step's way (one hg import, the diff from a file, the
+        # message on stdin) against the way it committed before (import --no-commit, then
+        # commit --message): the gate compares these nodes across builders and the landing
+        # build, so they must not change.
         message = "Fix it \r\n\nIt broke on Windows, \u00fcnic\u00f6de too.\n\nReviewed-on: x\n\n"
         root = Path(tempfile.mkdtemp(prefix="gate-commit-"))
         self.addCleanup(shutil.rmtree, root, ignore_errors=True)
@@ -81,23 +84,30 @@ class ApplyPatchTest(StepCase):
         real_hg(base, "commit", "--addremove", "--user", "t", "--date", "0 0", "--message", "base")
         for clone in ("before", "wkdir"):
             real_hg(root, "clone", "--quiet", str(base), str(root / clone))
-            real_hg(root / clone, "import", "--no-commit", "-p", "1", "-", stdin=DIFF)
+        # The way it committed before: import the diff uncommitted, then commit --message.
+        real_hg(root / "before", "import", "--no-commit", "-p", "1", "-", stdin=DIFF)
         real_hg(root / "before", "commit", "--user", AUTHOR, "--date", "1700000000 0",
                 "--message", message)  # fmt: skip
         argvs = []
 
         def on_worker(command):
-            # As buildbot-worker would: hg in the working copy, the bytes sent on its stdin.
+            # As buildbot-worker would: the diff's bytes into the file beside the clone; hg in
+            # the working copy, the bytes sent on its stdin.
+            if isinstance(command, bytes):
+                (root / "wkdir" / PATCH_PATH).write_bytes(command)
+                return
             argvs.append(command.args["command"])
             stdin = command.args["initial_stdin"].decode("utf-8")
-            real_hg(root / command.args["workdir"], *command.args["command"][1:], stdin=stdin)
+            said = real_hg(
+                root / command.args["workdir"], *command.args["command"][1:], stdin=stdin
+            )
+            command.remote_update([({"stdout": said}, 0)])
 
         self.setup_step(ApplyPatch())
         self.source(info=(AUTHOR, message))
         self.build.setProperty("gate_commit_date", "1700000000 0", "Gate")
         self.expect_commands(
-            hg("import", "--no-commit", "-p", "1", "-", initial_stdin=DIFF).exit(0),
-            *committed(AUTHOR, "1700000000 0", message, run=on_worker),
+            *committed(AUTHOR, "1700000000 0", message, run=on_worker, diff=DIFF),
             hg(*IDENT).stdout(f"{NODE} 3:{MANIFEST}\n{OWN_DIFF}").exit(0),
         )
         self.expect_outcome(result=SUCCESS)
@@ -111,28 +121,30 @@ class ApplyPatchTest(StepCase):
         )
 
     def test_a_commit_is_one_hg_process_with_the_message_on_stdin(self):
-        # Each remote command costs the master PB messages, log chunks and DB writes: the
-        # message goes to hg's stdin, not into a file written and then removed on the worker.
+        # Each hg process costs the worker a Python start and a repository load, each remote
+        # command the master PB messages, log chunks and DB writes: the diff is written beside
+        # the clone (a file transfer, no process), one hg import commits it, the message on its
+        # stdin (no message file written and then removed on the worker).
         self.setup_apply()
         self.expect_commands(
-            hg("import", "--no-commit", "-p", "1", "-", initial_stdin=DIFF).exit(0),
-            hg(
-                "commit", "--user", AUTHOR, "--date", "1700000000 0", "--logfile", "-",
-                initial_stdin=MESSAGE.encode("utf-8"),
+            ExpectDownloadFile(
+                workerdest="../.gate-patch.diff", workdir="wkdir", blocksize=32 * 1024,
+                maxsize=None, reader=ExpectRemoteRef(remotetransfer.StringFileReader),
             ).exit(0),
+            hg(
+                "import", "--verbose", "-p", "1", "--user", AUTHOR, "--date", "1700000000 0",
+                "--logfile", "-", "../.gate-patch.diff", initial_stdin=MESSAGE.encode("utf-8"),
+            ).stdout(f"created {NODE[:12]}\n").exit(0),
             hg(*IDENT).stdout(f"{NODE} 3:{MANIFEST}\n{OWN_DIFF}").exit(0),
         )  # fmt: skip
         self.expect_outcome(result=SUCCESS)
         return self.run_step()
 
     def test_a_patch_that_changes_nothing_is_a_conflict(self):
+        # hg import applies it, says "applied to working directory" and exits 0 without a
+        # commit: the build must not go on as if the parent were the tested changeset.
         self.setup_apply()
-        (commit,) = committed(AUTHOR, "1700000000 0", MESSAGE)
-        commit.behaviors[-1] = ("rc", 1)
-        self.expect_commands(
-            hg("import", "--no-commit", "-p", "1", "-", initial_stdin=DIFF).exit(0),
-            commit,
-        )
+        self.expect_commands(*committed(AUTHOR, "1700000000 0", MESSAGE, created=False))
         self.expect_outcome(
             result=FAILURE,
             state_string="the patch changes nothing, or could not be committed (failure)",
@@ -142,9 +154,7 @@ class ApplyPatchTest(StepCase):
 
     def test_patch_that_does_not_apply_is_a_conflict(self):
         self.setup_apply()
-        self.expect_commands(
-            hg("import", "--no-commit", "-p", "1", "-", initial_stdin=DIFF).exit(1),
-        )
+        self.expect_commands(*committed(AUTHOR, "1700000000 0", MESSAGE, rc=255))
         self.expect_outcome(result=FAILURE, state_string="patch does not apply (failure)")
         self.expect_property("gate_outcome", "conflict")
         return self.run_step()
@@ -172,10 +182,8 @@ class ApplyPatchTest(StepCase):
         self.setup_apply()
         ahead, entry = self.stack_of_one()
         self.expect_commands(
-            hg("import", "--no-commit", "-p", "1", "-", initial_stdin=ahead).exit(0),
-            *committed(entry["author"], entry["date"], entry["message"]),
-            hg("import", "--no-commit", "-p", "1", "-", initial_stdin=DIFF).exit(0),
-            *committed(AUTHOR, "1700000000 0", MESSAGE),
+            *committed(entry["author"], entry["date"], entry["message"], diff=ahead),
+            *committed(AUTHOR, "1700000000 0", MESSAGE, diff=DIFF),
             hg(*IDENT).stdout(f"{NODE} 3:{MANIFEST}\n{OWN_DIFF}").exit(0),
         )
         self.expect_outcome(
@@ -196,10 +204,8 @@ class ApplyPatchTest(StepCase):
 
         self.patch(apply, "summarize", parsed)
         self.expect_commands(
-            hg("import", "--no-commit", "-p", "1", "-", initial_stdin=ahead).exit(0),
-            *committed(entry["author"], entry["date"], entry["message"]),
-            hg("import", "--no-commit", "-p", "1", "-", initial_stdin=DIFF).exit(0),
-            *committed(AUTHOR, "1700000000 0", MESSAGE),
+            *committed(entry["author"], entry["date"], entry["message"], diff=ahead),
+            *committed(AUTHOR, "1700000000 0", MESSAGE, diff=DIFF),
             hg(*IDENT).stdout(f"{NODE} 3:{MANIFEST}\n{OWN_DIFF}").exit(0),
         )
         self.expect_outcome(result=SUCCESS)
@@ -207,9 +213,9 @@ class ApplyPatchTest(StepCase):
 
     def test_a_patch_ahead_that_does_not_apply_is_a_conflict_naming_it(self):
         self.setup_apply()
-        ahead, _ = self.stack_of_one()
+        ahead, entry = self.stack_of_one()
         self.expect_commands(
-            hg("import", "--no-commit", "-p", "1", "-", initial_stdin=ahead).exit(255),
+            *committed(entry["author"], entry["date"], entry["message"], diff=ahead, rc=255)
         )
         self.expect_outcome(
             result=FAILURE,
