@@ -117,6 +117,8 @@ class DecisionMessage:
     express: bool = False
     rebased_over: tuple[int, ...] = ()
     worker: str | None = None
+    # A landing whose approval went away while it was being pushed: why it went away.
+    withdrawn: str | None = None
     # Set by protocol.announce: the master that decided, and the decision's identity.
     masterid: int | None = None
     id: str | None = None

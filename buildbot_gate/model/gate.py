@@ -40,6 +40,13 @@ from buildbot_gate.model.landing import land_started
 from buildbot_gate.model.landing import lead_of
 from buildbot_gate.model.landing import release_batch
 from buildbot_gate.model.landing import start_land
+from buildbot_gate.model.late import defer_withdrawal
+from buildbot_gate.model.late import drop_waiting
+from buildbot_gate.model.late import keep_approval
+from buildbot_gate.model.late import release_waiting
+from buildbot_gate.model.late import settle_stopped
+from buildbot_gate.model.late import settle_withdrawals
+from buildbot_gate.model.late import wait_for_landing
 from buildbot_gate.model.recheck import recheck
 from buildbot_gate.model.resets import Transition
 from buildbot_gate.model.resets import cancel
@@ -84,6 +91,8 @@ def decide(
         case _:
             # An event the model does not know is a bug in the adapter, never a withdrawal.
             assert_never(event)
+    settle_stopped(step, _withdraw_now)
+    release_waiting(step)
     # Only the queues whose items changed need scheduling again (all of them after a restart).
     touched = step.touched | {b for _, b in state.held ^ step.state.held}
     _schedule(step, policy, None if isinstance(event, Resume) else touched)
@@ -94,6 +103,7 @@ def _approved(step: Transition, ev: Approved) -> None:
     current = step.state.find(ev.issue, ev.branch)
     if current is not None:
         if current.patchset == ev.patchset:
+            keep_approval(step, current)
             return  # already queued: a repeated approval changes nothing
         _withdraw_item(step, current, f"patchset {ev.patchset} supersedes {current.patchset}")
     for done in step.state.done:
@@ -116,6 +126,9 @@ def _approved(step: Transition, ev: Approved) -> None:
         seq=step.state.next_seq,
         reason=f"approved by {ev.approver}",
     )
+    if step.state.find(ev.issue, ev.branch) is not None:
+        wait_for_landing(step, item)  # its older patchset may be being pushed
+        return
     step.add(item)
     position = len(step.state.queue(ev.branch))
     step.emit(Notify(item, Decision.QUEUED, f"position {position} in the {ev.branch} queue"))
@@ -124,6 +137,7 @@ def _approved(step: Transition, ev: Approved) -> None:
 def _withdrawn(step: Transition, issue: int, reason: str) -> None:
     for item in [i for i in step.state.items if i.issue == issue]:
         _withdraw_item(step, item, reason)
+    drop_waiting(step, issue)
     # An ejected patchset whose approval no longer holds can no longer be rechecked.
     done = tuple(
         attrs.evolve(d, state=ItemState.WITHDRAWN, reason=f"{d.reason}; then {reason}")
@@ -135,6 +149,11 @@ def _withdrawn(step: Transition, issue: int, reason: str) -> None:
 
 
 def _withdraw_item(step: Transition, item: Item, reason: str) -> None:
+    if not defer_withdrawal(step, item, reason):  # its push may be under way: see late.py
+        _withdraw_now(step, item, reason)
+
+
+def _withdraw_now(step: Transition, item: Item, reason: str) -> None:
     cancel(step, item, f"{item.describe()} withdrawn: {reason}")
     gone = attrs.evolve(item, state=ItemState.WITHDRAWN, run=stopped(item), reason=reason)
     step.finish(item, gone)
@@ -184,7 +203,9 @@ def _resume(step: Transition) -> None:
             continue  # _schedule starts it again: the held set is cleared below
         if current.state == ItemState.LANDING and current.current_run.tested_node:
             # Tests passed but the land buildset was never created: create it now.
-            step.emit(start_land(step.state, current))
+            head = settle_withdrawals(step, current, _withdraw_now)
+            if head is not None:
+                step.emit(start_land(step.state, head))
         elif current.state in (ItemState.TESTING, ItemState.LANDING):
             reset(step, current, "gate restarted before its build was created")
     step.state = attrs.evolve(step.state, held=frozenset())
@@ -197,6 +218,10 @@ def _finished(step: Transition, ev: BuildsetFinished, policy: Policy) -> None:
     found = lead_of(step.state, found)
     item = step.replace(found, found.with_run(buildset=None))  # finished: nothing to cancel
     release_batch(step, item)
+    if item.state == ItemState.LANDING and ev.outcome != Outcome.LANDED:
+        if (head := settle_withdrawals(step, item, _withdraw_now)) is None:
+            return  # withdrawn: those behind it were reset with it
+        item = head
     if ev.verdict:
         item = step.replace(item, attrs.evolve(item, verdicts=(*item.verdicts, ev.verdict)))
     if ev.outcome == Outcome.PASSED and item.branch in step.state.tip_broken:

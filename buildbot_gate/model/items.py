@@ -85,6 +85,9 @@ class Run:
     failing_early: bool = False
     # Landing in the land build (and push) of the item ahead of it, this issue: see landing.py.
     lead: int | None = None
+    # Its approval went away while its land build may be pushing it: why, applied when that
+    # build ends unless it landed (see late.py).
+    withdrawn: str | None = None
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Run:

@@ -143,9 +143,10 @@ def _landed(step: Transition, head: Item, ev: BuildsetFinished, policy: Policy) 
         step.finish(item, landed)
         if item.express:
             spared = keep_disjoint_results(step, landed) or "no patch was in the pipeline"
+            spared += _late(item)
             step.emit(Notify(landed, Decision.LANDED, spared))
             continue
-        step.emit(Notify(landed, Decision.LANDED, f"{ev.detail}{together}"))
+        step.emit(Notify(landed, Decision.LANDED, f"{ev.detail}{together}{_late(item)}"))
         resize_window(step, item.branch, policy, grow=True)
         rebase_behind(step, landed)
 
@@ -165,3 +166,9 @@ def rebase_behind(step: Transition, landed: Item) -> None:
         if other.branch == landed.branch and landed.issue in other.current_run.ahead:
             ahead = tuple(i for i in other.current_run.ahead if i != landed.issue)
             step.replace(other, other.with_run(ahead=ahead, base=landed.landed_node))
+
+
+def _late(item: Item) -> str:
+    """What a landing comment adds when the approval went away while the push was under way."""
+    why = item.current_run.withdrawn
+    return "" if why is None else f"; withdrawn ({why}) after its push had started: it has landed"

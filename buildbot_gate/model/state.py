@@ -76,6 +76,9 @@ class GateState:
     # Branches held because the server keeps refusing their push, with the reason: nothing is
     # started on them until an admin resumes them (ResumeBranch).
     held_branches: tuple[tuple[str, str], ...] = ()
+    # New patchsets approved while an older patchset of the same issue may be being pushed:
+    # queued once that land build ends (see late.py).
+    waiting: tuple[Item, ...] = ()
     # Queues already sorted for this (immutable) state; not part of its value.
     _queues: dict[str, list[Item]] = attrs.field(
         factory=dict, init=False, eq=False, repr=False, hash=False
@@ -137,6 +140,7 @@ class GateState:
             "windows": dict(self.windows),
             "tip_broken": sorted(self.tip_broken),
             "held_branches": dict(self.held_branches),
+            "waiting": [i.to_json() for i in self.waiting],
         }
 
     @classmethod
@@ -154,4 +158,5 @@ class GateState:
             held_branches=tuple(
                 sorted((str(b), str(r)) for b, r in data.get("held_branches", {}).items())
             ),
+            waiting=tuple(Item.from_json(i) for i in data.get("waiting", [])),
         )

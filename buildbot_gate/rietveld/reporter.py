@@ -51,6 +51,11 @@ def comment_text(msg: DecisionMessage) -> str | None:
                 f"Tested before the urgent {over} landed under it, on files it does not touch: "
                 "pushed on top of it, the same change as tested."
             )
+        if msg.withdrawn:
+            lines.append(
+                f"Withdrawn ({msg.withdrawn}) after its push had started: it had landed by "
+                "then. If it must not stay, upload a patch that backs it out."
+            )
         lines += _build_lines(msg.tested, "Tested on")
         lines += _build_lines(msg.builds, "Pushed by")
         lines += _verdict_line(msg)

@@ -51,6 +51,7 @@ async def decision_message(
         verdicts=item.verdicts,
         express=item.express,
         rebased_over=item.current_run.rebased_over,
+        withdrawn=item.current_run.withdrawn if action.decision == Decision.LANDED else None,
     )
 
 
