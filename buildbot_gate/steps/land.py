@@ -53,6 +53,19 @@ class CheckLanding(HgStep):
         waited = 0.0
         while True:
             items = await self._items(scheduler, issues, branch)
+            # A withdrawal the gate holds back while a push may be under way (model/late.py):
+            # before the push it still stops this build, so nothing withdrawn is pushed.
+            withdrawn = [
+                issue
+                for issue, item in zip(issues, items, strict=True)
+                if item is not None and item.current_run.withdrawn is not None
+            ]
+            if withdrawn:
+                which = ", ".join(map(str, withdrawn))
+                raise StepFailed(
+                    StepOutcome.NOT_CURRENT,
+                    f"issue {which} withdrawn before its push: nothing pushed",
+                )
             if all(
                 item is not None
                 and item.state == ItemState.LANDING

@@ -170,6 +170,19 @@ class CheckLandingTest(StepCase):
         self.expect_property("gate_outcome", "not_current")
         await self.run_step()
 
+    async def test_a_landing_withdrawn_before_its_push_pushes_nothing(self):
+        # The gate holds a withdrawal back while a push may be under way; the step before the
+        # push reads it and stops, so only a withdrawal during the push itself is pushed.
+        withdrawn = self.item()
+        await self.queue(withdrawn.with_run(withdrawn="patchset 4 supersedes 3"))
+        self.setup_check()
+        self.expect_outcome(
+            result=FAILURE,
+            state_string="issue 1234 withdrawn before its push: nothing pushed (failure)",
+        )
+        self.expect_property("gate_outcome", "not_current")
+        await self.run_step()
+
     async def test_a_rebuild_after_the_item_left_the_queue_is_refused(self):
         await self.queue()
         self.setup_check()
