@@ -119,6 +119,9 @@ def test_plain_buildbot_baseline_runs_the_same_test_builds_and_gives_the_two_rat
     result = plain.run_plain(1, 3, 0.2, 1, tmp_path / "plain")
     assert result["builds"] == 3  # one test build per patch, nothing else
     assert result["green_builds"] == 3 - fates[:3].count("fail") - fates[:3].count("flaky")
+    # The gate's defaults, as the drain runs them: a failed build's failed tests are rerun.
+    tried = [fate for fate, _ in plain.drain_diffs(3, seed=1)]
+    assert result["attributed_builds"] == tried.count("fail") + tried.count("flaky") > 0
     assert result["drain_seconds"] > 0 and result["master_cpu_seconds_per_build"] > 0
     gate = {"drain_seconds": 2 * result["drain_seconds"], "master_cpu_seconds_per_landed": 0.0}
     gate["master_cpu_seconds_per_landed"] = 3 * result["master_cpu_seconds_per_build"]
