@@ -1,22 +1,35 @@
 """Drain benchmark, real processes: how long a real gate takes to drain K approved patches with W
 workers, serial and speculative, against the ideal for that run.
 
-A real master from master.cfg.example, W local workers on one stable builder, hg serve, the
-Rietveld stand-in with K patches; a seeded 10% break the tests and a seeded 3% fail once (a flaky
-test) and are rechecked by a comment when ejected. The test suite takes T seconds. All K are
-approved at once; the clock stops when every patch has landed or ended ejected.
+A real master from master.cfg.example with the gate's defaults (failure attribution on, a run
+stopped at its first failed test), W local workers on one stable builder, hg serve, the Rietveld
+stand-in with K patches; a seeded 10% break the tests and a seeded 3% fail once (a flaky test:
+the first run whose tree holds one fails, its rerun in that build passes (a run that was stopped
+also runs the whole suite again) and the tree counts as tested; were one ejected, the driver
+would recheck it by a comment).
+The test suite takes T seconds. All K are approved at once; the clock stops when every patch has
+landed or ended ejected. ``flaky_cured_in_build``: the test builds whose rerun found a flake.
 
 Approval latency is the time from an LGTM to the first build of that patch starting: the table
 shows the shortest (the gate's reaction time, with the poll interval stated) and the median (which
 includes waiting for a worker). Buildbot records a build's start in whole seconds (truncated), so
 a start is taken as the middle of its second: the latencies are good to +/- 0.5 s, never negative.
 
-The ideal lower bound (``benchmarks/policy.py``'s oracle): R test runs are unavoidable (one per
-patch, plus one more per flaky patch), at least ceil(R / W) * T seconds with W workers and a suite
-of T seconds; and the pushes, one at a time, each after its patch's test, cannot all overlap the
-tests: with a push of P seconds (the run's mean gate-land build) the L landed patches need at
-least T + ceil(L / B) * P, B being the gate's landBatch (tested patches landed in one push).
+The ideal lower bound (``benchmarks/policy.py``'s oracle, on R = K runs): one test run per
+patch is unavoidable, at least ceil(R / W) * T seconds with W workers and a suite of T seconds;
+and the pushes, one at a time, each after its patch's test, cannot all overlap the tests: with a
+push of P seconds (the run's mean gate-land build) the L landed patches need at least
+T + ceil(L / B) * P, B being the gate's landBatch (tested patches landed in one push).
 ``ideal_over_measured`` is that bound over the measured drain time (1.0 would be perfect).
+With attribution and stopping on (the defaults the drain runs), R = K keeps it a lower bound:
+the sample suite sleeps its T before it runs a check, so every run takes T, a stopped one too
+(it prints its failure at its end: the run mostly ends before the stop reaches it, so stopping
+saves nothing here). A flaky patch's failing run is cured in its build by one rerun of the
+failed test, and only a run that was stopped runs the whole suite again: at least one run of
+T, the one counted (the issue's oracle, attribution off, counted two: one too many now that an
+oracle may rerun the test too). A broken patch's build runs T, then reruns its failed test
+twice (with the patch, then on the tip); reruns are left out. A broken patch's run is counted:
+an oracle knows which trees to test, not which patches to skip testing.
 ``speculative_over_serial`` is a throughput ratio: serial drain / speculative drain.
 
 The serial gate tests one patch at a time whatever W is (measured at K = 20: 151.6 s at W = 1,
@@ -90,6 +103,13 @@ def mean_push_seconds(builds: list[dict]) -> float:
     return sum(spans) / len(spans) if spans else 0.0
 
 
+def ideal_seconds(fates: list[str], workers: int, test_seconds: float, push: float) -> float:
+    """The ideal drain of these fates with attribution on: one run per patch (see above)."""
+    broken = fates.count("fail")
+    k = len(fates)
+    return oracle_seconds(k, workers, test_seconds, k - broken, broken, push, LAND_BATCH)
+
+
 def land_stats(rest: BuildbotREST) -> dict:
     """The gate-land builds: how many, how many patches each pushed (``gate_land_batch``, one
     when absent), and the mean time of each build and of each of its steps."""
@@ -118,12 +138,8 @@ def run_one(
     world = GateWorld(
         root / "gate",
         workers=workers,
-        # Attribution off: a seeded flaky patch is ejected and rechecked, as the plan and the
-        # replay of this drain (tests/e2e/test_replay_e2e.py) read it back.
-        env={
-            "GATE_WINDOW": "serial" if mode == "serial" else str(window),
-            "GATE_RERUN_COMMAND": "off",
-        },
+        # The gate's defaults: a seeded flaky patch fails once, its rerun passes in that build.
+        env={"GATE_WINDOW": "serial" if mode == "serial" else str(window)},
         worker_env={
             "GATE_SAMPLE_SLEEP": str(test_seconds),
             "GATE_SAMPLE_FLAKY_DIR": str(flaky_dir),
@@ -178,12 +194,9 @@ def run_one(
                 # the middle of the whole second Buildbot recorded
                 first_start[issue] = min(first_start.get(issue, 1e18), b["started_at"] + 0.5)
         latencies = sorted(first_start[i] - approved_at[i] for i in first_start)
-        runs = patches + fates.count("flaky")
+        runs = patches  # a flaky failure is cured in its build (see the docstring)
         push = mean_push_seconds(world.master.rest.builds("gate-land"))
-        broken = fates.count("fail")
-        ideal = oracle_seconds(
-            runs, workers, test_seconds, patches - broken, broken, push, LAND_BATCH
-        )
+        ideal = ideal_seconds(fates, workers, test_seconds, push)
         lands = land_stats(world.master.rest)
         world.assert_audited()
         return {
@@ -202,6 +215,9 @@ def run_one(
             "push_seconds": round(push, 2),
             "ideal_over_measured": round(ideal / measured, 3),
             "test_builds": len(builds),
+            "flaky_cured_in_build": sum(
+                1 for b in builds if str(prop(b, Prop.VERDICT) or "").startswith("flaky:")
+            ),
             **lands,
             "master_cpu_seconds": round(cpu, 2),
             "master_cpu_seconds_per_landed": round(cpu / max(1, landed), 3),

@@ -1,8 +1,9 @@
 """The drain benchmark's baseline: the same K test builds through plain Buildbot, no gate.
 
 ``benchmarks/plain_master.cfg`` runs the gate's own test factory (checkout, apply, the sample
-suite) on W workers; all K patches (the drain's seeded fates) are added as buildsets at once,
-each on the upstream tip, and the clock stops when the K builds have completed.
+suite, with the gate's defaults: failed tests rerun, a run stopped at its first failure) on W
+workers; all K patches (the drain's seeded fates) are added as buildsets at once, each on the
+upstream tip, and the clock stops when the K builds have completed.
 """
 
 from __future__ import annotations
@@ -120,7 +121,7 @@ def run_plain(
             time.sleep(0.5)
         measured = time.monotonic() - began
         cpu = cpu_seconds(pid) - cpu_before
-        builds = master.rest.get("builds", field="results")
+        builds = master.rest.get("builds", property=Prop.VERDICT)
         return {
             "workers": workers,
             "patches": patches,
@@ -129,6 +130,8 @@ def run_plain(
             "seed": seed,
             "builds": len(builds),
             "green_builds": sum(1 for b in builds if b["results"] == 0),
+            # Failure attribution ran (failed tests rerun), as in the gate's test builds.
+            "attributed_builds": sum(1 for b in builds if Prop.VERDICT in b["properties"]),
             "drain_seconds": round(measured, 1),
             "master_cpu_seconds": round(cpu, 2),
             "master_cpu_seconds_per_build": round(cpu / max(1, patches), 3),

@@ -72,6 +72,20 @@ def test_drain_harness_runs_a_tiny_queue_in_both_modes(tmp_path):
     assert "throughput ratio" in lines[-1]
 
 
+def test_the_drains_ideal_is_never_above_a_drain_that_cures_a_flake_in_its_build():
+    drain = load("drain")
+    # Failure attribution on: a flaky patch's failing run is cured by a rerun in its own build,
+    # so 4 patches on 4 workers can all be tested in one round of T = 10 s, then pushed.
+    fates = ["pass", "flaky", "pass", "pass"]
+    achievable = 10 + math.ceil(4 / drain.LAND_BATCH) * 1.0
+    assert drain.ideal_seconds(fates, 4, 10.0, 1.0) <= achievable
+    # Two workers: two rounds of runs; the broken patch needs a run too, and no push.
+    assert drain.ideal_seconds(["fail", "flaky", "pass", "pass"], 2, 10.0, 0.0) <= 20.0
+    # ... and still counts every patch's run and the pushes that cannot overlap.
+    assert drain.ideal_seconds(fates, 2, 10.0, 0.0) == 20.0
+    assert drain.ideal_seconds(fates, 4, 10.0, 1.0) > 10.0
+
+
 def test_the_serial_gate_drains_once_per_k_as_every_ws_reference():
     drain = load("drain")
     calls = []
@@ -105,6 +119,9 @@ def test_plain_buildbot_baseline_runs_the_same_test_builds_and_gives_the_two_rat
     result = plain.run_plain(1, 3, 0.2, 1, tmp_path / "plain")
     assert result["builds"] == 3  # one test build per patch, nothing else
     assert result["green_builds"] == 3 - fates[:3].count("fail") - fates[:3].count("flaky")
+    # The gate's defaults, as the drain runs them: a failed build's failed tests are rerun.
+    tried = [fate for fate, _ in plain.drain_diffs(3, seed=1)]
+    assert result["attributed_builds"] == tried.count("fail") + tried.count("flaky") > 0
     assert result["drain_seconds"] > 0 and result["master_cpu_seconds_per_build"] > 0
     gate = {"drain_seconds": 2 * result["drain_seconds"], "master_cpu_seconds_per_landed": 0.0}
     gate["master_cpu_seconds_per_landed"] = 3 * result["master_cpu_seconds_per_build"]

@@ -14,13 +14,14 @@ import sqlalchemy as sa
 
 from buildbot_gate.model import GateState
 from buildbot_gate.model import ItemState
+from buildbot_gate.props import Prop
 from buildbot_gate.tools.audit import read_database
 from buildbot_gate.tools.costs import parse_external_id
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
-SUCCESS, FAILURE = 0, 2
+SUCCESS, FAILURE, SKIPPED = 0, 2, 3
 
 
 @attrs.frozen
@@ -29,7 +30,9 @@ class Patch:
     patchset: int
     branch: str
     approved_at: float
-    fate: str  # "pass", "fail", "flaky" or "conflict"
+    # "pass", "fail", "flaky" (failed once, then passed: on a recheck, or on failure
+    # attribution's rerun in the same build) or "conflict"
+    fate: str
 
     @property
     def key(self) -> tuple[int, str]:
@@ -51,6 +54,9 @@ class History:
     recheck_seconds: float  # ejection of a flaky patch to its recheck
     measured_seconds: float  # first approval to the last landing or ejection
     measured_worker_minutes: float
+    # Failure attribution's rerun of the failed tests, when the recorded gate reran any (None:
+    # attribution off, or no test failed): for the replay to rerun them as the gate did.
+    rerun_seconds: float | None = None
 
 
 def _median(values: Iterable[float], default: float = 0.0) -> float:
@@ -96,8 +102,9 @@ def _read(db: Any, scheduler: str) -> History:
     builds = list(
         db.execute(
             sa.text(
-                "SELECT bs.id AS bsid, bs.external_idstring AS tag, bs.submitted_at, b.started_at, "
-                "b.complete_at, b.results, b.workerid, bl.name AS builder "
+                "SELECT b.id AS buildid, bs.id AS bsid, bs.external_idstring AS tag, "
+                "bs.submitted_at, b.started_at, b.complete_at, b.results, b.workerid, "
+                "bl.name AS builder "
                 "FROM builds b JOIN buildrequests br ON b.buildrequestid = br.id "
                 "JOIN buildsets bs ON br.buildsetid = bs.id JOIN builders bl ON b.builderid = bl.id"
             )
@@ -117,11 +124,8 @@ def _read(db: Any, scheduler: str) -> History:
             first_change.setdefault(item.key, item.changeid)
     patches = []
     for key, item in finals.items():
-        if item.state == ItemState.LANDED:
-            fate = "flaky" if item.rechecks else "pass"
-        elif item.state == ItemState.EJECTED:
-            fate = "conflict" if "does not apply" in item.reason else "fail"
-        else:
+        fate = _fate(item)
+        if fate is None:
             continue  # withdrawn: not part of a drain
         approved = when.get(first_change.get(key, -1))
         if approved is not None:
@@ -134,12 +138,18 @@ def _read(db: Any, scheduler: str) -> History:
         return float(b.complete_at) - float(b.started_at)
 
     done = [(t, b) for t, b in gate_builds if b.complete_at is not None and b.started_at]
+    reruns = _attributions(db)
     test_builders = sorted({b.builder for t, b in done if t[0] == "test"})
+    # One run of the suite: not a build whose failed tests were rerun (and, after a run stopped
+    # at a flake, the suite run again), nor one cut short (cancelled, or an exception).
     test_seconds = {
         name: _mean(
             seconds(b)
             for t, b in done
-            if t[0] == "test" and b.builder == name and b.results in (SUCCESS, FAILURE)
+            if t[0] == "test"
+            and b.builder == name
+            and b.results in (SUCCESS, FAILURE)
+            and b.buildid not in reruns
         )
         for name in test_builders
     }
@@ -196,4 +206,62 @@ def _read(db: Any, scheduler: str) -> History:
         recheck_seconds=max(0.0, recheck),
         measured_seconds=max(finished) - patches[0].approved_at,
         measured_worker_minutes=sum(seconds(b) for _, b in done) / 60,
+        rerun_seconds=_rerun_seconds(reruns),
     )
+
+
+def _fate(item: Any) -> str | None:
+    """A decided item's fate for the replay; None for a withdrawn one."""
+    if item.state == ItemState.LANDED:
+        # Failure attribution found its failure flaky: it passed in that same build, as a
+        # recheck would have (the flake is the patch's whose run it hit, as the replay has it).
+        cured = any(v.startswith("flaky:") for v in item.verdicts)
+        return "flaky" if item.rechecks or cured else "pass"
+    if item.state == ItemState.EJECTED:
+        # A run stopped at its first failure and confirmed by the rerun is ejected too.
+        return "conflict" if "does not apply" in item.reason else "fail"
+    return None
+
+
+@attrs.frozen
+class _Attribution:
+    seconds: float  # the attribute step's
+    verdict: str
+    stopped: bool  # the run had stopped at its first failed test
+
+
+def _attributions(db: Any) -> dict[int, _Attribution]:
+    """Each build whose failure attribution ran (its failed tests rerun), by build id."""
+    rows = db.execute(
+        sa.text(
+            "SELECT s.buildid, s.started_at, s.complete_at, v.value AS verdict, "
+            "st.value AS stopped FROM steps s "
+            "LEFT JOIN build_properties v ON v.buildid = s.buildid AND v.name = :verdict "
+            "LEFT JOIN build_properties st ON st.buildid = s.buildid AND st.name = :stopped "
+            "WHERE s.name = 'attribute' AND s.results IS NOT NULL AND s.results != :skipped "
+            "AND s.started_at IS NOT NULL AND s.complete_at IS NOT NULL"
+        ),
+        {"verdict": Prop.VERDICT, "stopped": Prop.STOPPED_AT, "skipped": SKIPPED},
+    )
+    return {
+        r.buildid: _Attribution(
+            float(r.complete_at) - float(r.started_at),
+            str(json.loads(r.verdict)) if r.verdict else "",
+            r.stopped is not None and json.loads(r.stopped) is not None,
+        )
+        for r in rows
+    }
+
+
+def _rerun_seconds(found: dict[int, _Attribution]) -> float | None:
+    """One rerun of the failed tests, as the replay charges it: a flake's attribution reruns
+    them once, a confirmed failure's twice (with the patch, then on the tip); a flake that had
+    stopped its run also ran the whole suite again, so it says nothing of a rerun alone."""
+    per_rerun = [
+        a.seconds / (1 if a.verdict.startswith("flaky:") else 2)
+        for a in found.values()
+        if a.verdict and not (a.stopped and a.verdict.startswith("flaky:"))
+    ]
+    if per_rerun:
+        return _mean(per_rerun)  # whole seconds: the mean is right on average
+    return min((a.seconds for a in found.values()), default=None)  # at most one rerun

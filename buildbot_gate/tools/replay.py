@@ -326,12 +326,18 @@ def report(history: History, windows: Sequence[int], actual: int | None = None) 
         f"recorded: {len(history.patches)} patches on {history.workers} worker(s); tests "
         + ", ".join(f"{b} {s:.1f} s" for b, s in history.test_seconds.items())
         + f", push {history.land_seconds:.1f} s; drained in {history.measured_seconds:.1f} s, "
-        f"{history.measured_worker_minutes:.1f} worker-minutes",
+        f"{history.measured_worker_minutes:.1f} worker-minutes"
+        + (
+            f"; failed tests rerun in the build ({history.rerun_seconds:.1f} s)"
+            if history.rerun_seconds is not None
+            else ""
+        ),
         f"{'setting':<12} {'drain s':>8} {'mean to land s':>15} {'worker min':>11} "
         f"{'landed':>7} {'ejected':>8}",
     ]
     for w in windows:
-        r = simulate(history, w)
+        # As the recorded gate did: a flaky failure rerun in its build when attribution was on.
+        r = simulate(history, w, rerun_seconds=history.rerun_seconds)
         mark = "  <- as recorded" if actual == w else ""
         lines.append(
             f"{r.setting:<12} {r.drain_seconds:>8} {r.mean_time_to_land:>15} "

@@ -23,7 +23,8 @@ pytestmark = pytest.mark.e2e
 
 def test_replay_reproduces_the_recorded_drain_and_reports_the_alternatives(tmp_path):
     drain = load("drain")
-    # 17 patches: two break the tests and one fails once and is rechecked (seeded).
+    # 17 patches: two break the tests and one fails once (seeded). The drain runs the gate's
+    # defaults: failure attribution reruns the flake in its build, no recheck.
     fates = drain.plan(17, seed=1)
     assert sorted(set(fates)) == ["fail", "flaky", "pass"]
     run = drain.run_one(2, 17, "speculative", 2, 1.0, 1, tmp_path)
@@ -54,12 +55,18 @@ def test_replay_reproduces_the_recorded_drain_and_reports_the_alternatives(tmp_p
     assert "window 2" in next(line for line in out.splitlines() if "as recorded" in line)
     assert rows["window 2"][1:] == (run["landed"], 17 - run["landed"])
 
-    # The history read back knows each patch's fate as the benchmark planned it.
+    assert run["flaky_cured_in_build"] == fates.count("flaky")
+    assert "failed tests rerun in the build" in out
+
+    # The history read back knows each patch's fate as the benchmark planned it: the flake
+    # cured by the rerun is a flaky patch that passed, the runs stopped and confirmed broken
+    # are failures.
     history = read_history(db)
     assert sorted(p.fate for p in history.patches) == sorted(fates)
-    # Replayed with the recorded window, the model lands exactly the patches the gate pushed, in
-    # the order hg received them, and ejects exactly the others.
-    replayed = simulate(history, 2)
+    assert history.rerun_seconds is not None
+    # Replayed with the recorded window and rerun, the model lands exactly the patches the gate
+    # pushed, in the order hg received them, and ejects exactly the others.
+    replayed = simulate(history, 2, rerun_seconds=history.rerun_seconds)
     upstream = HgUpstream(tmp_path / "gate" / "hg")
     pushed = [
         int(m[1])
@@ -72,6 +79,6 @@ def test_replay_reproduces_the_recorded_drain_and_reports_the_alternatives(tmp_p
     assert {i for i, _, how in replayed.finished if how == "ejected"} == broken
     assert len(broken) == fates.count("fail")
     # The replay is a pure function of the history: the same answer every time.
-    assert simulate(history, 2) == replayed
+    assert simulate(history, 2, rerun_seconds=history.rerun_seconds) == replayed
     # The alternatives: serial gating would have taken longer on this run.
     assert rows["serial"][0] > rows["window 2"][0]
