@@ -62,9 +62,13 @@ def settle_withdrawals(step: Transition, head: Item, withdraw: WithdrawNow) -> I
 
 def settle_stopped(step: Transition, withdraw: WithdrawNow) -> None:
     """Withdrawals held back for a land build that is no longer running nor about to run (its
-    start failed, its push waits for a retry or an admin): made now, tail first."""
-    for branch in step.state.branches():
+    start failed, its push waits for a retry or an admin): made now, tail first. Runs after
+    every decision: one pass over the items when none is held back, nothing more."""
+    held = {i.branch for i in step.state.items if i.run is not None and i.run.withdrawn is not None}
+    for branch in sorted(held):
         for item in reversed(step.state.queue(branch)):
+            if item.current_run.withdrawn is None:
+                continue  # a withdrawal made below never holds another back
             current = step.state.find(item.issue, item.branch)
             if current is None or current.current_run.withdrawn is None:
                 continue
@@ -85,6 +89,8 @@ def drop_waiting(step: Transition, issue: int) -> None:
 
 def release_waiting(step: Transition) -> None:
     """Queue the new patchsets whose older patchset has landed or been withdrawn."""
+    if not step.state.waiting:
+        return
     ready = [w for w in step.state.waiting if step.state.find(w.issue, w.branch) is None]
     _drop_waiting(step, lambda w: w in ready)
     for item in ready:
