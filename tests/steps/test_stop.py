@@ -95,8 +95,10 @@ class StopTest(GateBuildCase):
         self.expect_property("gate_stopped_at", "test_net")
         return self.then_no_note(self.run_step())
 
-    def test_with_stopping_off_the_run_goes_on_and_the_failure_is_told_at_once(self):
-        self.run_tests(stop=False)
+    def goes_on_and_tells(self, result, **settings):
+        """With ``settings``, the run is not stopped: it goes on past its first failed test, which
+        is told at once, and ends with ``result`` naming every failed test."""
+        self.run_tests(**settings)
         self.expect_commands(
             self.shell()
             .stdout("FAIL test_net: reset\n")
@@ -104,22 +106,16 @@ class StopTest(GateBuildCase):
             .stdout("FAIL sub: got 4\n")
             .exit(1)
         )
-        self.expect_outcome(result=WARNINGS, state_string="tests failed: test_net, sub (warnings)")
+        name = {WARNINGS: "warnings", FAILURE: "failure"}[result]
+        self.expect_outcome(result=result, state_string=f"tests failed: test_net, sub ({name})")
         self.expect_no_property("gate_stopped_at")
         return self.run_step()
 
+    def test_with_stopping_off_the_run_goes_on_and_the_failure_is_told_at_once(self):
+        return self.goes_on_and_tells(WARNINGS, stop=False)
+
     def test_without_attribution_nothing_could_confirm_it_so_the_run_goes_on(self):
-        self.run_tests(attributed=False)
-        self.expect_commands(
-            self.shell()
-            .stdout("FAIL test_net: reset\n")
-            .behavior(self.told("test_net"))
-            .stdout("FAIL sub: got 4\n")
-            .exit(1)
-        )
-        self.expect_outcome(result=FAILURE, state_string="tests failed: test_net, sub (failure)")
-        self.expect_no_property("gate_stopped_at")
-        return self.run_step()
+        return self.goes_on_and_tells(FAILURE, attributed=False)
 
     def test_a_run_the_gate_cancels_is_not_read_as_stopped_at_a_failure(self):
         self.run_tests()
