@@ -5,7 +5,10 @@
 
 from __future__ import annotations
 
+import json
 import re
+from dataclasses import dataclass
+from importlib import resources
 from typing import Any
 
 from buildbot.util import runprocess
@@ -50,20 +53,74 @@ def update_clean(rev: str) -> tuple[str, ...]:
     return ("update", "--clean", "--rev", rev)
 
 
-def import_commit(strip: int, author: str, date: str, patch: str) -> tuple[str, ...]:
-    """Apply the diff in the file ``patch`` and commit it, the message read from stdin
-    (``--logfile -``): one hg process, the same changeset as ``hg import --no-commit`` then
-    ``hg commit`` (tests/steps/test_apply_hg.py). Verbose: hg says ``created <node>`` only when
-    it committed (a diff that changes nothing is "applied to working directory", exit 0)."""
+def import_commit(strip: int, author: str, date: str, message: str) -> tuple[str, ...]:
+    """Apply the diff on stdin and commit it: one hg command, the same changeset as ``hg import
+    --no-commit`` then ``hg commit`` (tests/steps/test_apply_hg.py). Verbose: hg says ``created
+    <node>`` only when it committed (a diff that changes nothing is "applied to working
+    directory", exit 0)."""
     return (
         "import", "--verbose", "-p", str(strip), "--user", author, "--date", date,
-        "--logfile", "-", patch,
+        "--message", message, "-",
     )  # fmt: skip
 
 
 def created(out: str) -> bool:
     """Whether :func:`import_commit`'s output says it committed a changeset."""
     return any(line.startswith("created ") for line in out.splitlines())
+
+
+# hg gate-batch (hgext/gatebatch.py): several commands in one hg process. Sent to the worker
+# beside the clone, never inside it, and loaded by path for that one process only.
+BATCH_EXTENSION = ".gate-hgbatch.py"
+_BATCH_DONE = re.compile(r"\n([0-9a-f]{32}) (\d+) (\d+)\n")
+
+
+@dataclass(frozen=True)
+class Call:
+    """One hg command of a batch: its arguments, its stdin, the exit codes that let it go on."""
+
+    args: tuple[str, ...]
+    stdin: str = ""
+    ok: tuple[int, ...] = (0,)
+
+
+@dataclass(frozen=True)
+class Ran:
+    """One command a batch ran: its exit code (as ``hg``'s own process would exit) and stdout."""
+
+    rc: int
+    stdout: str
+
+
+def batch_extension() -> str:
+    """The source of the extension that runs a batch, to write on the worker."""
+    return resources.files("buildbot_gate.hgext").joinpath("gatebatch.py").read_text("utf-8")
+
+
+def batch(extension: str) -> tuple[str, ...]:
+    """The command line of a batch whose extension is the file ``extension``."""
+    return ("--config", f"extensions.gatebatch={extension}", "gate-batch")
+
+
+def batch_input(calls: list[Call], marker: str) -> bytes:
+    """What a batch reads on its stdin: the commands, and the marker that ends each output."""
+    spec = {
+        "marker": marker,
+        "calls": [{"args": list(c.args), "stdin": c.stdin, "ok": list(c.ok)} for c in calls],
+    }
+    return json.dumps(spec).encode("utf-8")
+
+
+def read_batch(out: str, marker: str) -> list[Ran]:
+    """The commands a batch ran, in order, from its stdout; it stops after one that failed."""
+    ran: list[Ran] = []
+    start = 0
+    for done in _BATCH_DONE.finditer(out):
+        if done.group(1) != marker or int(done.group(2)) != len(ran):
+            continue  # not a line the batch wrote: the marker is random, the index in order
+        ran.append(Ran(int(done.group(3)), out[start : done.start()]))
+        start = done.end()
+    return ran
 
 
 def chain(count: int) -> tuple[str, ...]:

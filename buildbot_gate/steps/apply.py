@@ -7,9 +7,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from buildbot.steps.worker import CompositeStepMixin
-from buildbot.util import bytes2unicode
-
 from buildbot_gate import hg
 from buildbot_gate.diffs import DiffError
 from buildbot_gate.diffs import change_digest
@@ -21,7 +18,15 @@ from buildbot_gate.steps.base import HgStep
 from buildbot_gate.steps.base import StepFailed
 
 
-class ApplyPatch(CompositeStepMixin, HgStep):
+def commit(diff: str, strip: int, author: str, date: str, message: str) -> hg.Call:
+    """One hg import that applies ``diff`` (on its stdin) and commits it: the author, date and
+    message are the scheduler's, so every build makes the same changeset of it. The message is
+    an argument of the batch, never of a worker's command line (buildbot-worker runs a command
+    whose arguments hold a newline through a .bat file on Windows, which cuts it)."""
+    return hg.Call(hg.import_commit(strip, str(author), str(date), str(message)), stdin=diff)
+
+
+class ApplyPatch(HgStep):
     """Commit the patches of the items ahead (speculative pipelining), then the approved diff.
 
     The author, date and message come from the scheduler, so every builder (and the landing
@@ -30,7 +35,6 @@ class ApplyPatch(CompositeStepMixin, HgStep):
     """
 
     name = "apply_patch"
-    PATCH_FILE = ".gate-patch.diff"  # in the working copy's parent: never inside the clone
     description = ["applying patch"]
     descriptionDone = ["patch applied"]
 
@@ -58,15 +62,28 @@ class ApplyPatch(CompositeStepMixin, HgStep):
             )
             await self.addURL(title, str(review))
         stack = self.getProperty(Prop.STACK) or []
-        for entry in stack:
-            await self.commit_ahead(entry)
+        commits = [await self.ahead(entry) for entry in stack]
         await self.addCompleteLog("patch", text)
-        await self.commit(text, int(level), author, date, comment, "the patch")
+        commits.append((commit(text, int(level), author, date, comment), "the patch"))
+        # Every commit and the reading of the result in one hg process (hg.Call per command).
+        ran = await self.hg_batch(*(call for call, _ in commits), hg.Call(hg.IDENT))
+        if ran is None:
+            raise StepFailed(StepOutcome.CHECKOUT_FAILED, "could not run hg on the worker")
+        for (_, what), result in zip(commits, ran, strict=False):
+            if result.rc != 0:
+                raise StepFailed(
+                    StepOutcome.CONFLICT,
+                    f"{what} does not apply" if what != "the patch" else "patch does not apply",
+                )
+            if not hg.created(result.stdout):
+                raise StepFailed(
+                    StepOutcome.CONFLICT, f"{what} changes nothing, or could not be committed"
+                )
         # The changeset, its tree, and its own diff, whose digest a landing rebased over an
         # express item must reproduce.
-        ident = await self.hg(*hg.IDENT, collect=True)
-        node, manifest, own_diff = hg.read_ident(bytes2unicode(ident.stdout))
-        if ident.didFail() or not hg.is_node(node):
+        ident = ran[-1] if len(ran) > len(commits) else None
+        node, manifest, own_diff = hg.read_ident(ident.stdout if ident else "")
+        if ident is None or ident.rc != 0 or not hg.is_node(node):
             raise StepFailed(StepOutcome.CONFLICT, "could not read the committed changeset")
         self.setProperty(Prop.NODE, node, self.name)
         self.setProperty(Prop.MANIFEST, manifest, self.name)
@@ -74,8 +91,8 @@ class ApplyPatch(CompositeStepMixin, HgStep):
         on_top = f" on top of {len(stack)} queued" if stack else ""
         self.descriptionDone = [f"committed {node[:12]}{on_top}"]
 
-    async def commit_ahead(self, entry: dict[str, Any]) -> None:
-        """Commit the patch of an item queued ahead, as its own landing will."""
+    async def ahead(self, entry: dict[str, Any]) -> tuple[hg.Call, str]:
+        """The commit of an item queued ahead, as its own landing will commit it."""
         diff = await self.stacked_diff(int(entry["changeid"]))
         strip = entry.get("strip")
         if strip is None:
@@ -87,43 +104,8 @@ class ApplyPatch(CompositeStepMixin, HgStep):
                     StepOutcome.CONFLICT, f"the patch of issue {entry['issue']}: {e}"
                 ) from None
         await self.stdio_log.addHeader(f"gate: committing issue {entry['issue']} first\n")
-        await self.commit(
-            diff,
-            int(strip),
-            entry["author"],
-            entry["date"],
-            entry["message"],
-            f"issue {entry['issue']} ahead in the queue",
-        )
-
-    async def commit(
-        self, diff: str, strip: int, author: str, date: str, message: str, what: str
-    ) -> None:
-        # One hg process per commit (hg import commits), not two (import, then commit): each
-        # costs the worker a Python start and a repository load, stacked builds commit several.
-        # The diff goes to a file beside the clone (overwritten by the next commit, never
-        # inside the working copy), as a file transfer rather than a process.
-        patch = self.build.path_module.join("..", self.PATCH_FILE)
-        if await self.downloadFileContentToWorker(patch, diff) is None:
-            raise StepFailed(StepOutcome.CHECKOUT_FAILED, "could not write the patch on the worker")
-        # The message never on the command line: buildbot-worker runs a command whose arguments
-        # hold a newline through a .bat file on Windows, which cuts the message. On stdin, as
-        # UTF-8 bytes whatever the worker's locale: hg reads it as it would the argument (its
-        # lines stripped as it stores any message), the same changeset.
-        imported = await self.hg(
-            *hg.import_commit(strip, str(author), str(date), patch),
-            stdin=str(message).encode(),
-            collect=True,
-        )
-        if imported.didFail():
-            raise StepFailed(
-                StepOutcome.CONFLICT,
-                f"{what} does not apply" if what != "the patch" else "patch does not apply",
-            )
-        if not hg.created(bytes2unicode(imported.stdout)):
-            raise StepFailed(
-                StepOutcome.CONFLICT, f"{what} changes nothing, or could not be committed"
-            )
+        call = commit(diff, int(strip), entry["author"], entry["date"], entry["message"])
+        return call, f"issue {entry['issue']} ahead in the queue"
 
     async def stacked_diff(self, changeid: int) -> str:
         """The diff of a queued item ahead, from the change the poller recorded."""

@@ -5,6 +5,7 @@ A step stops by raising StepFailed, whose outcome goes into ``gate_outcome``.
 
 from __future__ import annotations
 
+import secrets
 from typing import TYPE_CHECKING
 from typing import Any
 
@@ -12,8 +13,11 @@ from buildbot.process import buildstep
 from buildbot.process import remotecommand
 from buildbot.process.results import FAILURE
 from buildbot.process.results import SUCCESS
+from buildbot.steps.worker import CompositeStepMixin
+from buildbot.util import bytes2unicode
 from twisted.internet import defer
 
+from buildbot_gate import hg as hgcmd
 from buildbot_gate.hg import HG_ENV
 from buildbot_gate.props import Prop
 from buildbot_gate.props import StepOutcome
@@ -37,10 +41,11 @@ def set_outcome(step: buildstep.BuildStep, outcome: StepOutcome) -> None:
     step.setProperty(Prop.OUTCOME, outcome.value, step.name)
 
 
-class HgStep(buildstep.CommandMixin, buildstep.BuildStep):
+class HgStep(buildstep.CommandMixin, CompositeStepMixin, buildstep.BuildStep):
     """Shared plumbing: run hg commands in the workdir into one ``stdio`` log."""
 
     renderables = ("repourl",)
+    logEnviron = False  # for CompositeStepMixin's file commands, as for the hg commands
     haltOnFailure = True
     flunkOnFailure = True
 
@@ -80,6 +85,32 @@ class HgStep(buildstep.CommandMixin, buildstep.BuildStep):
         cmd.useLog(self.stdio_log, False)
         await self.runCommand(cmd)
         return cmd
+
+    async def hg_batch(self, *calls: hgcmd.Call) -> list[hgcmd.Ran] | None:
+        """Run ``calls`` one after another in one hg process (``hg gate-batch``), each exactly as
+        :meth:`hg` would run it, stopping after the first that fails: each hg process costs the
+        worker a Python start and a repository load, and the master a remote command. What ran,
+        in order; None when the batch itself could not run (a worker's hg without it)."""
+        extension = self.build.path_module.join("..", hgcmd.BATCH_EXTENSION)
+        if await self.downloadFileContentToWorker(extension, hgcmd.batch_extension()) is None:
+            return None
+        marker = self.batch_marker()
+        cmd = await self.hg(
+            *hgcmd.batch(extension),
+            stdin=hgcmd.batch_input(list(calls), marker),
+            collect=True,
+            ok=(0, 1),
+        )
+        ran = hgcmd.read_batch(bytes2unicode(cmd.stdout), marker)
+        if cmd.rc == 0 and len(ran) == len(calls):
+            return ran
+        # Exit 1: it stopped after a command that failed, the last it ran.
+        stopped = cmd.rc == 1 and 0 < len(ran) <= len(calls)
+        return ran if stopped and ran[-1].rc not in calls[len(ran) - 1].ok else None
+
+    def batch_marker(self) -> str:
+        """A line no command's output can forge: random for each batch."""
+        return secrets.token_hex(16)
 
     def run(self) -> Any:
         return defer.ensureDeferred(self._run())

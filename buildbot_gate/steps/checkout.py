@@ -66,22 +66,45 @@ class GateCheckout(HgStep):
             problem = await self.repair(hgdir, listing)
             if problem:
                 return problem
-        if not await self.pull(base):
-            return f"could not pull {base[:12]}"
-        # Leave whatever an earlier run left first: a build cancelled in the middle of a stack
-        # leaves uncommitted edits on top of a local commit, and hg strip refuses those.
-        if (await self.hg(*hg.update_clean(base))).didFail():
-            return f"could not update to {base[:12]}"
-        drafts = await self.hg(*hg.DRAFTS, collect=True)
-        if drafts.didFail():
-            return "hg log failed"
-        if drafts.stdout.strip():
+        ran = await self.bring_to(base)
+        if isinstance(ran, str):
+            return ran
+        if ran[3].stdout.strip():
             # Local commits from earlier runs (a push that was refused): never build on them.
+            # The working copy's parent is the public base by now: stripping them leaves it be.
             if (await self.hg(*hg.STRIP_DRAFTS)).didFail():
                 return "could not strip local drafts"
-        if (await self.hg(*hg.PURGE_ALL)).didFail():
-            return "could not purge the working copy"
         return None
+
+    async def bring_to(self, base: str) -> list[hg.Ran] | str:
+        """Pull ``base``, update to it, purge and list the local drafts, in one hg process; what
+        each printed, or what went wrong. A pull that fails is tried once more before the clone
+        is blamed (a dropped connection)."""
+        # Update first: a build cancelled in the middle of a stack leaves uncommitted edits on
+        # top of a local commit, which hg strip would refuse.
+        calls = (
+            hg.Call(hg.pull(base, str(self.repourl))),
+            hg.Call(hg.update_clean(base)),
+            hg.Call(hg.PURGE_ALL),
+            hg.Call(hg.DRAFTS),
+        )
+        for _ in range(2):
+            ran = await self.hg_batch(*calls)
+            if ran is None:
+                return "could not run hg on the worker"
+            if ran[0].rc == 0:
+                break
+        else:
+            return f"could not pull {base[:12]}"
+        problems = [
+            f"could not update to {base[:12]}",
+            "could not purge the working copy",
+            "hg log failed",
+        ]
+        for result, problem in zip(ran[1:], problems, strict=False):
+            if result.rc != 0:
+                return problem
+        return ran
 
     async def list_hgdir(self, hgdir: str) -> list[str] | None:
         """What is in the clone's ``.hg`` (empty when there is none); None when the worker
@@ -124,10 +147,3 @@ class GateCheckout(HgStep):
         if path.join(hgdir, "journal") in listing:  # a clone without a store
             return True
         return bool(await self.pathExists(path.join(hgdir, "store", "journal")))
-
-    async def pull(self, base: str) -> bool:
-        """Pull ``base``; a second try before the clone is blamed (a dropped connection)."""
-        for _ in range(2):
-            if not (await self.hg(*hg.pull(base, str(self.repourl)))).didFail():
-                return True
-        return False

@@ -8,7 +8,6 @@ from typing import TYPE_CHECKING
 from typing import Any
 
 from buildbot import config
-from buildbot.steps.worker import CompositeStepMixin
 from buildbot.util import bytes2unicode
 from twisted.internet import task
 
@@ -103,7 +102,7 @@ class CheckLanding(HgStep):
         return found
 
 
-class Land(CompositeStepMixin, HgStep):
+class Land(HgStep):
     """Push the tested changeset, and nothing else, to the repository; never with --force.
 
     Refuses to push when the changeset rebuilt here differs from the one the tests passed on;
@@ -122,7 +121,6 @@ class Land(CompositeStepMixin, HgStep):
     description = ["landing"]
     descriptionDone = ["landed"]
     renderables = ("pushAuth",)
-    logEnviron = False
     AUTH_FILE = ".gate-push-auth.hgrc"  # in the working copy's parent: never inside the clone
 
     def __init__(self, repourl: str, pushAuth: Any = None, **kwargs: Any) -> None:

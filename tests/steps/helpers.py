@@ -19,7 +19,9 @@ from buildbot.test.steps import ExpectStat
 from buildbot.test.steps import TestBuildStepMixin
 from twisted.trial import unittest
 
+from buildbot_gate import hg as gate_hg
 from buildbot_gate.steps import HG_ENV
+from buildbot_gate.steps.base import HgStep
 
 URL = "http://hg.example.org/cpython"
 BASE = "a" * 40
@@ -35,38 +37,83 @@ AUTHOR = "Ann <ann@example.org>"
 MESSAGE = "Fix it\n\nReviewed-on: http://review.example.org/1/"
 
 
-PATCH_PATH = "../.gate-patch.diff"  # ApplyPatch writes each diff there, beside the clone
+MARKER = "5" * 32  # the batch marker of every step in these tests (HgStep.batch_marker)
+EXTENSION_PATH = "../.gate-hgbatch.py"  # hg gate-batch's extension, written beside the clone
 
 
-def committed(author, date, message, diff=DIFF, strip=1, run=None, rc=0, created=True):
-    """What ApplyPatch sends to commit a diff: the diff written beside the clone, then one hg
-    process that imports and commits it, reading the whole message, as UTF-8, on its stdin;
-    ``run`` runs both for real (given the file's bytes, then the hg command)."""
-    written = []
+def imported(author, date, message, diff=DIFF, strip=1):
+    """The hg command that applies ``diff`` (on its stdin) and commits it as given."""
+    return gate_hg.Call(
+        ("import", "--verbose", "-p", str(strip), "--user", author, "--date", date,
+         "--message", message, "-"),
+        stdin=diff,
+    )  # fmt: skip
+
+
+IDENT_CALL = gate_hg.Call(IDENT)
+CREATED = f"applying patch from stdin\ncreated {NODE[:12]}\n"
+IDENTIFIED = f"{NODE} 3:{MANIFEST}\n{OWN_DIFF}"
+
+
+def batch_output(results):
+    """What hg gate-batch prints for commands that ran with these (exit code, stdout)."""
+    return "".join(f"{out}\n{MARKER} {i} {rc}\n" for i, (rc, out) in enumerate(results))
+
+
+def batched(*calls, results=(), run=None):
+    """What an hg step sends to run ``calls`` in one hg process: the extension written beside
+    the clone, then ``hg gate-batch`` reading them on its stdin. ``results``: the (exit code,
+    stdout) of each command that ran; ``run`` runs it for real instead (given the extension's
+    text, then the command)."""
 
     def write(data):
-        written.append(data)
         if run:
             run(data)
 
     download = ExpectDownloadFile(
-        workerdest=PATCH_PATH,
+        workerdest=EXTENSION_PATH,
         workdir="wkdir",
         blocksize=32 * 1024,
         maxsize=None,
         reader=ExpectRemoteRef(remotetransfer.StringFileReader),
     ).download_string(write, size=1 << 20)
-    imported = hg(
-        "import", "--verbose", "-p", str(strip), "--user", author, "--date", date,
-        "--logfile", "-", PATCH_PATH, initial_stdin=message.encode("utf-8"),
-    )  # fmt: skip
+    command = hg(
+        *gate_hg.batch(EXTENSION_PATH), initial_stdin=gate_hg.batch_input(list(calls), MARKER)
+    )
     if run:
-        imported.behavior(run)
-    elif created:
-        imported.stdout(f"applying {PATCH_PATH}\ncreated {NODE[:12]}\n")
-    else:
-        imported.stdout(f"applying {PATCH_PATH}\napplied to working directory\n")
-    return [download.exit(0), imported.exit(rc)]
+        return [download.exit(0), command.behavior(run).exit(0)]
+    failed = results and results[-1][0] not in calls[len(results) - 1].ok
+    return [download.exit(0), command.stdout(batch_output(results)).exit(1 if failed else 0)]
+
+
+def worker_hg(root, command):
+    """Run a command a fake worker was sent (its argv, env, stdin) with Mercurial itself, in its
+    workdir under ``root``, as buildbot-worker would: its stdout."""
+    done = subprocess.run(
+        [str(Path(sys.executable).with_name("hg")), *command.args["command"][1:]],
+        cwd=Path(root) / command.args["workdir"],
+        env={**os.environ, **command.args["env"]},
+        input=command.args.get("initial_stdin"),
+        capture_output=True,
+        check=True,
+    )
+    return done.stdout.decode("utf-8")
+
+
+def real_batch(cwd, *calls, marker=MARKER):
+    """hg gate-batch with Mercurial itself, its extension beside the clone as a step writes it:
+    the batch's exit code and what each command that ran printed."""
+    extension = Path(cwd).parent / gate_hg.BATCH_EXTENSION
+    extension.write_text(gate_hg.batch_extension())
+    done = subprocess.run(
+        [str(Path(sys.executable).with_name("hg")), *gate_hg.batch(str(extension))],
+        cwd=cwd,
+        env={**os.environ, **HG_ENV},
+        input=gate_hg.batch_input(list(calls), marker),
+        capture_output=True,
+        check=False,
+    )
+    return done.returncode, gate_hg.read_batch(done.stdout.decode("utf-8"), marker)
 
 
 def real_hg(cwd, *args, stdin=None):
@@ -90,6 +137,7 @@ def hg(*args, **kw):
 class StepCase(TestReactorMixin, TestBuildStepMixin, unittest.TestCase):
     def setUp(self):
         self.setup_test_reactor()
+        self.patch(HgStep, "batch_marker", lambda step: MARKER)
         return self.setup_test_build_step()
 
     def source(self, revision=BASE, patch=(1, DIFF), info=(AUTHOR, MESSAGE)):
@@ -119,14 +167,21 @@ def no_journal(recovered=None):
     return [journal.exit(0), hg("recover").exit(recovered)]
 
 
+def brought_to(results, base=BASE):
+    """The one hg process that pulls ``base``, updates to it, purges and lists the local
+    drafts, with the (exit code, stdout) of the commands that ran."""
+    return batched(
+        gate_hg.Call(("pull", "--rev", base, URL)),
+        gate_hg.Call(("update", "--clean", "--rev", base)),
+        gate_hg.Call(PURGE),
+        gate_hg.Call(("log", "--rev", "not public()", "--template", "{node}\n")),
+        results=results,
+    )
+
+
 def up_to_date():
-    """Pull the base, update to it; no drafts; purge."""
-    return [
-        hg("pull", "--rev", BASE, URL).exit(0),
-        hg("update", "--clean", "--rev", BASE).exit(0),
-        hg("log", "--rev", "not public()", "--template", "{node}\n").stdout("").exit(0),
-        hg(*PURGE).exit(0),
-    ]
+    """Pull the base, update to it, purge; no drafts."""
+    return brought_to([(0, ""), (0, ""), (0, ""), (0, "")])
 
 
 def fresh_clone():

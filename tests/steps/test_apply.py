@@ -1,5 +1,5 @@
 """ApplyPatch against Buildbot's fake worker: the patches ahead and the approved one committed as
-fixed changesets, and a patch that does not apply reported as a conflict."""
+fixed changesets in one hg process, and a patch that does not apply reported as a conflict."""
 
 from __future__ import annotations
 
@@ -7,27 +7,30 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from buildbot.process import remotetransfer
 from buildbot.process.results import FAILURE
 from buildbot.process.results import SUCCESS
-from buildbot.test.steps import ExpectDownloadFile
-from buildbot.test.steps import ExpectRemoteRef
 
 from buildbot_gate.diffs import change_digest
 from buildbot_gate.steps import ApplyPatch
 from buildbot_gate.steps import apply
 from tests.steps.helpers import AUTHOR
+from tests.steps.helpers import CREATED
 from tests.steps.helpers import DIFF
+from tests.steps.helpers import EXTENSION_PATH
 from tests.steps.helpers import IDENT
+from tests.steps.helpers import IDENT_CALL
+from tests.steps.helpers import IDENTIFIED
 from tests.steps.helpers import MANIFEST
 from tests.steps.helpers import MESSAGE
 from tests.steps.helpers import NODE
 from tests.steps.helpers import OWN_DIFF
-from tests.steps.helpers import PATCH_PATH
 from tests.steps.helpers import StepCase
-from tests.steps.helpers import committed
-from tests.steps.helpers import hg
+from tests.steps.helpers import batched
+from tests.steps.helpers import imported
 from tests.steps.helpers import real_hg
+from tests.steps.helpers import worker_hg
+
+DATE = "1700000000 0"
 
 
 class ApplyPatchTest(StepCase):
@@ -39,8 +42,9 @@ class ApplyPatchTest(StepCase):
     def test_patch_is_committed_as_its_owner_and_the_node_recorded(self):
         self.setup_apply()
         self.expect_commands(
-            *committed(AUTHOR, "1700000000 0", MESSAGE, diff=DIFF),
-            hg(*IDENT).stdout(f"{NODE} 3:{MANIFEST}\n{OWN_DIFF}").exit(0),
+            *batched(
+                imported(AUTHOR, DATE, MESSAGE), IDENT_CALL, results=[(0, CREATED), (0, IDENTIFIED)]
+            )
         )
         self.expect_outcome(result=SUCCESS, state_string=f"committed {NODE[:12]}")
         self.expect_property("gate_node", NODE)
@@ -58,8 +62,9 @@ class ApplyPatchTest(StepCase):
         ]:
             self.build.setProperty(name, value, "Gate")
         self.expect_commands(
-            *committed(AUTHOR, "1700000000 0", MESSAGE, diff=DIFF),
-            hg(*IDENT).stdout(f"{NODE} 3:{MANIFEST}\n{OWN_DIFF}").exit(0),
+            *batched(
+                imported(AUTHOR, DATE, MESSAGE), IDENT_CALL, results=[(0, CREATED), (0, IDENTIFIED)]
+            )
         )
         self.expect_outcome(result=SUCCESS)
         await self.run_step()
@@ -70,10 +75,10 @@ class ApplyPatchTest(StepCase):
         )
 
     async def test_a_multi_line_message_never_on_a_command_line_makes_the_same_changeset(self):
-        # Differential, with real hg: the step's way (one hg import, the diff from a file, the
-        # message on stdin) against the way it committed before (import --no-commit, then
-        # commit --message): the gate compares these nodes across builders and the landing
-        # build, so they must not change.
+        # Differential, with real hg: the step's way (hg import in hg gate-batch, the diff on its
+        # stdin, the message an argument in the batch) against the way it committed before
+        # (import --no-commit, then commit --message): the gate compares these nodes across
+        # builders and the landing build, so they must not change.
         message = "Fix it \r\n\nIt broke on Windows, \u00fcnic\u00f6de too.\n\nReviewed-on: x\n\n"
         root = Path(tempfile.mkdtemp(prefix="gate-commit-"))
         self.addCleanup(shutil.rmtree, root, ignore_errors=True)
@@ -86,65 +91,71 @@ class ApplyPatchTest(StepCase):
             real_hg(root, "clone", "--quiet", str(base), str(root / clone))
         # The way it committed before: import the diff uncommitted, then commit --message.
         real_hg(root / "before", "import", "--no-commit", "-p", "1", "-", stdin=DIFF)
-        real_hg(root / "before", "commit", "--user", AUTHOR, "--date", "1700000000 0",
+        real_hg(root / "before", "commit", "--user", AUTHOR, "--date", DATE,
                 "--message", message)  # fmt: skip
         argvs = []
 
         def on_worker(command):
-            # As buildbot-worker would: the diff's bytes into the file beside the clone; hg in
-            # the working copy, the bytes sent on its stdin.
+            # As buildbot-worker would: the extension's text into the file beside the clone; hg
+            # in the working copy, the bytes sent on its stdin.
             if isinstance(command, bytes):
-                (root / "wkdir" / PATCH_PATH).write_bytes(command)
+                (root / "wkdir" / EXTENSION_PATH).write_bytes(command)
                 return
             argvs.append(command.args["command"])
-            stdin = command.args["initial_stdin"].decode("utf-8")
-            said = real_hg(
-                root / command.args["workdir"], *command.args["command"][1:], stdin=stdin
-            )
-            command.remote_update([({"stdout": said}, 0)])
+            done = worker_hg(root, command)
+            command.remote_update([({"stdout": done}, 0)])
 
         self.setup_step(ApplyPatch())
         self.source(info=(AUTHOR, message))
-        self.build.setProperty("gate_commit_date", "1700000000 0", "Gate")
+        self.build.setProperty("gate_commit_date", DATE, "Gate")
         self.expect_commands(
-            *committed(AUTHOR, "1700000000 0", message, run=on_worker, diff=DIFF),
-            hg(*IDENT).stdout(f"{NODE} 3:{MANIFEST}\n{OWN_DIFF}").exit(0),
+            *batched(imported(AUTHOR, DATE, message), IDENT_CALL, run=on_worker),
         )
         self.expect_outcome(result=SUCCESS)
         await self.run_step()
         self.assertFalse([arg for argv in argvs for arg in argv if "\n" in arg or "Fix" in arg])
         node = {c: real_hg(root / c, "log", "-r", ".", "-T", "{node}") for c in ("before", "wkdir")}
         self.assertEqual(node["wkdir"], node["before"])
+        self.expect_property("gate_node", node["before"])
         self.assertEqual(
             real_hg(root / "wkdir", "log", "-r", ".", "-T", "{desc}"),
             message.strip().replace(" \r\n", "\n"),
         )
 
-    def test_a_commit_is_one_hg_process_with_the_message_on_stdin(self):
+    def test_a_stack_and_its_reading_are_one_hg_process(self):
         # Each hg process costs the worker a Python start and a repository load, each remote
-        # command the master PB messages, log chunks and DB writes: the diff is written beside
-        # the clone (a file transfer, no process), one hg import commits it, the message on its
-        # stdin (no message file written and then removed on the worker).
+        # command the master PB messages, log chunks and DB writes: the patch ahead, the patch
+        # and the reading of the result are one hg process, the diffs on its stdin.
         self.setup_apply()
+        ahead, entry = self.stack_of_one()
+        calls = [
+            ("import", "--verbose", "-p", "1", "--user", entry["author"], "--date",
+             entry["date"], "--message", entry["message"], "-"),
+            ("import", "--verbose", "-p", "1", "--user", AUTHOR, "--date", DATE,
+             "--message", MESSAGE, "-"),
+            IDENT,
+        ]  # fmt: skip
         self.expect_commands(
-            ExpectDownloadFile(
-                workerdest="../.gate-patch.diff", workdir="wkdir", blocksize=32 * 1024,
-                maxsize=None, reader=ExpectRemoteRef(remotetransfer.StringFileReader),
-            ).exit(0),
-            hg(
-                "import", "--verbose", "-p", "1", "--user", AUTHOR, "--date", "1700000000 0",
-                "--logfile", "-", "../.gate-patch.diff", initial_stdin=MESSAGE.encode("utf-8"),
-            ).stdout(f"created {NODE[:12]}\n").exit(0),
-            hg(*IDENT).stdout(f"{NODE} 3:{MANIFEST}\n{OWN_DIFF}").exit(0),
-        )  # fmt: skip
-        self.expect_outcome(result=SUCCESS)
+            *batched(
+                *(apply.hg.Call(a, stdin=d) for a, d in zip(calls, [ahead, DIFF, ""], strict=True)),
+                results=[(0, CREATED), (0, CREATED), (0, IDENTIFIED)],
+            )
+        )
+        self.expect_outcome(
+            result=SUCCESS, state_string=f"committed {NODE[:12]} on top of 1 queued"
+        )
         return self.run_step()
 
     def test_a_patch_that_changes_nothing_is_a_conflict(self):
         # hg import applies it, says "applied to working directory" and exits 0 without a
         # commit: the build must not go on as if the parent were the tested changeset.
         self.setup_apply()
-        self.expect_commands(*committed(AUTHOR, "1700000000 0", MESSAGE, created=False))
+        applied = "applying patch from stdin\napplied to working directory\n"
+        self.expect_commands(
+            *batched(
+                imported(AUTHOR, DATE, MESSAGE), IDENT_CALL, results=[(0, applied), (0, IDENTIFIED)]
+            )
+        )
         self.expect_outcome(
             result=FAILURE,
             state_string="the patch changes nothing, or could not be committed (failure)",
@@ -154,7 +165,9 @@ class ApplyPatchTest(StepCase):
 
     def test_patch_that_does_not_apply_is_a_conflict(self):
         self.setup_apply()
-        self.expect_commands(*committed(AUTHOR, "1700000000 0", MESSAGE, rc=255))
+        self.expect_commands(
+            *batched(imported(AUTHOR, DATE, MESSAGE), IDENT_CALL, results=[(255, "")])
+        )
         self.expect_outcome(result=FAILURE, state_string="patch does not apply (failure)")
         self.expect_property("gate_outcome", "conflict")
         return self.run_step()
@@ -182,9 +195,12 @@ class ApplyPatchTest(StepCase):
         self.setup_apply()
         ahead, entry = self.stack_of_one()
         self.expect_commands(
-            *committed(entry["author"], entry["date"], entry["message"], diff=ahead),
-            *committed(AUTHOR, "1700000000 0", MESSAGE, diff=DIFF),
-            hg(*IDENT).stdout(f"{NODE} 3:{MANIFEST}\n{OWN_DIFF}").exit(0),
+            *batched(
+                imported(entry["author"], entry["date"], entry["message"], diff=ahead),
+                imported(AUTHOR, DATE, MESSAGE),
+                IDENT_CALL,
+                results=[(0, CREATED), (0, CREATED), (0, IDENTIFIED)],
+            )
         )
         self.expect_outcome(
             result=SUCCESS, state_string=f"committed {NODE[:12]} on top of 1 queued"
@@ -204,9 +220,12 @@ class ApplyPatchTest(StepCase):
 
         self.patch(apply, "summarize", parsed)
         self.expect_commands(
-            *committed(entry["author"], entry["date"], entry["message"], diff=ahead),
-            *committed(AUTHOR, "1700000000 0", MESSAGE, diff=DIFF),
-            hg(*IDENT).stdout(f"{NODE} 3:{MANIFEST}\n{OWN_DIFF}").exit(0),
+            *batched(
+                imported(entry["author"], entry["date"], entry["message"], diff=ahead),
+                imported(AUTHOR, DATE, MESSAGE),
+                IDENT_CALL,
+                results=[(0, CREATED), (0, CREATED), (0, IDENTIFIED)],
+            )
         )
         self.expect_outcome(result=SUCCESS)
         return self.run_step()
@@ -215,7 +234,12 @@ class ApplyPatchTest(StepCase):
         self.setup_apply()
         ahead, entry = self.stack_of_one()
         self.expect_commands(
-            *committed(entry["author"], entry["date"], entry["message"], diff=ahead, rc=255)
+            *batched(
+                imported(entry["author"], entry["date"], entry["message"], diff=ahead),
+                imported(AUTHOR, DATE, MESSAGE),
+                IDENT_CALL,
+                results=[(255, "")],
+            )
         )
         self.expect_outcome(
             result=FAILURE,

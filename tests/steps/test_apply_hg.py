@@ -1,6 +1,7 @@
-"""Differential, with real hg: ApplyPatch's one ``hg import`` per patch (the diff from a file, the
-message on stdin) makes the same changesets as ``hg import --no-commit`` then ``hg commit``, the
-way the gate committed before, for every kind of diff a review can carry."""
+"""Differential, with real hg: ApplyPatch's commits, one ``hg import`` per patch (the diff on its
+stdin, the message an argument) all in one ``hg gate-batch``, make the same changesets as ``hg
+import --no-commit`` then ``hg commit``, the way the gate committed before, for every kind of diff
+a review can carry."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ from typing import TYPE_CHECKING
 import pytest
 
 from buildbot_gate import hg
+from buildbot_gate.steps.apply import commit
+from tests.steps.helpers import real_batch
 from tests.steps.helpers import real_hg
 
 if TYPE_CHECKING:
@@ -78,16 +81,14 @@ def committed_before(repo: Path, diffs: list[str]) -> str:
 
 
 def committed_now(repo: Path, diffs: list[str]) -> str:
-    patch = repo.parent / ".gate-patch.diff"
-    for diff in diffs:
-        patch.write_bytes(diff.encode("utf-8"))
-        said = real_hg(repo, *hg.import_commit(1, AUTHOR, DATE, str(patch)), stdin=MESSAGE)
-        assert hg.created(said), said
+    code, ran = real_batch(repo, *(commit(diff, 1, AUTHOR, DATE, MESSAGE) for diff in diffs))
+    assert code == 0 and len(ran) == len(diffs), ran
+    assert all(hg.created(each.stdout) for each in ran), ran
     return real_hg(repo, "log", "--rev", ".", "--template", "{node}")
 
 
 @pytest.mark.parametrize("kind", sorted(DIFFS))
-def test_one_hg_import_makes_the_changeset_import_then_commit_made(base, tmp_path, kind):
+def test_an_import_in_a_batch_makes_the_changeset_import_then_commit_made(base, tmp_path, kind):
     for way in ("before", "now"):
         real_hg(tmp_path, "clone", "--quiet", str(base), str(tmp_path / way / "wkdir"))
     before = committed_before(tmp_path / "before" / "wkdir", [DIFFS[kind]])
@@ -95,13 +96,13 @@ def test_one_hg_import_makes_the_changeset_import_then_commit_made(base, tmp_pat
     assert hg.is_node(now) and now == before
 
 
-def test_a_stack_committed_one_import_each_is_the_same_chain(base, tmp_path):
+def test_a_stack_committed_in_one_batch_is_the_same_chain(base, tmp_path):
     stack = [DIFFS["modify"], DIFFS["add"], DIFFS["exec bit"], DIFFS["delete"]]
     chains = {}
-    for way, commit in (("before", committed_before), ("now", committed_now)):
+    for way, make in (("before", committed_before), ("now", committed_now)):
         repo = tmp_path / way / "wkdir"
         real_hg(tmp_path, "clone", "--quiet", str(base), str(repo))
-        commit(repo, stack)
+        make(repo, stack)
         chains[way] = real_hg(repo, "log", "--rev", "1::.", "--template", "{node}\n").split()
     assert len(chains["now"]) == len(stack) and chains["now"] == chains["before"]
 
@@ -109,9 +110,8 @@ def test_a_stack_committed_one_import_each_is_the_same_chain(base, tmp_path):
 def test_a_diff_that_changes_nothing_commits_nothing_and_says_so(base, tmp_path):
     repo = tmp_path / "wkdir"
     real_hg(tmp_path, "clone", "--quiet", str(base), str(repo))
-    patch = tmp_path / ".gate-patch.diff"
-    patch.write_text("diff --git a/x.py b/x.py\n")
-    said = real_hg(repo, *hg.import_commit(1, AUTHOR, DATE, str(patch)), stdin=MESSAGE)
+    code, ran = real_batch(repo, commit("diff --git a/x.py b/x.py\n", 1, AUTHOR, DATE, MESSAGE))
     # hg exits 0: only its words tell that nothing was committed.
-    assert not hg.created(said)
+    assert code == 0 and [each.rc for each in ran] == [0]
+    assert not hg.created(ran[0].stdout)
     assert real_hg(repo, "log", "--rev", "draft()", "--template", "{node}") == ""

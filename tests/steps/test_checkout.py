@@ -12,10 +12,10 @@ from buildbot.test.steps import ExpectStat
 from buildbot_gate.steps import GateCheckout
 from tests.steps.helpers import BASE
 from tests.steps.helpers import NODE
-from tests.steps.helpers import PURGE
 from tests.steps.helpers import STRIP
 from tests.steps.helpers import URL
 from tests.steps.helpers import StepCase
+from tests.steps.helpers import brought_to
 from tests.steps.helpers import checked_clone
 from tests.steps.helpers import fresh_clone
 from tests.steps.helpers import hg
@@ -41,11 +41,8 @@ class GateCheckoutTest(StepCase):
         self.source()
         self.expect_commands(
             *checked_clone(),
-            hg("pull", "--rev", BASE, URL).exit(0),
-            hg("update", "--clean", "--rev", BASE).exit(0),
-            hg("log", "--rev", "not public()", "--template", "{node}\n").stdout(NODE).exit(0),
+            *brought_to([(0, ""), (0, ""), (0, ""), (0, f"{NODE}\n")]),
             hg(*STRIP).exit(0),
-            hg(*PURGE).exit(0),
         )
         self.expect_outcome(result=SUCCESS)
         return self.run_step()
@@ -55,12 +52,12 @@ class GateCheckoutTest(StepCase):
         self.source()
         self.expect_commands(
             *checked_clone(),
-            hg("pull", "--rev", BASE, URL).exit(255),
-            hg("pull", "--rev", BASE, URL).exit(255),
+            *brought_to([(255, "")]),
+            *brought_to([(255, "")]),
             ExpectRmdir(dir="wkdir", log_environ=False).exit(0),
             hg("init", ".").exit(0),
-            hg("pull", "--rev", BASE, URL).exit(255),
-            hg("pull", "--rev", BASE, URL).exit(255),
+            *brought_to([(255, "")]),
+            *brought_to([(255, "")]),
         )
         self.expect_outcome(result=FAILURE, state_string=f"could not pull {BASE[:12]} (failure)")
         self.expect_property("gate_outcome", "checkout_failed")
@@ -157,9 +154,7 @@ class GateCheckoutTest(StepCase):
         self.source()
         self.expect_commands(
             *checked_clone(),
-            hg("pull", "--rev", BASE, URL).exit(0),
-            hg("update", "--clean", "--rev", BASE).exit(0),
-            hg("log", "--rev", "not public()", "--template", "{node}\n").stdout(NODE).exit(0),
+            *brought_to([(0, ""), (0, ""), (0, ""), (0, f"{NODE}\n")]),
             hg(*STRIP).stderr("abort: abandoned transaction found\n").exit(255),
             ExpectRmdir(dir="wkdir", log_environ=False).exit(0),
             *fresh_clone(),
@@ -172,12 +167,10 @@ class GateCheckoutTest(StepCase):
         self.source()
         self.expect_commands(
             *checked_clone(),
-            hg("pull", "--rev", BASE, URL).exit(0),
-            hg("update", "--clean", "--rev", BASE).exit(255),
+            *brought_to([(0, ""), (255, "")]),
             ExpectRmdir(dir="wkdir", log_environ=False).exit(0),
             hg("init", ".").exit(0),
-            hg("pull", "--rev", BASE, URL).exit(0),
-            hg("update", "--clean", "--rev", BASE).exit(255),
+            *brought_to([(0, ""), (255, "")]),
         )
         self.expect_outcome(result=FAILURE)
         self.expect_property("gate_outcome", "checkout_failed")
