@@ -60,11 +60,11 @@ def batch_output(results):
     return "".join(f"{out}\n{MARKER} {i} {rc}\n" for i, (rc, out) in enumerate(results))
 
 
-def batched(*calls, results=(), run=None):
+def batched(*calls, results=(), run=None, rc=None, stderr=""):
     """What an hg step sends to run ``calls`` in one hg process: the extension written beside
     the clone, then ``hg gate-batch`` reading them on its stdin. ``results``: the (exit code,
     stdout) of each command that ran; ``run`` runs it for real instead (given the extension's
-    text, then the command)."""
+    text, then the command); ``rc``, ``stderr``: the batch's own, when it could not run."""
 
     def write(data):
         if run:
@@ -82,8 +82,12 @@ def batched(*calls, results=(), run=None):
     )
     if run:
         return [download.exit(0), command.behavior(run).exit(0)]
-    failed = results and results[-1][0] not in calls[len(results) - 1].ok
-    return [download.exit(0), command.stdout(batch_output(results)).exit(1 if failed else 0)]
+    if rc is None:
+        failed = results and results[-1][0] not in calls[len(results) - 1].ok
+        rc = 1 if failed else 0
+    if stderr:
+        command.stderr(stderr)
+    return [download.exit(0), command.stdout(batch_output(results)).exit(rc)]
 
 
 def worker_hg(root, command):
@@ -167,7 +171,7 @@ def no_journal(recovered=None):
     return [journal.exit(0), hg("recover").exit(recovered)]
 
 
-def brought_to(results, base=BASE):
+def brought_to(results, base=BASE, **kw):
     """The one hg process that pulls ``base``, updates to it, purges and lists the local
     drafts, with the (exit code, stdout) of the commands that ran."""
     return batched(
@@ -176,6 +180,7 @@ def brought_to(results, base=BASE):
         gate_hg.Call(PURGE),
         gate_hg.Call(("log", "--rev", "not public()", "--template", "{node}\n")),
         results=results,
+        **kw,
     )
 
 

@@ -163,6 +163,17 @@ class ApplyPatchTest(StepCase):
         self.expect_property("gate_outcome", "conflict")
         return self.run_step()
 
+    def test_a_worker_whose_hg_cannot_run_the_batch_is_the_gates_trouble_not_a_conflict(self):
+        # A worker's hg that cannot load the extension (too old, broken) prints no marker.
+        self.setup_apply()
+        failed = "*** failed to import extension gatebatch\n"
+        self.expect_commands(
+            *batched(imported(AUTHOR, DATE, MESSAGE), IDENT_CALL, rc=255, stderr=failed)
+        )
+        self.expect_outcome(result=FAILURE, state_string="could not run hg on the worker (failure)")
+        self.expect_property("gate_outcome", "checkout_failed")
+        return self.run_step()
+
     def test_patch_that_does_not_apply_is_a_conflict(self):
         self.setup_apply()
         self.expect_commands(

@@ -176,6 +176,21 @@ class GateCheckoutTest(StepCase):
         self.expect_property("gate_outcome", "checkout_failed")
         return self.run_step()
 
+    def test_a_worker_whose_hg_cannot_run_the_batch_is_a_checkout_failure_after_a_new_clone(self):
+        self.setup_step(GateCheckout(repourl=URL))
+        self.source()
+        failed = "*** failed to import extension gatebatch\n"
+        self.expect_commands(
+            *checked_clone(),
+            *brought_to([], rc=255, stderr=failed),
+            ExpectRmdir(dir="wkdir", log_environ=False).exit(0),
+            hg("init", ".").exit(0),
+            *brought_to([], rc=255, stderr=failed),
+        )
+        self.expect_outcome(result=FAILURE, state_string="could not run hg on the worker (failure)")
+        self.expect_property("gate_outcome", "checkout_failed")
+        return self.run_step()
+
     def test_build_without_a_pinned_base_runs_nothing(self):
         self.setup_step(GateCheckout(repourl=URL))
         self.source(revision=None)
