@@ -70,8 +70,11 @@ def created(out: str) -> bool:
 
 
 # hg gate-batch (hgext/gatebatch.py): several commands in one hg process. Sent to the worker
-# beside the clone, never inside it, and loaded by path for that one process only.
+# beside the clone, never inside it, and loaded by path for that one process only; the commands
+# go in a file beside it too (a file transfer is sent in blocks: a command's stdin travels in one
+# PB message, which Twisted refuses past 640 KiB, and a stack of diffs can be more).
 BATCH_EXTENSION = ".gate-hgbatch.py"
+BATCH_SPEC = ".gate-hgbatch.json"
 _BATCH_DONE = re.compile(r"\n([0-9a-f]{32}) (\d+) (\d+)\n")
 
 
@@ -97,18 +100,18 @@ def batch_extension() -> str:
     return resources.files("buildbot_gate.hgext").joinpath("gatebatch.py").read_text("utf-8")
 
 
-def batch(extension: str) -> tuple[str, ...]:
-    """The command line of a batch whose extension is the file ``extension``."""
-    return ("--config", f"extensions.gatebatch={extension}", "gate-batch")
+def batch(extension: str, spec: str) -> tuple[str, ...]:
+    """The command line of a batch: its extension's file, and the file of :func:`batch_spec`."""
+    return ("--config", f"extensions.gatebatch={extension}", "gate-batch", spec)
 
 
-def batch_input(calls: list[Call], marker: str) -> bytes:
-    """What a batch reads on its stdin: the commands, and the marker that ends each output."""
+def batch_spec(calls: list[Call], marker: str) -> str:
+    """What a batch reads: the commands, and the marker that ends each one's output."""
     spec = {
         "marker": marker,
         "calls": [{"args": list(c.args), "stdin": c.stdin, "ok": list(c.ok)} for c in calls],
     }
-    return json.dumps(spec).encode("utf-8")
+    return json.dumps(spec)
 
 
 def read_batch(out: str, marker: str) -> list[Ran]:

@@ -2,7 +2,7 @@
 exactly as ``hg <args>`` alone, stopping at the first that fails. Sent to the worker by the gate.
 """
 
-# The JSON on stdin lists the commands, each with its own stdin. Each command's output is
+# The JSON file SPEC lists the commands, each with its own stdin. Each command's output is
 # followed by a line ``<marker> <index> <exit code>``; the marker is the caller's, random for
 # each batch, so no output (a patch, a commit message) can pass for the end of a command.
 
@@ -25,9 +25,10 @@ command = registrar.command(cmdtable)
 testedwith = b"7.2"
 
 
-@command(b"gate-batch", [], b"hg gate-batch < BATCH.json", norepo=True)
-def gate_batch(ui: Any, *args: bytes) -> int:
-    batch = json.loads(ui.fin.read().decode("utf-8"))
+@command(b"gate-batch", [], b"hg gate-batch SPEC", norepo=True)
+def gate_batch(ui: Any, spec: bytes) -> int:
+    with open(spec, "rb") as f:
+        batch = json.loads(f.read().decode("utf-8"))
     marker = batch["marker"].encode("ascii")
     for index, call in enumerate(batch["calls"]):
         argv = [arg.encode("utf-8") for arg in call["args"]]

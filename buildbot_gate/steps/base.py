@@ -91,16 +91,17 @@ class HgStep(buildstep.CommandMixin, CompositeStepMixin, buildstep.BuildStep):
         :meth:`hg` would run it, stopping after the first that fails: each hg process costs the
         worker a Python start and a repository load, and the master a remote command. What ran,
         in order; None when the batch itself could not run (a worker's hg without it)."""
-        extension = self.build.path_module.join("..", hgcmd.BATCH_EXTENSION)
-        if await self.downloadFileContentToWorker(extension, hgcmd.batch_extension()) is None:
-            return None
+        path = self.build.path_module
+        extension = path.join("..", hgcmd.BATCH_EXTENSION)
+        spec = path.join("..", hgcmd.BATCH_SPEC)
         marker = self.batch_marker()
-        cmd = await self.hg(
-            *hgcmd.batch(extension),
-            stdin=hgcmd.batch_input(list(calls), marker),
-            collect=True,
-            ok=(0, 1),
-        )
+        for where, text in (
+            (extension, hgcmd.batch_extension()),
+            (spec, hgcmd.batch_spec(list(calls), marker)),
+        ):
+            if await self.downloadFileContentToWorker(where, text) is None:
+                return None
+        cmd = await self.hg(*hgcmd.batch(extension, spec), collect=True, ok=(0, 1))
         ran = hgcmd.read_batch(bytes2unicode(cmd.stdout), marker)
         if cmd.rc == 0 and len(ran) == len(calls):
             return ran

@@ -39,6 +39,7 @@ MESSAGE = "Fix it\n\nReviewed-on: http://review.example.org/1/"
 
 MARKER = "5" * 32  # the batch marker of every step in these tests (HgStep.batch_marker)
 EXTENSION_PATH = "../.gate-hgbatch.py"  # hg gate-batch's extension, written beside the clone
+SPEC_PATH = "../.gate-hgbatch.json"  # and the commands it runs
 
 
 def imported(author, date, message, diff=DIFF, strip=1):
@@ -60,34 +61,45 @@ def batch_output(results):
     return "".join(f"{out}\n{MARKER} {i} {rc}\n" for i, (rc, out) in enumerate(results))
 
 
-def batched(*calls, results=(), run=None, rc=None, stderr=""):
-    """What an hg step sends to run ``calls`` in one hg process: the extension written beside
-    the clone, then ``hg gate-batch`` reading them on its stdin. ``results``: the (exit code,
-    stdout) of each command that ran; ``run`` runs it for real instead (given the extension's
-    text, then the command); ``rc``, ``stderr``: the batch's own, when it could not run."""
+def batched(*calls, results=(), run=None, root=None, rc=None, stderr=""):
+    """What an hg step sends to run ``calls`` in one hg process: the extension and the commands
+    (the JSON of hg.batch_spec, checked here) written beside the clone, then ``hg gate-batch``.
+    ``results``: the (exit code, stdout) of each command that ran; ``run`` runs it for real
+    instead, the files written under ``root``; ``rc``, ``stderr``: the batch's own, when it
+    could not run."""
+    spec = gate_hg.batch_spec(list(calls), MARKER)
 
-    def write(data):
-        if run:
-            run(data)
+    def download(dest, text):
+        def write(data):
+            assert data.decode("utf-8") == text, "not the expected file"
+            if root is not None:
+                (Path(root) / "wkdir" / dest).write_bytes(data)
 
-    download = ExpectDownloadFile(
-        workerdest=EXTENSION_PATH,
-        workdir="wkdir",
-        blocksize=32 * 1024,
-        maxsize=None,
-        reader=ExpectRemoteRef(remotetransfer.StringFileReader),
-    ).download_string(write, size=1 << 20)
-    command = hg(
-        *gate_hg.batch(EXTENSION_PATH), initial_stdin=gate_hg.batch_input(list(calls), MARKER)
-    )
+        return (
+            ExpectDownloadFile(
+                workerdest=dest,
+                workdir="wkdir",
+                blocksize=32 * 1024,
+                maxsize=None,
+                reader=ExpectRemoteRef(remotetransfer.StringFileReader),
+            )
+            .download_string(write, size=len(text.encode("utf-8")) + 1)
+            .exit(0)
+        )
+
+    files = [
+        download(EXTENSION_PATH, gate_hg.batch_extension()),
+        download(SPEC_PATH, spec),
+    ]
+    command = hg(*gate_hg.batch(EXTENSION_PATH, SPEC_PATH))
     if run:
-        return [download.exit(0), command.behavior(run).exit(0)]
+        return [*files, command.behavior(run).exit(0)]
     if rc is None:
         failed = results and results[-1][0] not in calls[len(results) - 1].ok
         rc = 1 if failed else 0
     if stderr:
         command.stderr(stderr)
-    return [download.exit(0), command.stdout(batch_output(results)).exit(rc)]
+    return [*files, command.stdout(batch_output(results)).exit(rc)]
 
 
 def worker_hg(root, command):
@@ -109,11 +121,12 @@ def real_batch(cwd, *calls, marker=MARKER):
     the batch's exit code and what each command that ran printed."""
     extension = Path(cwd).parent / gate_hg.BATCH_EXTENSION
     extension.write_text(gate_hg.batch_extension())
+    spec = Path(cwd).parent / gate_hg.BATCH_SPEC
+    spec.write_text(gate_hg.batch_spec(list(calls), marker))
     done = subprocess.run(
-        [str(Path(sys.executable).with_name("hg")), *gate_hg.batch(str(extension))],
+        [str(Path(sys.executable).with_name("hg")), *gate_hg.batch(str(extension), str(spec))],
         cwd=cwd,
         env={**os.environ, **HG_ENV},
-        input=gate_hg.batch_input(list(calls), marker),
         capture_output=True,
         check=False,
     )

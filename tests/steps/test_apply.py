@@ -9,6 +9,7 @@ from pathlib import Path
 
 from buildbot.process.results import FAILURE
 from buildbot.process.results import SUCCESS
+from twisted.spread import banana
 
 from buildbot_gate.diffs import change_digest
 from buildbot_gate.steps import ApplyPatch
@@ -16,7 +17,6 @@ from buildbot_gate.steps import apply
 from tests.steps.helpers import AUTHOR
 from tests.steps.helpers import CREATED
 from tests.steps.helpers import DIFF
-from tests.steps.helpers import EXTENSION_PATH
 from tests.steps.helpers import IDENT
 from tests.steps.helpers import IDENT_CALL
 from tests.steps.helpers import IDENTIFIED
@@ -96,11 +96,7 @@ class ApplyPatchTest(StepCase):
         argvs = []
 
         def on_worker(command):
-            # As buildbot-worker would: the extension's text into the file beside the clone; hg
-            # in the working copy, the bytes sent on its stdin.
-            if isinstance(command, bytes):
-                (root / "wkdir" / EXTENSION_PATH).write_bytes(command)
-                return
+            # As buildbot-worker would: hg in the working copy, the files written beside it.
             argvs.append(command.args["command"])
             done = worker_hg(root, command)
             command.remote_update([({"stdout": done}, 0)])
@@ -109,7 +105,7 @@ class ApplyPatchTest(StepCase):
         self.source(info=(AUTHOR, message))
         self.build.setProperty("gate_commit_date", DATE, "Gate")
         self.expect_commands(
-            *batched(imported(AUTHOR, DATE, message), IDENT_CALL, run=on_worker),
+            *batched(imported(AUTHOR, DATE, message), IDENT_CALL, run=on_worker, root=root),
         )
         self.expect_outcome(result=SUCCESS)
         await self.run_step()
@@ -144,6 +140,25 @@ class ApplyPatchTest(StepCase):
         self.expect_outcome(
             result=SUCCESS, state_string=f"committed {NODE[:12]} on top of 1 queued"
         )
+        return self.run_step()
+
+    def test_a_patch_bigger_than_one_pb_message_goes_to_the_worker_in_a_file_transfer(self):
+        # A remote command's arguments (its stdin too) travel in one PB message, and Twisted's
+        # banana refuses a string past 640 KiB: a 1 MB diff (RietveldPoller's maxDiffBytes) or a
+        # stack of large ones would fail the build. The commands go in a file, sent in blocks.
+        big = DIFF + "".join(f"# {n:06d} {'x' * 90}\n" for n in range(8000))
+        self.assertGreater(len(big), banana.SIZE_LIMIT)
+        self.setup_step(ApplyPatch())
+        self.source(patch=(1, big))
+        self.build.setProperty("gate_commit_date", DATE, "Gate")
+        self.expect_commands(
+            *batched(
+                imported(AUTHOR, DATE, MESSAGE, diff=big),
+                IDENT_CALL,
+                results=[(0, CREATED), (0, IDENTIFIED)],
+            )
+        )
+        self.expect_outcome(result=SUCCESS)
         return self.run_step()
 
     def test_a_patch_that_changes_nothing_is_a_conflict(self):
