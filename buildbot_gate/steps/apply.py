@@ -63,6 +63,11 @@ class ApplyPatch(HgStep):
             await self.addURL(title, str(review))
         stack = self.getProperty(Prop.STACK) or []
         commits = [await self.ahead(entry) for entry in stack]
+        if stack:
+            # One header for the whole stack: each addHeader is a write to the database.
+            await self.stdio_log.addHeader(
+                "".join(f"gate: committing issue {e['issue']} first\n" for e in stack)
+            )
         await self.addCompleteLog("patch", text)
         commits.append((commit(text, int(level), author, date, comment), "the patch"))
         # Every commit and the reading of the result in one hg process (hg.Call per command).
@@ -103,7 +108,6 @@ class ApplyPatch(HgStep):
                 raise StepFailed(
                     StepOutcome.CONFLICT, f"the patch of issue {entry['issue']}: {e}"
                 ) from None
-        await self.stdio_log.addHeader(f"gate: committing issue {entry['issue']} first\n")
         call = commit(diff, int(strip), entry["author"], entry["date"], entry["message"])
         return call, f"issue {entry['issue']} ahead in the queue"
 

@@ -9,6 +9,8 @@ from pathlib import Path
 
 from buildbot.process.results import FAILURE
 from buildbot.process.results import SUCCESS
+from buildbot.test.fake.logfile import FakeLogFile
+from twisted.internet import defer
 from twisted.spread import banana
 
 from buildbot_gate.diffs import change_digest
@@ -233,6 +235,38 @@ class ApplyPatchTest(StepCase):
         )
         self.expect_property("gate_node", NODE)
         return self.run_step()
+
+    async def test_a_stack_is_told_in_the_log_in_one_write(self):
+        # Each addHeader is a database write (a log chunk): one for the whole stack.
+        self.setup_apply()
+        ahead, entry = self.stack_of_one()
+        second = {**entry, "changeid": 8, "issue": 42}
+        self.build.setProperty("gate_stack", [entry, second], "Gate")
+        self.get_nth_step(0).stacked_diff = lambda changeid: defer.succeed(ahead)
+        writes = []
+        add_header = FakeLogFile.addHeader
+
+        def counted(log, text):
+            writes.append(text)
+            return add_header(log, text)
+
+        self.patch(FakeLogFile, "addHeader", counted)
+        self.expect_commands(
+            *batched(
+                imported(entry["author"], entry["date"], entry["message"], diff=ahead),
+                imported(second["author"], second["date"], second["message"], diff=ahead),
+                imported(AUTHOR, DATE, MESSAGE),
+                IDENT_CALL,
+                results=[(0, CREATED), (0, CREATED), (0, CREATED), (0, IDENTIFIED)],
+            )
+        )
+        self.expect_outcome(result=SUCCESS)
+        await self.run_step()
+        told = [w for w in writes if "committing issue" in w]
+        self.assertEqual(
+            told,
+            ["gate: committing issue 41 first\ngate: committing issue 42 first\n"],
+        )
 
     def test_a_patch_ahead_whose_strip_level_the_scheduler_sent_is_not_parsed_on_the_master(self):
         # The launcher parsed it off the reactor and sent its strip level: parsing it again here
