@@ -57,6 +57,8 @@ class Prop:
     VERDICT: Final = "gate_verdict"
     STOPPED_AT: Final = "gate_stopped_at"  # the failed test a test run was stopped at
     LANDED_NODES: Final = "gate_landed_nodes"  # a batch's pushed changesets, in order
+    # A batched land build's changesets as ApplyPatch committed them, in order (Land checks them).
+    COMMITTED: Final = "gate_committed"
 
 
 class StateKey:

@@ -70,8 +70,11 @@ class ApplyPatch(HgStep):
             )
         await self.addCompleteLog("patch", text)
         commits.append((commit(text, int(level), author, date, comment), "the patch"))
-        # Every commit and the reading of the result in one hg process (hg.Call per command).
-        ran = await self.hg_batch(*(call for call, _ in commits), hg.Call(hg.IDENT))
+        # Every commit and the reading of the result in one hg process (hg.Call per command);
+        # a batched landing reads the changesets it will check one by one (Land) there too.
+        landing = self.getProperty(Prop.LAND_BATCH) or []
+        chain = [hg.Call(hg.chain(len(landing)))] if landing else []
+        ran = await self.hg_batch(*(call for call, _ in commits), hg.Call(hg.IDENT), *chain)
         if ran is None:
             raise StepFailed(StepOutcome.CHECKOUT_FAILED, "could not run hg on the worker")
         for (_, what), result in zip(commits, ran, strict=False):
@@ -86,13 +89,20 @@ class ApplyPatch(HgStep):
                 )
         # The changeset, its tree, and its own diff, whose digest a landing rebased over an
         # express item must reproduce.
-        ident = ran[-1] if len(ran) > len(commits) else None
+        ident = ran[len(commits)] if len(ran) > len(commits) else None
         node, manifest, own_diff = hg.read_ident(ident.stdout if ident else "")
         if ident is None or ident.rc != 0 or not hg.is_node(node):
             raise StepFailed(StepOutcome.CONFLICT, "could not read the committed changeset")
         self.setProperty(Prop.NODE, node, self.name)
         self.setProperty(Prop.MANIFEST, manifest, self.name)
         self.setProperty(Prop.DIGEST, change_digest(own_diff), self.name)
+        if landing:
+            read = ran[-1] if len(ran) == len(commits) + 2 else None
+            if read is None or read.rc != 0:
+                raise StepFailed(
+                    StepOutcome.TREE_MISMATCH, "could not read the committed changesets"
+                )
+            self.setProperty(Prop.COMMITTED, read.stdout.split(), self.name)
         on_top = f" on top of {len(stack)} queued" if stack else ""
         self.descriptionDone = [f"committed {node[:12]}{on_top}"]
 

@@ -142,7 +142,14 @@ class Land(HgStep):
         node = self.getProperty(Prop.NODE)
         batch = self.getProperty(Prop.LAND_BATCH) or []
         if batch:
-            nodes = await self.check_batch(batch)
+            nodes = self.check_batch(batch)
+            if node != nodes[-1]:
+                # One push of the last changeset lands the batch: any other would not.
+                raise StepFailed(
+                    StepOutcome.TREE_MISMATCH,
+                    f"would push {str(node)[:12]}, not the batch's last changeset "
+                    f"{nodes[-1][:12]}: not pushed",
+                )
         else:
             self.check_tested(node)
         # One push of the last changeset lands its ancestors with it, in one transaction.
@@ -163,11 +170,11 @@ class Land(HgStep):
         why = last[-1] if last else f"exit {push.rc}"
         raise StepFailed(StepOutcome.PUSH_FAILED, redact(f"push failed: {why}"))
 
-    async def check_batch(self, batch: list[dict[str, Any]]) -> list[str]:
-        """Refuse unless the changesets committed here are, one by one, the tested ones."""
-        log = await self.hg(*hg.chain(len(batch)), collect=True)
-        nodes = bytes2unicode(log.stdout).split()
-        if log.didFail() or len(nodes) != len(batch):
+    def check_batch(self, batch: list[dict[str, Any]]) -> list[str]:
+        """Refuse unless the changesets committed here (ApplyPatch read them, ``gate_committed``)
+        are, one by one, the tested ones."""
+        nodes = [str(n) for n in self.getProperty(Prop.COMMITTED) or []]
+        if len(nodes) != len(batch):
             raise StepFailed(StepOutcome.TREE_MISMATCH, "could not read the committed changesets")
         for entry, node in zip(batch, nodes, strict=True):
             if node != entry.get("node"):

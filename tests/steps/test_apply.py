@@ -13,6 +13,7 @@ from buildbot.test.fake.logfile import FakeLogFile
 from twisted.internet import defer
 from twisted.spread import banana
 
+from buildbot_gate import hg as gate_hg
 from buildbot_gate.diffs import change_digest
 from buildbot_gate.steps import ApplyPatch
 from buildbot_gate.steps import apply
@@ -161,6 +162,28 @@ class ApplyPatchTest(StepCase):
             )
         )
         self.expect_outcome(result=SUCCESS)
+        return self.run_step()
+
+    def test_a_batched_landing_reads_its_changesets_in_the_same_hg_process(self):
+        # Land checks each changeset of a batch against its tested one: read here, not by an hg
+        # process (and remote command, and log writes) of its own.
+        self.setup_apply()
+        ahead, entry = self.stack_of_one()
+        batch = [{"issue": 41, "node": "a" * 40}, {"issue": 1, "node": NODE}]
+        self.build.setProperty("gate_land_batch", batch, "Gate")
+        chain = gate_hg.Call(("log", "--rev", ".~1::.", "--template", "{node}\n"))
+        self.expect_commands(
+            *batched(
+                imported(entry["author"], entry["date"], entry["message"], diff=ahead),
+                imported(AUTHOR, DATE, MESSAGE),
+                IDENT_CALL,
+                chain,
+                results=[(0, CREATED), (0, CREATED), (0, IDENTIFIED), (0, f"{'a' * 40}\n{NODE}\n")],
+            )
+        )
+        self.expect_outcome(result=SUCCESS)
+        self.expect_property("gate_node", NODE)  # the last changeset, read by its own command
+        self.expect_property("gate_committed", ["a" * 40, NODE])
         return self.run_step()
 
     def test_a_patch_that_changes_nothing_is_a_conflict(self):

@@ -106,21 +106,34 @@ class LandTest(StepCase):
             for issue, node in zip((7, 8, 9), tested, strict=True)
         ]
         self.build.setProperty("gate_land_batch", batch, "Gate")
-        chain = hg("log", "--rev", ".~2::.", "--template", "{node}\n")
-        return chain.stdout("".join(f"{n}\n" for n in rebuilt)).exit(0)
+        self.build.setProperty("gate_committed", rebuilt, "apply_patch")
 
     def test_a_batch_pushes_its_last_changeset_once_after_checking_each_is_the_tested_one(self):
         rebuilt = ["a" * 40, "b" * 40, NODE]
-        chain = self.setup_batch(rebuilt)
-        self.expect_commands(chain, hg("push", "--rev", NODE, URL).exit(0))
+        self.setup_batch(rebuilt)
+        self.expect_commands(hg("push", "--rev", NODE, URL).exit(0))
         self.expect_outcome(result=SUCCESS, state_string=f"pushed 3 changesets up to {NODE[:12]}")
         self.expect_property("gate_outcome", "landed")
         self.expect_property("gate_landed_nodes", rebuilt)
         return self.run_step()
 
+    def test_a_batch_whose_node_is_not_its_last_changeset_pushes_nothing(self):
+        # Pushing an earlier changeset would land only part of the batch and record it all.
+        rebuilt = ["a" * 40, "b" * 40, NODE]
+        self.setup_batch(rebuilt)
+        self.build.setProperty("gate_node", "a" * 40, "apply_patch")
+        self.expect_commands()  # no push
+        self.expect_outcome(
+            result=FAILURE,
+            state_string=f"would push {'a' * 12}, not the batch's last changeset {NODE[:12]}: "
+            "not pushed (failure)",
+        )
+        self.expect_property("gate_outcome", "tree_mismatch")
+        return self.run_step()
+
     def test_a_batch_with_one_changeset_not_the_tested_one_pushes_nothing(self):
-        chain = self.setup_batch(["a" * 40, "c" * 40, NODE])
-        self.expect_commands(chain)  # and no push
+        self.setup_batch(["a" * 40, "c" * 40, NODE])
+        self.expect_commands()  # no push
         self.expect_outcome(
             result=FAILURE,
             state_string=f"rebuilt issue 8 as {'c' * 12} but its tests passed on {'b' * 12}: "
