@@ -260,6 +260,27 @@ class GateSchedulerTest(SchedulerCase):
         self.assertEqual(sorted(i["run"]["buildset"] for i in state["items"]), [500, 501])
 
     @defer.inlineCallbacks
+    def test_a_tick_with_nothing_new_writes_no_state_and_a_decision_still_does(self):
+        yield self.make_scheduler()
+        yield self.approve()  # testing: nothing for a tick to do until its build ends
+        writes = []
+        write = self.master.db.state.setState
+
+        def recorded(objectid, name, value):
+            writes.append(name)
+            return write(objectid, name, value)
+
+        self.patch(self.master.db.state, "setState", recorded)
+        ticks = self.sched.ticks
+        self.reactor.advance(31)  # the retry tick
+        self.assertEqual(self.sched.ticks, ticks + 1)  # it ran
+        self.assertEqual(writes, [])
+        yield self.finish(500, 300, SUCCESS, {"gate_node": TESTED, "gate_outcome": "tested"})
+        self.assertIn("gate", writes)  # a decision that moves the item is persisted
+        state = yield self.sched.getState("gate")
+        self.assertEqual(state["items"][0]["state"], "landing")
+
+    @defer.inlineCallbacks
     def test_unreachable_repository_holds_the_item_instead_of_dropping_it(self):
         self.tips = [TipError("connection refused"), TIP]
         yield self.make_scheduler()
