@@ -322,16 +322,16 @@ class GateScheduler(ClaimsPromptly, ReconfigurableBaseScheduler):
 
         On a cluster, first make sure this master still holds the gate: a master that was taken
         for dead (and replaced) must not overwrite its successor's state or start builds."""
-        if not actions and state == self._state and self._saved:
-            # Nothing to write and nothing to do (most ticks): the write and the claim check
-            # would change nothing, and the next decision that writes or acts checks the claim.
-            return []
         if not await still_ours(self):
+            # Checked even when nothing changed: an idle master that was replaced steps down at
+            # its next tick, before it records anything else (worker health, check runs).
             self._step_down()
             return None
-        self._state = state
-        await self.setState(STATE_KEY, state.to_json())
-        self._saved = True
+        if actions or state != self._state or not self._saved:
+            # Most ticks decide nothing: the queue is written only when it changed.
+            self._state = state
+            await self.setState(STATE_KEY, state.to_json())
+            self._saved = True
         returned: list[Event] = []
         for action in actions:
             returned.extend(await self._act(action, reports))

@@ -453,6 +453,16 @@ class ClusterTest(SchedulerCase):
         self.assertIsNone(stored)  # and nothing written over the successor's state
 
     @defer.inlineCallbacks
+    def test_an_idle_master_whose_claim_was_taken_steps_down_at_its_next_tick(self):
+        yield self.make_scheduler()
+        self.sched.active = True  # as Buildbot's claim makes it on a real master
+        yield self.claim_for(self.OTHER_MASTER_ID)
+        self.reactor.advance(31)  # a tick with nothing to decide
+        self.reactor.advance(0)
+        self.assertFalse(self.sched.active)
+        self.assertIsNone(self.sched._ticker)  # it ticks no more
+
+    @defer.inlineCallbacks
     def test_an_unclaimed_gate_is_claimed_back_before_acting(self):
         yield self.make_scheduler()
         yield self.claim_for(None)  # released by a master that took this one for dead
