@@ -3,6 +3,7 @@ it returns what happened as an event and leaves the deciding to the scheduler.""
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Awaitable
 from collections.abc import Callable
 from collections.abc import Sequence
@@ -36,6 +37,10 @@ log = Logger()
 # The scheduler's addBuildsetForSourceStamps (Buildbot's): returns (bsid, {builderid: brid}).
 AddBuildset = Callable[..., Awaitable[tuple[int, dict[int, int]]]]
 
+# Patches kept read: every start behind an item reads that item's change again (its stack), so
+# the last few are kept; more than a window's worth of items, few enough to hold in memory.
+KEPT_PATCHES = 16
+
 
 @attrs.frozen
 class LaunchSettings:
@@ -52,6 +57,14 @@ class LaunchSettings:
 
 class StartError(Exception):
     pass
+
+
+@attrs.frozen
+class _Patch:
+    """An item's change (as the data API gives it) and what its diff touches."""
+
+    change: dict[str, Any]
+    summary: DiffSummary
 
 
 @attrs.frozen
@@ -72,6 +85,7 @@ class BuildsetLauncher:
         self.master = master
         self.settings = settings
         self._add_buildset = add_buildset
+        self._patches: OrderedDict[int, _Patch] = OrderedDict()
 
     async def start(self, action: StartTest | StartLand) -> TestStarted | LandStarted | StartFailed:
         """Create the buildset ``action`` asks for: tests of base + stack + the item's patch on
@@ -146,9 +160,9 @@ class BuildsetLauncher:
 
     async def _plan(self, item: Item, *, land: bool, stack: Sequence[Item]) -> _Plan:
         """Everything a start reads before it creates anything: the patch, its base, the stack."""
-        change = await self._change(item)
+        patch = await self._patch(item)
+        change, summary = patch.change, patch.summary
         diff = change_prop(change, Prop.DIFF)
-        summary = await threads.deferToThread(summarize, diff)  # CPU work: off the reactor
         if land or item.current_run.base:
             base = item.current_run.base
         else:
@@ -200,6 +214,23 @@ class BuildsetLauncher:
             props.setProperty(Prop.TESTED_BUILDSET, run.tested_buildset, "Gate")
         return props
 
+    async def _patch(self, item: Item) -> _Patch:
+        """The item's change and its diff's summary, read once: a change never changes, and
+        every start behind the item (it is in their stack) needs both again."""
+        key = item.changeid
+        found = None if key is None else self._patches.get(key)
+        if found is None:
+            change = await self._change(item)
+            diff = change_prop(change, Prop.DIFF)
+            summary = await threads.deferToThread(summarize, diff)  # CPU work: off the reactor
+            found = _Patch(change, summary)
+        if key is not None:
+            self._patches[key] = found
+            self._patches.move_to_end(key)
+            while len(self._patches) > KEPT_PATCHES:
+                self._patches.popitem(last=False)
+        return found
+
     async def _change(self, item: Item) -> dict[str, Any]:
         change = await self.master.data.get(("changes", item.changeid))
         if change is None:
@@ -211,10 +242,10 @@ class BuildsetLauncher:
     async def _stacked(self, item: Item) -> dict[str, Any]:
         """How a build commits the patch of ``item`` under another one: exactly as ``item``'s own
         builds do, so that the changeset ids match."""
-        change = await self._change(item)
         # Refused now what the step would refuse; the paths are taken out by _plan. The strip
         # level goes with it, so the build never parses a diff in the master's reactor.
-        summary = await threads.deferToThread(summarize, change_prop(change, Prop.DIFF))
+        patch = await self._patch(item)
+        change, summary = patch.change, patch.summary
         return {
             "paths": list(summary.paths),
             "strip": summary.strip,

@@ -111,6 +111,7 @@ class GateScheduler(ClaimsPromptly, ReconfigurableBaseScheduler):
         self._failing_consumer: Any = None
         self._ticker: task.LoopingCall | None = None
         self._last_change = 0
+        self._saved = False  # whether self._state is in the database as it is now
         self._stepping_down = False
         # Periodic ticks completed: queue.json shows it, so a test can wait for one.
         self.ticks = 0
@@ -169,6 +170,7 @@ class GateScheduler(ClaimsPromptly, ReconfigurableBaseScheduler):
         if not self.enabled:
             return
         self._state = GateState.from_json((yield self.getState(STATE_KEY, None)))
+        self._saved = False  # the first decision writes the state, even an unchanged one
         yield defer.ensureDeferred(self._quarantine.load())
         self._checks.load((yield self.getState(CheckRuns.STATE_KEY, None)))
         self._bs_consumer = yield self.master.mq.startConsuming(
@@ -321,10 +323,15 @@ class GateScheduler(ClaimsPromptly, ReconfigurableBaseScheduler):
         On a cluster, first make sure this master still holds the gate: a master that was taken
         for dead (and replaced) must not overwrite its successor's state or start builds."""
         if not await still_ours(self):
+            # Checked even when nothing changed: an idle master that was replaced steps down at
+            # its next tick, before it records anything else (worker health, check runs).
             self._step_down()
             return None
-        self._state = state
-        await self.setState(STATE_KEY, state.to_json())
+        if actions or state != self._state or not self._saved:
+            # Most ticks decide nothing: the queue is written only when it changed.
+            self._state = state
+            await self.setState(STATE_KEY, state.to_json())
+            self._saved = True
         returned: list[Event] = []
         for action in actions:
             returned.extend(await self._act(action, reports))

@@ -119,6 +119,32 @@ class BuildsetLauncherTest(TestReactorMixin, unittest.TestCase):
         self.assertIn("on top of 1234", self.calls[0]["reason"])
 
     @defer.inlineCallbacks
+    def test_each_change_is_read_once_however_many_starts_stack_on_it(self):
+        yield self.add_change(2, 1235)
+        yield self.add_change(3, 1236)
+        read = []
+        get = self.master.data.get
+
+        def recorded(path, *args, **kwargs):
+            if path[0] == "changes":
+                read.append(path[1])
+            return get(path, *args, **kwargs)
+
+        self.patch(self.master.data, "get", recorded)
+        first, second = item(), item(issue=1235, changeid=2, run=Run(base=TIP))
+        third = item(issue=1236, changeid=3, run=Run(base=TIP))
+        yield self.start(StartTest(first))
+        yield self.start(StartTest(second, (first,)))
+        yield self.start(StartTest(third, (first, second)))
+        self.assertEqual(sorted(read), [1, 2, 3])
+        # Each start still commits the same patches below its own.
+        stacks = [
+            c["properties"]["gate_stack"][0] for c in self.calls if c["builderNames"][0] == "linux"
+        ]
+        self.assertEqual([[b["changeid"] for b in s] for s in stacks], [[], [1], [1, 2]])
+        self.assertEqual(self.calls[-2]["sourcestamps"][0]["patch_body"], DIFF)
+
+    @defer.inlineCallbacks
     def test_a_land_start_pushes_the_tested_node_on_the_tested_base(self):
         landing = item(
             state=ItemState.LANDING, run=Run(base=TIP, tested_node=TESTED, tested_buildset=500)

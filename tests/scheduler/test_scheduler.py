@@ -260,6 +260,27 @@ class GateSchedulerTest(SchedulerCase):
         self.assertEqual(sorted(i["run"]["buildset"] for i in state["items"]), [500, 501])
 
     @defer.inlineCallbacks
+    def test_a_tick_with_nothing_new_writes_no_state_and_a_decision_still_does(self):
+        yield self.make_scheduler()
+        yield self.approve()  # testing: nothing for a tick to do until its build ends
+        writes = []
+        write = self.master.db.state.setState
+
+        def recorded(objectid, name, value):
+            writes.append(name)
+            return write(objectid, name, value)
+
+        self.patch(self.master.db.state, "setState", recorded)
+        ticks = self.sched.ticks
+        self.reactor.advance(31)  # the retry tick
+        self.assertEqual(self.sched.ticks, ticks + 1)  # it ran
+        self.assertEqual(writes, [])
+        yield self.finish(500, 300, SUCCESS, {"gate_node": TESTED, "gate_outcome": "tested"})
+        self.assertIn("gate", writes)  # a decision that moves the item is persisted
+        state = yield self.sched.getState("gate")
+        self.assertEqual(state["items"][0]["state"], "landing")
+
+    @defer.inlineCallbacks
     def test_unreachable_repository_holds_the_item_instead_of_dropping_it(self):
         self.tips = [TipError("connection refused"), TIP]
         yield self.make_scheduler()
@@ -430,6 +451,16 @@ class ClusterTest(SchedulerCase):
         self.assertEqual(self.sched.state.items, ())  # nothing decided here
         stored = yield self.master.db.state.getState(self.OBJECTID, "gate", None)
         self.assertIsNone(stored)  # and nothing written over the successor's state
+
+    @defer.inlineCallbacks
+    def test_an_idle_master_whose_claim_was_taken_steps_down_at_its_next_tick(self):
+        yield self.make_scheduler()
+        self.sched.active = True  # as Buildbot's claim makes it on a real master
+        yield self.claim_for(self.OTHER_MASTER_ID)
+        self.reactor.advance(31)  # a tick with nothing to decide
+        self.reactor.advance(0)
+        self.assertFalse(self.sched.active)
+        self.assertIsNone(self.sched._ticker)  # it ticks no more
 
     @defer.inlineCallbacks
     def test_an_unclaimed_gate_is_claimed_back_before_acting(self):
