@@ -5,6 +5,8 @@ Records the tested changeset's node, manifest and own-diff digest (``gate_node``
 
 from __future__ import annotations
 
+import weakref
+from collections import OrderedDict
 from typing import Any
 
 from buildbot_gate import hg
@@ -16,6 +18,10 @@ from buildbot_gate.props import StepOutcome
 from buildbot_gate.props import change_prop
 from buildbot_gate.steps.base import HgStep
 from buildbot_gate.steps.base import StepFailed
+
+# The diffs of items ahead, per master: more than a window's worth, few enough to hold in memory.
+KEPT_DIFFS = 16
+_KEPT: weakref.WeakKeyDictionary[Any, OrderedDict[int, str]] = weakref.WeakKeyDictionary()
 
 
 def commit(diff: str, strip: int, author: str, date: str, message: str) -> hg.Call:
@@ -122,9 +128,21 @@ class ApplyPatch(HgStep):
         return call, f"issue {entry['issue']} ahead in the queue"
 
     async def stacked_diff(self, changeid: int) -> str:
-        """The diff of a queued item ahead, from the change the poller recorded."""
-        change = await self.master.data.get(("changes", changeid))
-        diff = change_prop(change or {}, Prop.DIFF)
-        if not diff:
-            raise StepFailed(StepOutcome.CONFLICT, f"the patch of change {changeid} ahead is gone")
-        return str(diff)
+        """The diff of a queued item ahead, from the change the poller recorded; kept for the
+        next builds, since every build stacked on that item needs it again and a change never
+        changes."""
+        kept = _KEPT.setdefault(self.master, OrderedDict())
+        diff = kept.get(changeid)
+        if diff is None:
+            change = await self.master.data.get(("changes", changeid))
+            found = change_prop(change or {}, Prop.DIFF)
+            if not found:
+                raise StepFailed(
+                    StepOutcome.CONFLICT, f"the patch of change {changeid} ahead is gone"
+                )
+            diff = str(found)
+        kept[changeid] = diff
+        kept.move_to_end(changeid)
+        while len(kept) > KEPT_DIFFS:
+            kept.popitem(last=False)
+        return diff

@@ -259,6 +259,24 @@ class ApplyPatchTest(StepCase):
         self.expect_property("gate_node", NODE)
         return self.run_step()
 
+    async def test_a_patch_ahead_is_read_from_the_database_once_for_every_build_stacked_on_it(self):
+        # Every build behind an item commits that item's patch: a change never changes, so its
+        # diff is read once (each read is a database query on the master), not once per build.
+        self.setup_apply()
+        reads = []
+
+        def get(path):
+            reads.append(path)
+            found = {7: {"changeid": 7, "properties": {"gate_diff": (DIFF, "Change")}}}
+            return defer.succeed(found.get(path[1]))
+
+        self.patch(self.master.data, "get", get)
+        step = self.get_nth_step(0)
+        self.assertEqual([await step.stacked_diff(7) for _ in range(3)], [DIFF] * 3)
+        self.assertEqual(reads, [("changes", 7)])
+        with self.assertRaises(apply.StepFailed):  # a change that is gone is still said so
+            await step.stacked_diff(8)
+
     async def test_a_stack_is_told_in_the_log_in_one_write(self):
         # Each addHeader is a database write (a log chunk): one for the whole stack.
         self.setup_apply()
