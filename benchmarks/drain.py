@@ -40,7 +40,8 @@ The land builds of each drain (``land_builds``, ``land_batch_sizes``, ``mean_lan
 pushed per land build; ``land_build_seconds`` and ``land_step_seconds``: their mean times) say
 how much of a drain is landing: one push at a time, so they are its critical path at T = 2 s
 (W = 4, K = 20, Nov 27: land builds ran 102 s of a 127 s speculative drain, 12 of them, 1.5
-patches each; 73 s of 95 s once a commit took one hg process instead of two).
+patches each; 73 s of 95 s once a commit took one hg process instead of two; Nov 28, with one
+hg process per step: 9 land builds of 3.6 s in a 49.8 s drain).
 
 The baseline (``benchmarks/plain.py``, at the W of ``--plain-workers``): the same K test builds
 through plain Buildbot on the same W workers, no gate. ``gate_over_plain_buildbot`` is the
