@@ -33,7 +33,13 @@ def gate_batch(ui: Any, spec: bytes) -> int:
     for index, call in enumerate(batch["calls"]):
         argv = [arg.encode("utf-8") for arg in call["args"]]
         out = io.BytesIO()
-        ui.ferr.write(b"gate-batch: hg %s\n" % b" ".join(argv[:4]))
+        # The command, never its message, diff or a URL (which may carry a password).
+        shown = []
+        for arg in argv[:4]:
+            if b"://" in arg:
+                break
+            shown.append(arg)
+        ui.ferr.write(b"gate-batch: hg %s\n" % b" ".join(shown))
         ui.ferr.flush()
         code = dispatch.dispatch(
             request(

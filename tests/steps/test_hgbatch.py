@@ -132,3 +132,23 @@ def test_a_commit_message_that_forges_the_end_of_a_command_is_read_as_output(clo
     assert code == 0 and len(batched) == 2
     assert batched[0].stdout == forged + "\n"
     assert len(batched[1].stdout.split()) == 2  # the two drafts, nothing of the message
+
+
+def test_the_batch_never_names_a_url_that_may_carry_a_password(tmp_path):
+    repo = tmp_path / "wkdir"
+    real_hg(tmp_path, "init", str(repo))
+    extension = tmp_path / hg.BATCH_EXTENSION
+    extension.write_text(hg.batch_extension())
+    spec = tmp_path / hg.BATCH_SPEC
+    url = "http://gate:s3cret@127.0.0.1:9/"  # nothing listens on port 9: the pull fails
+    spec.write_text(hg.batch_spec([hg.Call(hg.pull("a" * 40, url))], "7" * 32))
+    done = subprocess.run(
+        [str(Path(sys.executable).with_name("hg")), *hg.batch(str(extension), str(spec))],
+        cwd=repo,
+        env={**os.environ, **hg.HG_ENV},
+        capture_output=True,
+        check=False,
+    )
+    said = done.stdout.decode() + done.stderr.decode()
+    assert done.returncode == 1 and "gate-batch: hg pull --rev " in said
+    assert "s3cret" not in said
