@@ -75,6 +75,7 @@ def created(out: str) -> bool:
 # PB message, which Twisted refuses past 640 KiB, and a stack of diffs can be more).
 BATCH_EXTENSION = ".gate-hgbatch.py"
 BATCH_SPEC = ".gate-hgbatch.json"
+_BATCH_ECHO = "gate-batch: hg "  # hgext/gatebatch.py's ECHO
 _BATCH_DONE = re.compile(r"\n([0-9a-f]{32}) (\d+) (\d+)\n")
 
 
@@ -121,7 +122,10 @@ def read_batch(out: str, marker: str) -> list[Ran]:
     for done in _BATCH_DONE.finditer(out):
         if done.group(1) != marker or int(done.group(2)) != len(ran):
             continue  # not a line the batch wrote: the marker is random, the index in order
-        ran.append(Ran(int(done.group(3)), out[start : done.start()]))
+        said = out[start : done.start()]
+        if said.startswith(_BATCH_ECHO):  # the batch names each command before its output
+            said = said.partition("\n")[2]
+        ran.append(Ran(int(done.group(3)), said))
         start = done.end()
     return ran
 

@@ -20,6 +20,9 @@ try:
 except ImportError:  # an older Mercurial
     request = dispatch.request
 
+# The line before each command's output (the caller takes it off).
+ECHO = b"gate-batch: hg "
+
 cmdtable: dict = {}
 command = registrar.command(cmdtable)
 testedwith = b"7.2"
@@ -33,14 +36,15 @@ def gate_batch(ui: Any, spec: bytes) -> int:
     for index, call in enumerate(batch["calls"]):
         argv = [arg.encode("utf-8") for arg in call["args"]]
         out = io.BytesIO()
-        # The command, never its message, diff or a URL (which may carry a password).
+        # The command, never its message, diff or a URL (which may carry a password), on the
+        # same stream as its output: the worker sends each switch between stdout and stderr as
+        # an update of its own, and the master writes each to the database.
         shown = []
         for arg in argv[:4]:
             if b"://" in arg:
                 break
-            shown.append(arg)
-        ui.ferr.write(b"gate-batch: hg %s\n" % b" ".join(shown))
-        ui.ferr.flush()
+            shown.append(arg.replace(b"\n", b"\\n"))
+        ui.fout.write(b"%s%s\n" % (ECHO, b" ".join(shown)))
         code = dispatch.dispatch(
             request(
                 argv,

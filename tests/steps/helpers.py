@@ -58,7 +58,9 @@ IDENTIFIED = f"{NODE} 3:{MANIFEST}\n{OWN_DIFF}"
 
 def batch_output(results):
     """What hg gate-batch prints for commands that ran with these (exit code, stdout)."""
-    return "".join(f"{out}\n{MARKER} {i} {rc}\n" for i, (rc, out) in enumerate(results))
+    return "".join(
+        f"gate-batch: hg ...\n{out}\n{MARKER} {i} {rc}\n" for i, (rc, out) in enumerate(results)
+    )
 
 
 def batched(*calls, results=(), run=None, root=None, rc=None, stderr=""):

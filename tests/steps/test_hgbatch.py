@@ -150,5 +150,34 @@ def test_the_batch_never_names_a_url_that_may_carry_a_password(tmp_path):
         check=False,
     )
     said = done.stdout.decode() + done.stderr.decode()
-    assert done.returncode == 1 and "gate-batch: hg pull --rev " in said
+    assert done.returncode == 1 and "gate-batch: hg pull --rev " in done.stdout.decode()
     assert "s3cret" not in said
+
+
+def test_a_batch_that_succeeds_says_everything_on_one_stream(clones):
+    # buildbot-worker sends each switch between stdout and stderr as an update of its own, and
+    # the master writes each to the database: the batch names its commands on stdout, with their
+    # output, so a checkout that goes well is one stream (and each output reads back intact).
+    up, root, base = clones
+    repo = root / "batched" / "wkdir"
+    extension = repo.parent / hg.BATCH_EXTENSION
+    extension.write_text(hg.batch_extension())
+    spec = repo.parent / hg.BATCH_SPEC
+    calls = [
+        hg.Call(hg.pull(base, str(up))),
+        hg.Call(hg.update_clean(base)),
+        hg.Call(hg.PURGE_ALL),
+        hg.Call(hg.DRAFTS),
+    ]
+    spec.write_text(hg.batch_spec(calls, "7" * 32))
+    done = subprocess.run(
+        [str(Path(sys.executable).with_name("hg")), *hg.batch(str(extension), str(spec))],
+        cwd=repo,
+        env={**os.environ, **hg.HG_ENV},
+        capture_output=True,
+        check=False,
+    )
+    assert done.returncode == 0 and done.stderr == b""
+    ran = hg.read_batch(done.stdout.decode(), "7" * 32)
+    assert [r.rc for r in ran] == [0, 0, 0, 0]
+    assert ran[0].stdout.startswith("pulling from ") and len(ran[3].stdout.split()) == 1
