@@ -118,20 +118,25 @@ def worker_hg(root, command):
     return done.stdout.decode("utf-8")
 
 
-def real_batch(cwd, *calls, marker=MARKER):
-    """hg gate-batch with Mercurial itself, its extension beside the clone as a step writes it:
-    the batch's exit code and what each command that ran printed."""
+def batch_process(cwd, *calls, marker=MARKER):
+    """hg gate-batch with Mercurial itself, its extension and commands beside the clone as a step
+    writes them: the finished process (exit code, stdout and stderr as bytes)."""
     extension = Path(cwd).parent / gate_hg.BATCH_EXTENSION
     extension.write_text(gate_hg.batch_extension())
     spec = Path(cwd).parent / gate_hg.BATCH_SPEC
     spec.write_text(gate_hg.batch_spec(list(calls), marker))
-    done = subprocess.run(
+    return subprocess.run(
         [str(Path(sys.executable).with_name("hg")), *gate_hg.batch(str(extension), str(spec))],
         cwd=cwd,
         env={**os.environ, **HG_ENV},
         capture_output=True,
         check=False,
     )
+
+
+def real_batch(cwd, *calls, marker=MARKER):
+    """The batch's exit code and what each command that ran printed (:func:`batch_process`)."""
+    done = batch_process(cwd, *calls, marker=marker)
     return done.returncode, gate_hg.read_batch(done.stdout.decode("utf-8"), marker)
 
 

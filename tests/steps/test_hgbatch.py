@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from buildbot_gate import hg
+from tests.steps.helpers import batch_process
 from tests.steps.helpers import real_batch
 from tests.steps.helpers import real_hg
 
@@ -137,18 +138,8 @@ def test_a_commit_message_that_forges_the_end_of_a_command_is_read_as_output(clo
 def test_the_batch_never_names_a_url_that_may_carry_a_password(tmp_path):
     repo = tmp_path / "wkdir"
     real_hg(tmp_path, "init", str(repo))
-    extension = tmp_path / hg.BATCH_EXTENSION
-    extension.write_text(hg.batch_extension())
-    spec = tmp_path / hg.BATCH_SPEC
     url = "http://gate:s3cret@127.0.0.1:9/"  # nothing listens on port 9: the pull fails
-    spec.write_text(hg.batch_spec([hg.Call(hg.pull("a" * 40, url))], "7" * 32))
-    done = subprocess.run(
-        [str(Path(sys.executable).with_name("hg")), *hg.batch(str(extension), str(spec))],
-        cwd=repo,
-        env={**os.environ, **hg.HG_ENV},
-        capture_output=True,
-        check=False,
-    )
+    done = batch_process(repo, hg.Call(hg.pull("a" * 40, url)), marker="7" * 32)
     said = done.stdout.decode() + done.stderr.decode()
     assert done.returncode == 1 and "gate-batch: hg pull --rev " in done.stdout.decode()
     assert "s3cret" not in said
@@ -160,23 +151,13 @@ def test_a_batch_that_succeeds_says_everything_on_one_stream(clones):
     # output, so a checkout that goes well is one stream (and each output reads back intact).
     up, root, base = clones
     repo = root / "batched" / "wkdir"
-    extension = repo.parent / hg.BATCH_EXTENSION
-    extension.write_text(hg.batch_extension())
-    spec = repo.parent / hg.BATCH_SPEC
     calls = [
         hg.Call(hg.pull(base, str(up))),
         hg.Call(hg.update_clean(base)),
         hg.Call(hg.PURGE_ALL),
         hg.Call(hg.DRAFTS),
     ]
-    spec.write_text(hg.batch_spec(calls, "7" * 32))
-    done = subprocess.run(
-        [str(Path(sys.executable).with_name("hg")), *hg.batch(str(extension), str(spec))],
-        cwd=repo,
-        env={**os.environ, **hg.HG_ENV},
-        capture_output=True,
-        check=False,
-    )
+    done = batch_process(repo, *calls, marker="7" * 32)
     assert done.returncode == 0 and done.stderr == b""
     ran = hg.read_batch(done.stdout.decode(), "7" * 32)
     assert [r.rc for r in ran] == [0, 0, 0, 0]

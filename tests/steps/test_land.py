@@ -122,23 +122,20 @@ class LandTest(StepCase):
         rebuilt = ["a" * 40, "b" * 40, NODE]
         self.setup_batch(rebuilt)
         self.build.setProperty("gate_node", "a" * 40, "apply_patch")
-        self.expect_commands()  # no push
-        self.expect_outcome(
-            result=FAILURE,
-            state_string=f"would push {'a' * 12}, not the batch's last changeset {NODE[:12]}: "
-            "not pushed (failure)",
+        return self.refused_batch(
+            f"would push {'a' * 12}, not the batch's last changeset {NODE[:12]}: not pushed"
         )
-        self.expect_property("gate_outcome", "tree_mismatch")
-        return self.run_step()
 
     def test_a_batch_with_one_changeset_not_the_tested_one_pushes_nothing(self):
         self.setup_batch(["a" * 40, "c" * 40, NODE])
-        self.expect_commands()  # no push
-        self.expect_outcome(
-            result=FAILURE,
-            state_string=f"rebuilt issue 8 as {'c' * 12} but its tests passed on {'b' * 12}: "
-            "not pushed (failure)",
+        return self.refused_batch(
+            f"rebuilt issue 8 as {'c' * 12} but its tests passed on {'b' * 12}: not pushed"
         )
+
+    def refused_batch(self, why):
+        """The land step pushes nothing and says ``why``, a tree mismatch."""
+        self.expect_commands()  # no push
+        self.expect_outcome(result=FAILURE, state_string=f"{why} (failure)")
         self.expect_property("gate_outcome", "tree_mismatch")
         return self.run_step()
 
