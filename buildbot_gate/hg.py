@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from dataclasses import dataclass
@@ -96,8 +97,10 @@ class Ran:
     stdout: str
 
 
+@functools.cache
 def batch_extension() -> str:
-    """The source of the extension that runs a batch, to write on the worker."""
+    """The source of the extension that runs a batch, to write on the worker: read from the
+    package once, not by the reactor at every step."""
     return resources.files("buildbot_gate.hgext").joinpath("gatebatch.py").read_text("utf-8")
 
 
