@@ -3,28 +3,28 @@
 No Twisted, no IO, no Buildbot imports, so every ordering rule is checked by fast unit tests.
 """
 
+from buildbot_gate.model.actions import Action
+from buildbot_gate.model.actions import CancelBuildset
+from buildbot_gate.model.actions import Decision
+from buildbot_gate.model.actions import Notify
+from buildbot_gate.model.actions import Refuse
+from buildbot_gate.model.actions import StartLand
+from buildbot_gate.model.actions import StartTest
 from buildbot_gate.model.gate import decide
 from buildbot_gate.model.gate import tick
-from buildbot_gate.model.items import Action
 from buildbot_gate.model.items import Approved
 from buildbot_gate.model.items import BuildsetFinished
-from buildbot_gate.model.items import CancelBuildset
-from buildbot_gate.model.items import Decision
 from buildbot_gate.model.items import Event
 from buildbot_gate.model.items import Item
 from buildbot_gate.model.items import ItemState
 from buildbot_gate.model.items import LandStarted
 from buildbot_gate.model.items import MergeNow
-from buildbot_gate.model.items import Notify
 from buildbot_gate.model.items import Outcome
 from buildbot_gate.model.items import Recheck
-from buildbot_gate.model.items import Refuse
 from buildbot_gate.model.items import Resume
 from buildbot_gate.model.items import ResumeBranch
 from buildbot_gate.model.items import Run
 from buildbot_gate.model.items import StartFailed
-from buildbot_gate.model.items import StartLand
-from buildbot_gate.model.items import StartTest
 from buildbot_gate.model.items import TestFailing
 from buildbot_gate.model.items import TestStarted
 from buildbot_gate.model.items import Withdrawn

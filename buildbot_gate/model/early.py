@@ -8,10 +8,10 @@ from typing import TYPE_CHECKING
 
 import attrs
 
-from buildbot_gate.model.items import Decision
+from buildbot_gate.model.actions import Decision
+from buildbot_gate.model.actions import Notify
 from buildbot_gate.model.items import Item
 from buildbot_gate.model.items import ItemState
-from buildbot_gate.model.items import Notify
 from buildbot_gate.model.items import TestFailing
 from buildbot_gate.model.resets import requeued
 from buildbot_gate.model.resets import reset

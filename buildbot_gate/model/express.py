@@ -8,14 +8,14 @@ from typing import TYPE_CHECKING
 
 import attrs
 
-from buildbot_gate.model.items import Decision
+from buildbot_gate.model.actions import Decision
+from buildbot_gate.model.actions import Notify
+from buildbot_gate.model.actions import Refuse
+from buildbot_gate.model.actions import StartTest
 from buildbot_gate.model.items import Item
 from buildbot_gate.model.items import ItemState
 from buildbot_gate.model.items import MergeNow
-from buildbot_gate.model.items import Notify
-from buildbot_gate.model.items import Refuse
 from buildbot_gate.model.items import Run
-from buildbot_gate.model.items import StartTest
 from buildbot_gate.model.resets import Transition
 from buildbot_gate.model.resets import reset
 

@@ -13,15 +13,15 @@ from typing import Any
 
 import attrs
 
+from buildbot_gate.model.actions import Action
+from buildbot_gate.model.actions import CancelBuildset
+from buildbot_gate.model.actions import Notify
+from buildbot_gate.model.actions import StartLand
+from buildbot_gate.model.actions import StartTest
 from buildbot_gate.model.gate import decide
 from buildbot_gate.model.gate import tick
-from buildbot_gate.model.items import Action
-from buildbot_gate.model.items import CancelBuildset
 from buildbot_gate.model.items import Event
 from buildbot_gate.model.items import Item
-from buildbot_gate.model.items import Notify
-from buildbot_gate.model.items import StartLand
-from buildbot_gate.model.items import StartTest
 from buildbot_gate.model.items import TestFailing
 from buildbot_gate.model.state import GateState
 from buildbot_gate.model.state import Policy

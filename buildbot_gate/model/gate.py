@@ -9,27 +9,27 @@ from typing import assert_never
 
 import attrs
 
+from buildbot_gate.model.actions import Action
+from buildbot_gate.model.actions import Decision
+from buildbot_gate.model.actions import Notify
+from buildbot_gate.model.actions import StartTest
 from buildbot_gate.model.early import passed_after_all
 from buildbot_gate.model.early import test_failing
 from buildbot_gate.model.express import merge_now
 from buildbot_gate.model.express import pipeline_items
 from buildbot_gate.model.holds import resume_branch
-from buildbot_gate.model.items import Action
 from buildbot_gate.model.items import Approved
 from buildbot_gate.model.items import BuildsetFinished
-from buildbot_gate.model.items import Decision
 from buildbot_gate.model.items import Event
 from buildbot_gate.model.items import Item
 from buildbot_gate.model.items import ItemState
 from buildbot_gate.model.items import LandStarted
 from buildbot_gate.model.items import MergeNow
-from buildbot_gate.model.items import Notify
 from buildbot_gate.model.items import Outcome
 from buildbot_gate.model.items import Recheck
 from buildbot_gate.model.items import Resume
 from buildbot_gate.model.items import ResumeBranch
 from buildbot_gate.model.items import StartFailed
-from buildbot_gate.model.items import StartTest
 from buildbot_gate.model.items import TestFailing
 from buildbot_gate.model.items import TestStarted
 from buildbot_gate.model.items import Withdrawn

@@ -8,15 +8,15 @@ from typing import TYPE_CHECKING
 
 import attrs
 
-from buildbot_gate.model.items import BuildsetFinished
-from buildbot_gate.model.items import Decision
-from buildbot_gate.model.items import Item
-from buildbot_gate.model.items import Notify
-from buildbot_gate.model.items import ResumeBranch
+from buildbot_gate.model.actions import Decision
+from buildbot_gate.model.actions import Notify
 from buildbot_gate.model.resets import Transition
 from buildbot_gate.model.resets import retry_later
 
 if TYPE_CHECKING:
+    from buildbot_gate.model.items import BuildsetFinished
+    from buildbot_gate.model.items import Item
+    from buildbot_gate.model.items import ResumeBranch
     from buildbot_gate.model.state import Policy
 
 

@@ -8,16 +8,16 @@ from typing import TYPE_CHECKING
 
 import attrs
 
+from buildbot_gate.model.actions import Decision
+from buildbot_gate.model.actions import Notify
+from buildbot_gate.model.actions import StartLand
 from buildbot_gate.model.express import keep_disjoint_results
 from buildbot_gate.model.express import pipeline_items
 from buildbot_gate.model.holds import push_refused
 from buildbot_gate.model.items import BuildsetFinished
-from buildbot_gate.model.items import Decision
 from buildbot_gate.model.items import Item
 from buildbot_gate.model.items import ItemState
-from buildbot_gate.model.items import Notify
 from buildbot_gate.model.items import Outcome
-from buildbot_gate.model.items import StartLand
 from buildbot_gate.model.resets import reset
 from buildbot_gate.model.window import resize_window
 

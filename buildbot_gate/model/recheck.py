@@ -6,12 +6,12 @@ from __future__ import annotations
 
 import attrs
 
-from buildbot_gate.model.items import Decision
+from buildbot_gate.model.actions import Decision
+from buildbot_gate.model.actions import Notify
+from buildbot_gate.model.actions import Refuse
 from buildbot_gate.model.items import Item
 from buildbot_gate.model.items import ItemState
-from buildbot_gate.model.items import Notify
 from buildbot_gate.model.items import Recheck
-from buildbot_gate.model.items import Refuse
 from buildbot_gate.model.resets import Transition
 from buildbot_gate.model.resets import requeued
 

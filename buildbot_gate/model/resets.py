@@ -6,13 +6,13 @@ from __future__ import annotations
 
 import attrs
 
-from buildbot_gate.model.items import Action
+from buildbot_gate.model.actions import Action
+from buildbot_gate.model.actions import CancelBuildset
+from buildbot_gate.model.actions import Decision
+from buildbot_gate.model.actions import Notify
 from buildbot_gate.model.items import BuildsetFinished
-from buildbot_gate.model.items import CancelBuildset
-from buildbot_gate.model.items import Decision
 from buildbot_gate.model.items import Item
 from buildbot_gate.model.items import ItemState
-from buildbot_gate.model.items import Notify
 from buildbot_gate.model.items import Outcome
 from buildbot_gate.model.items import Run
 from buildbot_gate.model.state import HISTORY_LIMIT

@@ -9,12 +9,12 @@ from typing import TYPE_CHECKING
 
 import attrs
 
+from buildbot_gate.model.actions import StartTest
 from buildbot_gate.model.express import pipeline_items
 from buildbot_gate.model.express import start_express
 from buildbot_gate.model.items import Item
 from buildbot_gate.model.items import ItemState
 from buildbot_gate.model.items import Run
-from buildbot_gate.model.items import StartTest
 
 if TYPE_CHECKING:
     from buildbot_gate.model.resets import Transition
