@@ -10,6 +10,7 @@ from buildbot_gate.model.actions import Notify
 from buildbot_gate.model.actions import Refuse
 from buildbot_gate.model.actions import StartLand
 from buildbot_gate.model.actions import StartTest
+from buildbot_gate.model.actions import WaitToLand
 from buildbot_gate.model.gate import decide
 from buildbot_gate.model.gate import tick
 from buildbot_gate.model.items import Approved
@@ -18,6 +19,7 @@ from buildbot_gate.model.items import Event
 from buildbot_gate.model.items import Item
 from buildbot_gate.model.items import ItemState
 from buildbot_gate.model.items import LandStarted
+from buildbot_gate.model.items import LandWaitOver
 from buildbot_gate.model.items import MergeNow
 from buildbot_gate.model.items import Outcome
 from buildbot_gate.model.items import Recheck
@@ -42,6 +44,7 @@ __all__ = [
     "Item",
     "ItemState",
     "LandStarted",
+    "LandWaitOver",
     "MergeNow",
     "Notify",
     "Outcome",
@@ -56,6 +59,7 @@ __all__ = [
     "StartTest",
     "TestFailing",
     "TestStarted",
+    "WaitToLand",
     "Withdrawn",
     "decide",
     "tick",

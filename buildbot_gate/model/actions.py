@@ -36,6 +36,18 @@ class StartLand:
 
 
 @attrs.frozen
+class WaitToLand:
+    """``item`` is tested at the head of its queue, and ``behind``, the next item that would
+    land in its push, is still being tested on its tree. The adapter answers
+    :class:`~buildbot_gate.model.items.LandWaitOver` when ``behind`` should have had its result
+    (its test began that long after ``item``'s), at once if that is past the policy's
+    ``land_wait``; ``behind``'s result, whichever comes first, ends the wait as well."""
+
+    item: Item
+    behind: Item
+
+
+@attrs.frozen
 class CancelBuildset:
     buildset: int
     reason: str
@@ -75,4 +87,4 @@ class Notify:
     detail: str = ""
 
 
-Action = StartTest | StartLand | CancelBuildset | Notify | Refuse
+Action = StartTest | StartLand | WaitToLand | CancelBuildset | Notify | Refuse

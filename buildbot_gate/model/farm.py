@@ -18,11 +18,14 @@ from buildbot_gate.model.actions import CancelBuildset
 from buildbot_gate.model.actions import Notify
 from buildbot_gate.model.actions import StartLand
 from buildbot_gate.model.actions import StartTest
+from buildbot_gate.model.actions import WaitToLand
 from buildbot_gate.model.gate import decide
 from buildbot_gate.model.gate import tick
 from buildbot_gate.model.items import Event
 from buildbot_gate.model.items import Item
+from buildbot_gate.model.items import LandWaitOver
 from buildbot_gate.model.items import TestFailing
+from buildbot_gate.model.landing import wait_seconds
 from buildbot_gate.model.state import GateState
 from buildbot_gate.model.state import Policy
 
@@ -104,6 +107,9 @@ class Farm:
         self.waiting: list[Build] = []
         self.started: dict[int, list[tuple[float, str]]] = {}  # bsid -> (start, builder)
         self.busy_seconds = 0.0
+        # The landing wait (WaitToLand): when each item's test began, and the waits under way.
+        self.test_began: dict[tuple[int, str], float] = {}
+        self.land_waits: dict[tuple[int, str], LandWaitOver] = {}
 
     # --- the model ------------------------------------------------------------------------
 
@@ -128,9 +134,12 @@ class Farm:
         for action in actions:
             self.before_action()
             if isinstance(action, StartTest):
+                self.test_began[action.item.key] = self.now
                 returned.append(self.start_test(action))
             elif isinstance(action, StartLand):
                 returned.append(self.start_land(action))
+            elif isinstance(action, WaitToLand):
+                returned.extend(self.wait_to_land(action))
             elif isinstance(action, CancelBuildset):
                 self.cancel(action.buildset)
             elif isinstance(action, Notify):
@@ -139,6 +148,26 @@ class Farm:
 
     def start_test(self, action: StartTest) -> Event:
         raise NotImplementedError
+
+    def wait_to_land(self, action: WaitToLand) -> list[Event]:
+        """As the scheduler's LandWaits: a timer on the farm's clock, or the wait's end now."""
+        head = action.item
+        if head.key in self.land_waits:
+            return []
+        over = LandWaitOver(head.issue, head.branch, head.current_run.tested_buildset)
+        began = self.test_began.get(head.key), self.test_began.get(action.behind.key)
+        seconds = wait_seconds(*began, self.policy.land_wait)
+        if seconds is None:
+            return [over]
+        self.land_waits[head.key] = over
+        self.at(self.now + seconds, ("land-wait-over", head.key))
+        return []
+
+    def land_wait_over(self, key: tuple[int, str]) -> None:
+        """The wait of the head ``key`` timed out (nothing if it was never started)."""
+        over = self.land_waits.pop(key, None)
+        if over is not None:
+            self.apply(over)
 
     def start_land(self, action: StartLand) -> Event:
         raise NotImplementedError
@@ -196,6 +225,9 @@ class Farm:
         """What happens next, in time order, until nothing is left; ``now`` follows."""
         while self._timeline:
             self.now, _, what = heapq.heappop(self._timeline)
+            if what[0] == "land-wait-over":
+                self.land_wait_over(what[1])
+                continue
             yield what
 
     def run_build(

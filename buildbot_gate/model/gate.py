@@ -24,6 +24,7 @@ from buildbot_gate.model.items import Event
 from buildbot_gate.model.items import Item
 from buildbot_gate.model.items import ItemState
 from buildbot_gate.model.items import LandStarted
+from buildbot_gate.model.items import LandWaitOver
 from buildbot_gate.model.items import MergeNow
 from buildbot_gate.model.items import Outcome
 from buildbot_gate.model.items import Recheck
@@ -35,11 +36,14 @@ from buildbot_gate.model.items import TestStarted
 from buildbot_gate.model.items import Withdrawn
 from buildbot_gate.model.landing import LAND_OUTCOMES
 from buildbot_gate.model.landing import begin_landing
+from buildbot_gate.model.landing import joining
 from buildbot_gate.model.landing import land_finished
 from buildbot_gate.model.landing import land_started
+from buildbot_gate.model.landing import land_wait_over
 from buildbot_gate.model.landing import lead_of
 from buildbot_gate.model.landing import release_batch
 from buildbot_gate.model.landing import start_land
+from buildbot_gate.model.landing import wait_to_land
 from buildbot_gate.model.late import defer_withdrawal
 from buildbot_gate.model.late import drop_waiting
 from buildbot_gate.model.late import keep_approval
@@ -88,6 +92,8 @@ def decide(
             merge_now(step, event)
         case Withdrawn():
             _withdrawn(step, event.issue, event.reason)
+        case LandWaitOver():
+            land_wait_over(step, event)
         case _:
             # An event the model does not know is a bug in the adapter, never a withdrawal.
             assert_never(event)
@@ -354,7 +360,11 @@ def _settle_head(step: Transition, branch: str, policy: Policy) -> None:
         # An express item lands next: until it has, the tip is kept still for it.
         head = express[0] if express else pipeline[0] if pipeline else None
         if head is not None and head.state == ItemState.TESTED:
-            begin_landing(step, head, policy)
+            behind = joining(step.state, head, policy)
+            if behind is None:
+                begin_landing(step, head, policy)
+            else:
+                wait_to_land(step, head, behind)
         return
 
 

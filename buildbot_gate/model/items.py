@@ -88,6 +88,8 @@ class Run:
     # Its approval went away while its land build may be pushing it: why, applied when that
     # build ends unless it landed (see late.py).
     withdrawn: str | None = None
+    # Tested at the head, it waited for the items behind it to join its push, and waits no more.
+    waited: bool = False
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Run:
@@ -295,6 +297,17 @@ class BuildsetFinished:
 
 
 @attrs.frozen
+class LandWaitOver:
+    """The head ``issue`` of ``branch`` waited long enough for the items behind it (see
+    :class:`~buildbot_gate.model.actions.WaitToLand`): it lands now, with those that joined.
+    ``buildset``: its tested buildset, so a late timer never cuts a later run's wait short."""
+
+    issue: int
+    branch: str
+    buildset: int | None
+
+
+@attrs.frozen
 class Resume:
     """The gate (re)started: reconsider items whose buildset was never created."""
 
@@ -317,6 +330,7 @@ Event = (
     | LandStarted
     | StartFailed
     | BuildsetFinished
+    | LandWaitOver
     | Resume
     | ResumeBranch
 )

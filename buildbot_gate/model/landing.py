@@ -11,6 +11,7 @@ import attrs
 from buildbot_gate.model.actions import Decision
 from buildbot_gate.model.actions import Notify
 from buildbot_gate.model.actions import StartLand
+from buildbot_gate.model.actions import WaitToLand
 from buildbot_gate.model.express import keep_disjoint_results
 from buildbot_gate.model.express import pipeline_items
 from buildbot_gate.model.holds import push_refused
@@ -22,6 +23,7 @@ from buildbot_gate.model.resets import reset
 from buildbot_gate.model.window import resize_window
 
 if TYPE_CHECKING:
+    from buildbot_gate.model.items import LandWaitOver
     from buildbot_gate.model.resets import Transition
     from buildbot_gate.model.state import GateState
     from buildbot_gate.model.state import Policy
@@ -63,34 +65,91 @@ def _stacked_behind(state: GateState, head: Item, limit: int) -> list[Item]:
     """The longest run (up to ``limit`` with the head) of tested items right behind ``head``
     each tested on exactly the head's base plus the patches ahead of it, none rebased: their
     tested changesets are then what one build rebuilds on top of the head's, in order."""
+    return _behind(state, head, limit)[0]
+
+
+def joining(state: GateState, head: Item, policy: Policy) -> Item | None:
+    """The item ``head`` (tested, at the head) waits for before it lands: the next that would
+    land in its push once tested, still being tested on exactly that tree; None: land now."""
+    if policy.land_wait <= 0 or head.current_run.waited:
+        return None
+    found, after = _behind(state, head, policy.land_batch)
+    if after is None or after.state != ItemState.TESTING:
+        return None
+    return after if _fits(state, after, head, [head.issue, *(i.issue for i in found)]) else None
+
+
+def wait_seconds(
+    head_began: float | None, behind_began: float | None, limit: float
+) -> float | None:
+    """How long a head tested just now waits for the item behind it: its test began that much
+    later, on nearly the same tree, so its result is due about that much later; a quarter more
+    (at least 2 s) for the builds' spread. None (land now) when a start is unknown or the
+    result is not due within ``limit`` seconds."""
+    if head_began is None or behind_began is None:
+        return None
+    gap = max(0.0, behind_began - head_began)
+    seconds = gap + max(2.0, gap / 4)
+    return seconds if seconds <= limit else None
+
+
+def _behind(state: GateState, head: Item, limit: int) -> tuple[list[Item], Item | None]:
+    """:func:`_stacked_behind`, and the item right after those (None when the batch is full,
+    the head cannot lead one, or nothing follows)."""
     run = head.current_run
     if head.express or run.rebased_over or run.ahead or run.base is None:
-        return []
+        return [], None
     pipeline = pipeline_items(state, head.branch)
     if not pipeline or pipeline[0].key != head.key:
-        return []
+        return [], None
     chain = [head.issue]
     found: list[Item] = []
     for item in pipeline[1:]:
-        if len(chain) >= limit or not _fits(state, item, head, chain):
-            break
+        if len(chain) >= limit:
+            return found, None
+        if item.state != ItemState.TESTED or not _fits(state, item, head, chain):
+            return found, item
         found.append(item)
         chain.append(item.issue)
-    return found
+    return found, None
 
 
 def _fits(state: GateState, item: Item, head: Item, chain: list[int]) -> bool:
+    """``item`` lands in ``head``'s push once tested: on exactly its tree, nothing pending (a
+    TESTED one can land now; a TESTING one may, unless its build already printed a failure)."""
     run = item.current_run
+    if item.state == ItemState.TESTED:
+        ready = run.tested_node is not None
+    else:
+        ready = item.state == ItemState.TESTING and not run.failing_early
     return (
-        item.state == ItemState.TESTED
+        ready
         and not item.express
         and item.key not in state.held
         and not run.retry_pending
         and not run.rebased_over
-        and run.tested_node is not None
         and run.base == head.current_run.base
         and list(run.ahead) == chain
     )
+
+
+def wait_to_land(step: Transition, head: Item, behind: Item) -> None:
+    """``head`` waits for ``behind`` to join its push (the adapter times the wait; asking again
+    while it runs changes nothing there)."""
+    reason = f"tested; waiting for issue {behind.issue} behind it to join its push"
+    if head.reason != reason:
+        step.replace(head, attrs.evolve(head, reason=reason))
+    step.emit(WaitToLand(step.state.find(head.issue, head.branch) or head, behind))
+
+
+def land_wait_over(step: Transition, ev: LandWaitOver) -> None:
+    """The wait of ``ev``'s head is over: it lands at this decision, with those that joined."""
+    item = step.state.find(ev.issue, ev.branch)
+    if item is None or item.state != ItemState.TESTED or item.current_run.waited:
+        return
+    if item.current_run.tested_buildset != ev.buildset:
+        return  # the timer of an earlier run of it
+    step.replace(item, attrs.evolve(item.with_run(waited=True), reason="tested; waited its turn"))
 
 
 def land_started(step: Transition, head: Item, buildset: int) -> None:

@@ -49,6 +49,10 @@ class Policy:
     # At most this many consecutive tested items land in one land build and one push (1: each
     # item has a land build of its own).
     land_batch: int = 8
+    # A head tested while the next item that would land in its push is still being tested waits
+    # for that item's result, if it should come within this many seconds (0: never waits): one
+    # land build and one push instead of two. The adapters time it (WaitToLand).
+    land_wait: float = 120.0
 
     def window(self, branch: str) -> int:
         return max(1, int(self.windows.get(branch, self.default_window)))

@@ -36,6 +36,7 @@ from buildbot_gate.model import Resume
 from buildbot_gate.model import StartLand
 from buildbot_gate.model import StartTest
 from buildbot_gate.model import TestFailing
+from buildbot_gate.model import WaitToLand
 from buildbot_gate.model import decide
 from buildbot_gate.model import tick
 from buildbot_gate.props import DecisionMessage
@@ -46,6 +47,7 @@ from buildbot_gate.scheduler import settings
 from buildbot_gate.scheduler.announcements import decision_message
 from buildbot_gate.scheduler.checks import CheckRuns
 from buildbot_gate.scheduler.known import KnownFailureCheck
+from buildbot_gate.scheduler.landwait import LandWaits
 from buildbot_gate.scheduler.launch import BuildsetLauncher
 from buildbot_gate.scheduler.quarantine import WorkerQuarantine
 
@@ -110,6 +112,7 @@ class GateScheduler(ClaimsPromptly, ReconfigurableBaseScheduler):
         self._bs_consumer: Any = None
         self._failing_consumer: Any = None
         self._ticker: task.LoopingCall | None = None
+        self._waits = LandWaits(lambda event: self._lock.run(self._apply, event))
         self._last_change = 0
         self._saved = False  # whether self._state is in the database as it is now
         self._stepping_down = False
@@ -155,6 +158,7 @@ class GateScheduler(ClaimsPromptly, ReconfigurableBaseScheduler):
             self._announcer(),
         )
         self._checks.records = records  # a reconfig keeps what was checked
+        self._waits.configure(self.master.reactor, self.policy.land_wait)  # keeps its timers
         if hasattr(self, "_quarantine"):  # a reconfig keeps the record, with the new settings
             self._quarantine.settings = self.settings.quarantine()
         else:
@@ -194,6 +198,7 @@ class GateScheduler(ClaimsPromptly, ReconfigurableBaseScheduler):
 
     @defer.inlineCallbacks
     def deactivate(self) -> Any:
+        self._waits.stop()
         if self._ticker is not None and self._ticker.running:
             self._ticker.stop()
         self._ticker = None
@@ -340,7 +345,11 @@ class GateScheduler(ClaimsPromptly, ReconfigurableBaseScheduler):
     async def _act(self, action: Action, reports: Reports) -> list[Event]:
         match action:
             case StartTest() | StartLand():
+                if isinstance(action, StartTest):
+                    self._waits.test_started(action.item)
                 return [await self._launcher.start(action)]
+            case WaitToLand():
+                return self._waits.wait(action)
             case CancelBuildset():
                 await self._launcher.cancel(action)
             case Notify():

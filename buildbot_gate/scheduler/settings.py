@@ -35,6 +35,7 @@ class GateSettings:
     maxAttempts: int = 3
     pushAttempts: int = 3
     landBatch: int = 8  # tested items landed in one land build and one push (1: one each)
+    landWait: float = 120  # seconds a tested head may wait for the next item to join its push
     retryInterval: float = 30
     hgbin: str | None = None
     window: Any = "serial"  # or {branch: window, "*": fallback}
@@ -90,6 +91,8 @@ class GateSettings:
             yield "pushAttempts (refused pushes before a branch is held) must be a positive integer"
         if not _positive(self.landBatch):
             yield "landBatch (patches landed in one push) must be a positive integer (1: one each)"
+        if not isinstance(self.landWait, int | float) or self.landWait < 0:
+            yield "landWait (seconds a tested patch waits for the next to join its push) is >= 0"
         window = self.window
         for w in window.values() if isinstance(window, Mapping) else [window]:
             if admission.window_size(w) is None:
@@ -136,6 +139,7 @@ class GateSettings:
             max_attempts=self.maxAttempts,
             push_attempts=self.pushAttempts,
             land_batch=self.landBatch,
+            land_wait=float(self.landWait),
             windows={
                 b: admission.window_size(per_branch(self.window, b, "serial")) or 1
                 for b in self.branches

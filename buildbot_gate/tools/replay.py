@@ -284,6 +284,7 @@ def simulate(
     flake_to_tail: bool = False,
     land_batch: int | None = None,
     stop_at_failure: bool = True,
+    land_wait: float | None = None,
 ) -> Result:
     """Replay ``history`` with a window of ``window``. ``rerun_seconds``: the failed tests are
     rerun in the same build (GATE_RERUN_COMMAND set; off by default), taking that long.
@@ -291,9 +292,10 @@ def simulate(
     :func:`~buildbot_gate.model.farm.failure_point` of ``fail_seed``, the gate then hearing
     TestFailing, acted on unless ``early_failure`` is off; ``flake_to_tail``: see Policy).
     ``land_batch``: at most this many tested items land in one land build (1: one each; None:
-    the gate's default). ``stop_at_failure`` (as the gate's test step, on by default; it needs
-    the rerun and fail_at "uniform"): a run stops at its first failed test and reruns it at once
-    (see :meth:`_Sim.cut_short`); off, a failing run goes on to its end, then reruns."""
+    the gate's default; ``land_wait`` likewise). ``stop_at_failure`` (as the gate's test step,
+    on by default; it needs the rerun and fail_at "uniform"): a run stops at its first failed
+    test and reruns it at once (see :meth:`_Sim.cut_short`); off, a failing run goes on to its
+    end, then reruns."""
     branches = {p.branch for p in history.patches}
     policy = Policy(
         max_attempts=max_attempts,
@@ -303,6 +305,8 @@ def simulate(
     )
     if land_batch is not None:
         policy = attrs.evolve(policy, land_batch=land_batch)
+    if land_wait is not None:
+        policy = attrs.evolve(policy, land_wait=land_wait)
     sim = _Sim(history, policy, rerun_seconds, fail_at, fail_seed, stop_at_failure)
     sim.run()
     start = history.patches[0].approved_at

@@ -175,6 +175,10 @@ def test_an_express_item_that_fails_is_ejected_and_resets_nobody():
     assert g.item(109) is None and g.state.done[-1].state == ItemState.EJECTED
     assert g.cancelled == [] and g.tests_started() == [101, 102, 109]
     g.passed(101)
+    assert {(w.item.issue, w.behind.issue) for w in g.waits} == {
+        (101, 102)
+    }  # asked again: one wait
+    g.wait_over(101)
     assert [a.item.issue for a in g.landing] == [101]  # the pipeline lands again
 
 

@@ -19,7 +19,9 @@ class Timed(Farm):
     """Tests on one builder of ``pools["test"]`` workers, 100 s each; pushes take 10 s."""
 
     def __init__(self, window: int = 1, workers: int = 1) -> None:
-        super().__init__(Policy(windows={"default": window}), pools={"test": workers, "land": 1})
+        # Its land builds push their head alone: no head waits for the next to join its push.
+        policy = Policy(windows={"default": window}, land_wait=0)
+        super().__init__(policy, pools={"test": workers, "land": 1})
 
     def start_test(self, action: StartTest) -> Event:
         item = action.item

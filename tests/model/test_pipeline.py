@@ -9,12 +9,14 @@ from buildbot_gate.model import Decision
 from buildbot_gate.model import GateState
 from buildbot_gate.model import ItemState
 from buildbot_gate.model import LandStarted
+from buildbot_gate.model import LandWaitOver
 from buildbot_gate.model import Notify
 from buildbot_gate.model import Outcome
 from buildbot_gate.model import Policy
 from buildbot_gate.model import StartLand
 from buildbot_gate.model import StartTest
 from buildbot_gate.model import TestStarted
+from buildbot_gate.model import WaitToLand
 from buildbot_gate.model import Withdrawn
 from buildbot_gate.model import decide
 from buildbot_gate.model import tick
@@ -31,6 +33,7 @@ class Gate:
         self.next_bsid = 100
         self.started: list[StartTest] = []
         self.landing: list[StartLand] = []
+        self.waits: list[WaitToLand] = []  # heads told to wait; the test says when it is over
         self.cancelled: list[int] = []
         self.notes: list[tuple[int, Decision]] = []
 
@@ -43,6 +46,12 @@ class Gate:
                 self.cancelled.append(a.buildset)
             elif isinstance(a, Notify):
                 self.notes.append((a.item.issue, a.decision))
+            elif isinstance(a, WaitToLand):
+                self.waits.append(a)
+
+    def wait_over(self, issue: int) -> None:
+        """The scheduler's timer for the head ``issue`` ran out."""
+        self.send(LandWaitOver(issue, "default", self.item(issue).current_run.tested_buildset))
 
     def approve(self, *issues: int) -> None:
         for issue in issues:
@@ -182,6 +191,8 @@ def test_the_window_halves_per_ejection_and_grows_back_on_landing():
     live = [i.issue for i in g.state.queue("default") if i.live]
     assert live == [2, 3]  # never more builds than the window allows
     g.finish(2, Outcome.PASSED)
+    assert {(w.item.issue, w.behind.issue) for w in g.waits} == {(2, 3)}  # 3 may join its push
+    g.wait_over(2)
     g.finish(2, Outcome.LANDED)
     assert g.state.window("default", g.policy) == 3
     assert len([i for i in g.state.queue("default") if i.live]) == 3

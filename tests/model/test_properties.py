@@ -33,6 +33,7 @@ from buildbot_gate.model import StartLand
 from buildbot_gate.model import StartTest
 from buildbot_gate.model import TestFailing
 from buildbot_gate.model import TestStarted
+from buildbot_gate.model import WaitToLand
 from buildbot_gate.model import Withdrawn
 from buildbot_gate.model import tick
 from buildbot_gate.model.farm import Farm
@@ -115,6 +116,22 @@ class World(Farm):
         paths = set().union(*(files(i.issue) for i in (*action.stack, item)))
         bs = self.new_buildset("test", item, tree, job)
         return TestStarted(item.issue, item.branch, base, bs.bsid, None, tuple(paths))
+
+    def wait_to_land(self, action: WaitToLand) -> list:
+        # A head waits only at the head of its queue, tested, for the item right behind the
+        # tested ones after it, still testing on exactly their tree.
+        head, behind = action.item, action.behind
+        assert head.state == ItemState.TESTED and not head.current_run.waited
+        assert behind.state == ItemState.TESTING and not behind.current_run.failing_early
+        assert behind.current_run.base == head.current_run.base
+        assert behind.current_run.ahead[:1] == (head.issue,)
+        return super().wait_to_land(action)
+
+    def fire_wait(self, n: int) -> None:
+        """The timer of the ``n``-th wait under way runs out."""
+        if self.land_waits:
+            keys = sorted(self.land_waits)
+            self.land_wait_over(keys[n % len(keys)])
 
     def start_land(self, action: StartLand) -> LandStarted:
         item = action.item
@@ -265,6 +282,9 @@ class World(Farm):
     def restart(self) -> None:
         # The master dies: state survives through JSON; running buildsets survive in the DB.
         self.state = GateState.from_json(self.state.to_json())
+        # Its timers and the test starts it knew die with it: no head waits after a restart.
+        self.land_waits.clear()
+        self.test_began.clear()
         self.apply(Resume())
 
     def drain(self) -> None:
@@ -295,6 +315,7 @@ ops = st.one_of(
     st.tuples(st.just("restart")),
     st.tuples(st.just("mergenow"), st.integers(1, 6)),
     st.tuples(st.just("failing"), st.integers(0, 5)),
+    st.tuples(st.just("waitover"), st.integers(0, 5)),
 )
 
 
@@ -335,6 +356,8 @@ def run(world: World, program) -> None:
             world.apply(ResumeBranch(op[1], "admin"))
         elif kind == "tick":  # the scheduler's periodic retry
             world.tick()
+        elif kind == "waitover":
+            world.fire_wait(op[1])
         world.check_window()
 
 
@@ -355,6 +378,7 @@ busy = st.one_of(
     st.tuples(st.just("failing"), st.integers(0, 5)),
     st.tuples(st.just("push"), st.just("default")),
     st.tuples(st.just("restart")),
+    st.tuples(st.just("waitover"), st.integers(0, 5)),
 )
 
 
@@ -398,6 +422,26 @@ def play(program, window: int) -> None:
             assert (item.seq, item.landed_node) in {
                 (s, n) for pushes in world.pushed.values() for s, n, _, _ in pushes
             }
+
+
+# Tested heads waiting for the items behind them: results in any order, timers that run out
+# early or late, failures behind a waiting head, restarts that forget every timer.
+waits = st.one_of(
+    st.tuples(st.just("approve"), st.integers(1, 6), st.just("default"), st.just(1)),
+    st.tuples(st.just("finish"), st.integers(0, 5), st.sampled_from(["pass", "pass", "fail"])),
+    st.tuples(st.just("failing"), st.integers(0, 5)),
+    st.tuples(st.just("waitover"), st.integers(0, 5)),
+    st.tuples(st.just("withdraw"), st.integers(1, 6)),
+    st.tuples(st.just("restart")),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(waits, max_size=40), st.integers(2, 4))
+def test_a_head_that_waits_lands_only_tested_trees_in_order_and_never_strands(program, window):
+    # World checks each wait as it is asked for; play() drains the queue with no timer ever
+    # running out (the results of the items waited for end every wait) and checks what landed.
+    play(program, window)
 
 
 # A server that often refuses pushes, and admins who resume held branches now and then.

@@ -887,3 +887,16 @@ class RefusedPushTest(SchedulerCase):
         self.assertIn("landBatch", str(cm.exception))
         self.assertEqual(GateSettings(landBatch=3).policy().land_batch, 3)
         self.assertEqual(GateSettings().policy().land_batch, 8)
+
+    def test_land_wait_is_seconds_not_below_zero_and_reaches_the_policy(self):
+        from buildbot import config
+
+        from buildbot_gate.scheduler.settings import GateSettings
+
+        kwargs = {"name": "gate", "repourl": "http://hg", "testBuilders": ["t"], "landBuilder": "l"}
+        for bad in (-1, "soon"):
+            with self.assertRaises(config.ConfigErrors) as cm:
+                GateScheduler(**kwargs, landWait=bad)
+            self.assertIn("landWait", str(cm.exception))
+        self.assertEqual(GateSettings(landWait=0).policy().land_wait, 0.0)
+        self.assertEqual(GateSettings().policy().land_wait, 120.0)

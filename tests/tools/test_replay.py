@@ -41,9 +41,12 @@ def test_a_pipeline_overlaps_each_push_with_the_next_test():
     # one worker: the tests still run one at a time, but each push overlaps the next test
     assert (r.drain_seconds, r.landed) == (32.0, 3)
     wide = simulate(history(["pass"] * 3, workers=3), window=3)
-    # all three tested at once (0-10); 1 is pushed alone (10-12: the others' results are read
-    # after its own), then 2 and 3 in one land build and one push (12-14)
-    assert wide.drain_seconds == 14.0
+    # all three tested at once (0-10); 1 waits for 2 (its test began with 1's), whose result,
+    # and 3's, are read right after its own: the three in one land build and one push (10-12)
+    assert wide.drain_seconds == 12.0
+    alone = simulate(history(["pass"] * 3, workers=3), window=3, land_wait=0)
+    # no wait: 1 is pushed alone (10-12), then 2 and 3 in one land build and one push (12-14)
+    assert alone.drain_seconds == 14.0
     apart = simulate(history(["pass"] * 3, workers=3), window=3, land_batch=1)
     assert apart.drain_seconds == 16.0  # a land build each: three pushes in order
 
