@@ -87,6 +87,9 @@ if TYPE_CHECKING:
 MODES = ("serial", "speculative")
 # The serial gate tests one patch at a time whatever W is: its one drain per K runs here.
 SERIAL_WORKERS = 1
+# gate-land on a worker of its own, as master.cfg.example advises (GATE_LAND_WORKERS): W counts
+# the workers that test, as in plain Buildbot's baseline; all share the same cores.
+LAND_WORKERS = 1
 
 
 def rss_peak_mib(pid: int) -> float:
@@ -131,7 +134,14 @@ def land_stats(rest: BuildbotREST) -> dict:
 
 
 def run_one(
-    workers: int, patches: int, mode: str, window: int, test_seconds: float, seed: int, root: Path
+    workers: int,
+    patches: int,
+    mode: str,
+    window: int,
+    test_seconds: float,
+    seed: int,
+    root: Path,
+    land_workers: int = LAND_WORKERS,
 ) -> dict:
     fates = plan(patches, seed)
     flaky_dir = root / "flaky-seen"
@@ -139,6 +149,7 @@ def run_one(
     world = GateWorld(
         root / "gate",
         workers=workers,
+        land_workers=land_workers,
         # The gate's defaults: a seeded flaky patch fails once, its rerun passes in that build.
         env={"GATE_WINDOW": "serial" if mode == "serial" else str(window)},
         worker_env={
@@ -202,6 +213,7 @@ def run_one(
         world.assert_audited()
         return {
             "workers": workers,
+            "land_workers": land_workers,
             "patches": patches,
             "mode": mode,
             "window": 1 if mode == "serial" else window,
@@ -370,12 +382,20 @@ def main() -> int:
         default=[4],
         help="the W at which plain Buildbot runs the same test builds as a baseline",
     )
+    p.add_argument(
+        "--land-workers",
+        type=int,
+        default=LAND_WORKERS,
+        help="workers of gate-land alone (GATE_LAND_WORKERS); 0: the W test workers land too",
+    )
     p.add_argument("--out", default=str(Path(__file__).parent / "results" / "drain.json"))
     args = p.parse_args()
 
     def run(w: int, k: int, mode: str) -> dict:
         return timed(
-            lambda root: run_one(w, k, mode, args.window, args.test_seconds, args.seed, root)
+            lambda root: run_one(
+                w, k, mode, args.window, args.test_seconds, args.seed, root, args.land_workers
+            )
         )
 
     def plain(w: int, k: int) -> dict:

@@ -71,6 +71,7 @@ class GateWorld:
         placement: Sequence[int] | None = None,
         worker_envs: Mapping[str, Mapping[str, str]] | None = None,
         roundup: Mapping[str, str] | None = None,
+        land_workers: int = 0,
     ) -> None:
         """``tracker``: people come from a real Roundup tracker (``self.tracker``) holding
         COMMITTER, RELEASE_MANAGER and OWNER (committers and owner signed the agreement);
@@ -82,7 +83,10 @@ class GateWorld:
         to. ``self.master`` is the first master, started first, so it runs the gate at first.
 
         ``roundup`` (with ``tracker``): the gate tells the tracker of each landing, as its account,
-        with these GATE_ROUNDUP_* settings too."""
+        with these GATE_ROUNDUP_* settings too.
+
+        ``land_workers``: that many workers (``l1``...) of gate-land alone (GATE_LAND_WORKERS), as
+        master.cfg.example advises; none: the test workers land too."""
         self.root = root
         self.hold_file = root / "hold"
         self.started_file = root / "started"
@@ -100,7 +104,8 @@ class GateWorld:
         self.upstream = HgUpstream(root / "hg")
         self.standin = RietveldStandin(root / "rietveld", {GATE_ACCOUNT: GATE_TOKEN})
         self.names = [f"w{i}" for i in range(1, workers + 1)]
-        self.placement = list(placement or [0] * workers)
+        self.land_names = [f"l{i}" for i in range(1, land_workers + 1)]
+        self.placement = list(placement or [0] * workers) + [0] * land_workers
         self.n_masters = masters
         self.workers: list[BuildbotWorker] = []
         self.masters: list[BuildbotMaster] = []
@@ -131,6 +136,7 @@ class GateWorld:
             "GATE_TEST_COMMAND": "python run_tests.py",
             "GATE_TEST_TIMEOUT": "120",
             "GATE_WORKERS": ",".join(f"{n}:pw-{n}" for n in self.names),
+            "GATE_LAND_WORKERS": ",".join(f"{n}:pw-{n}" for n in self.land_names),
             "GATE_POLL_INTERVAL": str(poll_interval),
             "GATE_SINCE": "2000-01-01 00:00:00",
             "GATE_RETRY_INTERVAL": "2",
@@ -166,14 +172,15 @@ class GateWorld:
             "GATE_SAMPLE_FLAKY": str(self.flaky_file),
             **self.extra_worker_env,
         }
-        for n, where in zip(self.names, self.placement, strict=True):
+        everyone = [*self.names, *self.land_names]
+        for n, where in zip(everyone, self.placement, strict=True):
             port = self.masters[where].pb_port
             env_n = {**worker_env, **self.worker_envs.get(n, {})}
             w = BuildbotWorker(self.root / n, n, f"pw-{n}", port, env_n)
             self.workers.append(w.create().start())
         master = self.master
         wait_until(
-            lambda: len(master.rest.connected_workers()) == len(self.names),
+            lambda: len(master.rest.connected_workers()) == len(everyone),
             60,
             "workers to connect",
         )

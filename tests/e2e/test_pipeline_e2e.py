@@ -32,6 +32,7 @@ def world(tmp_path_factory):
     w = GateWorld(
         tmp_path_factory.mktemp("pipeline"),
         workers=3,
+        land_workers=1,  # gate-land on l1 alone (GATE_LAND_WORKERS), as master.cfg.example advises
         branches=("3.4",),
         env={
             "GATE_FLEET": "linux=w1+w2+w3,freebsd=w1+w2+w3",
@@ -276,6 +277,21 @@ def test_three_patches_tested_together_land_in_one_land_build_with_one_push(worl
     said = world.master.rest.raw(f"builds/{land['buildid']}/steps/land/logs/stdio/raw")
     assert said.count("push --rev") == 1 and f"push --rev {pushed[-1]['node']}" in said, said
     # The auditor, at the end of the module, checks each of the three against its tests.
+
+
+def test_every_push_ran_on_the_land_worker_and_no_test_ever_did(world):
+    """With GATE_LAND_WORKERS, push rights and a patch's test code never share a worker."""
+    names = {w["workerid"]: w["name"] for w in world.master.rest.get("workers")}
+    builders = {b["builderid"]: b["name"] for b in world.master.rest.get("builders")}
+    ran: dict[str, set[str]] = {}
+    for b in world.master.rest.builds():
+        ran.setdefault(builders[b["builderid"]], set()).add(names[b["workerid"]])
+    assert ran.pop("gate-land") == {"l1"}  # the earlier tests landed patches
+    assert ran and "l1" not in set().union(*ran.values()), ran
+    # No clone of a test builder was ever made there.
+    land_worker = next(w.basedir for w in world.workers if w.name == "l1")
+    made = {p.name for p in land_worker.iterdir() if p.is_dir()}
+    assert "gate-land" in made and not made & set(ran), made
 
 
 def news_fragment(name: str, text: str) -> str:
