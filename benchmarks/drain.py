@@ -2,7 +2,9 @@
 workers, serial and speculative, against the ideal for that run.
 
 A real master from master.cfg.example with the gate's defaults (failure attribution on, a run
-stopped at its first failed test), W local workers on one stable builder, hg serve, the Rietveld
+stopped at its first failed test, a tested head waiting for the patch behind it), W local
+workers on one stable builder, one more worker for gate-land alone (GATE_LAND_WORKERS, as
+master.cfg.example advises: ``--land-workers 0`` lands on the W), hg serve, the Rietveld
 stand-in with K patches; a seeded 10% break the tests and a seeded 3% fail once (a flaky test:
 the first run whose tree holds one fails, its rerun in that build passes (a run that was stopped
 also runs the whole suite again) and the tree counts as tested; were one ejected, the driver
@@ -46,10 +48,12 @@ hg process per step: 9 land builds of 3.6 s in a 49.8 s drain).
 The baseline (``benchmarks/plain.py``, at the W of ``--plain-workers``): the same K test builds
 through plain Buildbot on the same W workers, no gate. ``gate_over_plain_buildbot`` is the
 speculative gate's drain over plain Buildbot's; ``cpu_per_landed_over_plain_build`` the gate
-master's CPU per landed patch over the plain master's CPU per build (1.0: the gate costs nothing).
+master's CPU per landed patch over the plain master's CPU per build (1.0: the gate costs nothing);
+``machine_cpu_seconds`` what every process on the machine used during a drain (master, workers,
+hg, the tests, hg serve), and ``machine_cpu_over_plain`` the gate's over plain's.
 
     python benchmarks/drain.py [--workers 1 2 4] [--patches 20 100] [--test-seconds 2] [--seed 1]
-                               [--plain-workers 4]
+                               [--plain-workers 4] [--land-workers 1]
 """
 
 from __future__ import annotations
@@ -72,6 +76,7 @@ from benchmarks.policy import LAND_BATCH
 from benchmarks.policy import oracle_seconds
 from benchmarks.policy import plan
 from benchmarks.poller_scale import cpu_seconds
+from benchmarks.poller_scale import machine_cpu_seconds
 from buildbot_gate.props import Prop
 from buildbot_gate.testing.masters import prop
 from buildbot_gate.testing.world import COMMITTER
@@ -167,6 +172,7 @@ def run_one(
         assert world.master.proc is not None
         pid = world.master.proc.pid
         cpu_before = cpu_seconds(pid)
+        machine_before = machine_cpu_seconds()
         started = time.monotonic()
         approved_at = {}
         for issue in issues:
@@ -197,6 +203,7 @@ def run_one(
             time.sleep(0.5)
         measured = time.monotonic() - started
         cpu = cpu_seconds(pid) - cpu_before
+        machine = machine_cpu_seconds() - machine_before
         landed = sum(1 for v in final.values() if v == "landed")
         builds = world.master.rest.builds("gate-test")
         first_start = {}
@@ -234,6 +241,7 @@ def run_one(
             **lands,
             "master_cpu_seconds": round(cpu, 2),
             "master_cpu_seconds_per_landed": round(cpu / max(1, landed), 3),
+            "machine_cpu_seconds": round(machine, 1),
             "master_wall_seconds_per_landed_beyond_tests": round(
                 max(0.0, measured - math.ceil(runs / workers) * test_seconds) / max(1, landed), 2
             ),
@@ -304,7 +312,8 @@ def plain_table(results: list[dict]) -> list[str]:
     lines = [
         "",
         f"{'W':>2} {'K':>4} {'plain s':>8} {'spec. s':>8} {'gate/plain':>10} "
-        f"{'CPU s/build':>11} {'CPU s/landed':>12} {'CPU gate/plain':>14}",
+        f"{'CPU s/build':>11} {'CPU s/landed':>12} {'CPU gate/plain':>14} "
+        f"{'machine CPU s plain/gate':>24}",
     ]
     for r in rows:
         p, q = r["plain"], r["speculative"]
@@ -312,7 +321,8 @@ def plain_table(results: list[dict]) -> list[str]:
             f"{r['workers']:>2} {r['patches']:>4} {p['drain_seconds']:>8} "
             f"{q['drain_seconds']:>8} {r['gate_over_plain_buildbot']:>10} "
             f"{p['master_cpu_seconds_per_build']:>11} {q['master_cpu_seconds_per_landed']:>12} "
-            f"{r['cpu_per_landed_over_plain_build']:>14}"
+            f"{r['cpu_per_landed_over_plain_build']:>14} "
+            f"{p.get('machine_cpu_seconds', '-')!s:>11}/{q.get('machine_cpu_seconds', '-')!s:<12}"
         )
     return lines
 

@@ -15,6 +15,7 @@ from typing import Any
 
 from benchmarks.policy import plan
 from benchmarks.poller_scale import cpu_seconds
+from benchmarks.poller_scale import machine_cpu_seconds
 from buildbot_gate.props import Prop
 from buildbot_gate.testing.masters import BuildbotMaster
 from buildbot_gate.testing.masters import BuildbotWorker
@@ -113,6 +114,7 @@ def run_plain(
         staged = root / "buildsets.staged"
         staged.write_text(json.dumps(entries))
         cpu_before = cpu_seconds(pid)
+        machine_before = machine_cpu_seconds()
         began = time.monotonic()
         staged.rename(go)  # atomic: the scheduler never reads half a file
         while completed(master) < patches:
@@ -121,6 +123,7 @@ def run_plain(
             time.sleep(0.5)
         measured = time.monotonic() - began
         cpu = cpu_seconds(pid) - cpu_before
+        machine = machine_cpu_seconds() - machine_before
         builds = master.rest.get("builds", property=Prop.VERDICT)
         return {
             "workers": workers,
@@ -135,6 +138,7 @@ def run_plain(
             "drain_seconds": round(measured, 1),
             "master_cpu_seconds": round(cpu, 2),
             "master_cpu_seconds_per_build": round(cpu / max(1, patches), 3),
+            "machine_cpu_seconds": round(machine, 1),
         }
     finally:
         for w in started:
@@ -144,11 +148,16 @@ def run_plain(
 
 
 def ratios(speculative: dict[str, Any], plain: dict[str, Any]) -> dict[str, float]:
-    """The gate's drain and master CPU per landed patch over plain Buildbot's (1.0: no cost)."""
-    return {
+    """The gate's drain and master CPU per landed patch over plain Buildbot's (1.0: no cost),
+    and the whole machine's CPU during the gate's drain over during plain's, when both say."""
+    found = {
         "gate_over_plain_buildbot": round(speculative["drain_seconds"] / plain["drain_seconds"], 3),
         "cpu_per_landed_over_plain_build": round(
             speculative["master_cpu_seconds_per_landed"] / plain["master_cpu_seconds_per_build"],
             3,
         ),
     }
+    if speculative.get("machine_cpu_seconds") and plain.get("machine_cpu_seconds"):
+        machine = speculative["machine_cpu_seconds"] / plain["machine_cpu_seconds"]
+        found["machine_cpu_over_plain"] = round(machine, 3)
+    return found

@@ -127,6 +127,10 @@ def test_plain_buildbot_baseline_runs_the_same_test_builds_and_gives_the_two_rat
     gate["master_cpu_seconds_per_landed"] = 3 * result["master_cpu_seconds_per_build"]
     r = plain.ratios(gate, result)
     assert r == {"gate_over_plain_buildbot": 2.0, "cpu_per_landed_over_plain_build": 3.0}
+    # The whole machine's CPU (workers, hg, tests too), when both runs measured it.
+    assert result["machine_cpu_seconds"] >= result["master_cpu_seconds"] > 0
+    both = plain.ratios({**gate, "machine_cpu_seconds": 2 * result["machine_cpu_seconds"]}, result)
+    assert both["machine_cpu_over_plain"] == 2.0
     pair = {"serial": gate, "speculative": gate, "plain": result, **r}
     lines = load("drain").plain_table([{"workers": 1, "patches": 3, **pair}])
     assert "gate/plain" in lines[1] and "CPU gate/plain" in lines[1]
