@@ -23,7 +23,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 
-def first_to_see(marker):
+def first_to_see(marker: str) -> bool:
     """Whether this run made ``marker``: of runs that check at the same moment (builds started
     together), exactly one does (O_EXCL), so a flaky patch fails exactly one run."""
     try:
