@@ -213,6 +213,7 @@ def run_one(
                 # the middle of the whole second Buildbot recorded
                 first_start[issue] = min(first_start.get(issue, 1e18), b["started_at"] + 0.5)
         latencies = sorted(first_start[i] - approved_at[i] for i in first_start)
+        cured = [b for b in builds if str(prop(b, Prop.VERDICT) or "").startswith("flaky:")]
         runs = patches  # a flaky failure is cured in its build (see the docstring)
         push = mean_push_seconds(world.master.rest.builds("gate-land"))
         ideal = ideal_seconds(fates, workers, test_seconds, push)
@@ -235,9 +236,12 @@ def run_one(
             "push_seconds": round(push, 2),
             "ideal_over_measured": round(ideal / measured, 3),
             "test_builds": len(builds),
-            "flaky_cured_in_build": sum(
-                1 for b in builds if str(prop(b, Prop.VERDICT) or "").startswith("flaky:")
-            ),
+            "flaky_cured_in_build": len(cured),
+            # Whose builds they were, beside the patches seeded flaky; and the recheck comments
+            # the driver had to post (none while every flake is cured in its build).
+            "flaky_cured_issues": sorted({prop(b, Prop.ISSUE) for b in cured}),
+            "flaky_issues": [i for i, f in zip(issues, fates, strict=True) if f == "flaky"],
+            "rechecked": len(rechecked),
             **lands,
             "master_cpu_seconds": round(cpu, 2),
             "master_cpu_seconds_per_landed": round(cpu / max(1, landed), 3),
