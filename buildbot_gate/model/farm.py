@@ -152,22 +152,26 @@ class Farm:
     def wait_to_land(self, action: WaitToLand) -> list[Event]:
         """As the scheduler's LandWaits: a timer on the farm's clock, or the wait's end now."""
         head = action.item
-        if head.key in self.land_waits:
-            return []
         over = LandWaitOver(head.issue, head.branch, head.current_run.tested_buildset)
+        if self.land_waits.get(head.key) == over:
+            return []  # its wait is under way (one of an earlier run is replaced)
+        self.land_waits.pop(head.key, None)
         began = self.test_began.get(head.key), self.test_began.get(action.behind.key)
         seconds = wait_seconds(*began, self.policy.land_wait)
         if seconds is None:
             return [over]
         self.land_waits[head.key] = over
-        self.at(self.now + seconds, ("land-wait-over", head.key))
+        self.at(self.now + seconds, ("land-wait-over", head.key, over))
         return []
 
-    def land_wait_over(self, key: tuple[int, str]) -> None:
-        """The wait of the head ``key`` timed out (nothing if it was never started)."""
-        over = self.land_waits.pop(key, None)
-        if over is not None:
-            self.apply(over)
+    def land_wait_over(self, key: tuple[int, str], over: LandWaitOver | None = None) -> None:
+        """The wait of the head ``key`` timed out (``over``: that wait's end, if it is still the
+        one under way; nothing if none is)."""
+        if over is not None and self.land_waits.get(key) != over:
+            return  # a replaced wait's timer
+        ending = self.land_waits.pop(key, None)
+        if ending is not None:
+            self.apply(ending)
 
     def start_land(self, action: StartLand) -> Event:
         raise NotImplementedError
@@ -226,7 +230,7 @@ class Farm:
         while self._timeline:
             self.now, _, what = heapq.heappop(self._timeline)
             if what[0] == "land-wait-over":
-                self.land_wait_over(what[1])
+                self.land_wait_over(what[1], what[2])
                 continue
             yield what
 

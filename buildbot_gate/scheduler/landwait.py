@@ -29,7 +29,8 @@ class LandWaits:
         self._reactor: Any = None
         self.limit = 0.0
         self._began: dict[tuple[int, str], float] = {}
-        self._timers: dict[tuple[int, str], Any] = {}  # IDelayedCall
+        # Each head's wait under way: the event that ends it, and its IDelayedCall.
+        self._timers: dict[tuple[int, str], tuple[LandWaitOver, Any]] = {}
 
     def configure(self, reactor: Any, limit: float) -> None:
         """The master's reactor and the policy's ``land_wait`` (at every reconfig)."""
@@ -43,17 +44,22 @@ class LandWaits:
             del self._began[next(iter(self._began))]
 
     def wait(self, action: WaitToLand) -> list[Event]:
-        """Start the head's wait (once per wait), or end it at once: the events to decide on."""
+        """Start the head's wait (once per wait: per tested run of it), or end it at once: the
+        events to decide on. A timer left from an earlier run of the head is cancelled."""
         head = action.item
-        timer = self._timers.get(head.key)
-        if timer is not None and timer.active():
-            return []
         over = LandWaitOver(head.issue, head.branch, head.current_run.tested_buildset)
+        pending = self._timers.pop(head.key, None)
+        if pending is not None and pending[1].active():
+            if pending[0] == over:
+                self._timers[head.key] = pending
+                return []
+            pending[1].cancel()
         began = self._began.get(head.key), self._began.get(action.behind.key)
         seconds = wait_seconds(*began, self.limit)
         if seconds is None:
             return [over]
-        self._timers[head.key] = self._reactor.callLater(seconds, self._over, head.key, over)
+        timer = self._reactor.callLater(seconds, self._over, head.key, over)
+        self._timers[head.key] = (over, timer)
         return []
 
     def _over(self, key: tuple[int, str], over: LandWaitOver) -> object:
@@ -61,7 +67,7 @@ class LandWaits:
         return self._fire(over)
 
     def stop(self) -> None:
-        for timer in self._timers.values():
+        for _, timer in self._timers.values():
             if timer.active():
                 timer.cancel()
         self._timers.clear()

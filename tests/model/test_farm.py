@@ -6,13 +6,18 @@ from __future__ import annotations
 from buildbot_gate.model import Approved
 from buildbot_gate.model import BuildsetFinished
 from buildbot_gate.model import Event
+from buildbot_gate.model import ItemState
 from buildbot_gate.model import LandStarted
+from buildbot_gate.model import LandWaitOver
 from buildbot_gate.model import Outcome
 from buildbot_gate.model import Policy
 from buildbot_gate.model import StartLand
 from buildbot_gate.model import StartTest
 from buildbot_gate.model import TestStarted
+from buildbot_gate.model import WaitToLand
 from buildbot_gate.model.farm import Farm
+from buildbot_gate.model.items import Item
+from buildbot_gate.model.items import Run
 
 
 class Timed(Farm):
@@ -114,3 +119,26 @@ def test_a_failing_run_tells_the_gate_once_and_a_cancelled_one_is_not_running_at
                 farm.cancel(bs.bsid)  # the gate reset it: the later mark finds it stopped
     assert marks == [(30.0, "x", True), (60.0, "y", False)]
     assert [type(e).__name__ for e in sent] == ["TestFailing"]
+
+
+def test_a_head_tested_again_while_it_waited_has_its_wait_timed_again_not_the_old_one():
+    # As the scheduler's LandWaits: the wait of an earlier run of the head ends nothing.
+    farm = Farm(Policy())
+    ended: list[Event] = []
+    farm.apply = ended.append  # type: ignore[method-assign]
+
+    def head(buildset: int) -> Item:
+        run = Run(base="tip", tested_buildset=buildset)
+        return Item(1, 1, "default", "core@x", "ann", "one", seq=1, state=ItemState.TESTED, run=run)
+
+    behind = Item(2, 1, "default", "core@x", "ann", "two", seq=2, state=ItemState.TESTING)
+    farm.test_began = {(1, "default"): 0.0, (2, "default"): 10.0}
+    farm.now = 300.0
+    assert farm.wait_to_land(WaitToLand(head(7), behind)) == []  # ends at 312.5
+    assert farm.wait_to_land(WaitToLand(head(7), behind)) == []  # asked again: the same wait
+    farm.test_began = {(1, "default"): 300.0, (2, "default"): 340.0}
+    farm.now = 345.0
+    assert farm.wait_to_land(WaitToLand(head(9), behind)) == []  # tested again: ends at 395
+    assert [(farm.now, e) for e in farm.events()] == []  # the clock ran out
+    assert ended == [LandWaitOver(1, "default", 9)]
+    assert farm.now == 395.0

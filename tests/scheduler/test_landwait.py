@@ -61,3 +61,25 @@ def test_stopping_the_scheduler_cancels_every_wait():
     w.stop()
     clock.advance(1000)
     assert fired == [] and clock.getDelayedCalls() == []
+
+
+def test_a_head_tested_again_while_it_waited_gets_a_new_wait_and_the_old_one_is_cancelled():
+    w, clock, fired = waits(limit=1000)
+    w.test_started(item(1))
+    clock.advance(100)
+    w.test_started(item(2))
+    clock.advance(200)  # at 300: 2's result is due at 400, so the wait ends at 425
+    assert w.wait(WaitToLand(item(1, ItemState.TESTED, buildset=7), item(2))) == []
+    # The tip moved: 1 and 2 are tested again, 2 this time 10 s after 1 (a 12.5 s wait).
+    w.test_started(item(1))
+    clock.advance(10)
+    w.test_started(item(2))
+    clock.advance(10)
+    assert w.wait(WaitToLand(item(1, ItemState.TESTED, buildset=9), item(2))) == []
+    clock.advance(12.4)
+    assert fired == []
+    clock.advance(0.1)
+    assert fired == [LandWaitOver(1, "default", 9)]
+    clock.advance(1000)  # the first wait was cancelled: it never ends anything
+    assert fired == [LandWaitOver(1, "default", 9)]
+    assert clock.getDelayedCalls() == []
