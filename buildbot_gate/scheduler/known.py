@@ -44,7 +44,8 @@ class StateStore(Protocol):
 @attrs.frozen
 class Hit:
     """One failed gate build, classified: ``known`` is the matched entry's id, or None when the
-    failure matched nothing (unclassified)."""
+    failure matched nothing (unclassified); ``cured`` when failure attribution's rerun cleared
+    it in its build (the tree counted as tested: nothing to recheck, but a flake to count)."""
 
     at: float
     known: str | None
@@ -56,6 +57,7 @@ class Hit:
     builder: str
     build_url: str | None
     log_url: str | None
+    cured: bool = False
 
     def to_json(self) -> dict[str, Any]:
         return attrs.asdict(self)
@@ -63,6 +65,7 @@ class Hit:
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Hit:
         fields: dict[str, Any] = {f.name: data.get(f.name) for f in attrs.fields(cls)}
+        fields["cured"] = bool(fields["cured"])  # recorded before it was
         return cls(**fields)
 
 
@@ -85,10 +88,31 @@ class KnownFailureCheck:
         self, item: Item, event: BuildsetFinished, reports: Sequence[BuildReport]
     ) -> BuildsetFinished:
         """``event`` with the matched entry (``known``) when its failed log shows one; never
-        fails: a catalogue or log that cannot be read leaves the failure the patch's."""
+        fails: a catalogue or log that cannot be read leaves the failure the patch's.
+
+        A tested buildset whose failure attribution cleared a failure by its rerun (a ``flaky:``
+        verdict) is matched and recorded as well (``cured``); its event is left as it is."""
+        if event.outcome == Outcome.PASSED:
+            cured = next((r for r in reports if str(r.verdict or "").startswith("flaky:")), None)
+            if cured is not None and cured.buildid is not None:
+                await self._match(item, cured, cured=True)
+            return event
         failed = next((r for r in reports if r.results == FAILURE), None)
         if event.outcome != Outcome.TEST_FAILED or failed is None or failed.buildid is None:
             return event
+        entry = await self._match(item, failed)
+        if entry is None:
+            log.info("{item}: failure matches no known failure", item=item.describe())
+            return event
+        log.info("{item}: failure matches {entry}", item=item.describe(), entry=entry.describe())
+        return attrs.evolve(event, known=entry.describe(), known_link=entry.link)
+
+    async def _match(
+        self, item: Item, failed: BuildReport, cured: bool = False
+    ) -> knownfailures.KnownFailure | None:
+        """The entry the end of ``failed``'s failed logs matches, recorded as a hit; None when
+        nothing matches or it cannot be told (said in the master's log)."""
+        assert failed.buildid is not None
         try:
             entries, problems = await threads.deferToThread(knownfailures.load, self.catalogue)
             for problem in problems:
@@ -102,15 +126,11 @@ class KnownFailureCheck:
                 failed.failed_tests,
                 item.branch,
             )
-            await self._record(item, failed, found, entry)
+            await self._record(item, failed, found, entry, cured)
         except Exception:
             log.failure("known failures: {item} not classified", item=item.describe())
-            return event
-        if entry is None:
-            log.info("{item}: failure matches no known failure", item=item.describe())
-            return event
-        log.info("{item}: failure matches {entry}", item=item.describe(), entry=entry.describe())
-        return attrs.evolve(event, known=entry.describe(), known_link=entry.link)
+            return None
+        return entry
 
     async def _record(
         self,
@@ -118,6 +138,7 @@ class KnownFailureCheck:
         failed: BuildReport,
         found: FailedLog,
         entry: knownfailures.KnownFailure | None,
+        cured: bool,
     ) -> None:
         hit = Hit(
             at=time.time(),
@@ -130,6 +151,7 @@ class KnownFailureCheck:
             builder=failed.builder,
             build_url=failed.url,
             log_url=found.url,
+            cured=cured,
         )
         hits = list((await self.store.getState(HITS_KEY, [])) or [])
         await self.store.setState(HITS_KEY, [*hits, hit.to_json()][-KEEP_HITS:])

@@ -30,7 +30,6 @@ from buildbot_gate.model import Event
 from buildbot_gate.model import GateState
 from buildbot_gate.model import ItemState
 from buildbot_gate.model import Notify
-from buildbot_gate.model import Outcome
 from buildbot_gate.model import Refuse
 from buildbot_gate.model import Resume
 from buildbot_gate.model import StartLand
@@ -295,7 +294,7 @@ class GateScheduler(ClaimsPromptly, ReconfigurableBaseScheduler):
         else:
             event = outcomes.tested(bsid, reports)
             await self._quarantine.record(reports)
-            if event.outcome == Outcome.TEST_FAILED and self._known is not None:
+            if self._known is not None:  # failures, and those a rerun cleared
                 event = await self._known.classify(item, event, reports)
         # The builds go into the announcements of the items they were run for, not into those of
         # the other items the same decision moves (a patch ejected at the head once the item

@@ -36,23 +36,29 @@ class FailedBuild:
     failed_tests: tuple[str, ...]
     log: str
     branch: str | None = None  # the gate queue it was tested for (None: a build forced by hand)
+    cured: bool = False  # failure attribution's rerun cleared it: the tree counted as tested
 
     def describe(self) -> str:
         what = f" (issue {self.issue} ps {self.patchset})" if self.issue is not None else ""
-        return f"{self.builder} build {self.number}{what}"
+        return f"{self.builder} build {self.number}{what}" + (
+            ", cleared by rerun" if self.cured else ""
+        )
 
 
 def read_failed_builds(db: Any) -> list[FailedBuild]:
-    """Every failed build in the database, with the end of its failed steps' logs."""
+    """Every failed build in the database, and every build whose failure attribution's rerun
+    cleared its failure (a ``flaky:`` verdict), with the end of its failed steps' logs."""
     rows = db.execute(
         sa.text(
             "SELECT b.id, b.number, bl.name AS builder, l.id AS logid, l.type, l.num_lines "
             "FROM builds b JOIN builders bl ON b.builderid = bl.id "
             "JOIN steps s ON s.buildid = b.id JOIN logs l ON l.stepid = s.id "
-            "WHERE b.results = :failure AND s.results IN (1, 2) AND l.type IN ('s', 't') "
+            "WHERE (b.results = :failure OR EXISTS (SELECT 1 FROM build_properties p "
+            "WHERE p.buildid = b.id AND p.name = :verdict AND p.value LIKE :flaky)) "
+            "AND s.results IN (1, 2) AND l.type IN ('s', 't') "
             "ORDER BY b.id, s.number, l.id"
         ),
-        {"failure": FAILURE},
+        {"failure": FAILURE, "verdict": Prop.VERDICT, "flaky": json.dumps("flaky:")[:-1] + "%"},
     )
     logs: dict[int, list[str]] = {}
     builds: dict[int, tuple[str, int]] = {}
@@ -72,6 +78,7 @@ def read_failed_builds(db: Any) -> list[FailedBuild]:
                 failed_tests=tuple(str(t) for t in props.get(Prop.FAILED_TESTS) or ()),
                 log=knownfailures.tail("".join(logs[buildid])),
                 branch=props.get(Prop.BRANCH),
+                cured=str(props.get(Prop.VERDICT) or "").startswith("flaky:"),
             )
         )
     return found

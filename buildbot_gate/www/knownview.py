@@ -34,6 +34,7 @@ def known_failures_json(
     for row in rows.values():
         mine = [h for h in recent if h.known == row["id"]]
         row["hits"] = len(mine)
+        row["cleared"] = sum(1 for h in mine if h.cured)  # of them, cleared by the rerun
         row["last"] = max((h.at for h in mine), default=None)
     unclassified = [_unclassified(h) for h in reversed(recent) if h.known is None]
     return {
@@ -53,4 +54,5 @@ def _unclassified(h: Hit) -> dict[str, Any]:
         "builder": h.builder,
         "build_url": h.build_url,
         "log_url": h.log_url,
+        "cleared_by_rerun": h.cured,
     }

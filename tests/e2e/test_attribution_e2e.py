@@ -10,16 +10,31 @@ from __future__ import annotations
 import pytest
 from buildbot.process.results import CANCELLED
 
+from buildbot_gate import cli
 from buildbot_gate.testing.processes import wait_until
 from buildbot_gate.testing.world import GateWorld
 from buildbot_gate.testing.world import new_file_diff
 
 pytestmark = pytest.mark.e2e
 ENH = "Type: enhancement"
+# The sample suite's seeded flake, catalogued: a flake the rerun clears still counts as its hit.
+FLAKE = """
+id = "bpo-77"
+title = "test_bench: a seeded flaky test"
+state = "open"
+signature = '^FAIL test_bench: bench_flaky_\\w+ failed once'
+"""
 
 
 @pytest.fixture(scope="module")
-def world(tmp_path_factory):
+def catalogue(tmp_path_factory):
+    where = tmp_path_factory.mktemp("known-failures")
+    (where / "bpo-77.toml").write_text(FLAKE)
+    return where
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory, catalogue):
     root = tmp_path_factory.mktemp("attribution")
     flaky = root / "flaky-seen"
     flaky.mkdir()
@@ -28,7 +43,11 @@ def world(tmp_path_factory):
         workers=2,
         # Early failure off: a failed run frees nothing behind it before attribution's verdict,
         # so "nobody is reset" below is attribution's alone (test_early_e2e has both on).
-        env={"GATE_WINDOW": "2", "GATE_EARLY_FAILURE": "0"},
+        env={
+            "GATE_WINDOW": "2",
+            "GATE_EARLY_FAILURE": "0",
+            "GATE_KNOWN_FAILURES": str(catalogue),
+        },
         worker_env={"GATE_SAMPLE_FLAKY_DIR": str(flaky), "GATE_SAMPLE_SLEEP": "1"},
     )
     yield w
@@ -46,7 +65,9 @@ def queue(world):
         return json.loads(r.read())
 
 
-def test_a_test_that_fails_once_is_attributed_flaky_and_nobody_is_ejected_or_reset(world):
+def test_a_test_that_fails_once_is_attributed_flaky_and_nobody_is_ejected_or_reset(
+    world, catalogue, capsys
+):
     flaky = world.approve(
         "Adds a flaky test",
         new_file_diff("bench_flaky_net", ["x"]) + new_file_diff("f.py", ["F = 1"]),
@@ -66,6 +87,19 @@ def test_a_test_that_fails_once_is_attributed_flaky_and_nobody_is_ejected_or_res
     assert not [b for b in world.builds_for(behind, "gate-test") if b["results"] == CANCELLED]
     # Nor was the flaky one tested twice: the rerun of its failed test decided within its build.
     assert len(world.builds_for(flaky, "gate-test")) == 1
+    # The Known failures view counts the flake against its catalogue entry, cleared by the rerun.
+    known = queue(world)["known_failures"]
+    rows = {r["id"]: (r["hits"], r["cleared"]) for r in known["signatures"]}
+    assert rows == {"bpo-77": (1, 1)}, known
+    assert known["unclassified_count"] == 0
+    # So does ``buildbot-gate classify`` over the master's database.
+    argv = ["classify", "--db-url", world.master.db_url, "--catalogue", str(catalogue)]
+    assert cli.main(argv) == 0
+    out = capsys.readouterr().out.splitlines()
+    at = out.index("bpo-77 (open): test_bench: a seeded flaky test: 1 failed build")
+    assert out[at + 1].startswith("  gate-test build ")
+    assert out[at + 1].endswith(", cleared by rerun")
+    assert "unclassified: 0 failed builds" in out
 
 
 def test_a_failure_the_patch_causes_is_ejected_with_the_failing_tests_named(world):
@@ -74,6 +108,9 @@ def test_a_failure_the_patch_causes_is_ejected_with_the_failing_tests_named(worl
     assert "tests failed (test_bench)" in comment
     assert "Failure attribution: caused by the patch: test_bench" in comment
     assert world.landed(issue) == []
+    # Listed for a signature to be written, as a failure (not one a rerun cleared).
+    listed = queue(world)["known_failures"]["unclassified"]
+    assert [(u["issue"], u["cleared_by_rerun"]) for u in listed] == [(issue, False)]
 
 
 def test_a_broken_tip_holds_the_queue_instead_of_ejecting_innocent_patches(world):

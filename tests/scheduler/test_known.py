@@ -11,6 +11,7 @@ import tempfile
 import attrs
 from buildbot.process.results import FAILURE
 from buildbot.process.results import SUCCESS
+from buildbot.process.results import WARNINGS
 from buildbot.test import fakedb
 from buildbot.test.fake import fakemaster
 from buildbot.test.reactor import TestReactorMixin
@@ -57,7 +58,7 @@ class KnownFailureCheckTest(TestReactorMixin, unittest.TestCase):
         self.check = KnownFailureCheck(self.master, self.catalogue, self.store)
 
     @defer.inlineCallbacks
-    def failed_build(self, lines):
+    def failed_build(self, lines, test_results=FAILURE):
         """One failed build whose test step's stdio log holds ``lines`` (as Buildbot stores a
         stdio log: an "o" before each line), in chunks as Buildbot writes them."""
         master_id = fakedb.FakeDBConnector.MASTER_ID
@@ -72,7 +73,7 @@ class KnownFailureCheckTest(TestReactorMixin, unittest.TestCase):
                 masterid=master_id, results=FAILURE,
             ),
             fakedb.Step(id=70, number=1, name="checkout", buildid=50, results=SUCCESS),
-            fakedb.Step(id=71, number=2, name="test", buildid=50, results=FAILURE),
+            fakedb.Step(id=71, number=2, name="test", buildid=50, results=test_results),
             fakedb.Log(id=80, stepid=71, name="stdio", slug="stdio", type="s",
                        num_lines=len(lines)),
         ]  # fmt: skip
@@ -150,3 +151,24 @@ class KnownFailureCheckTest(TestReactorMixin, unittest.TestCase):
         event, _ = yield self.classify(report)
         self.assertIsNotNone(event.known)
         self.assertEqual(len(self.flushLoggedErrors()), 0)
+
+    @defer.inlineCallbacks
+    def test_a_failure_the_rerun_cleared_is_recorded_as_cured_and_the_tree_stays_tested(self):
+        # Failure attribution's test step only warns; its rerun passed: a "flaky:" verdict.
+        yield self.failed_build(["ok   add\n", FAILED, "1 failure(s)\n"], test_results=WARNINGS)
+        cured = BuildReport(
+            "gate-test", 3, URL, SUCCESS, "tested", "n1", None, buildid=50,
+            failed_tests=("test_network",), verdict="flaky: test_network",
+        )  # fmt: skip
+        tested = BuildsetFinished(500, Outcome.PASSED)
+        event = yield defer.ensureDeferred(self.check.classify(ITEM, tested, [cured]))
+        self.assertEqual(event, tested)  # nothing to recheck: the tree counts as tested
+        hits = yield self.store.getState(HITS_KEY, [])
+        self.assertEqual(
+            [(h["known"], h["cured"], h["issue"]) for h in hits], [("bpo-1234", True, 12)]
+        )
+        self.assertEqual(hits[0]["log_url"], URL + "/steps/2/logs/stdio")
+        # A tested build without such a verdict reads no log and records nothing.
+        plain = attrs.evolve(cured, verdict=None)
+        yield defer.ensureDeferred(self.check.classify(ITEM, tested, [plain]))
+        self.assertEqual(len((yield self.store.getState(HITS_KEY, []))), 1)

@@ -16,10 +16,10 @@ def entry(n, state="open"):
     return parse(text, f"bpo-{n}.toml")
 
 
-def hit(at, known=None, issue=7):
+def hit(at, known=None, issue=7, cured=False):
     return Hit(
         at, known, f"t{known}" if known else None, None, issue, 1, "default", "gate-test",
-        f"http://b/{issue}", f"http://b/{issue}/steps/5/logs/stdio",
+        f"http://b/{issue}", f"http://b/{issue}/steps/5/logs/stdio", cured,
     )  # fmt: skip
 
 
@@ -43,3 +43,18 @@ def test_unclassified_failures_are_listed_newest_first_with_their_logs():
     assert [u["issue"] for u in data["unclassified"]] == [3, 2]
     assert data["unclassified_count"] == 2
     assert data["unclassified"][0]["log_url"] == "http://b/3/steps/5/logs/stdio"
+
+
+def test_failures_the_rerun_cleared_count_as_hits_and_say_so():
+    hits = [hit(NOW - 90, "bpo-1"), hit(NOW - 60, "bpo-1", cured=True), hit(NOW - 30, cured=True)]
+    data = known_failures_json(hits, [entry(1)], NOW)
+    ((row,),) = (data["signatures"],)
+    assert (row["hits"], row["cleared"]) == (2, 1)
+    ((flake,),) = (data["unclassified"],)
+    assert flake["cleared_by_rerun"] is True
+
+
+def test_a_hit_recorded_before_cured_existed_reads_back_as_not_cured():
+    data = hit(NOW).to_json()
+    del data["cured"]
+    assert Hit.from_json(data) == hit(NOW)

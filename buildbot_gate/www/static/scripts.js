@@ -209,7 +209,7 @@
               return h("tr", { key: s.id, "data-gate-known": s.id, "data-gate-known-hits": s.hits },
                 h("td", null, link(s.id, s.link), s.state === "open" ? "" : " (" + s.state + ")"),
                 h("td", null, s.title),
-                h("td", null, s.hits),
+                h("td", null, s.hits + (s.cleared ? " (" + s.cleared + " cleared by rerun)" : "")),
                 h("td", null, s.last ? new Date(s.last * 1000).toLocaleString() : ""));
             })))
         : h("p", null, "No known failures in the catalogue."),
@@ -219,7 +219,8 @@
             return h("li", { key: i, "data-gate-unclassified": u.issue },
               new Date(u.at * 1000).toLocaleString() + ": issue " + u.issue + " ps " + u.patchset +
               " on " + u.branch + ", " + u.builder + ": ",
-              link("build", u.build_url), " | ", link("log", u.log_url));
+              link("build", u.build_url), " | ", link("log", u.log_url),
+              u.cleared_by_rerun ? " (cleared by rerun: tested, landed)" : "");
           }))
         : h("p", null, "Every failure this week matched a known one, or none failed."));
   }
