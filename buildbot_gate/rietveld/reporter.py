@@ -104,7 +104,8 @@ def _known_failure_text(msg: DecisionMessage) -> str:
 def _checked_text(msg: DecisionMessage) -> str:
     verdict = "passed" if msg.detail == "passed" else "FAILED"
     lines = [
-        f"Check run of patchset {msg.patchset} {verdict} (tested on the branch tip, not landed)."
+        f"Check run of patchset {msg.patchset}{f' on {msg.branch}' if msg.branch else ''} "
+        f"{verdict} (tested on the branch tip, not landed)."
     ]
     lines += _build_lines(msg.builds, "Builds")
     if msg.detail != "passed":

@@ -243,7 +243,8 @@ def _check(
     latest: int,
     settings: Settings,
 ) -> Tracked:
-    """Send the latest patchset to the check pipeline, once; an unreadable diff is told once."""
+    """Send the latest patchset to the check pipeline, once, for each branch it is nominated
+    for; an unreadable diff is told once."""
     diff = read_diff(raw, latest, settings.max_diff_bytes)
     if isinstance(diff, Tell):
         rec = _tell(rec, out, diff.key, None, diff.detail, issue.owner_email)
@@ -251,7 +252,7 @@ def _check(
         branches = target_branches(
             issue.description, settings.default_branch, settings.bugfix_branches, issue.target_ref
         )
-        out.append(Check(latest, branches[0], diff))
+        out += [Check(latest, branch, diff) for branch in branches]
     return attrs.evolve(rec, checked=latest)
 
 

@@ -1,5 +1,6 @@
 """The check pipeline: each new patchset tested once on the check builders before any approval,
-never pushed, below the gate's priority; superseded (cancelled) by a newer patchset.
+on each branch it is nominated for, never pushed, below the gate's priority; superseded
+(cancelled) by a newer patchset.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from buildbot_gate.scheduler.admission import unsafe
 
 log = Logger()
 
-KEEP = 2000  # issues remembered; the oldest are forgotten first
+KEEP = 2000  # checks (issue, branch) remembered; the oldest issues' are forgotten first
 
 AddBuildset = Callable[..., Awaitable[tuple[int, dict[int, int]]]]
 Cancel = Callable[[CancelBuildset], Awaitable[None]]
@@ -39,7 +40,8 @@ Announce = Callable[[DecisionMessage], None]
 
 @attrs.frozen
 class CheckRecord:
-    """The last patchset of an issue sent to the check builders, and what became of it."""
+    """The last patchset of an issue sent to the check builders for one branch, and what became
+    of it."""
 
     patchset: int
     buildset: int | None = None  # None: refused, or not started
@@ -73,20 +75,23 @@ class CheckRuns:
         self._add_buildset = add_buildset
         self._cancel = cancel
         self._announce = announce
-        self.records: dict[int, CheckRecord] = {}
+        # Per (issue, branch); branch "" for a record saved before checks were per branch.
+        self.records: dict[tuple[int, str], CheckRecord] = {}
 
     def load(self, saved: Any) -> None:
-        self.records = {
-            int(k): CheckRecord(**v) for k, v in (saved or {}).items() if isinstance(v, dict)
-        }
+        self.records = {}
+        for k, v in (saved or {}).items():
+            issue, _, branch = str(k).partition(":")  # "123:3.5"; "123" before
+            if isinstance(v, dict) and issue.isdigit():
+                self.records[int(issue), branch] = CheckRecord(**v)
 
     def saved(self) -> dict[str, Any]:
         newest = sorted(self.records)[-KEEP:]
-        return {str(k): attrs.asdict(self.records[k]) for k in newest}
+        return {f"{i}:{b}" if b else str(i): attrs.asdict(self.records[i, b]) for i, b in newest}
 
-    def result(self, issue: int, patchset: int) -> str:
-        """The check result of that patchset ("" when it was never checked)."""
-        record = self.records.get(issue)
+    def result(self, issue: int, patchset: int, branch: str) -> str:
+        """The check result of that patchset on ``branch`` ("" when it was never checked)."""
+        record = self.records.get((issue, branch)) or self.records.get((issue, ""))
         return record.result if record is not None and record.patchset == patchset else ""
 
     async def on_change(self, change: Any) -> bool:
@@ -100,33 +105,41 @@ class CheckRuns:
         props = change.properties
         issue, ps = int(props.getProperty(Prop.ISSUE)), int(props.getProperty(Prop.PATCHSET))
         branch = str(change.branch or "")
-        earlier = self.records.get(issue)
+        key = (issue, branch)
+        earlier = self.records.get(key)
         if earlier is not None and earlier.patchset >= ps:
             return True  # replayed after a restart: already acted on
-        if earlier is not None and earlier.result == "running" and earlier.buildset:
-            await self._cancel(CancelBuildset(earlier.buildset, f"superseded by patchset {ps}"))
-        if branch not in self.rules.branches:
-            log.info("issue {i} ps {ps}: not checked, {b!r} is not gated", i=issue, ps=ps, b=branch)
-            self.records[issue] = CheckRecord(ps, None, "refused")
-            return True
+        # The issue's checks of older patchsets, on any branch (one no longer nominated too).
+        older = {k: r for k, r in self.records.items() if k[0] == issue and r.patchset < ps}
+        for k, r in older.items():
+            if r.result == "running" and r.buildset:
+                await self._cancel(CancelBuildset(r.buildset, f"superseded by patchset {ps}"))
+                self.records[k] = attrs.evolve(r, result="cancelled")
+        # This patchset's first check, of the branches it is nominated for, says any refusal.
+        first = not any(k[0] == issue and r.patchset == ps for k, r in self.records.items())
         diff = str(props.getProperty(Prop.DIFF) or "")
         subject = props.getProperty(Prop.SUBJECT)
         bad = await threads.deferToThread(  # reads the diff: CPU work
             unsafe, change.who, subject, diff, self.rules.max_diff_bytes, self.rules.allow_hg_files
         )
         if bad:
-            self.records[issue] = CheckRecord(ps, None, "refused")
-            detail = f"Not checked: {bad}. Nothing was run; upload a new patchset to try again."
-            self._announce(DecisionMessage("refused", issue, ps, branch, detail=detail))
+            self.records[key] = CheckRecord(ps, None, "refused")
+            if first:
+                detail = f"Not checked: {bad}. Nothing was run; upload a new patchset to try again."
+                self._announce(DecisionMessage("refused", issue, ps, branch, detail=detail))
+            return True
+        if branch not in self.rules.branches:
+            log.info("issue {i} ps {ps}: not checked, {b!r} is not gated", i=issue, ps=ps, b=branch)
+            self.records[key] = CheckRecord(ps, None, "refused")
             return True
         try:
             base = await branch_tip(self.hgbin, self.repourl, branch)
         except TipError as e:
             log.warn("issue {i} ps {ps}: check not started: {e}", i=issue, ps=ps, e=e)
-            self.records[issue] = CheckRecord(ps, None, "refused")
+            self.records[key] = CheckRecord(ps, None, "refused")
             return True
         bsid = await self._start(change, issue, ps, branch, base, diff)
-        self.records[issue] = CheckRecord(ps, bsid)
+        self.records[key] = CheckRecord(ps, bsid)
         return True
 
     async def _start(
@@ -178,21 +191,24 @@ class CheckRuns:
 
     async def conclude(self, bsid: int) -> bool:
         """Record and announce a finished check buildset; False when ``bsid`` is not a check."""
-        issue = next((i for i, r in self.records.items() if r.buildset == bsid), None)
-        if issue is None:
+        key = next((k for k, r in self.records.items() if r.buildset == bsid), None)
+        if key is None:
             return False
-        record = self.records[issue]
+        record = self.records[key]
         if record.result != "running":
-            return True
+            return True  # said already, or superseded by a newer patchset (its own check says)
         reports = await outcomes.read_builds(self.master, bsid)
         cancelled = any(r.results == CANCELLED for r in reports)
         passed = bool(reports) and all(r.results == SUCCESS for r in reports)
         result = "cancelled" if cancelled else "passed" if passed else "failed"
-        self.records[issue] = attrs.evolve(record, result=result)
+        self.records[key] = attrs.evolve(record, result=result)
         if result == "cancelled":
-            return True  # superseded by a newer patchset: its own check says the rest
+            return True
+        issue, branch = key
         builds = tuple(r.to_json() for r in reports)
         self._announce(
-            DecisionMessage("checked", issue, record.patchset, detail=result, builds=builds)
+            DecisionMessage(
+                "checked", issue, record.patchset, branch or None, detail=result, builds=builds
+            )
         )
         return True

@@ -250,7 +250,8 @@ class GateScheduler(ClaimsPromptly, ReconfigurableBaseScheduler):
             return
         event = await self._admission.event_for(change, self._state)
         if isinstance(event, Approved):
-            event = attrs.evolve(event, check=self._checks.result(event.issue, event.patchset))
+            check = self._checks.result(event.issue, event.patchset, event.branch)
+            event = attrs.evolve(event, check=check)
         if event is not None:
             await self._apply(event)
 

@@ -24,7 +24,7 @@ BROKEN = edit_diff("calc.py", CALC, CALC.replace("return a + b", "return a - b")
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
-    w = GateWorld(tmp_path_factory.mktemp("check"), env={"GATE_CHECK": "1"})
+    w = GateWorld(tmp_path_factory.mktemp("check"), branches=("3.4",), env={"GATE_CHECK": "1"})
     yield w
     try:
         w.assert_audited()
@@ -67,6 +67,23 @@ def test_a_newer_patchset_cancels_the_older_check_and_gets_its_own(world):
     assert len(check_comments(world, issue)) == 1  # nothing said about the superseded one
     results = sorted(b["results"] for b in world.builds_for(issue, "gate-check"))
     assert results == [0, CANCELLED]
+
+
+def test_a_patch_nominated_for_two_branches_is_checked_on_each_tip(world):
+    issue = world.upload(
+        "A fix for both", new_file_diff("c5.py", ["E = 1"]), "Branches: 3.4, default"
+    )
+    wait_until(lambda: len(check_comments(world, issue)) == 2, 90, "a check comment per branch")
+    world.settle()
+    said = sorted(c.split(" (")[0].split(" on ")[1] for c in check_comments(world, issue))
+    assert said == ["3.4 passed", "default passed"]
+    builds = world.builds_for(issue, "gate-check")
+    assert sorted(prop(b, Prop.BRANCH) for b in builds) == ["3.4", "default"]
+    # Each on its own branch's tip.
+    tips = {
+        b: world.upstream.log(f"branch({b!r}) and head()")[0]["node"] for b in ("3.4", "default")
+    }
+    assert {prop(b, Prop.BRANCH): prop(b, Prop.BASE) for b in builds} == tips
 
 
 def test_a_hostile_patch_is_refused_before_any_check_build(world):

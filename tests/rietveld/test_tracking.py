@@ -333,11 +333,13 @@ def test_with_checks_on_each_readable_patchset_is_checked_exactly_once(
     owner, diff, script, restart
 ):
     world = run(owner, diff, script, restart, settings=CHECKING)
-    checked = [c.patchset for c in _checks(world)]
+    checked = [(c.patchset, c.branch) for c in _checks(world)]
     polled = sorted({i.latest_patchset for _, i, _ in world.polls if not i.closed})
-    # Before any approval, whoever owns it, whether the tracker answers or not.
-    assert checked == (polled if diff == DIFF else [])
-    assert all(c.branch == "3.4" and c.diff == DIFF.decode() for c in _checks(world))
+    # Before any approval, whoever owns it, whether the tracker answers or not; on each branch
+    # the bug fix is nominated for.
+    each = [(ps, branch) for ps in polled for branch in ("3.4", "default")]
+    assert checked == (each if diff == DIFF else [])
+    assert all(c.diff == DIFF.decode() for c in _checks(world))
     if diff != DIFF:  # an unreadable patchset is told once, not checked
         told = [i for _, _, intents in world.polls for i in intents if isinstance(i, Tell)]
         assert len({t.key for t in told}) == len(told)

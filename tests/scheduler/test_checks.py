@@ -75,7 +75,7 @@ class CheckRunsTest(TestReactorMixin, unittest.TestCase):
             -1,
             "http://hg.example.org/cpython",
             "hg",
-            AdmissionRules(branches=["default"], max_diff_bytes=100_000),
+            AdmissionRules(branches=["default", "3.5"], max_diff_bytes=100_000),
             self.add_buildset,
             self.cancel,
             lambda message: self.said.append((message.decision, message.to_json())),
@@ -113,8 +113,8 @@ class CheckRunsTest(TestReactorMixin, unittest.TestCase):
         self.assertEqual(
             [(d, m["patchset"], m["detail"]) for d, m in self.said], [("checked", 2, "passed")]
         )
-        self.assertEqual(self.runs.result(7, 2), "passed")
-        self.assertEqual(self.runs.result(7, 1), "")
+        self.assertEqual(self.runs.result(7, 2, "default"), "passed")
+        self.assertEqual(self.runs.result(7, 1, "default"), "")
 
     @defer.inlineCallbacks
     def test_each_result_is_announced_once_and_survives_a_restart(self):
@@ -125,7 +125,7 @@ class CheckRunsTest(TestReactorMixin, unittest.TestCase):
         self.assertEqual([m["detail"] for _, m in self.said], ["failed"])
         saved = self.runs.saved()
         self.runs.load(saved)
-        self.assertEqual(self.runs.result(7, 1), "failed")
+        self.assertEqual(self.runs.result(7, 1, "default"), "failed")
 
     @defer.inlineCallbacks
     def test_a_hostile_patch_is_refused_before_any_buildset(self):
@@ -140,3 +140,44 @@ class CheckRunsTest(TestReactorMixin, unittest.TestCase):
     def test_a_branch_the_gate_does_not_gate_is_not_checked(self):
         yield defer.ensureDeferred(self.runs.on_change(change(9, 1, branch="2.6")))
         self.assertEqual((self.started, self.said), ([], []))
+
+    @defer.inlineCallbacks
+    def test_each_nominated_branch_gets_its_own_check_and_result(self):
+        yield defer.ensureDeferred(self.runs.on_change(change(7, 1, branch="3.5")))
+        yield defer.ensureDeferred(self.runs.on_change(change(7, 1)))
+        yield defer.ensureDeferred(self.runs.on_change(change(7, 1)))  # replayed at start
+        self.assertEqual([s["sourcestamps"][0]["branch"] for s in self.started], ["3.5", "default"])
+        self.reports = [report(FAILURE)]
+        yield defer.ensureDeferred(self.runs.conclude(101))
+        self.reports = [report(SUCCESS)]
+        yield defer.ensureDeferred(self.runs.conclude(102))
+        said = [(m["branch"], m["detail"]) for _, m in self.said]
+        self.assertEqual(said, [("3.5", "failed"), ("default", "passed")])
+        self.assertEqual(self.runs.result(7, 1, "3.5"), "failed")
+        self.assertEqual(self.runs.result(7, 1, "default"), "passed")
+        self.runs.load(self.runs.saved())  # a restart keeps both
+        self.assertEqual(self.runs.result(7, 1, "3.5"), "failed")
+
+    @defer.inlineCallbacks
+    def test_a_newer_patchset_cancels_the_checks_on_every_branch_even_one_dropped(self):
+        yield defer.ensureDeferred(self.runs.on_change(change(7, 1, branch="3.5")))
+        yield defer.ensureDeferred(self.runs.on_change(change(7, 1)))
+        yield defer.ensureDeferred(self.runs.on_change(change(7, 2)))  # nominated for default only
+        self.assertEqual(sorted(c.buildset for c in self.cancelled), [101, 102])
+        self.reports = [report(CANCELLED)]
+        yield defer.ensureDeferred(self.runs.conclude(101))
+        self.assertEqual(self.said, [])
+        self.assertEqual(self.runs.result(7, 1, "3.5"), "cancelled")
+
+    @defer.inlineCallbacks
+    def test_a_hostile_patch_nominated_for_two_branches_is_refused_once(self):
+        yield defer.ensureDeferred(self.runs.on_change(change(8, 1, HOSTILE, branch="3.5")))
+        yield defer.ensureDeferred(self.runs.on_change(change(8, 1, HOSTILE)))
+        self.assertEqual(self.started, [])
+        self.assertEqual([d for d, _ in self.said], ["refused"])
+        self.assertEqual(self.runs.result(8, 1, "default"), "refused")
+
+    def test_a_result_saved_before_checks_were_per_branch_still_counts(self):
+        self.runs.load({"7": {"patchset": 3, "buildset": 101, "result": "passed"}})
+        self.assertEqual(self.runs.result(7, 3, "default"), "passed")
+        self.assertEqual(self.runs.result(7, 2, "default"), "")
