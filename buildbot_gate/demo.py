@@ -1,5 +1,6 @@
 """The demo's world: the sample patches and the loop that approves them on a timer, so the
-queue visibly moves. Only ``buildbot-gate demo`` imports it (it starts real processes).
+queue visibly moves, with a Roundup tracker that says who may approve and hears of each landing.
+Only ``buildbot-gate demo`` imports it (it starts real processes).
 """
 
 from __future__ import annotations
@@ -86,12 +87,17 @@ def run(args: argparse.Namespace) -> int:
             "GATE_DOCS_COMMAND": "python build_docs.py",
         },
         worker_env={"GATE_SAMPLE_SLEEP": str(args.test_seconds)},
+        # Committers and agreements come from the tracker; a landing is told on the tracker
+        # issue its review names ("Issue #N"), as bugs.python.org heard of each changeset.
+        tracker=True,
+        roundup={"GATE_ROUNDUP_ISSUE_FROM": "description"},
     )
     try:
         print(
             f"\n  Buildbot web UI   {world.master.url}\n"
             f"  Rietveld stand-in {world.standin.url}\n"
             f"  hg repository     {world.upstream.url}\n"
+            f"  Roundup tracker   {world.tracker.url}\n"
             f"  workers           {', '.join(world.names)}\n",
             flush=True,
         )
@@ -108,11 +114,16 @@ def run(args: argparse.Namespace) -> int:
 
 def _drive(world: GateWorld, args: argparse.Namespace) -> int:
     expected: dict[int, str] = {}
+    bugs: dict[int, int] = {}  # review issue: its tracker issue
     ann = Contributor(world, world.root / "contributor")
     for subject, diff, outcome, prepare in demo_patches():
-        issue = ann.post(subject, diff, prepare=prepare)
-        expected[issue] = outcome
-        print(f"hg qpost posted issue {issue}: {subject!r} (it {outcome})", flush=True)
+        bug = world.tracker.add_issue(subject)
+        issue = ann.post(subject, diff, prepare=prepare, body=f"Issue #{bug}")
+        expected[issue], bugs[issue] = outcome, bug
+        print(
+            f"hg qpost posted issue {issue}: {subject!r} for tracker issue {bug} (it {outcome})",
+            flush=True,
+        )
     told: dict[int, int] = {}
     pending = list(expected)
     next_approval = time.monotonic()
@@ -128,23 +139,42 @@ def _drive(world: GateWorld, args: argparse.Namespace) -> int:
                 print(echo(issue, text), flush=True)
             told[issue] = len(comments)
         if args.exit_when_settled and not pending and all(told.get(i) for i in expected):
-            return _summary(world, expected)
+            return _summary(world, expected, bugs)
         time.sleep(0.5)
 
 
 def echo(issue: int, comment: str) -> str:
     """A gate comment as the terminal shows it: all of it, its later lines indented."""
-    first, *rest = comment.splitlines() or [""]
-    return "\n".join([f"gate on issue {issue}: {first}", *(f"    {line}" for line in rest)])
+    return _indented(f"gate on issue {issue}: {comment}")
 
 
-def _summary(world: GateWorld, expected: dict[int, str]) -> int:
-    """Check each sample ended as the demo promised; exit status 1 if one did not."""
+def _indented(text: str) -> str:
+    first, *rest = text.splitlines() or [""]
+    return "\n".join([first, *(f"    {line}" for line in rest)])
+
+
+def _summary(world: GateWorld, expected: dict[int, str], bugs: dict[int, int]) -> int:
+    """Check each sample ended as the demo promised, on the review and on the tracker (one
+    message for a landing, none otherwise); exit status 1 if one did not."""
     wrong = 0
     for issue, outcome in expected.items():
         last = world.gate_comments(issue)[-1]
         landed = last.startswith("Landed")
-        ok = landed == (outcome == "lands")
+        told = _tracker_messages(world, bugs[issue], 1 if landed else 0)
+        ok = landed == (outcome == "lands") and len(told) == (1 if landed else 0)
         wrong += not ok
         print(f"issue {issue}: expected it {outcome}; {'ok' if ok else 'WRONG'}", flush=True)
+        for text in told:
+            print(_indented(f"  tracker issue {bugs[issue]} told: {text}"), flush=True)
     return 1 if wrong else 0
+
+
+def _tracker_messages(world: GateWorld, bug: int, due: int, timeout: float = 30) -> list[str]:
+    """The gate's messages on tracker issue ``bug``, once ``due`` of them are there (the tracker
+    hears of a landing beside the review, not necessarily before it) or ``timeout`` is up."""
+    deadline = time.monotonic() + timeout
+    while True:
+        said = [m["content"] for m in world.tracker.issue(bug)["messages"]]
+        if len(said) >= due or time.monotonic() > deadline:
+            return said
+        time.sleep(0.5)

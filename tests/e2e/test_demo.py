@@ -38,6 +38,9 @@ def test_demo_moves_the_queue_and_stops_cleanly(tmp_path):
     assert out.count("gate on issue") >= 4
     assert out.count("; ok") == 4
     assert "Landed patchset" in out and "tests failed" in out and "does not apply" in out
+    # The two that landed were told on their tracker issues, once each; the others were not.
+    assert "Roundup tracker   http://127.0.0.1:" in out
+    assert out.count(" told: New changeset ") == 2
     # Each comment is echoed whole: its later lines (the builds, the cost) indented under it.
     assert "\n    Tested on:\n      gate-test" in out
     assert out.count("\n    Cost to the fleet: ") >= 4
