@@ -25,7 +25,7 @@ MERGE_NOW = "gate:merge-now"  # + gate_requester
 RESUME_BRANCH = "gate:resume-branch"
 CATEGORIES = (APPROVED, WITHDRAWN, RECHECK, MERGE_NOW, RESUME_BRANCH)
 # A new patchset to test once on the check builders, before any approval (never pushed):
-# + gate_patchset, gate_subject, gate_diff; the change's branch is the first nominated one.
+# + gate_patchset, gate_subject, gate_diff; one change per nominated branch, its branch.
 CHECK = "gate:check"
 
 

@@ -102,7 +102,6 @@ class KnownFailureCheck:
             return event
         entry = await self._match(item, failed)
         if entry is None:
-            log.info("{item}: failure matches no known failure", item=item.describe())
             return event
         log.info("{item}: failure matches {entry}", item=item.describe(), entry=entry.describe())
         return attrs.evolve(event, known=entry.describe(), known_link=entry.link)
@@ -130,6 +129,9 @@ class KnownFailureCheck:
         except Exception:
             log.failure("known failures: {item} not classified", item=item.describe())
             return None
+        if entry is None:
+            what = "failure cleared by its rerun" if cured else "failure"
+            log.info("{item}: {what} matches no known failure", item=item.describe(), what=what)
         return entry
 
     async def _record(
