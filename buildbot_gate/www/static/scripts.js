@@ -220,7 +220,7 @@
               new Date(u.at * 1000).toLocaleString() + ": issue " + u.issue + " ps " + u.patchset +
               " on " + u.branch + ", " + u.builder + ": ",
               link("build", u.build_url), " | ", link("log", u.log_url),
-              u.cleared_by_rerun ? " (cleared by rerun: tested, landed)" : "");
+              u.cleared_by_rerun ? " (cleared by its rerun: the tree counted as tested)" : "");
           }))
         : h("p", null, "Every failure this week matched a known one, or none failed."));
   }
