@@ -21,6 +21,7 @@ from buildbot_gate.diffs import summarize
 from buildbot_gate.hgremote import TipError
 from buildbot_gate.hgremote import branch_tip
 from buildbot_gate.model import CancelBuildset
+from buildbot_gate.model import GateState
 from buildbot_gate.model import Item
 from buildbot_gate.model import LandStarted
 from buildbot_gate.model import StartFailed
@@ -146,6 +147,33 @@ class BuildsetLauncher:
             )
         paths = tuple(sorted(plan.paths))
         return TestStarted(item.issue, item.branch, str(plan.base), bsid, advisory, paths)
+
+    async def cancel_orphans(self, scheduler: str, state: GateState) -> list[int]:
+        """Cancel the unfinished buildsets ``scheduler`` made for its items that no item records:
+        a master stopped between making one and recording it, and the model has asked for that
+        start again. Left alone, its build request would run as well: the same tree twice (a
+        landing, two pushes). Check runs are not the model's (CheckRuns keeps them)."""
+        runs = [i.current_run for i in state.items]
+        recorded = {b for r in runs for b in (r.buildset, r.advisory_buildset) if b is not None}
+        orphans = []
+        for bs in await self.master.db.buildsets.getBuildsets(complete=False):
+            name = bs.external_idstring or ""
+            if (
+                bs.bsid in recorded
+                or not name.startswith("gate-")
+                or name.startswith("gate-check-")
+            ):
+                continue
+            props = await self.master.db.buildsets.getBuildsetProperties(bs.bsid)
+            if props.get("scheduler", (None,))[0] != scheduler:
+                continue  # another gate scheduler's
+            log.warn(
+                "buildset {bsid} ({name}) was never recorded: cancelled", bsid=bs.bsid, name=name
+            )
+            why = "its master stopped before recording it; the gate starts it again"
+            await self.cancel(CancelBuildset(bs.bsid, why))
+            orphans.append(bs.bsid)
+        return orphans
 
     async def cancel(self, action: CancelBuildset) -> None:
         """Cancel what is left of a buildset the model no longer needs."""

@@ -211,7 +211,8 @@ class GateScheduler(ClaimsPromptly, ReconfigurableBaseScheduler):
         yield super().deactivate()
 
     async def _recover(self) -> None:
-        """After a (re)start: read the results of buildsets that completed while we were away."""
+        """After a (re)start: cancel buildsets never recorded; read those finished meanwhile."""
+        await self._launcher.cancel_orphans(self.name, self._state)
         for item in list(self._state.items):
             if item.current_run.buildset is None:
                 continue

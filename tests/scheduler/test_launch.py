@@ -13,6 +13,7 @@ from twisted.internet import defer
 from twisted.trial import unittest
 
 from buildbot_gate.hgremote import TipError
+from buildbot_gate.model import GateState
 from buildbot_gate.model import Item
 from buildbot_gate.model import ItemState
 from buildbot_gate.model import LandStarted
@@ -28,6 +29,7 @@ from buildbot_gate.scheduler.launch import LaunchSettings
 DIFF = "diff --git a/calc.py b/calc.py\n--- a/calc.py\n+++ b/calc.py\n@@ -1 +1 @@\n-a\n+b\n"
 TIP = "a" * 40
 TESTED = "b" * 40
+ORPHANED = "its master stopped before recording it; the gate starts it again"
 WHEN = int(datetime.datetime(2023, 11, 14, tzinfo=datetime.UTC).timestamp())
 
 
@@ -201,3 +203,52 @@ class BuildsetLauncherTest(TestReactorMixin, unittest.TestCase):
         self.assertIsInstance(event, StartFailed)
         self.assertIn("change 99", event.reason)
         self.assertEqual(self.calls, [])
+
+
+class OrphanTest(TestReactorMixin, unittest.TestCase):
+    """After a restart or a takeover: what the gate made but never recorded is cancelled."""
+
+    @defer.inlineCallbacks
+    def setUp(self):
+        self.setup_test_reactor()
+        self.master = yield fakemaster.make_master(self, wantDb=True, wantData=True, wantMq=True)
+        settings = LaunchSettings("http://hg.example.org/cpython", "hg", ["linux"], "gate-land")
+        self.launcher = BuildsetLauncher(self.master, settings, None)
+        rows = [fakedb.Master(id=fakedb.FakeDBConnector.MASTER_ID), fakedb.Builder(id=1)]
+        for bsid, name, scheduler, complete in (
+            (600, "gate-test-7-3-default", "gate", 0),  # recorded: item 7's run
+            (601, "gate-test-8-3-default", "gate", 0),  # never recorded: the orphan
+            (602, "gate-check-9-1", "gate", 0),  # a check run: CheckRuns' own
+            (603, "gate-test-10-3-3.5", "gate-3.5", 0),  # another gate scheduler's
+            (604, "gate-test-11-3-default", "gate", 1),  # finished
+            (605, "gate-advisory-7-3-default", "gate", 0),  # recorded: item 7's advisory run
+            (606, "force", "force", 0),  # forced by hand
+        ):
+            rows += [
+                fakedb.Buildset(id=bsid, external_idstring=name, complete=complete),
+                fakedb.BuildsetProperty(
+                    buildsetid=bsid, property_name="scheduler",
+                    property_value=json.dumps([scheduler, "Scheduler"]),
+                ),
+                fakedb.BuildRequest(id=bsid, buildsetid=bsid, builderid=1, complete=complete),
+            ]  # fmt: skip
+        yield self.master.db.insert_test_data(rows)
+
+    @defer.inlineCallbacks
+    def test_only_an_unrecorded_unfinished_buildset_of_this_scheduler_is_cancelled(self):
+        run = Run(base=TIP, buildset=600, advisory_buildset=605)
+        state = GateState(items=(item(7, run=run),))
+        cancelled = []
+
+        async def cancel(action):
+            cancelled.append(action)
+
+        self.launcher.cancel = cancel  # what cancelling does has its own tests
+        orphans = yield defer.ensureDeferred(self.launcher.cancel_orphans("gate", state))
+        self.assertEqual(orphans, [601])
+        self.assertEqual([(c.buildset, c.reason) for c in cancelled], [(601, ORPHANED)])
+        # Recorded again (a start the master did record): nothing is cancelled.
+        state = GateState(items=(item(7, run=run), item(8, run=Run(base=TIP, buildset=601))))
+        self.assertEqual(
+            (yield defer.ensureDeferred(self.launcher.cancel_orphans("gate", state))), []
+        )

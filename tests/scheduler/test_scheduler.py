@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import json
 import warnings
 
 from buildbot import config
@@ -361,6 +362,30 @@ class GateSchedulerTest(SchedulerCase):
         self.assertEqual(len(self.addBuildsetCalls), 1)
         state = yield self.sched.getState("gate")
         self.assertEqual(len(state["items"]), 1)
+
+    @defer.inlineCallbacks
+    def test_a_buildset_made_but_never_recorded_is_cancelled_at_restart(self):
+        # A master made buildset 777 for the item, then stopped before recording it, and the
+        # item was started again (500): on the next start, 777 must not run beside 500.
+        yield self.make_scheduler()
+        yield self.approve()
+        scheduler = json.dumps(["gate", "Scheduler"])
+        yield self.master.db.insert_test_data(
+            [
+                fakedb.Buildset(id=500, complete=0),
+                fakedb.SourceStamp(id=777),
+                fakedb.Buildset(id=777, external_idstring="gate-test-1234-3-default", complete=0),
+                fakedb.BuildsetSourceStamp(buildsetid=777, sourcestampid=777),
+                fakedb.BuildsetProperty(777, "scheduler", scheduler),
+                fakedb.BuildRequest(id=7770, buildsetid=777, builderid=300),
+            ]
+        )
+        yield self.sched.deactivate()
+        yield self.sched.activate()
+        # Cancelled as the web UI cancels a request (the master that holds it stops it).
+        cancels = [k for k, _ in self.master.mq.productions if k[-1] == "cancel"]
+        self.assertEqual(cancels, [("control", "buildrequests", "7770", "cancel")])
+        self.assertEqual(len(self.addBuildsetCalls), 1)  # and 500, recorded, goes on
 
     @defer.inlineCallbacks
     def request(self, category, issue, requester="someone@example.org"):
